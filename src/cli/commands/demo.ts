@@ -1,0 +1,19 @@
+/** `socketkit demo`: the tour of every system on loopback. */
+import type { Command } from '../command.js';
+import { runTour } from '../../demo/tour.js';
+
+const command: Command = {
+  name: 'demo',
+  summary: 'Run every system on loopback (free ports, a temporary folder) and report what happened.',
+  args: '',
+  options: {},
+  positionals: { min: 0, max: 0 },
+  examples: ['socketkit demo', 'npm start'],
+  async run({ io }) {
+    io.stdout.write('socketkit tour — every system on loopback\n');
+    const r = await runTour((text) => io.stdout.write(text));
+    return r.failed === 0 ? 0 : 1;
+  },
+};
+
+export default command;

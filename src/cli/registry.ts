@@ -1,0 +1,17 @@
+/**
+ * Every CLI command, loaded lazily: `socketkit --help` reads only this table.
+ * A system adds its command here and in `src/cli/commands/`.
+ */
+import type { Command } from './command.js';
+
+export interface CommandEntry {
+  readonly name: string;
+  readonly summary: string;
+  readonly load: () => Promise<Command>;
+}
+
+export const COMMANDS: readonly CommandEntry[] = [
+  { name: 'echo-server', summary: 'run an echo server (TCP, framed, or UDP)', load: async () => (await import('./commands/echo-server.js')).default },
+  { name: 'echo', summary: 'send a message or stdin to an echo server and verify the echo', load: async () => (await import('./commands/echo.js')).default },
+  { name: 'demo', summary: 'a tour of every system on loopback (what `npm start` runs)', load: async () => (await import('./commands/demo.js')).default },
+];

@@ -1,0 +1,61 @@
+/**
+ * How commands talk to people and to machines.
+ *
+ * Text mode: events are human lines on stderr (silenced by -q), results on stdout.
+ * JSON mode (--json): one JSON object per line on stdout, each with `event` and `ts`.
+ */
+import type { CommandIO, GlobalFlags } from './command.js';
+
+export interface Reporter {
+  /** A log line for people (stderr); dropped in quiet and JSON modes. */
+  log(text: string): void;
+  /** A structured event: NDJSON in JSON mode, else `text` (if given) as a log line. */
+  event(name: string, fields: Record<string, unknown>, text?: string): void;
+  /** The final result: JSON object in JSON mode, else `text` on stdout (unless quiet). */
+  result(name: string, fields: Record<string, unknown>, text: string): void;
+  readonly json: boolean;
+  readonly quiet: boolean;
+  /** True when stderr is a terminal (live progress is worth drawing). */
+  readonly tty: boolean;
+}
+
+export function createReporter(io: CommandIO, global: GlobalFlags): Reporter {
+  const line = (event: string, fields: Record<string, unknown>): void => {
+    io.stdout.write(`${JSON.stringify({ event, ts: new Date().toISOString(), ...fields })}\n`);
+  };
+  return {
+    json: global.json,
+    quiet: global.quiet,
+    tty: io.stderr.isTTY === true && !global.quiet && !global.json,
+    log(text) {
+      if (!global.quiet && !global.json) io.stderr.write(`${text}\n`);
+    },
+    event(name, fields, text) {
+      if (global.json) line(name, fields);
+      else if (text !== undefined && !global.quiet) io.stderr.write(`${text}\n`);
+    },
+    result(name, fields, text) {
+      if (global.json) line(name, fields);
+      else if (!global.quiet) io.stdout.write(`${text}\n`);
+    },
+  };
+}
+
+/** 1234567 → "1.18 MiB" */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[i]}`;
+}
+
+/** Milliseconds with sensible precision: 0.083 ms, 12.4 ms, 1534 ms. */
+export function formatMs(ms: number): string {
+  if (!Number.isFinite(ms)) return '-';
+  return `${ms < 1 ? ms.toFixed(3) : ms < 100 ? ms.toFixed(1) : ms.toFixed(0)} ms`;
+}

@@ -1,0 +1,50 @@
+/**
+ * Parsers for option values (durations, sizes, counts). Each throws ERR_USAGE naming the option.
+ */
+import { SocketkitError } from '../core/errors.js';
+
+function usage(option: string, text: string, what: string): SocketkitError {
+  return new SocketkitError('ERR_USAGE', `--${option}: '${text}' is not ${what}`);
+}
+
+/** Seconds as a number (`1`, `0.5`, `250ms`, `2s`, `1m`) → milliseconds. */
+export function parseDurationMs(option: string, text: string): number {
+  const m = /^(\d+(?:\.\d+)?|\.\d+)(ms|s|m)?$/.exec(text.trim());
+  if (!m) throw usage(option, text, 'a duration (seconds, or with ms/s/m)');
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  return Math.round(unit === 'ms' ? n : unit === 'm' ? n * 60_000 : n * 1000);
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3,
+};
+
+/** A byte size (`64`, `4k`, `4KiB`, `1M`, `2GiB`; k/m/g are powers of 1024). */
+export function parseSize(option: string, text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
+  const mult = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || mult === undefined) throw usage(option, text, 'a size (bytes, or with k, M, G, KiB, MiB, GiB)');
+  const n = Math.round(Number(m[1]) * mult);
+  if (!Number.isSafeInteger(n)) throw usage(option, text, 'a size socketkit can handle');
+  return n;
+}
+
+/** A whole number within [min, max]. */
+export function parseCount(option: string, text: string, min = 1, max = Number.MAX_SAFE_INTEGER): number {
+  if (!/^\d+$/.test(text.trim())) throw usage(option, text, `a whole number from ${min}`);
+  const n = Number(text);
+  if (n < min || n > max) throw usage(option, text, `a whole number from ${min} to ${max}`);
+  return n;
+}
+
+/** Reads an optional string option. */
+export function str(values: Record<string, unknown>, name: string): string | undefined {
+  const v = values[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** Reads a boolean option. */
+export function flag(values: Record<string, unknown>, name: string): boolean {
+  return values[name] === true;
+}

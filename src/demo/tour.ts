@@ -1,0 +1,67 @@
+/**
+ * The tour behind `npm start` / `socketkit demo`: every system, started on loopback on free
+ * ports, exercised by its own client, with a short readable report. Each system contributes
+ * one step module; a failing step is reported and makes the tour exit non-zero.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { echoStep } from './echo.js';
+
+/** What a step gets: somewhere to write lines and a private temporary folder. */
+export interface TourContext {
+  /** Writes one indented report line. */
+  readonly say: (line: string) => void;
+  /** A temporary folder, removed after the tour. */
+  readonly tmp: string;
+  /** Whether ::1 is usable on this machine. */
+  readonly ipv6: boolean;
+}
+
+export interface TourStep {
+  readonly title: string;
+  run(ctx: TourContext): Promise<void>;
+}
+
+export const STEPS: readonly TourStep[] = [echoStep];
+
+export interface TourResult {
+  readonly passed: number;
+  readonly failed: number;
+}
+
+/** Runs every step in order and writes the report with `write`. */
+export async function runTour(write: (text: string) => void, steps: readonly TourStep[] = STEPS): Promise<TourResult> {
+  const tmp = await mkdtemp(join(tmpdir(), 'socketkit-tour-'));
+  const ipv6 = await hasIPv6();
+  let passed = 0;
+  let failed = 0;
+  try {
+    for (const [i, step] of steps.entries()) {
+      write(`\n${i + 1}. ${step.title}\n`);
+      const t0 = performance.now();
+      try {
+        await step.run({ say: (line) => write(`   ${line}\n`), tmp, ipv6 });
+        passed++;
+        write(`   ok (${Math.round(performance.now() - t0)} ms)\n`);
+      } catch (err) {
+        failed++;
+        const e = err as { message?: string; code?: string };
+        write(`   FAILED: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}\n`);
+      }
+    }
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  write(`\n${passed} of ${steps.length} systems passed${failed ? `, ${failed} failed` : ''}.\n`);
+  return { passed, failed };
+}
+
+async function hasIPv6(): Promise<boolean> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen({ host: '::1', port: 0 }, () => s.close(() => resolve(true)));
+  });
+}

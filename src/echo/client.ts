@@ -1,0 +1,164 @@
+/**
+ * The echo client: sends a stream of bytes, half-closes, reads until every byte has come back
+ * and checks, as it goes, that the echo is identical.
+ *
+ * Memory is bounded whatever the size of the input: a sent chunk is kept only until its echo
+ * has been compared, and the writer waits for 'drain', so at most the socket buffers' worth is
+ * held. A reply that differs, is short, or is longer than what was sent is a mismatch.
+ */
+import type { Socket } from 'node:net';
+import { connect, type ConnectOptions, type ConnectTransport } from '../net/connect.js';
+import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
+import { writeWithBackpressure } from '../net/write.js';
+import { EXIT_MISMATCH, SocketkitError, toSocketkitError } from '../core/errors.js';
+
+export interface EchoClientOptions extends ConnectOptions {
+  /** No reply for this long (ms) while bytes are outstanding fails with ERR_TIMEOUT. Default 10 s. */
+  readonly idleTimeoutMs?: number;
+  /** Receives each echoed chunk (to print it); awaiting it applies backpressure to the socket. */
+  readonly onEcho?: (chunk: Buffer) => void | Promise<void>;
+  readonly transport?: ConnectTransport;
+}
+
+export interface EchoResult {
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+  /** Milliseconds to establish the connection. */
+  readonly connectMs: number;
+  /** Milliseconds from the first byte sent to the first byte echoed (NaN when nothing was sent). */
+  readonly firstByteMs: number;
+  /** Milliseconds from connected to the last byte echoed. */
+  readonly totalMs: number;
+}
+
+/** Compares echoed bytes against what was sent, chunk by chunk, releasing what matched. */
+class EchoVerifier {
+  readonly #pending: Buffer[] = [];
+  #offset = 0; // into pending[0]
+  pendingBytes = 0;
+  matched = 0;
+
+  sent(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.#pending.push(chunk);
+    this.pendingBytes += chunk.length;
+  }
+
+  /** Returns the absolute offset of the first differing byte, or -1 when all of `chunk` matched. */
+  received(chunk: Buffer): number {
+    let at = 0;
+    while (at < chunk.length) {
+      const head = this.#pending[0];
+      if (head === undefined) return this.matched; // more came back than was sent
+      const n = Math.min(head.length - this.#offset, chunk.length - at);
+      if (head.compare(chunk, at, at + n, this.#offset, this.#offset + n) !== 0) {
+        for (let i = 0; i < n; i++) if (head[this.#offset + i] !== chunk[at + i]) return this.matched + i;
+      }
+      this.matched += n;
+      this.pendingBytes -= n;
+      at += n;
+      this.#offset += n;
+      if (this.#offset === head.length) {
+        this.#pending.shift();
+        this.#offset = 0;
+      }
+    }
+    return -1;
+  }
+}
+
+function mismatch(message: string): SocketkitError {
+  return new SocketkitError('ERR_ECHO_MISMATCH', message, { exitCode: EXIT_MISMATCH });
+}
+
+/**
+ * Sends every chunk of `input` to the echo server at `ep`, half-closes, and verifies the echo.
+ * Rejects with ERR_ECHO_MISMATCH (exit 1) when the echo differs, or a connection error.
+ */
+export async function echoStream(ep: Endpoint, input: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: EchoClientOptions = {}): Promise<EchoResult> {
+  const what = formatEndpoint(ep);
+  const t0 = performance.now();
+  const socket = await connect(ep, options, options.transport);
+  const tConnected = performance.now();
+  const verifier = new EchoVerifier();
+  let bytesSent = 0;
+  let bytesReceived = 0;
+  let tFirstSent = NaN;
+  let tFirstEcho = NaN;
+  let inputDone = false;
+  const idle = options.idleTimeoutMs ?? 10_000;
+  let failure: SocketkitError | undefined;
+  const fail = (err: SocketkitError): void => {
+    failure ??= err;
+    socket.destroy();
+  };
+  if (idle > 0) {
+    socket.setTimeout(idle, () => {
+      // Only an echo we are waiting for can time out; slow input (a person typing) cannot.
+      if (verifier.pendingBytes > 0 || inputDone) {
+        fail(new SocketkitError('ERR_TIMEOUT', `no echo from ${what} for ${idle / 1000} s (${verifier.pendingBytes} bytes outstanding)`));
+      }
+    });
+  }
+  socket.on('error', (err) => fail(toSocketkitError(err, what)));
+
+  const writer = (async () => {
+    for await (const chunk of input) {
+      if (failure) return;
+      const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      if (buf.length === 0) continue;
+      if (Number.isNaN(tFirstSent)) tFirstSent = performance.now();
+      verifier.sent(buf);
+      bytesSent += buf.length;
+      await writeWithBackpressure(socket, buf);
+    }
+    inputDone = true;
+    if (!failure) socket.end();
+  })().catch((err: unknown) => fail(toSocketkitError(err, what)));
+
+  const reader = (async () => {
+    for await (const chunk of socket as AsyncIterable<Buffer>) {
+      if (Number.isNaN(tFirstEcho)) tFirstEcho = performance.now();
+      const bad = verifier.received(chunk);
+      bytesReceived += chunk.length;
+      if (bad >= 0) {
+        fail(
+          bad >= bytesSent && verifier.pendingBytes === 0
+            ? mismatch(`${what} sent back more than was sent (${bytesReceived} bytes so far, ${bytesSent} sent)`)
+            : mismatch(`echo from ${what} differs from what was sent at byte ${bad}`),
+        );
+        return;
+      }
+      await options.onEcho?.(chunk);
+    }
+  })().catch((err: unknown) => fail(toSocketkitError(err, what)));
+
+  await Promise.all([writer, reader]);
+  socket.destroy();
+  if (failure) throw failure;
+  if (verifier.pendingBytes > 0 || bytesReceived < bytesSent) {
+    throw mismatch(`${what} closed the connection after echoing ${bytesReceived} of ${bytesSent} bytes`);
+  }
+  const tEnd = performance.now();
+  return {
+    bytesSent,
+    bytesReceived,
+    connectMs: tConnected - t0,
+    firstByteMs: tFirstEcho - tFirstSent,
+    totalMs: tEnd - tConnected,
+  };
+}
+
+/** Echoes one message and returns it with the timings. */
+export async function echoMessage(ep: Endpoint, message: Uint8Array, options: EchoClientOptions = {}): Promise<EchoResult & { readonly reply: Buffer }> {
+  const parts: Buffer[] = [];
+  const r = await echoStream(ep, [message], {
+    ...options,
+    onEcho: (c) => {
+      parts.push(c);
+    },
+  });
+  return { ...r, reply: Buffer.concat(parts) };
+}
+
+export type { Socket };

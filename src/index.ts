@@ -1,0 +1,20 @@
+/**
+ * socketkit's library API. Every CLI command is a thin layer over these functions.
+ *
+ * @example
+ * ```ts
+ * import { parseEndpoint, startEchoServer, echoMessage } from 'socketkit';
+ * const server = await startEchoServer(parseEndpoint('127.0.0.1:0', { defaultHost: '127.0.0.1', allowPortZero: true }));
+ * const { reply } = await echoMessage(server.endpoint, Buffer.from('Hola mundo'));
+ * await server.close();
+ * ```
+ */
+export * from './core/errors.js';
+export * from './core/defaults.js';
+export * from './net/endpoint.js';
+export * from './net/connect.js';
+export * from './net/listen.js';
+export * from './net/write.js';
+export * from './codec/index.js';
+export * from './echo/server.js';
+export * from './echo/client.js';

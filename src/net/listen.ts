@@ -1,0 +1,192 @@
+/**
+ * Listening for stream connections on TCP (IPv4/IPv6) or a Unix socket path.
+ *
+ * The listener tracks every open connection in a Set so it can report them and shut down
+ * gracefully: `close(graceMs)` stops accepting, lets live connections finish for up to
+ * `graceMs`, destroys the rest, waits for every `'close'`, and is safe to call twice.
+ */
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import { EventEmitter } from 'node:events';
+import { lstat, unlink } from 'node:fs/promises';
+import { SocketkitError, toSocketkitError } from '../core/errors.js';
+import { DEFAULT_BACKLOG } from '../core/defaults.js';
+import { formatEndpoint, formatPeer, type Endpoint } from './endpoint.js';
+
+/**
+ * Hook for transports layered on a plain listener (TLS adds itself here): creates the server
+ * and names the event that hands over a ready connection.
+ */
+export interface ListenTransport {
+  create(): Server;
+  readonly readyEvent: 'connection' | 'secureConnection';
+}
+
+const plainTransport: ListenTransport = { create: () => createServer({ noDelay: true }), readyEvent: 'connection' };
+
+export interface ListenOptions {
+  /** Called with every admitted, ready connection. */
+  readonly onConnection: (socket: Socket) => void;
+  /**
+   * Admission check on each raw connection, before any byte is read: return a reason string to
+   * refuse it (it is closed and counted), or undefined to admit it.
+   */
+  readonly admit?: (socket: Socket, listener: Listener) => string | undefined;
+  /** Abort stops the listener (as `close(0)`). */
+  readonly signal?: AbortSignal;
+  readonly backlog?: number;
+  readonly transport?: ListenTransport;
+}
+
+export interface ListenerCounters {
+  /** Connections admitted since start. */
+  accepted: number;
+  /** Connections refused by `admit`. */
+  refused: number;
+}
+
+export type ListenerStatus = { readonly state: 'listening' } | { readonly state: 'closing' } | { readonly state: 'closed' };
+
+export interface ListenerEvents {
+  refused: [peer: string, reason: string];
+}
+
+/** A listening server and the connections it holds. */
+export class Listener extends EventEmitter<ListenerEvents> {
+  /** The bound address (with the real port when 0 was asked for). */
+  readonly endpoint: Endpoint;
+  readonly counters: ListenerCounters = { accepted: 0, refused: 0 };
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+  #status: ListenerStatus = { state: 'listening' };
+  #closing: Promise<void> | undefined;
+
+  /** @internal use `listen()` */
+  constructor(server: Server, endpoint: Endpoint) {
+    super();
+    this.#server = server;
+    this.endpoint = endpoint;
+  }
+
+  /** The open connections (raw sockets). */
+  get connections(): ReadonlySet<Socket> {
+    return this.#sockets;
+  }
+
+  get status(): ListenerStatus {
+    return this.#status;
+  }
+
+  /** The underlying Node server, for options such as `maxConnections`. */
+  get server(): Server {
+    return this.#server;
+  }
+
+  /** @internal */
+  track(socket: Socket): void {
+    this.#sockets.add(socket);
+    socket.once('close', () => this.#sockets.delete(socket));
+  }
+
+  /**
+   * Stops accepting; lets open connections finish for up to `graceMs` milliseconds; destroys
+   * whatever is still open; resolves when every connection and the server have closed.
+   */
+  close(graceMs = 0): Promise<void> {
+    this.#closing ??= this.#close(graceMs);
+    return this.#closing;
+  }
+
+  async #close(graceMs: number): Promise<void> {
+    this.#status = { state: 'closing' };
+    const serverClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    if (this.#sockets.size > 0 && graceMs > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(finish, graceMs);
+        const poll = setInterval(() => {
+          if (this.#sockets.size === 0) finish();
+        }, 20);
+        function finish(): void {
+          clearTimeout(timer);
+          clearInterval(poll);
+          resolve();
+        }
+      });
+    }
+    for (const s of this.#sockets) s.destroy();
+    await serverClosed;
+    this.#status = { state: 'closed' };
+  }
+}
+
+/** Removes a Unix socket file left by a dead server; refuses to touch anything else. */
+async function clearStaleUnixSocket(path: string): Promise<void> {
+  let st;
+  try {
+    st = await lstat(path);
+  } catch {
+    return; // nothing there
+  }
+  if (!st.isSocket()) {
+    throw new SocketkitError('ERR_ADDR_IN_USE', `address already in use: unix:${path} exists and is not a socket (not removing it)`);
+  }
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = netConnect({ path });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (live) throw new SocketkitError('ERR_ADDR_IN_USE', `address already in use: unix:${path} (a server is listening there)`);
+  await unlink(path).catch(() => undefined);
+}
+
+/** Starts listening on `ep`; resolves once bound, or rejects with a coded error. */
+export async function listen(ep: Endpoint, options: ListenOptions): Promise<Listener> {
+  if (ep.kind === 'unix') await clearStaleUnixSocket(ep.path);
+  const transport = options.transport ?? plainTransport;
+  const server = transport.create();
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => {
+      server.removeListener('listening', onListening);
+      reject(toSocketkitError(err, formatEndpoint(ep)));
+    };
+    const onListening = (): void => {
+      server.removeListener('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    const backlog = options.backlog ?? DEFAULT_BACKLOG;
+    if (ep.kind === 'unix') server.listen({ path: ep.path, backlog });
+    else server.listen({ host: ep.host, port: ep.port, backlog, ipv6Only: false });
+  });
+  const addr = server.address();
+  const bound: Endpoint =
+    ep.kind === 'unix' || addr === null || typeof addr === 'string'
+      ? ep
+      : { kind: 'inet', host: ep.host, port: addr.port };
+  const listener = new Listener(server, bound);
+  server.on('error', () => undefined); // after bind, errors belong to connections
+  server.on('connection', (socket: Socket) => {
+    const reason = options.admit?.(socket, listener);
+    if (reason !== undefined) {
+      listener.counters.refused++;
+      listener.emit('refused', formatPeer(socket.remoteAddress, socket.remotePort), reason);
+      socket.on('error', () => undefined);
+      socket.destroy();
+      return;
+    }
+    listener.counters.accepted++;
+    listener.track(socket);
+    if (transport.readyEvent === 'connection') options.onConnection(socket);
+  });
+  if (transport.readyEvent === 'secureConnection') {
+    server.on('secureConnection', (socket: Socket) => options.onConnection(socket));
+  }
+  if (options.signal) {
+    if (options.signal.aborted) void listener.close(0);
+    else options.signal.addEventListener('abort', () => void listener.close(0), { once: true });
+  }
+  return listener;
+}
