@@ -18,3 +18,5 @@ export * from './net/write.js';
 export * from './codec/index.js';
 export * from './echo/server.js';
 export * from './echo/client.js';
+export * from './message/index.js';
+export * from './echo/framed.js';

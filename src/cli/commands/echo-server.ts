@@ -4,7 +4,8 @@ import { parseEndpoint, formatEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
 import { startEchoServer, type EchoServerEvent } from '../../echo/server.js';
 import { createReporter, formatBytes } from '../report.js';
-import { parseDurationMs, str } from '../values.js';
+import { flag, parseDurationMs, parseSize, str } from '../values.js';
+import { MessageConnection, echoMessages } from '../../message/index.js';
 
 function describe(e: EchoServerEvent): string {
   switch (e.event) {
@@ -24,6 +25,8 @@ const command: Command = {
   description: 'ADDR is PORT, HOST:PORT, [IPV6]:PORT or unix:PATH (default 127.0.0.1:9800). Listening on every interface must be asked for: 0.0.0.0:PORT or [::]:PORT.',
   options: {
     grace: { type: 'string', value: 'SECONDS', help: 'on SIGINT/SIGTERM, let live connections finish this long', default: String(DEFAULT_GRACE_MS / 1000) },
+    framed: { type: 'boolean', help: 'echo whole length-prefixed messages (4-byte big-endian length, then the payload)' },
+    'max-message': { type: 'string', value: 'SIZE', help: 'with --framed: the largest message accepted', default: '16MiB' },
   },
   positionals: { min: 0, max: 1 },
   examples: ['socketkit echo-server 9800', 'socketkit echo-server [::1]:9800 --json', 'socketkit echo-server unix:/tmp/echo.sock'],
@@ -31,14 +34,17 @@ const command: Command = {
     const ep = parseEndpoint(positionals[0] ?? String(DEFAULT_PORT), { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
     const graceMs = parseDurationMs('grace', str(values, 'grace') ?? '5');
     const report = createReporter(io, global);
+    const framed = flag(values, 'framed');
+    const maxMessageSize = parseSize('max-message', str(values, 'max-message') ?? '16MiB');
     const server = await startEchoServer(ep, {
+      ...(framed ? { handler: (socket) => void echoMessages(new MessageConnection(socket, { maxMessageSize })) } : {}),
       onEvent: (e) => {
         const { event, ...fields } = e;
         report.event(event, fields, describe(e));
       },
     });
     const where = formatEndpoint(server.endpoint);
-    report.event('listening', { address: where }, `echo server listening on ${where}`);
+    report.event('listening', { address: where, framed }, `${framed ? 'framed ' : ''}echo server listening on ${where}`);
     await new Promise<void>((resolve) => {
       if (io.shutdown.aborted) resolve();
       else io.shutdown.addEventListener('abort', () => resolve(), { once: true });

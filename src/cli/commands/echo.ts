@@ -5,7 +5,8 @@ import { DEFAULT_CONNECT_HOST } from '../../core/defaults.js';
 import { echoStream } from '../../echo/client.js';
 import { writeWithBackpressure } from '../../net/write.js';
 import { createReporter, formatBytes, formatMs } from '../report.js';
-import { parseDurationMs, str } from '../values.js';
+import { flag, parseDurationMs, parseSize, str } from '../values.js';
+import { echoFramed } from '../../echo/framed.js';
 
 const command: Command = {
   name: 'echo',
@@ -16,6 +17,8 @@ const command: Command = {
     'Exit 0 when the echo is identical, 1 on a mismatch, 2 on a connection error.',
   options: {
     timeout: { type: 'string', value: 'SECONDS', help: 'connect timeout, and how long to wait for an outstanding echo', default: '10' },
+    framed: { type: 'boolean', help: 'send whole length-prefixed messages: MESSAGE as one, or each line of stdin as one; print each reply on a line' },
+    'max-message': { type: 'string', value: 'SIZE', help: 'with --framed: the largest message sent or accepted', default: '16MiB' },
   },
   positionals: { min: 1, max: 2 },
   examples: ['socketkit echo 9800 "Hola mundo"', 'cat photo.jpg | socketkit echo [::1]:9800 > copy.jpg', 'socketkit echo unix:/tmp/echo.sock hello --json'],
@@ -24,6 +27,21 @@ const command: Command = {
     const timeoutMs = parseDurationMs('timeout', str(values, 'timeout') ?? '10');
     const report = createReporter(io, global);
     const message = positionals[1];
+    if (flag(values, 'framed')) {
+      const maxMessageSize = parseSize('max-message', str(values, 'max-message') ?? '16MiB');
+      const messages = message !== undefined ? [Buffer.from(message, 'utf8')] : lines(io.stdin as AsyncIterable<Buffer>);
+      const print = !global.json && !global.quiet;
+      const r = await echoFramed(ep, messages, {
+        timeoutMs,
+        idleTimeoutMs: timeoutMs,
+        maxMessageSize,
+        ...(print ? { onReply: async (m: Uint8Array) => writeWithBackpressure(io.stdout, Buffer.concat([m, NEWLINE])) } : {}),
+      });
+      const fields = { match: true, messages: r.messages, bytes: r.bytes, connectMs: round(r.connectMs), firstReplyMs: Number.isNaN(r.firstReplyMs) ? null : round(r.firstReplyMs), totalMs: round(r.totalMs) };
+      if (global.json) report.result('echo', fields, '');
+      else report.log(`${r.messages} message(s), ${formatBytes(r.bytes)}, echoed intact (connect ${formatMs(r.connectMs)}, first reply ${formatMs(r.firstReplyMs)}, total ${formatMs(r.totalMs)})`);
+      return 0;
+    }
     const input: AsyncIterable<Uint8Array> | Iterable<Uint8Array> =
       message !== undefined ? [Buffer.from(message, 'utf8')] : (io.stdin as AsyncIterable<Uint8Array>);
     const print = !global.json && !global.quiet;
@@ -46,6 +64,23 @@ const command: Command = {
     return 0;
   },
 };
+
+const NEWLINE = Buffer.from('\n');
+
+/** Splits a byte stream into lines (without their '\n'); a last line without one counts too. */
+async function* lines(input: AsyncIterable<Buffer>): AsyncGenerator<Uint8Array> {
+  let rest: Buffer = Buffer.alloc(0);
+  for await (const chunk of input) {
+    let buf = rest.length > 0 ? Buffer.concat([rest, chunk]) : chunk;
+    let nl: number;
+    while ((nl = buf.indexOf(10)) >= 0) {
+      yield buf.subarray(0, nl);
+      buf = buf.subarray(nl + 1);
+    }
+    rest = Buffer.from(buf);
+  }
+  if (rest.length > 0) yield rest;
+}
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
