@@ -29,7 +29,8 @@ export interface ConnectTransport {
 
 const plainTransport: ConnectTransport = {
   open(ep) {
-    return ep.kind === 'unix' ? netConnect({ path: ep.path }) : netConnect({ host: ep.host, port: ep.port });
+    // allowHalfOpen: our side stays writable after the peer's FIN; callers end or destroy it.
+    return ep.kind === 'unix' ? netConnect({ path: ep.path, allowHalfOpen: true }) : netConnect({ host: ep.host, port: ep.port, allowHalfOpen: true });
   },
   readyEvent: 'connect',
 };

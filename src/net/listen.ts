@@ -21,7 +21,11 @@ export interface ListenTransport {
   readonly readyEvent: 'connection' | 'secureConnection';
 }
 
-const plainTransport: ListenTransport = { create: () => createServer({ noDelay: true }), readyEvent: 'connection' };
+/**
+ * allowHalfOpen: a peer that half-closes still gets every reply; the handler ends its own side
+ * (Node's default would end ours the moment the peer's FIN arrives, losing replies in flight).
+ */
+const plainTransport: ListenTransport = { create: () => createServer({ noDelay: true, allowHalfOpen: true }), readyEvent: 'connection' };
 
 export interface ListenOptions {
   /** Called with every admitted, ready connection. */

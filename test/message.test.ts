@@ -1,0 +1,226 @@
+/**
+ * Message connections over real sockets: whole messages both ways over TCP and Unix, large
+ * and many, and the failure cases (oversized prefix, truncated stream, closed peer).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as netConnect } from 'node:net';
+import { createHash, randomBytes } from 'node:crypto';
+import { connectMessages, echoMessages, listenMessages, type MessageConnection } from '../src/message/index.js';
+import type { Endpoint } from '../src/net/endpoint.js';
+import type { Listener } from '../src/net/listen.js';
+
+async function withEchoServer(ep: Endpoint, maxMessageSize: number | undefined, fn: (listener: Listener) => Promise<void>): Promise<void> {
+  const listener = await listenMessages(ep, {
+    onConnection: (conn) => void echoMessages(conn),
+    ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
+  });
+  try {
+    await fn(listener);
+  } finally {
+    await listener.close();
+  }
+}
+
+async function transports(): Promise<{ name: string; ep: Endpoint; cleanup: () => Promise<void> }[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'socketkit-msg-'));
+  return [
+    { name: 'tcp', ep: { kind: 'inet', host: '127.0.0.1', port: 0 }, cleanup: async () => undefined },
+    { name: 'unix', ep: { kind: 'unix', path: join(dir, 'm.sock') }, cleanup: () => rm(dir, { recursive: true, force: true }) },
+  ];
+}
+
+/** Sends every message while reading replies concurrently; returns the replies' digest and count. */
+async function roundTrip(conn: MessageConnection, messages: Iterable<Uint8Array>): Promise<{ count: number; digest: string }> {
+  const h = createHash('sha256');
+  let count = 0;
+  const reader = (async () => {
+    for await (const m of conn) {
+      h.update(m);
+      count++;
+    }
+  })();
+  for (const m of messages) await conn.send(m);
+  await conn.end();
+  await reader;
+  return { count, digest: h.digest('hex') };
+}
+
+for (const t of await transports()) {
+  test(`${t.name}: 100,000 small messages round trip in order`, async () => {
+    try {
+      await withEchoServer(t.ep, undefined, async (listener) => {
+        const conn = await connectMessages(listener.endpoint);
+        const N = 100_000;
+        const msgs = function* () {
+          for (let i = 0; i < N; i++) yield Buffer.from(`message ${i}`);
+        };
+        const want = createHash('sha256');
+        for (const m of msgs()) want.update(m);
+        const got = await roundTrip(conn, msgs());
+        conn.close();
+        assert.equal(got.count, N);
+        assert.equal(got.digest, want.digest('hex'));
+      });
+    } finally {
+      await t.cleanup();
+    }
+  });
+}
+
+for (const t of await transports()) {
+  test(`${t.name}: one 64 MiB message and an empty one round trip intact`, async () => {
+    const max = 64 * 1024 * 1024;
+    try {
+      await withEchoServer(t.ep, max, async (listener) => {
+        const conn = await connectMessages(listener.endpoint, { maxMessageSize: max });
+        const big = randomBytes(max);
+        const replies: Uint8Array[] = [];
+        const reader = (async () => {
+          for await (const m of conn) replies.push(m);
+        })();
+        await conn.send(big);
+        await conn.send(new Uint8Array(0));
+        await conn.end();
+        await reader;
+        conn.close();
+        assert.equal(replies.length, 2);
+        assert.equal(replies[0]!.byteLength, max);
+        assert.ok(Buffer.from(big).equals(replies[0]!));
+        assert.equal(replies[1]!.byteLength, 0);
+      });
+    } finally {
+      await t.cleanup();
+    }
+  });
+}
+
+test('an oversized length prefix is refused with ERR_FRAME_TOO_LARGE and the connection closed', async () => {
+  let serverError: unknown;
+  const closed = new Promise<void>((resolve) => {
+    void listenMessages({ kind: 'inet', host: '127.0.0.1', port: 0 }, {
+      maxMessageSize: 1024,
+      onConnection: (conn) => {
+        void (async () => {
+          try {
+            for await (const _ of conn) {
+              // nothing: the first prefix is too large
+            }
+          } catch (err) {
+            serverError = err;
+          }
+          conn.socket.once('close', () => resolve());
+          if (conn.socket.destroyed) resolve();
+        })();
+      },
+    }).then((listener) => {
+      const addr = listener.endpoint as { port: number };
+      const raw = netConnect({ host: '127.0.0.1', port: addr.port }, () => {
+        // A 4 GiB length: must be refused from the header alone, nothing buffered for it.
+        raw.write(Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3]));
+      });
+      raw.on('error', () => undefined);
+      raw.on('close', () => void listener.close());
+    });
+  });
+  await closed;
+  assert.equal((serverError as { code?: string }).code, 'ERR_FRAME_TOO_LARGE');
+});
+
+test('a stream that ends mid-message gives ERR_FRAME_TRUNCATED', async () => {
+  const listener = await listenMessages({ kind: 'inet', host: '127.0.0.1', port: 0 }, {
+    onConnection: (conn) => {
+      // Half a frame, then end: 10 bytes announced, 3 sent.
+      conn.socket.end(Buffer.from([0, 0, 0, 10, 1, 2, 3]));
+    },
+  });
+  try {
+    const conn = await connectMessages(listener.endpoint);
+    await assert.rejects(
+      (async () => {
+        for await (const _ of conn) {
+          // no whole message arrives
+        }
+      })(),
+      (err: { code?: string }) => err.code === 'ERR_FRAME_TRUNCATED',
+    );
+    conn.close();
+  } finally {
+    await listener.close();
+  }
+});
+
+test('send() rejects with ERR_CONN_CLOSED once the connection is closed', async () => {
+  await withEchoServer({ kind: 'inet', host: '127.0.0.1', port: 0 }, undefined, async (listener) => {
+    const conn = await connectMessages(listener.endpoint);
+    conn.close();
+    await assert.rejects(conn.send(Buffer.from('late')), (err: { code?: string }) => err.code === 'ERR_CONN_CLOSED');
+  });
+});
+
+test('send() waiting on a full socket rejects when the peer goes away (no hang)', async () => {
+  // A peer that accepts and never reads, then closes: the sender must not wait forever.
+  const listener = await listenMessages({ kind: 'inet', host: '127.0.0.1', port: 0 }, {
+    onConnection: (conn) => {
+      conn.socket.pause();
+      setTimeout(() => conn.close(), 200);
+    },
+  });
+  try {
+    const conn = await connectMessages(listener.endpoint);
+    const chunk = Buffer.alloc(1024 * 1024);
+    await assert.rejects(
+      (async () => {
+        for (let i = 0; i < 10_000; i++) await conn.send(chunk);
+      })(),
+      (err: { code?: string }) => typeof err.code === 'string',
+    );
+    conn.close();
+  } finally {
+    await listener.close();
+  }
+});
+
+test('a slow consumer pauses the socket: buffered bytes stay bounded', async () => {
+  // The server floods 64 MiB in 64 KiB messages; the client reads one message, then stalls.
+  let serverSent = 0;
+  let serverDone: Promise<void> = Promise.resolve();
+  const listener = await listenMessages({ kind: 'inet', host: '127.0.0.1', port: 0 }, {
+    onConnection: (conn) => {
+      serverDone = (async () => {
+        const m = Buffer.alloc(64 * 1024);
+        try {
+          for (let i = 0; i < 1024; i++) {
+            await conn.send(m);
+            serverSent += m.length;
+          }
+        } catch {
+          // the client closes mid-flood
+        }
+      })();
+    },
+  });
+  try {
+    const conn = await connectMessages(listener.endpoint);
+    const it = conn[Symbol.asyncIterator]();
+    await it.next();
+    await new Promise((r) => setTimeout(r, 300));
+    // With backpressure, only socket and kernel buffers fill: far less than the 64 MiB offered.
+    const clientBuffered = conn.socket.readableLength;
+    assert.ok(serverSent < 16 * 1024 * 1024, `server got ${serverSent} bytes out while the client stalled`);
+    assert.ok(clientBuffered < 1024 * 1024, `client holds ${clientBuffered} bytes unread`);
+    conn.close();
+    await serverDone;
+  } finally {
+    await listener.close();
+  }
+});
+
+test('connect takes an AbortSignal', async () => {
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(connectMessages({ kind: 'inet', host: '127.0.0.1', port: 9 }, { signal: ac.signal }), (err: { code?: string }) => err.code === 'ERR_ABORTED');
+});
