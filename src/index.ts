@@ -20,3 +20,4 @@ export * from './echo/server.js';
 export * from './echo/client.js';
 export * from './message/index.js';
 export * from './echo/framed.js';
+export * from './udp/index.js';

@@ -6,6 +6,7 @@ import { startEchoServer, type EchoServerEvent } from '../../echo/server.js';
 import { createReporter, formatBytes } from '../report.js';
 import { flag, parseDurationMs, parseSize, str } from '../values.js';
 import { MessageConnection, echoMessages } from '../../message/index.js';
+import { runUdpEchoServer } from './udp-echo.js';
 
 function describe(e: EchoServerEvent): string {
   switch (e.event) {
@@ -27,10 +28,12 @@ const command: Command = {
     grace: { type: 'string', value: 'SECONDS', help: 'on SIGINT/SIGTERM, let live connections finish this long', default: String(DEFAULT_GRACE_MS / 1000) },
     framed: { type: 'boolean', help: 'echo whole length-prefixed messages (4-byte big-endian length, then the payload)' },
     'max-message': { type: 'string', value: 'SIZE', help: 'with --framed: the largest message accepted', default: '16MiB' },
+    udp: { type: 'boolean', help: 'echo UDP datagrams (up to 65,507 bytes over IPv4, 65,527 over IPv6) to their senders' },
   },
   positionals: { min: 0, max: 1 },
   examples: ['socketkit echo-server 9800', 'socketkit echo-server [::1]:9800 --json', 'socketkit echo-server unix:/tmp/echo.sock'],
   async run({ values, positionals, io, global }) {
+    if (flag(values, 'udp')) return runUdpEchoServer({ values, positionals, io, global });
     const ep = parseEndpoint(positionals[0] ?? String(DEFAULT_PORT), { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
     const graceMs = parseDurationMs('grace', str(values, 'grace') ?? '5');
     const report = createReporter(io, global);

@@ -7,6 +7,7 @@ import { writeWithBackpressure } from '../../net/write.js';
 import { createReporter, formatBytes, formatMs } from '../report.js';
 import { flag, parseDurationMs, parseSize, str } from '../values.js';
 import { echoFramed } from '../../echo/framed.js';
+import { runUdpEcho } from './udp-echo.js';
 
 const command: Command = {
   name: 'echo',
@@ -19,10 +20,13 @@ const command: Command = {
     timeout: { type: 'string', value: 'SECONDS', help: 'connect timeout, and how long to wait for an outstanding echo', default: '10' },
     framed: { type: 'boolean', help: 'send whole length-prefixed messages: MESSAGE as one, or each line of stdin as one; print each reply on a line' },
     'max-message': { type: 'string', value: 'SIZE', help: 'with --framed: the largest message sent or accepted', default: '16MiB' },
+    udp: { type: 'boolean', help: 'send MESSAGE (or stdin) as one UDP datagram and check the reply; a datagram over the UDP maximum is refused' },
+    retries: { type: 'string', value: 'N', help: 'with --udp: send the datagram again up to N times when no reply comes within --timeout', default: '0' },
   },
   positionals: { min: 1, max: 2 },
   examples: ['socketkit echo 9800 "Hola mundo"', 'cat photo.jpg | socketkit echo [::1]:9800 > copy.jpg', 'socketkit echo unix:/tmp/echo.sock hello --json'],
   async run({ values, positionals, io, global }) {
+    if (flag(values, 'udp')) return runUdpEcho({ values, positionals, io, global });
     const ep = parseEndpoint(positionals[0]!, { defaultHost: DEFAULT_CONNECT_HOST });
     const timeoutMs = parseDurationMs('timeout', str(values, 'timeout') ?? '10');
     const report = createReporter(io, global);

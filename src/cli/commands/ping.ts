@@ -1,0 +1,110 @@
+/** `socketkit ping ADDR`: round-trip times, loss, duplicates and reordering, to any echo. */
+import type { Command } from '../command.js';
+import { EXIT_MISMATCH, SocketkitError } from '../../core/errors.js';
+import { DEFAULT_CONNECT_HOST } from '../../core/defaults.js';
+import { formatEndpoint, parseEndpoint } from '../../net/endpoint.js';
+import { DEFAULT_PING_COUNT, DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_SIZE, DEFAULT_PING_TIMEOUT_MS, MAX_PING_COUNT } from '../../udp/constants.js';
+import { ping, type PingEvent, type PingSummary } from '../../udp/ping.js';
+import { createReporter, formatMs } from '../report.js';
+import { flag, parseCount, parseDurationMs, parseSize, str } from '../values.js';
+
+function describe(e: PingEvent, target: string, timeoutMs: number): string {
+  switch (e.event) {
+    case 'reply': {
+      const note =
+        e.status === 'ok' ? '' : e.status === 'duplicate' ? ' (DUP!)' : e.status === 'truncated' ? ' (truncated)' : ` (${e.status})`;
+      return `${e.bytes} bytes from ${target}: seq=${e.seq} time=${formatMs(e.rttMs)}${note}`;
+    }
+    case 'timeout':
+      return `no reply for seq=${e.seq} within ${timeoutMs / 1000} s`;
+    case 'foreign':
+      return `ignored a ${e.bytes}-byte reply that is not one of this run's probes`;
+    case 'unreachable':
+      return e.message;
+  }
+}
+
+const f3 = (n: number): string => (Number.isFinite(n) ? n.toFixed(3) : '-');
+
+function summaryText(s: PingSummary): string {
+  const lines = [
+    `--- ${s.target} ${s.transport} ping: ${s.size}-byte probes ---`,
+    `${s.sent} sent, ${s.received} received, ${s.lossPercent.toFixed(1)}% loss, ${s.duplicates} duplicates, ${s.reordered} reordered, ${s.late} late, time ${Math.round(s.elapsedMs)} ms`,
+  ];
+  const odd = [
+    s.truncated ? `${s.truncated} truncated` : '',
+    s.corrupt ? `${s.corrupt} corrupt` : '',
+    s.foreign ? `${s.foreign} foreign ignored` : '',
+    s.unreachable ? `${s.unreachable} port unreachable` : '',
+  ].filter(Boolean);
+  if (odd.length) lines.push(odd.join(', '));
+  if (s.rtt.count > 0) {
+    const r = s.rtt;
+    lines.push(`rtt min/avg/max/stddev = ${f3(r.min)}/${f3(r.avg)}/${f3(r.max)}/${f3(r.stddev)} ms`);
+    lines.push(`rtt p50/p90/p99/p99.9 = ${f3(r.p50)}/${f3(r.p90)}/${f3(r.p99)}/${f3(r.p999)} ms`);
+  }
+  return lines.join('\n');
+}
+
+const command: Command = {
+  name: 'ping',
+  summary: 'Measure round trips to an echo server: loss, duplicates, reordering, RTT percentiles.',
+  args: 'ADDR',
+  description:
+    'Probes carry a sequence number and a send time, so any plain echo works (socketkit echo-server --udp, ' +
+    '`socat UDP-RECVFROM:PORT,fork EXEC:cat`, a recvfrom/sendto loop). --udp (the default) sends datagrams; --tcp ' +
+    'makes round trips over one connection to a byte echo. Without --count it runs until Ctrl-C on a terminal and ' +
+    `sends ${DEFAULT_PING_COUNT} probes otherwise. --interval 0 is ping-pong: each probe leaves when the previous is ` +
+    'answered or lost. Per-reply lines are shown on a terminal; the summary always. Exit 0 when any reply came back, ' +
+    '1 when none did, 2 on errors (ICMP port unreachable with no reply at all is ERR_CONN_REFUSED).',
+  options: {
+    udp: { type: 'boolean', help: 'probe with UDP datagrams (the default)' },
+    tcp: { type: 'boolean', help: 'probe with round trips over one TCP (or unix:) connection' },
+    count: { type: 'string', short: 'c', value: 'N', help: `probes to send, 0 for until Ctrl-C (at most ${MAX_PING_COUNT.toLocaleString('en-US')})` },
+    interval: { type: 'string', short: 'i', value: 'SECONDS', help: 'time between probes (0: ping-pong)', default: String(DEFAULT_PING_INTERVAL_MS / 1000) },
+    size: { type: 'string', short: 's', value: 'BYTES', help: 'probe size, 24-byte header included', default: String(DEFAULT_PING_SIZE) },
+    timeout: { type: 'string', short: 'W', value: 'SECONDS', help: 'a probe unanswered this long is lost; a later reply is "late"', default: String(DEFAULT_PING_TIMEOUT_MS / 1000) },
+  },
+  positionals: { min: 1, max: 1 },
+  examples: [
+    'socketkit ping 9800',
+    'socketkit ping [::1]:9800 -c 100 -i 10ms -s 1400 --json',
+    'socketkit ping --tcp 127.0.0.1:9800 -c 1000 -i 0',
+  ],
+  async run({ values, positionals, io, global }) {
+    if (flag(values, 'udp') && flag(values, 'tcp')) throw new SocketkitError('ERR_USAGE', 'choose one of --udp and --tcp');
+    const transport = flag(values, 'tcp') ? 'tcp' : 'udp';
+    const ep = parseEndpoint(positionals[0]!, { defaultHost: DEFAULT_CONNECT_HOST });
+    const report = createReporter(io, global);
+    const countText = str(values, 'count');
+    const count = countText !== undefined ? parseCount('count', countText, 0, MAX_PING_COUNT) : report.tty ? 0 : DEFAULT_PING_COUNT;
+    const intervalMs = parseDurationMs('interval', str(values, 'interval') ?? '1');
+    const size = parseSize('size', str(values, 'size') ?? String(DEFAULT_PING_SIZE));
+    const timeoutMs = parseDurationMs('timeout', str(values, 'timeout') ?? '2');
+    if (timeoutMs <= 0) throw new SocketkitError('ERR_USAGE', '--timeout: must be more than 0');
+    const target = formatEndpoint(ep);
+    report.log(`PING ${target} over ${transport}: ${size}-byte probes${intervalMs === 0 ? ', ping-pong' : ` every ${intervalMs / 1000} s`}${count ? `, ${count} of them` : ', until Ctrl-C'}`);
+    const summary = await ping(ep, {
+      transport,
+      count,
+      intervalMs,
+      size,
+      timeoutMs,
+      signal: io.shutdown,
+      onEvent: (e) => {
+        const { event, ...fields } = e;
+        report.event(event, fields, report.tty ? describe(e, target, timeoutMs) : undefined);
+      },
+    });
+    const { rtt, ...rest } = summary;
+    report.result('ping', { ...rest, rtt: { ...rtt } }, summaryText(summary));
+    if (summary.error) throw new SocketkitError(summary.error.code, summary.error.message);
+    if (summary.sent > 0 && summary.received === 0) {
+      if (summary.unreachable > 0) throw new SocketkitError('ERR_CONN_REFUSED', `nothing is listening on UDP ${summary.target} (ICMP port unreachable)`);
+      throw new SocketkitError('ERR_NO_REPLY', `no reply from ${summary.target} to ${summary.sent} probe(s)`, { exitCode: EXIT_MISMATCH });
+    }
+    return 0;
+  },
+};
+
+export default command;

@@ -1,0 +1,121 @@
+/**
+ * The `--udp` halves of `socketkit echo-server` and `socketkit echo`. The two commands dispatch
+ * here at the top of `run()` when `--udp` is given, so the TCP code paths stay untouched.
+ */
+import type { CommandContext } from '../command.js';
+import { SocketkitError } from '../../core/errors.js';
+import { DEFAULT_CONNECT_HOST, DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
+import { formatEndpoint, parseEndpoint } from '../../net/endpoint.js';
+import { writeWithBackpressure } from '../../net/write.js';
+import { MAX_UDP_PAYLOAD_IPV6 } from '../../udp/constants.js';
+import { startUdpEchoServer, type UdpEchoServerEvent } from '../../udp/server.js';
+import { udpEcho } from '../../udp/client.js';
+import { createReporter, formatBytes, formatMs } from '../report.js';
+import { flag, parseCount, parseDurationMs, str } from '../values.js';
+
+type Ctx = CommandContext<Record<string, string | boolean | string[] | undefined>>;
+
+/** Most retries `echo --udp` accepts: enough for any lossy path, not a way to flood. */
+const MAX_RETRIES = 100;
+
+function refuseFramed(values: Ctx['values']): void {
+  if (flag(values, 'framed')) {
+    throw new SocketkitError('ERR_USAGE', '--framed and --udp cannot be combined: each datagram is already one whole message');
+  }
+}
+
+function describe(e: UdpEchoServerEvent): string {
+  switch (e.event) {
+    case 'peer':
+      return `+ ${e.peer} first datagram (${e.peers} peer(s) known)`;
+    case 'peer-end':
+      return (
+        `- ${e.peer} ${e.reason === 'idle' ? 'went quiet' : e.reason === 'evicted' ? 'forgotten (peer table full)' : 'at stop'}: ` +
+        `in ${e.datagramsIn} datagram(s) / ${formatBytes(e.bytesIn)}, out ${e.datagramsOut} / ${formatBytes(e.bytesOut)}, over ${e.ms} ms`
+      );
+    case 'error':
+      return `! ${e.peer ?? 'socket'}: ${e.message} (${e.code})`;
+  }
+}
+
+/** `socketkit echo-server --udp [ADDR]`: echo every datagram to its sender until SIGINT/SIGTERM. */
+export async function runUdpEchoServer({ values, positionals, io, global }: Ctx): Promise<number> {
+  refuseFramed(values);
+  const ep = parseEndpoint(positionals[0] ?? String(DEFAULT_PORT), { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
+  const graceMs = parseDurationMs('grace', str(values, 'grace') ?? String(DEFAULT_GRACE_MS / 1000));
+  const report = createReporter(io, global);
+  const server = await startUdpEchoServer(ep, {
+    onEvent: (e) => {
+      const { event, ...fields } = e;
+      report.event(event, fields, describe(e));
+    },
+  });
+  const where = formatEndpoint(server.endpoint);
+  report.event(
+    'listening',
+    { address: where, transport: 'udp', maxPayload: server.maxPayload },
+    `udp echo server listening on ${where} (datagrams up to ${server.maxPayload} bytes)`,
+  );
+  await new Promise<void>((resolve) => {
+    if (io.shutdown.aborted) resolve();
+    else io.shutdown.addEventListener('abort', () => resolve(), { once: true });
+  });
+  report.log(`stopping: ${server.stats.peers} peer(s) known, letting queued echoes leave for up to ${graceMs / 1000} s`);
+  await server.close(graceMs);
+  const s = server.stats;
+  report.result(
+    'stopped',
+    { transport: 'udp', ...s },
+    `udp echo server stopped: ${s.peersSeen} peer(s), in ${s.datagramsIn} datagram(s) / ${formatBytes(s.bytesIn)}, ` +
+      `out ${s.datagramsOut} / ${formatBytes(s.bytesOut)}${s.dropped ? `, ${s.dropped} dropped (send queue full)` : ''}` +
+      `${s.sendErrors ? `, ${s.sendErrors} send error(s)` : ''}${s.peersEvicted ? `, ${s.peersEvicted} peer(s) forgotten` : ''}`,
+  );
+  return 0;
+}
+
+/** Reads standard input as one datagram, refusing (not cutting) more than any UDP maximum. */
+async function readDatagram(stdin: NodeJS.ReadableStream): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of stdin as AsyncIterable<Buffer | string>) {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    n += b.length;
+    if (n > MAX_UDP_PAYLOAD_IPV6) {
+      throw new SocketkitError(
+        'ERR_DATAGRAM_TOO_LARGE',
+        `standard input is more than ${MAX_UDP_PAYLOAD_IPV6} bytes, over the largest UDP datagram; nothing was sent (use TCP for streams)`,
+      );
+    }
+    parts.push(b);
+  }
+  return Buffer.concat(parts, n);
+}
+
+/** `socketkit echo --udp ADDR [MESSAGE]`: one datagram out, one back, checked. */
+export async function runUdpEcho({ values, positionals, io, global }: Ctx): Promise<number> {
+  refuseFramed(values);
+  const ep = parseEndpoint(positionals[0]!, { defaultHost: DEFAULT_CONNECT_HOST });
+  const timeoutMs = parseDurationMs('timeout', str(values, 'timeout') ?? '10');
+  const retries = parseCount('retries', str(values, 'retries') ?? '0', 0, MAX_RETRIES);
+  const report = createReporter(io, global);
+  const message = positionals[1];
+  const payload = message !== undefined ? Buffer.from(message, 'utf8') : await readDatagram(io.stdin);
+  const r = await udpEcho(ep, payload, { timeoutMs, retries, signal: io.shutdown });
+  const print = !global.json && !global.quiet;
+  if (print) {
+    await writeWithBackpressure(io.stdout, r.reply);
+    if (message !== undefined && io.stdout.isTTY) io.stdout.write('\n');
+  }
+  const fields = {
+    match: true,
+    transport: 'udp',
+    peer: r.peer,
+    bytesSent: r.bytesSent,
+    bytesReceived: r.bytesReceived,
+    attempts: r.attempts,
+    rttMs: Math.round(r.rttMs * 1000) / 1000,
+  };
+  if (global.json) report.result('echo', fields, '');
+  else report.log(`echoed ${formatBytes(r.bytesSent)} intact in one datagram from ${r.peer} (round trip ${formatMs(r.rttMs)}, ${r.attempts} attempt(s))`);
+  return 0;
+}
