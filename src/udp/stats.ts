@@ -23,7 +23,8 @@ export interface RttSummary {
 export function percentile(sorted: ArrayLike<number>, p: number): number {
   const n = sorted.length;
   if (n === 0) return NaN;
-  const rank = Math.ceil((p / 100) * n);
+  // The epsilon keeps float error (99.9 / 100 * 1000 = 999.0000000000001) from moving the rank.
+  const rank = Math.ceil((p * n) / 100 - 1e-9);
   return sorted[Math.min(n, Math.max(1, rank)) - 1]!;
 }
 
