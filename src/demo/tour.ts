@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { echoStep } from './echo.js';
+import { udpStep } from './udp.js';
 
 /** What a step gets: somewhere to write lines and a private temporary folder. */
 export interface TourContext {
@@ -23,7 +24,7 @@ export interface TourStep {
   run(ctx: TourContext): Promise<void>;
 }
 
-export const STEPS: readonly TourStep[] = [echoStep];
+export const STEPS: readonly TourStep[] = [echoStep, udpStep];
 
 export interface TourResult {
   readonly passed: number;
