@@ -342,6 +342,7 @@ export async function ping(ep: Endpoint, options: PingOptions = {}): Promise<Pin
   };
 
   const fatal = (err: SocketkitError): void => {
+    if (finished) return; // e.g. a write waiting for 'drain' fails when close() destroys the socket
     error ??= err;
     finish();
   };
