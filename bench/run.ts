@@ -6,12 +6,14 @@
  */
 import { benchCodec } from './codec.js';
 import { benchMessage } from './message.js';
+import { benchUdp } from './udp.js';
 
 type Bench = { readonly name: string; run: () => Promise<unknown> };
 
 const BENCHES: readonly Bench[] = [
   { name: 'codec', run: () => benchCodec() },
   { name: 'message', run: () => benchMessage() },
+  { name: 'udp', run: () => benchUdp() },
 ];
 
 const only = process.env['SOCKETKIT_BENCH_ONLY']?.split(',').map((s) => s.trim());
