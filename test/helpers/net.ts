@@ -1,0 +1,143 @@
+/**
+ * Socket helpers for tests: which loopback families exist, free ports, readiness polling,
+ * reading a whole stream, and small misbehaving servers (ones that echo wrongly, or not at all)
+ * to test clients against.
+ *
+ * Everything here is bounded in time and closes what it opens.
+ */
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Endpoint } from '../../src/net/endpoint.js';
+import type { CleanupContext } from './tmp.js';
+
+let ipv6: Promise<boolean> | undefined;
+
+/** True when this machine can listen on `::1` (some containers have no IPv6 loopback). */
+export function hasIPv6(): Promise<boolean> {
+  ipv6 ??= new Promise<boolean>((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen({ host: '::1', port: 0 }, () => s.close(() => resolve(true)));
+  });
+  return ipv6;
+}
+
+/**
+ * A port that was free a moment ago on `host`: the system picks it, we close it and return it.
+ * Racy by nature (another process may take it); only for external programs (socat, ncat) that
+ * cannot report the port they bound. Prefer port 0 and read the bound port wherever possible.
+ */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen({ host, port: 0 }, () => {
+      const addr = s.address();
+      const port = addr !== null && typeof addr === 'object' ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Connects once; resolves with the socket or rejects with the raw Node error. */
+export function rawConnect(ep: Endpoint): Promise<Socket> {
+  return new Promise<Socket>((resolve, reject) => {
+    const s = ep.kind === 'unix' ? netConnect({ path: ep.path }) : netConnect({ host: ep.host, port: ep.port });
+    s.once('connect', () => {
+      s.removeListener('error', reject);
+      resolve(s);
+    });
+    s.once('error', reject);
+  });
+}
+
+/**
+ * Polls until something accepts connections at `ep` (an external server starting up), trying
+ * every `intervalMs` for at most `timeoutMs`. The probe connection is closed at once.
+ */
+export async function waitForListening(ep: Endpoint, timeoutMs = 5_000, intervalMs = 25): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const s = await rawConnect(ep);
+      s.destroy();
+      return;
+    } catch (err) {
+      if (Date.now() >= deadline) throw new Error(`nothing listening at ${JSON.stringify(ep)} after ${timeoutMs} ms`, { cause: err });
+      await sleep(intervalMs);
+    }
+  }
+}
+
+/** Reads `stream` to its end and returns every byte. */
+export async function readAll(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of stream) parts.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+  return Buffer.concat(parts);
+}
+
+/** Polls `cond` every `intervalMs` until true; throws after `timeoutMs` with `what` in the message. */
+export async function waitUntil(cond: () => boolean, what: string, timeoutMs = 5_000, intervalMs = 10): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+/** A throwaway server with a custom per-connection behaviour. */
+export interface TestServer {
+  /** Where it listens (the real port when 0 was asked for). */
+  readonly endpoint: Endpoint;
+  /** Connections accepted so far. */
+  readonly accepted: number;
+  /** Destroys every connection and stops listening; safe to call twice. */
+  close(): Promise<void>;
+}
+
+/**
+ * Listens on `ep` (port 0 or a Unix path) and runs `onConnection` for every client. Every
+ * connection gets an error listener (tests provoke resets) and is destroyed on close. With `t`,
+ * the server is closed when the test ends.
+ *
+ * @example
+ * ```ts
+ * // A server that answers every connection with 'nope' and closes.
+ * const srv = await startTestServer({ kind: 'inet', host: '127.0.0.1', port: 0 }, (s) => s.end('nope'), t);
+ * ```
+ */
+export async function startTestServer(ep: Endpoint, onConnection: (socket: Socket) => void, t?: CleanupContext): Promise<TestServer> {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const server: Server = createServer((socket) => {
+    accepted++;
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.once('close', () => sockets.delete(socket));
+    onConnection(socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    if (ep.kind === 'unix') server.listen({ path: ep.path }, resolve);
+    else server.listen({ host: ep.host, port: ep.port }, resolve);
+  });
+  const addr = server.address();
+  const endpoint: Endpoint = ep.kind === 'unix' || addr === null || typeof addr === 'string' ? ep : { kind: 'inet', host: ep.host, port: addr.port };
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    });
+    return closing;
+  };
+  t?.after(close);
+  return {
+    endpoint,
+    get accepted() {
+      return accepted;
+    },
+    close,
+  };
+}
