@@ -5,6 +5,10 @@
  * Memory is bounded whatever the size of the input: a sent chunk is kept only until its echo
  * has been compared, and the writer waits for 'drain', so at most the socket buffers' worth is
  * held. A reply that differs, is short, or is longer than what was sent is a mismatch.
+ *
+ * Once the exchange has failed (mismatch, timeout, connection error, abort) the client stops
+ * waiting for more input and abandons the input iterator, so a terminal or a slow pipe on stdin
+ * can never keep a failed echo hanging.
  */
 import type { Socket } from 'node:net';
 import { connect, type ConnectOptions, type ConnectTransport } from '../net/connect.js';
@@ -12,6 +16,7 @@ import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import { writeWithBackpressure } from '../net/write.js';
 import { EXIT_MISMATCH, SocketkitError, toSocketkitError } from '../core/errors.js';
 
+/** `signal` covers the whole exchange, not only the connect: abort fails it with ERR_ABORTED. */
 export interface EchoClientOptions extends ConnectOptions {
   /** No reply for this long (ms) while bytes are outstanding fails with ERR_TIMEOUT. Default 10 s. */
   readonly idleTimeoutMs?: number;
@@ -88,10 +93,22 @@ export async function echoStream(ep: Endpoint, input: AsyncIterable<Uint8Array> 
   let inputDone = false;
   const idle = options.idleTimeoutMs ?? 10_000;
   let failure: SocketkitError | undefined;
+  let wakeWriter: (() => void) | undefined;
+  // Settles on the first failure, so a writer waiting for input (a terminal, a slow pipe) stops
+  // waiting: once the exchange has failed there is nothing to wait for.
+  const failed = new Promise<undefined>((resolve) => {
+    wakeWriter = () => resolve(undefined);
+  });
   const fail = (err: SocketkitError): void => {
     failure ??= err;
     socket.destroy();
+    wakeWriter?.();
   };
+  const onAbort = (): void => fail(new SocketkitError('ERR_ABORTED', `echo to ${what} aborted`));
+  if (options.signal?.aborted) onAbort();
+  else options.signal?.addEventListener('abort', onAbort, { once: true });
+  let readerEnded = false;
+  const short = (): SocketkitError => mismatch(`${what} closed the connection after echoing ${bytesReceived} of ${bytesSent} bytes`);
   if (idle > 0) {
     socket.setTimeout(idle, () => {
       // Only an echo we are waiting for can time out; slow input (a person typing) cannot.
@@ -103,14 +120,26 @@ export async function echoStream(ep: Endpoint, input: AsyncIterable<Uint8Array> 
   socket.on('error', (err) => fail(toSocketkitError(err, what)));
 
   const writer = (async () => {
-    for await (const chunk of input) {
-      if (failure) return;
-      const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      if (buf.length === 0) continue;
-      if (Number.isNaN(tFirstSent)) tFirstSent = performance.now();
-      verifier.sent(buf);
-      bytesSent += buf.length;
-      await writeWithBackpressure(socket, buf);
+    const it = Symbol.asyncIterator in input ? input[Symbol.asyncIterator]() : input[Symbol.iterator]();
+    try {
+      for (;;) {
+        // Never block on input after a failure: race each read against it.
+        const next = await Promise.race([it.next(), failed]);
+        if (next === undefined || failure) return;
+        if (next.done === true) break;
+        const chunk: Uint8Array = next.value;
+        const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        if (buf.length === 0) continue;
+        if (Number.isNaN(tFirstSent)) tFirstSent = performance.now();
+        verifier.sent(buf);
+        bytesSent += buf.length;
+        // The server has closed its side: it can never echo this.
+        if (readerEnded) return fail(short());
+        await writeWithBackpressure(socket, buf);
+      }
+    } finally {
+      // Abandoning the input early: let it release what it holds (no wait: it may be mid-read).
+      if (failure) void Promise.resolve(it.return?.()).catch(() => undefined);
     }
     inputDone = true;
     if (!failure) socket.end();
@@ -131,14 +160,19 @@ export async function echoStream(ep: Endpoint, input: AsyncIterable<Uint8Array> 
       }
       await options.onEcho?.(chunk);
     }
+    readerEnded = true;
+    // Closed while bytes are still owed: a short echo, whatever input is still to come.
+    if (!inputDone && verifier.pendingBytes > 0) fail(short());
   })().catch((err: unknown) => fail(toSocketkitError(err, what)));
 
-  await Promise.all([writer, reader]);
-  socket.destroy();
-  if (failure) throw failure;
-  if (verifier.pendingBytes > 0 || bytesReceived < bytesSent) {
-    throw mismatch(`${what} closed the connection after echoing ${bytesReceived} of ${bytesSent} bytes`);
+  try {
+    await Promise.all([writer, reader]);
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+    socket.destroy();
   }
+  if (failure) throw failure;
+  if (verifier.pendingBytes > 0 || bytesReceived < bytesSent) throw short();
   const tEnd = performance.now();
   return {
     bytesSent,

@@ -52,6 +52,8 @@ export function connect(ep: Endpoint, options: ConnectOptions = {}, transport: C
       socket.removeListener('error', onError);
       options.signal?.removeEventListener('abort', onAbort);
       if (err) {
+        // Nothing listens for this socket any more: a late error from it must not crash us.
+        socket.on('error', () => undefined);
         socket.destroy();
         reject(err);
       } else {

@@ -116,8 +116,11 @@ export class Listener extends EventEmitter<ListenerEvents> {
         }
       });
     }
+    // The server's close callback can run before the destroyed sockets emit 'close': wait for
+    // each, so that once this resolves `connections` is empty and every close has been seen.
+    const closed = [...this.#sockets].map((s) => new Promise<void>((resolve) => s.once('close', () => resolve())));
     for (const s of this.#sockets) s.destroy();
-    await serverClosed;
+    await Promise.all([serverClosed, ...closed]);
     this.#status = { state: 'closed' };
   }
 }
@@ -133,16 +136,18 @@ async function clearStaleUnixSocket(path: string): Promise<void> {
   if (!st.isSocket()) {
     throw new SocketkitError('ERR_ADDR_IN_USE', `address already in use: unix:${path} exists and is not a socket (not removing it)`);
   }
-  const live = await new Promise<boolean>((resolve) => {
+  // Only a refused connection proves nobody is there. EAGAIN (a full backlog) means a busy live
+  // server and EACCES means we cannot tell: then the file stays, and listen() reports the error.
+  const state = await new Promise<'live' | 'stale' | 'unknown'>((resolve) => {
     const probe = netConnect({ path });
     probe.once('connect', () => {
       probe.destroy();
-      resolve(true);
+      resolve('live');
     });
-    probe.once('error', () => resolve(false));
+    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED' ? 'stale' : 'unknown'));
   });
-  if (live) throw new SocketkitError('ERR_ADDR_IN_USE', `address already in use: unix:${path} (a server is listening there)`);
-  await unlink(path).catch(() => undefined);
+  if (state === 'live') throw new SocketkitError('ERR_ADDR_IN_USE', `address already in use: unix:${path} (a server is listening there)`);
+  if (state === 'stale') await unlink(path).catch(() => undefined);
 }
 
 /** Starts listening on `ep`; resolves once bound, or rejects with a coded error. */

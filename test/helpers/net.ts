@@ -101,6 +101,10 @@ export interface TestServer {
  * connection gets an error listener (tests provoke resets) and is destroyed on close. With `t`,
  * the server is closed when the test ends.
  *
+ * Connections are half-open capable (`allowHalfOpen`): when the client ends its side, the
+ * connection stays open until `onConnection`'s code ends it, so a server can read everything
+ * and still answer, or never answer at all.
+ *
  * @example
  * ```ts
  * // A server that answers every connection with 'nope' and closes.
@@ -110,7 +114,7 @@ export interface TestServer {
 export async function startTestServer(ep: Endpoint, onConnection: (socket: Socket) => void, t?: CleanupContext): Promise<TestServer> {
   const sockets = new Set<Socket>();
   let accepted = 0;
-  const server: Server = createServer((socket) => {
+  const server: Server = createServer({ allowHalfOpen: true }, (socket) => {
     accepted++;
     sockets.add(socket);
     socket.on('error', () => undefined);
