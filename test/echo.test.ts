@@ -273,6 +273,18 @@ describe('echo client against misbehaving servers', () => {
     await assert.rejects(echoStream(srv.endpoint, slowInput()), { code: 'ERR_ECHO_MISMATCH' });
   });
 
+  it('reports a server that closes while input is still coming at once (ERR_CONN_CLOSED)', async (t) => {
+    const srv = await startTestServer(v4, (s) => s.once('data', (c: Buffer) => s.end(c)), t);
+    const ac = new AbortController();
+    t.after(() => ac.abort());
+    async function* slowInput(): AsyncGenerator<Buffer> {
+      yield Buffer.from('hello');
+      await sleep(60_000, undefined, { signal: ac.signal }).catch(() => undefined);
+      yield Buffer.from('never sent');
+    }
+    await assert.rejects(echoStream(srv.endpoint, slowInput()), { code: 'ERR_CONN_CLOSED', exitCode: 2 });
+  });
+
   it('fails with ERR_UNKNOWN_HOST for a host under .invalid', async () => {
     await assert.rejects(echoMessage({ kind: 'inet', host: 'no-such-host.invalid', port: 9 }, Buffer.from('x')), { code: 'ERR_UNKNOWN_HOST' });
   });

@@ -3,9 +3,11 @@
  * (`socketkit: <message> (<CODE>)`, non-zero exit, no stack trace unless --debug).
  */
 import { readFileSync } from 'node:fs';
+import { getEventListeners } from 'node:events';
+import { constants } from 'node:os';
 import { COMMANDS } from './registry.js';
 import { commandHelp, parseCommandArgs, type CommandIO } from './command.js';
-import { EXIT_FAILURE, SocketkitError, toSocketkitError } from '../core/errors.js';
+import { EXIT_FAILURE, SocketkitError, isSocketkitError, toSocketkitError } from '../core/errors.js';
 
 function version(): string {
   try {
@@ -32,20 +34,71 @@ function mainHelp(): string {
   ].join('\n');
 }
 
-/** Creates process-backed IO whose shutdown signal fires on SIGINT/SIGTERM. */
+/** IOs made by `processIO()`: main() installs process-wide safety nets only for these. */
+const processIOs = new WeakSet<CommandIO>();
+
+/** Exit status of a process killed by `sig`, as shells report it (SIGINT 130, SIGTERM 143, SIGPIPE 141). */
+function signalStatus(sig: NodeJS.Signals): number {
+  return 128 + (constants.signals[sig] ?? 1);
+}
+
+/**
+ * Creates process-backed IO whose shutdown signal fires on SIGINT/SIGTERM.
+ *
+ * A command that watches `shutdown` (a server) gets the first signal as a stop request and can
+ * finish gracefully; a second signal exits at once. A command that does not watch it (a client
+ * in the middle of an exchange) is interrupted at once, as any program is by Ctrl-C.
+ */
 export function processIO(): CommandIO {
   const ac = new AbortController();
   const onSignal = (sig: NodeJS.Signals): void => {
     if (ac.signal.aborted) {
-      // A second Ctrl-C means now.
       process.stderr.write(`socketkit: ${sig} again, exiting now\n`);
-      process.exit(130);
+      process.exit(signalStatus(sig));
     }
+    if (getEventListeners(ac.signal, 'abort').length === 0) process.exit(signalStatus(sig));
     ac.abort(sig);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, shutdown: ac.signal };
+  // Output to a closed pipe (`socketkit echo-server --json | head -1`) ends the program quietly,
+  // as SIGPIPE ends other programs; without a listener Node would crash with a stack trace.
+  const onOutputError = (err: NodeJS.ErrnoException): void => {
+    if (err.code !== 'EPIPE') {
+      process.stderr.write(`socketkit: cannot write output: ${err.message} (ERR_IO)\n`);
+      process.exit(EXIT_FAILURE);
+    }
+    process.exit(signalStatus('SIGPIPE'));
+  };
+  process.stdout.on('error', onOutputError);
+  process.stderr.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? signalStatus('SIGPIPE') : EXIT_FAILURE));
+  const io: CommandIO = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, shutdown: ac.signal };
+  processIOs.add(io);
+  return io;
+}
+
+/** Prints an error the CLI way: one line, the stack only with --debug. Returns its exit status. */
+function printError(io: CommandIO, err: unknown, debug: boolean): number {
+  const e = toSocketkitError(err);
+  io.stderr.write(`socketkit: ${e.message} (${e.code})\n`);
+  if (debug && err instanceof Error) io.stderr.write(`${err.stack ?? ''}\n`);
+  else if (!(err instanceof SocketkitError) && e.code === 'ERR_INTERNAL') {
+    io.stderr.write('(this looks like a bug in socketkit; run again with --debug for details)\n');
+  }
+  return e.exitCode;
+}
+
+/**
+ * For a real process: an error nothing caught (an 'error' event without a listener, a rejected
+ * promise nobody awaited) is still reported in one line, not as a Node stack trace.
+ */
+function installSafetyNet(io: CommandIO, debug: boolean): void {
+  const onFatal = (err: unknown): void => {
+    printError(io, err, debug);
+    process.exit(70); // EX_SOFTWARE, as bin/socketkit.js uses for internal errors
+  };
+  process.on('uncaughtException', onFatal);
+  process.on('unhandledRejection', onFatal);
 }
 
 /** Runs the CLI with `argv` (without node and script); resolves with the exit code. */
@@ -64,23 +117,31 @@ export async function main(argv: readonly string[], io: CommandIO = processIO())
     io.stderr.write(`socketkit: unknown command '${name}' (ERR_USAGE)\nRun 'socketkit --help' for the list of commands.\n`);
     return EXIT_FAILURE;
   }
-  const cmd = await entry.load();
   const debug = rest.includes('--debug');
+  const real = processIOs.has(io);
+  if (real) installSafetyNet(io, debug);
   try {
-    const parsed = parseCommandArgs(cmd, rest);
+    const cmd = await entry.load();
+    let parsed;
+    try {
+      parsed = parseCommandArgs(cmd, rest);
+    } catch (err) {
+      const status = printError(io, err, debug);
+      io.stderr.write(`Run 'socketkit ${cmd.name} --help' for usage.\n`);
+      return status;
+    }
     if (parsed.help) {
       io.stdout.write(commandHelp(cmd));
       return 0;
     }
     return await cmd.run({ values: parsed.values, positionals: parsed.positionals, io, global: parsed.global });
   } catch (err) {
-    const e = toSocketkitError(err);
-    io.stderr.write(`socketkit: ${e.message} (${e.code})\n`);
-    if (e.code === 'ERR_USAGE') io.stderr.write(`Run 'socketkit ${cmd.name} --help' for usage.\n`);
-    if (debug && err instanceof Error) io.stderr.write(`${err.stack ?? ''}\n`);
-    else if (!(err instanceof SocketkitError) && e.code === 'ERR_INTERNAL') {
-      io.stderr.write('(this looks like a bug in socketkit; run again with --debug for details)\n');
-    }
-    return e.exitCode;
+    const status = printError(io, err, debug);
+    if (isSocketkitError(err) && err.code === 'ERR_USAGE') io.stderr.write(`Run 'socketkit ${name} --help' for usage.\n`);
+    return status;
+  } finally {
+    // The command is over and nothing reads stdin any more: a read still pending (a failed echo
+    // abandoned its input) must not keep the process alive.
+    if (real) process.stdin.destroy();
   }
 }

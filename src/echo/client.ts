@@ -107,7 +107,6 @@ export async function echoStream(ep: Endpoint, input: AsyncIterable<Uint8Array> 
   const onAbort = (): void => fail(new SocketkitError('ERR_ABORTED', `echo to ${what} aborted`));
   if (options.signal?.aborted) onAbort();
   else options.signal?.addEventListener('abort', onAbort, { once: true });
-  let readerEnded = false;
   const short = (): SocketkitError => mismatch(`${what} closed the connection after echoing ${bytesReceived} of ${bytesSent} bytes`);
   if (idle > 0) {
     socket.setTimeout(idle, () => {
@@ -133,8 +132,6 @@ export async function echoStream(ep: Endpoint, input: AsyncIterable<Uint8Array> 
         if (Number.isNaN(tFirstSent)) tFirstSent = performance.now();
         verifier.sent(buf);
         bytesSent += buf.length;
-        // The server has closed its side: it can never echo this.
-        if (readerEnded) return fail(short());
         await writeWithBackpressure(socket, buf);
       }
     } finally {
@@ -160,9 +157,11 @@ export async function echoStream(ep: Endpoint, input: AsyncIterable<Uint8Array> 
       }
       await options.onEcho?.(chunk);
     }
-    readerEnded = true;
-    // Closed while bytes are still owed: a short echo, whatever input is still to come.
-    if (!inputDone && verifier.pendingBytes > 0) fail(short());
+    // The server closed before our input ended: with bytes still owed the echo is short; if not,
+    // nothing more can be echoed either, so report it now rather than when more input comes.
+    if (!inputDone) {
+      fail(verifier.pendingBytes > 0 ? short() : new SocketkitError('ERR_CONN_CLOSED', `${what} closed the connection before the input ended`));
+    }
   })().catch((err: unknown) => fail(toSocketkitError(err, what)));
 
   try {
