@@ -35,6 +35,17 @@ export interface ListenOptions {
    * refuse it (it is closed and counted), or undefined to admit it.
    */
   readonly admit?: (socket: Socket, listener: Listener) => string | undefined;
+  /**
+   * Called once as each admitted connection closes, after it has left `connections` (one
+   * listener function shared by every socket, so watching closes costs no per-connection closure).
+   */
+  readonly onClose?: (socket: Socket) => void;
+  /**
+   * Whether a stale Unix socket file (left by a dead server) is removed before binding. Default
+   * true. Cluster workers pass false: the primary owns the path and clears it once, and to a
+   * worker the primary's live socket would look like someone else's.
+   */
+  readonly clearStaleUnixSocket?: boolean;
   /** Abort stops the listener (as `close(0)`). */
   readonly signal?: AbortSignal;
   readonly backlog?: number;
@@ -61,14 +72,21 @@ export class Listener extends EventEmitter<ListenerEvents> {
   readonly counters: ListenerCounters = { accepted: 0, refused: 0 };
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
+  /** One 'close' listener for every socket: a closure per connection would cost memory per connection. */
+  readonly #onSocketClose: (this: Socket) => void;
   #status: ListenerStatus = { state: 'listening' };
   #closing: Promise<void> | undefined;
 
   /** @internal use `listen()` */
-  constructor(server: Server, endpoint: Endpoint) {
+  constructor(server: Server, endpoint: Endpoint, onClose?: (socket: Socket) => void) {
     super();
     this.#server = server;
     this.endpoint = endpoint;
+    const sockets = this.#sockets;
+    this.#onSocketClose = function (this: Socket) {
+      sockets.delete(this);
+      onClose?.(this);
+    };
   }
 
   /** The open connections (raw sockets). */
@@ -88,7 +106,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
   /** @internal */
   track(socket: Socket): void {
     this.#sockets.add(socket);
-    socket.once('close', () => this.#sockets.delete(socket));
+    socket.on('close', this.#onSocketClose); // 'close' is emitted once; no once() wrapper needed
   }
 
   /**
@@ -125,8 +143,11 @@ export class Listener extends EventEmitter<ListenerEvents> {
   }
 }
 
-/** Removes a Unix socket file left by a dead server; refuses to touch anything else. */
-async function clearStaleUnixSocket(path: string): Promise<void> {
+/**
+ * Removes a Unix socket file left by a dead server; refuses to touch anything else (a regular
+ * file, or a socket a live server answers on: ERR_ADDR_IN_USE).
+ */
+export async function clearStaleUnixSocket(path: string): Promise<void> {
   let st;
   try {
     st = await lstat(path);
@@ -152,7 +173,7 @@ async function clearStaleUnixSocket(path: string): Promise<void> {
 
 /** Starts listening on `ep`; resolves once bound, or rejects with a coded error. */
 export async function listen(ep: Endpoint, options: ListenOptions): Promise<Listener> {
-  if (ep.kind === 'unix') await clearStaleUnixSocket(ep.path);
+  if (ep.kind === 'unix' && options.clearStaleUnixSocket !== false) await clearStaleUnixSocket(ep.path);
   const transport = options.transport ?? plainTransport;
   const server = transport.create();
   await new Promise<void>((resolve, reject) => {
@@ -175,7 +196,7 @@ export async function listen(ep: Endpoint, options: ListenOptions): Promise<List
     ep.kind === 'unix' || addr === null || typeof addr === 'string'
       ? ep
       : { kind: 'inet', host: ep.host, port: addr.port };
-  const listener = new Listener(server, bound);
+  const listener = new Listener(server, bound, options.onClose);
   server.on('error', () => undefined); // after bind, errors belong to connections
   server.on('connection', (socket: Socket) => {
     const reason = options.admit?.(socket, listener);

@@ -1,14 +1,22 @@
 /** `socketkit echo-server [ADDR]`: the echo server, with logging and graceful stop. */
 import type { Command } from '../command.js';
-import { parseEndpoint, formatEndpoint } from '../../net/endpoint.js';
+import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
-import { startEchoServer, type EchoServerEvent } from '../../echo/server.js';
+import { fileURLToPath } from 'node:url';
 import { createReporter, formatBytes } from '../report.js';
-import { flag, parseDurationMs, parseSize, str } from '../values.js';
-import { MessageConnection, echoMessages } from '../../message/index.js';
+import { flag, parseCount, parseDurationMs, parseSize, str } from '../values.js';
+import { resolveWorkerCount, serve, startManagedEchoServer, type ServerEvent, type ServerStats, type StatsRates } from '../../server/index.js';
 import { runUdpEchoServer } from './udp-echo.js';
 
-function describe(e: EchoServerEvent): string {
+/** What a cluster worker runs: this CLI (in-process callers such as tests have another argv[1]). */
+const CLI_SCRIPT = fileURLToPath(new URL('../../../../bin/socketkit.js', import.meta.url));
+
+function statsText(s: ServerStats, r: StatsRates): string {
+  const n = (x: number): string => Math.round(x).toLocaleString('en-US');
+  return `stats: ${n(s.connections)} open, ${n(s.accepted)} accepted, ${n(s.refused)} refused, ${n(s.idleClosed)} idle-closed; ${n(r.roundTripsPerSecond)} round trips/s, in ${formatBytes(Math.round(r.bytesInPerSecond))}/s, out ${formatBytes(Math.round(r.bytesOutPerSecond))}/s`;
+}
+
+function describe(e: ServerEvent): string {
   switch (e.event) {
     case 'connect':
       return `+ ${e.peer} connected (#${e.id}, ${e.active} active)`;
@@ -16,6 +24,8 @@ function describe(e: EchoServerEvent): string {
       return `- ${e.peer} closed (#${e.id}, in ${formatBytes(e.bytesIn)}, out ${formatBytes(e.bytesOut)}, ${e.ms} ms${e.error ? `, ${e.error}` : ''})`;
     case 'refused':
       return `! ${e.peer} refused: ${e.reason}`;
+    case 'idle':
+      return `~ ${e.peer} closed: idle for ${(e.idleMs / 1000).toFixed(1)} s`;
   }
 }
 
@@ -28,10 +38,19 @@ const command: Command = {
     grace: { type: 'string', value: 'SECONDS', help: 'on SIGINT/SIGTERM, let live connections finish this long', default: String(DEFAULT_GRACE_MS / 1000) },
     framed: { type: 'boolean', help: 'echo whole length-prefixed messages (4-byte big-endian length, then the payload)' },
     'max-message': { type: 'string', value: 'SIZE', help: 'with --framed: the largest message accepted', default: '16MiB' },
+    'max-conns': { type: 'string', value: 'N', help: 'serve at most N connections at once; more are refused (closed, counted, logged)' },
+    'idle-timeout': { type: 'string', value: 'SECONDS', help: 'close connections with no byte in or out for this long (slowloris)' },
+    workers: { type: 'string', value: 'N|auto', help: 'serve from N processes (auto: one per core), behind one address', default: '1' },
+    stats: { type: 'string', value: 'SECONDS', help: 'print statistics this often (they are always printed at exit)' },
     udp: { type: 'boolean', help: 'echo UDP datagrams (up to 65,507 bytes over IPv4, 65,527 over IPv6) to their senders' },
   },
   positionals: { min: 0, max: 1 },
-  examples: ['socketkit echo-server 9800', 'socketkit echo-server [::1]:9800 --json', 'socketkit echo-server unix:/tmp/echo.sock'],
+  examples: [
+    'socketkit echo-server 9800',
+    'socketkit echo-server [::1]:9800 --json',
+    'socketkit echo-server unix:/tmp/echo.sock',
+    'socketkit echo-server 9800 --max-conns 10000 --idle-timeout 60 --workers auto --stats 5 -q',
+  ],
   async run({ values, positionals, io, global }) {
     if (flag(values, 'udp')) return runUdpEchoServer({ values, positionals, io, global });
     const ep = parseEndpoint(positionals[0] ?? String(DEFAULT_PORT), { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
@@ -39,24 +58,77 @@ const command: Command = {
     const report = createReporter(io, global);
     const framed = flag(values, 'framed');
     const maxMessageSize = parseSize('max-message', str(values, 'max-message') ?? '16MiB');
-    const server = await startEchoServer(ep, {
-      ...(framed ? { handler: (socket) => void echoMessages(new MessageConnection(socket, { maxMessageSize })) } : {}),
-      onEvent: (e) => {
+    const maxText = str(values, 'max-conns');
+    const maxConnections = maxText !== undefined ? parseCount('max-conns', maxText) : undefined;
+    const idleText = str(values, 'idle-timeout');
+    const idleTimeoutMs = idleText !== undefined ? parseDurationMs('idle-timeout', idleText) : undefined;
+    const workers = resolveWorkerCount(str(values, 'workers') ?? '1');
+    const statsSpec = str(values, 'stats');
+    const statsIntervalMs = statsSpec !== undefined ? Math.max(100, parseDurationMs('stats', statsSpec)) : undefined;
+    // Per-connection events only when someone reads them: without them the server keeps no per-connection state.
+    const onEvent = global.quiet
+      ? undefined
+      : (e: ServerEvent): void => {
+          const { event, ...fields } = e;
+          report.event(event, fields, describe(e));
+        };
+    const workerArgs = [
+      'echo-server',
+      positionals[0] ?? String(DEFAULT_PORT),
+      '--grace', String(graceMs / 1000),
+      '--max-message', String(maxMessageSize),
+      ...(framed ? ['--framed'] : []),
+      ...(maxConnections !== undefined ? ['--max-conns', String(maxConnections)] : []),
+      ...(idleTimeoutMs !== undefined ? ['--idle-timeout', `${idleTimeoutMs}ms`] : []),
+      ...(global.json ? ['--json'] : []),
+      ...(global.quiet ? ['-q'] : []),
+    ];
+    const result = await serve({
+      endpoint: ep,
+      workers,
+      worker: { exec: CLI_SCRIPT, args: workerArgs },
+      graceMs,
+      shutdown: io.shutdown,
+      ...(maxConnections !== undefined ? { maxConnections } : {}),
+      ...(statsIntervalMs !== undefined ? { statsIntervalMs } : {}),
+      start: (one) =>
+        startManagedEchoServer(ep, {
+          framed,
+          maxMessageSize,
+          clearStaleUnixSocket: one.clearStaleUnixSocket,
+          ...(one.maxConnections !== undefined ? { maxConnections: one.maxConnections } : {}),
+          ...(idleTimeoutMs !== undefined && idleTimeoutMs > 0 ? { idleTimeoutMs } : {}),
+          ...(onEvent ? { onEvent } : {}),
+        }),
+      onListening: (where, n) =>
+        report.event(
+          'listening',
+          { address: where, framed, workers: n, maxConnections: maxConnections ?? null, idleTimeoutMs: idleTimeoutMs ?? null },
+          `${framed ? 'framed ' : ''}echo server listening on ${where}${n > 1 ? ` (${n} workers)` : ''}`,
+        ),
+      // Asked for explicitly, so printed even with -q (which only silences the per-connection lines).
+      onStats: (st, r) => (global.quiet && !global.json ? io.stderr.write(`${statsText(st, r)}\n`) : report.event('stats', { ...st, ...r }, statsText(st, r))),
+      onStopping: (open, ms) => report.log(`stopping: ${open} connection(s) open, waiting up to ${ms / 1000} s`),
+      onClusterEvent: (e) => {
         const { event, ...fields } = e;
-        report.event(event, fields, describe(e));
+        const text =
+          e.event === 'worker-exit'
+            ? `! worker ${e.worker} (pid ${e.pid}) exited (${e.code ?? e.signal}); replacing it`
+            : e.event === 'worker-restart'
+              ? `+ worker ${e.worker} restarted (pid ${e.pid})`
+              : `! worker ${e.worker} failed: ${e.message} (${e.code})`;
+        report.event(event, fields, text);
       },
     });
-    const where = formatEndpoint(server.endpoint);
-    report.event('listening', { address: where, framed }, `${framed ? 'framed ' : ''}echo server listening on ${where}`);
-    await new Promise<void>((resolve) => {
-      if (io.shutdown.aborted) resolve();
-      else io.shutdown.addEventListener('abort', () => resolve(), { once: true });
-    });
-    const active = server.listener.connections.size;
-    report.log(`stopping: ${active} connection(s) open, waiting up to ${graceMs / 1000} s`);
-    await server.close(graceMs);
-    const s = server.stats;
-    report.result('stopped', { ...s }, `echo server stopped: ${s.accepted} connection(s), ${s.refused} refused, in ${formatBytes(s.bytesIn)}, out ${formatBytes(s.bytesOut)}`);
+    // A worker's totals go to its primary, which prints the cluster's.
+    if (result.role === 'worker') return 0;
+    const s = result.stats;
+    const r = result.rates;
+    report.result(
+      'stopped',
+      { ...s, active: s.connections, workers, seconds: Math.round(r.seconds * 1000) / 1000, roundTripsPerSecond: Math.round(r.roundTripsPerSecond) },
+      `echo server stopped: ${s.accepted} connection(s), ${s.refused} refused, ${s.idleClosed} idle-closed, ${s.roundTrips} round trips, in ${formatBytes(s.bytesIn)}, out ${formatBytes(s.bytesOut)}\n${statsText(s, r)} (average over ${r.seconds.toFixed(1)} s)`,
+    );
     return 0;
   },
 };

@@ -1,0 +1,158 @@
+/** `socketkit load ADDR`: many connections to an echo server, round trips measured. */
+import type { Command } from '../command.js';
+import { parseEndpoint } from '../../net/endpoint.js';
+import { DEFAULT_CONNECT_HOST } from '../../core/defaults.js';
+import { SocketkitError } from '../../core/errors.js';
+import { createReporter, formatBytes, formatMs } from '../report.js';
+import { flag, parseCount, parseDurationMs, parseSize, str } from '../values.js';
+import { runLoad, parseMessages, DEFAULT_CONNECT_RATE, MAX_LOAD_CONNECTIONS, type LoadProgress, type LoadResult, type LoadProtocol } from '../../load/index.js';
+
+/** A positive number (rates may be fractional: 0.5 per second). */
+function parseRate(option: string, text: string): number {
+  const n = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text.trim()) || !(n > 0)) throw new SocketkitError('ERR_USAGE', `--${option}: '${text}' is not a positive number`);
+  return n;
+}
+
+function grouped(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+function progressLine(p: LoadProgress): string {
+  const of = Number.isFinite(p.durationMs) ? `/${(p.durationMs / 1000).toFixed(0)}` : '';
+  return `  ${(p.elapsedMs / 1000).toFixed(1)}${of} s  ${grouped(p.roundTripsPerSecond)} round trips/s  p50 ${formatMs(p.latency.p50)}  p99 ${formatMs(p.latency.p99)}  errors ${p.errors}  connections ${p.connections}`;
+}
+
+function summary(r: LoadResult, sizeText: string): string {
+  const l = r.latency;
+  const loop = r.mode === 'open' ? `open loop at ${grouped(r.rate ?? 0)}/s` : 'closed loop';
+  const codes = Object.entries(r.errorCodes).map(([c, n]) => `${c} ${n}`).join(', ');
+  return [
+    `load on ${r.target} (${r.protocol === 'stream' ? 'bytes' : r.protocol}): ${r.connected} of ${r.connections} connection(s), ${sizeText}, ${loop}, ${r.seconds.toFixed(2)} s`,
+    `  round trips  ${grouped(r.roundTrips)}  (${grouped(r.roundTripsPerSecond)}/s)`,
+    `  bytes        ${formatBytes(r.bytesReceived)} echoed  (${formatBytes(Math.round(r.bytesPerSecond))}/s)`,
+    `  errors       ${r.errors}${codes ? `  (${codes})` : ''}${r.stray ? `  stray echoes ${r.stray}` : ''}`,
+    `  latency      p50 ${formatMs(l.p50)}  p90 ${formatMs(l.p90)}  p99 ${formatMs(l.p99)}  p99.9 ${formatMs(l.p999)}  max ${formatMs(l.max)}`,
+  ].join('\n');
+}
+
+const round3 = (x: number): number => Math.round(x * 1000) / 1000;
+
+const command: Command = {
+  name: 'load',
+  summary: 'Load an echo server with many connections: round trips/s, bytes/s, errors, latency percentiles.',
+  args: 'ADDR',
+  description:
+    'Closed loop by default: each connection sends SIZE bytes, waits until they are back, and repeats. ' +
+    'With --rate, open loop: requests are sent at a fixed total rate and each latency counts from its scheduled send time, ' +
+    'so a server that stalls is not excused (no coordinated omission). Connections open at a bounded rate, each confirmed ' +
+    'by a one-byte echo, before the measured run starts. Exit 0 when every round trip succeeded, 1 when some failed, 2 when the run could not start.',
+  options: {
+    connections: { type: 'string', short: 'c', value: 'N', help: 'connections (UDP: sockets)', default: '1' },
+    size: { type: 'string', short: 's', value: 'SIZE', help: 'bytes per request', default: '64' },
+    duration: { type: 'string', short: 'd', value: 'SECONDS', help: 'length of the measured run (default 10, or no limit with -n)' },
+    requests: { type: 'string', short: 'n', value: 'N', help: 'stop after N round trips in all (without -d: no time limit)' },
+    rate: { type: 'string', value: 'R', help: 'open loop: R requests per second in all' },
+    messages: { type: 'string', multiple: true, value: 'LIST', help: 'send these messages in turn instead of SIZE bytes: comma-separated, or @FILE (one per line)' },
+    framed: { type: 'boolean', help: 'length-prefixed messages (for echo-server --framed)' },
+    udp: { type: 'boolean', help: 'UDP datagrams (for echo-server --udp); a lost datagram counts as an error' },
+    'connect-rate': { type: 'string', value: 'R', help: 'open at most R connections per second', default: String(DEFAULT_CONNECT_RATE) },
+    timeout: { type: 'string', value: 'SECONDS', help: 'connect timeout, and how long an echo may take before it is an error', default: '10' },
+    'max-message': { type: 'string', value: 'SIZE', help: 'with --framed: the largest message accepted', default: '16MiB' },
+  },
+  positionals: { min: 1, max: 1 },
+  examples: [
+    'socketkit load 9800 -c 100 -s 4k -d 10',
+    'socketkit load 9800 -c 10 --rate 5000 -d 30 --json',
+    'socketkit load 9800 -c 2 --messages "Message 1 from client.,Message 2 from client." -n 4',
+    'socketkit load unix:/tmp/echo.sock -c 1000 -d 5',
+    'socketkit load 9800 --udp -c 8 -s 512',
+  ],
+  async run({ values, positionals, io, global }) {
+    const ep = parseEndpoint(positionals[0]!, { defaultHost: DEFAULT_CONNECT_HOST });
+    const framed = flag(values, 'framed');
+    const udp = flag(values, 'udp');
+    if (framed && udp) throw new SocketkitError('ERR_USAGE', '--framed and --udp cannot be combined (a datagram is already a message)');
+    const protocol: LoadProtocol = udp ? 'udp' : framed ? 'framed' : 'stream';
+    const connections = parseCount('connections', str(values, 'connections') ?? '1', 1, MAX_LOAD_CONNECTIONS);
+    const size = parseSize('size', str(values, 'size') ?? '64');
+    if (size < 1) throw new SocketkitError('ERR_USAGE', '--size: must be at least 1 byte');
+    const requestsText = str(values, 'requests');
+    const requests = requestsText !== undefined ? parseCount('requests', requestsText) : undefined;
+    // -n alone means "until N round trips"; otherwise the run lasts -d (10 s by default).
+    const durationText = str(values, 'duration') ?? (requests === undefined ? '10' : undefined);
+    const durationMs = durationText !== undefined ? parseDurationMs('duration', durationText) : undefined;
+    if (durationMs !== undefined && durationMs <= 0) throw new SocketkitError('ERR_USAGE', '--duration: must be more than 0');
+    const rateText = str(values, 'rate');
+    const rate = rateText !== undefined ? parseRate('rate', rateText) : undefined;
+    const connectRate = parseRate('connect-rate', str(values, 'connect-rate') ?? String(DEFAULT_CONNECT_RATE));
+    const timeoutMs = parseDurationMs('timeout', str(values, 'timeout') ?? '10');
+    if (timeoutMs <= 0) throw new SocketkitError('ERR_USAGE', '--timeout: must be more than 0');
+    const maxMessageSize = parseSize('max-message', str(values, 'max-message') ?? '16MiB');
+    const specs = values['messages'];
+    const messages = Array.isArray(specs) && specs.length > 0 ? await parseMessages(specs) : undefined;
+    const report = createReporter(io, global);
+
+    let live = false;
+    const clearLine = (): void => {
+      if (live) io.stderr.write('\r\x1b[K');
+      live = false;
+    };
+    const draw = (text: string): void => {
+      io.stderr.write(`\r\x1b[K${text}`);
+      live = true;
+    };
+    const result = await runLoad(ep, {
+      connections,
+      protocol,
+      ...(messages ? { messages } : { size }),
+      ...(durationMs !== undefined ? { durationMs } : {}),
+      ...(requests !== undefined ? { requests } : {}),
+      ...(rate !== undefined ? { rate } : {}),
+      connectRate,
+      timeoutMs,
+      maxMessageSize,
+      signal: io.shutdown,
+      ...(report.tty
+        ? {
+            onProgress: (p: LoadProgress) => draw(progressLine(p)),
+            onConnecting: (opened: number, failed: number, total: number) => {
+              if (total >= 100 && (opened + failed) % 100 === 0) draw(`  connecting ${grouped(opened)}/${grouped(total)}${failed ? ` (${failed} failed)` : ''}`);
+            },
+          }
+        : {}),
+    });
+    clearLine();
+    const sizeText = messages ? `${messages.length} message(s)` : `${formatBytes(size)} requests`;
+    const l = result.latency;
+    report.result(
+      'load',
+      {
+        target: result.target,
+        protocol: result.protocol,
+        mode: result.mode,
+        rate: result.rate,
+        connections: result.connections,
+        connected: result.connected,
+        size: messages ? null : size,
+        messages: messages ? messages.length : null,
+        connectMs: round3(result.connectMs),
+        seconds: round3(result.seconds),
+        requests: result.requests,
+        roundTrips: result.roundTrips,
+        roundTripsPerSecond: round3(result.roundTripsPerSecond),
+        bytesSent: result.bytesSent,
+        bytesReceived: result.bytesReceived,
+        bytesPerSecond: round3(result.bytesPerSecond),
+        errors: result.errors,
+        errorCodes: result.errorCodes,
+        stray: result.stray,
+        latencyMs: { p50: l.p50, p90: l.p90, p99: l.p99, p999: l.p999, max: l.max, min: l.min, mean: round3(l.mean), count: l.count },
+      },
+      summary(result, sizeText),
+    );
+    return result.errors > 0 ? 1 : 0;
+  },
+};
+
+export default command;

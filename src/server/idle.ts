@@ -1,0 +1,82 @@
+/**
+ * Closing idle connections (the answer to slowloris: a client that connects and then sends
+ * nothing, or trickles, or stops reading, cannot hold a connection slot forever).
+ *
+ * One interval timer per server sweeps the open connections, instead of a timer per socket:
+ * a socket's `setTimeout` keeps a timer object per connection and re-arms it on every read and
+ * write, which costs memory per connection and CPU per I/O. The sweep reads each socket's byte
+ * counters (`bytesRead + bytesWritten`, no per-I/O work at all); a connection whose counters
+ * have not moved for the timeout is idle. It closes between `timeoutMs` and
+ * `timeoutMs + intervalMs` after its last byte. With no timeout there is no timer at all.
+ */
+import type { Socket } from 'node:net';
+import { IDLE_SWEEPS_PER_TIMEOUT, MAX_IDLE_SWEEP_MS, MIN_IDLE_SWEEP_MS } from './defaults.js';
+
+export interface IdleSweeperOptions {
+  /** A connection with no byte in or out for this long (ms) is idle. */
+  readonly timeoutMs: number;
+  /** Called for each idle connection with how long it was idle (ms); default: destroy it. */
+  readonly onIdle?: (socket: Socket, idleMs: number) => void;
+  /** Milliseconds between sweeps; default a quarter of the timeout, within 10 ms .. 5 s. */
+  readonly intervalMs?: number;
+}
+
+/** Per connection: the byte count seen last and when it last changed. */
+interface Mark {
+  bytes: number;
+  since: number;
+}
+
+/** The sweep interval for a timeout: frequent enough to be on time, rare enough to cost nothing. */
+export function idleSweepInterval(timeoutMs: number): number {
+  return Math.min(MAX_IDLE_SWEEP_MS, Math.max(MIN_IDLE_SWEEP_MS, Math.floor(timeoutMs / IDLE_SWEEPS_PER_TIMEOUT)));
+}
+
+/** Sweeps a live set of connections (a Listener's `connections`) and closes the idle ones. */
+export class IdleSweeper {
+  readonly timeoutMs: number;
+  readonly intervalMs: number;
+  readonly #connections: Iterable<Socket>;
+  readonly #onIdle: (socket: Socket, idleMs: number) => void;
+  /** Weak, so a closed socket's mark goes with it: no cleanup pass needed. */
+  readonly #marks = new WeakMap<Socket, Mark>();
+  #timer: NodeJS.Timeout | undefined;
+  /** Connections found idle so far. */
+  closed = 0;
+
+  constructor(connections: Iterable<Socket>, options: IdleSweeperOptions) {
+    this.timeoutMs = options.timeoutMs;
+    this.intervalMs = options.intervalMs ?? idleSweepInterval(options.timeoutMs);
+    this.#connections = connections;
+    this.#onIdle = options.onIdle ?? ((socket) => socket.destroy());
+    this.#timer = setInterval(() => this.sweep(), this.intervalMs);
+    this.#timer.unref(); // the server keeps the process alive, not its sweeper
+  }
+
+  /** One pass: returns how many connections were found idle (and handed to `onIdle`). */
+  sweep(now: number = performance.now()): number {
+    const idle: Array<[Socket, number]> = [];
+    for (const socket of this.#connections) {
+      if (socket.destroyed) continue;
+      const bytes = socket.bytesRead + (socket.bytesWritten ?? 0);
+      const mark = this.#marks.get(socket);
+      if (mark === undefined) this.#marks.set(socket, { bytes, since: now });
+      else if (mark.bytes !== bytes) {
+        mark.bytes = bytes;
+        mark.since = now;
+      } else if (now - mark.since >= this.timeoutMs) idle.push([socket, now - mark.since]);
+    }
+    // Closing outside the loop: onIdle usually destroys, which removes the socket from the set we iterate.
+    for (const [socket, ms] of idle) {
+      this.closed++;
+      this.#onIdle(socket, ms);
+    }
+    return idle.length;
+  }
+
+  /** Stops sweeping (idempotent). */
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}

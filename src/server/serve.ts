@@ -1,0 +1,163 @@
+/**
+ * Running a managed server as a long-lived process: in this process, or as a cluster of worker
+ * processes behind one address, with periodic statistics and a graceful stop. The echo server
+ * uses it; any server built on `startServer()` can.
+ *
+ * The same call plays whichever role the process has:
+ * - single: starts the server here, runs until `shutdown`, closes gracefully;
+ * - cluster primary (`workers > 1`): starts the workers, prints their summed statistics, and on
+ *   `shutdown` stops them gracefully and collects their final totals;
+ * - cluster worker (started by a primary): starts the server with its share of the connection
+ *   limit, answers the primary's statistics requests, and stops when told to (or on its own
+ *   SIGINT/SIGTERM, which a terminal's Ctrl-C sends to every process of the group).
+ */
+import { clearStaleUnixSocket } from '../net/listen.js';
+import type { Endpoint } from '../net/endpoint.js';
+import { formatEndpoint } from '../net/endpoint.js';
+import { shareOfLimit } from './limits.js';
+import { keepYoungGenerationSmall } from './memory.js';
+import { startCluster, workerLink, type ClusterEvent } from './cluster.js';
+import { ratesBetween, ZERO_STATS, type ServerStats, type StatsRates } from './stats.js';
+import type { ManagedServer } from './server.js';
+
+/** How to start one server (here, or in a worker). */
+export interface StartOneOptions {
+  /** This process's share of the connection limit (undefined: no limit). */
+  readonly maxConnections: number | undefined;
+  /** False in cluster workers (the primary clears a stale Unix socket once). */
+  readonly clearStaleUnixSocket: boolean;
+}
+
+export interface ServeOptions {
+  /** The address (for a Unix socket, the primary clears a stale file before the workers start). */
+  readonly endpoint: Endpoint;
+  /** Starts one server; called once per process. */
+  readonly start: (options: StartOneOptions) => Promise<ManagedServer>;
+  /** Worker processes; 1 serves in this process. */
+  readonly workers: number;
+  /** With workers: the script and arguments a worker runs (it must call `serve()` too). */
+  readonly worker?: { readonly exec: string; readonly args: readonly string[] };
+  /** Most connections open at once, across all workers (each gets an even share). */
+  readonly maxConnections?: number;
+  /** On stop, how long live connections may finish, ms. */
+  readonly graceMs: number;
+  /** Stop request (SIGINT/SIGTERM). */
+  readonly shutdown: AbortSignal;
+  /** Report statistics this often, ms (none when undefined). */
+  readonly statsIntervalMs?: number;
+  /** Keep V8's young generation small in server processes (see memory.ts). Default true. */
+  readonly smallHeap?: boolean;
+  readonly onListening?: (address: string, workers: number) => void;
+  readonly onStats?: (stats: ServerStats, rates: StatsRates) => void;
+  readonly onStopping?: (connections: number, graceMs: number) => void;
+  readonly onClusterEvent?: (e: ClusterEvent) => void;
+}
+
+/** How serving ended. */
+export interface ServeResult {
+  readonly role: 'single' | 'primary' | 'worker';
+  /** Totals (a worker: its own; a primary: the cluster's). */
+  readonly stats: ServerStats;
+  /** Average rates since start. */
+  readonly rates: StatsRates;
+}
+
+function untilAborted(...signals: AbortSignal[]): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signals.some((s) => s.aborted)) {
+      resolve();
+      return;
+    }
+    const done = (): void => {
+      for (const s of signals) s.removeEventListener('abort', done);
+      resolve();
+    };
+    for (const s of signals) s.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** A ticker that reports statistics and the rates since its previous report. */
+function statsTicker(intervalMs: number | undefined, read: () => ServerStats | Promise<ServerStats>, report: ServeOptions['onStats']): () => void {
+  if (intervalMs === undefined || !report) return () => undefined;
+  let last = ZERO_STATS;
+  let lastAt = performance.now();
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return; // a slow cluster answer: skip a beat rather than pile up requests
+    busy = true;
+    void Promise.resolve(read())
+      .then((stats) => {
+        const now = performance.now();
+        report(stats, ratesBetween(last, stats, now - lastAt));
+        last = stats;
+        lastAt = now;
+      })
+      .finally(() => {
+        busy = false;
+      });
+  }, intervalMs);
+  return () => clearInterval(timer);
+}
+
+/** Serves until `shutdown`, in whichever role this process has; resolves with the totals. */
+export async function serve(options: ServeOptions): Promise<ServeResult> {
+  const started = performance.now();
+  const link = workerLink();
+  if (link) {
+    // ---- Cluster worker.
+    if (options.smallHeap !== false) keepYoungGenerationSmall();
+    const max = options.maxConnections !== undefined ? shareOfLimit(options.maxConnections, link.count, link.index) : undefined;
+    let server: ManagedServer;
+    try {
+      server = await options.start({ maxConnections: max, clearStaleUnixSocket: false });
+    } catch (err) {
+      link.failed(err);
+      throw err;
+    }
+    link.serveStats(() => server.stats());
+    link.listening(formatEndpoint(server.endpoint));
+    await untilAborted(options.shutdown, link.stopSignal);
+    await server.close(link.stopGraceMs ?? options.graceMs);
+    const stats = server.stats();
+    await link.final(stats);
+    return { role: 'worker', stats, rates: ratesBetween(ZERO_STATS, stats, performance.now() - started) };
+  }
+
+  if (options.workers > 1) {
+    // ---- Cluster primary.
+    if (!options.worker) throw new Error('serve(): workers > 1 needs `worker` (what a worker process runs)');
+    if (options.endpoint.kind === 'unix') await clearStaleUnixSocket(options.endpoint.path);
+    const primary = startCluster({
+      workers: options.workers,
+      exec: options.worker.exec,
+      args: options.worker.args,
+      ...(options.onClusterEvent ? { onEvent: options.onClusterEvent } : {}),
+    });
+    try {
+      const address = await Promise.race([primary.ready(), untilAborted(options.shutdown).then(() => undefined)]);
+      if (address !== undefined) options.onListening?.(address, options.workers);
+    } catch (err) {
+      await primary.stop(0);
+      throw err;
+    }
+    const stopTicker = statsTicker(options.statsIntervalMs, () => primary.stats(), options.onStats);
+    await untilAborted(options.shutdown);
+    stopTicker();
+    const open = (await primary.stats()).connections;
+    options.onStopping?.(open, options.graceMs);
+    const stats = await primary.stop(options.graceMs);
+    return { role: 'primary', stats, rates: ratesBetween(ZERO_STATS, stats, performance.now() - started) };
+  }
+
+  // ---- Single process.
+  if (options.smallHeap !== false) keepYoungGenerationSmall();
+  const server = await options.start({ maxConnections: options.maxConnections, clearStaleUnixSocket: true });
+  options.onListening?.(formatEndpoint(server.endpoint), 1);
+  const stopTicker = statsTicker(options.statsIntervalMs, () => server.stats(), options.onStats);
+  await untilAborted(options.shutdown);
+  stopTicker();
+  options.onStopping?.(server.listener.connections.size, options.graceMs);
+  await server.close(options.graceMs);
+  const stats = server.stats();
+  return { role: 'single', stats, rates: ratesBetween(ZERO_STATS, stats, performance.now() - started) };
+}

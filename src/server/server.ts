@@ -1,0 +1,205 @@
+/**
+ * A managed stream server: `listen()` plus the machinery every long-running server needs, so
+ * the echo server and the file-transfer servers share it.
+ *
+ * - a connection limit: past it, new connections are refused (closed before any byte is read,
+ *   counted, reported) while the open ones keep being served;
+ * - an idle timeout, by one sweep timer for the whole server (see idle.ts);
+ * - live statistics: connections, accepted, refused, idle-closed, bytes, round trips;
+ * - graceful close: stop accepting, let live connections finish for a grace period.
+ *
+ * Small per connection on purpose (10,000 idle connections must cost little): the server adds
+ * no closure and no timer per connection. Its socket listeners are functions shared by every
+ * socket (Node calls them with `this` = the socket), and per-connection bookkeeping exists only
+ * when someone listens to per-connection events.
+ */
+import type { Socket } from 'node:net';
+import { listen, type ListenTransport, type Listener } from '../net/listen.js';
+import { formatPeer, type Endpoint } from '../net/endpoint.js';
+import { toSocketkitError } from '../core/errors.js';
+import { connectionLimit } from './limits.js';
+import { IdleSweeper } from './idle.js';
+import { newCounters, type ServerCounters, type ServerStats } from './stats.js';
+
+/** What a managed server reports about connections. */
+export type ServerEvent =
+  | { readonly event: 'connect'; readonly id: number; readonly peer: string; readonly active: number }
+  | {
+      readonly event: 'disconnect';
+      readonly id: number;
+      readonly peer: string;
+      readonly bytesIn: number;
+      readonly bytesOut: number;
+      readonly ms: number;
+      readonly active: number;
+      readonly error?: string;
+    }
+  | { readonly event: 'refused'; readonly peer: string; readonly reason: string }
+  | { readonly event: 'idle'; readonly peer: string; readonly idleMs: number };
+
+/** Serves one connection. It must end the socket when the peer ends (listen() keeps sockets half-open). */
+export type ConnectionHandler = (socket: Socket) => void;
+
+/**
+ * A protocol: set up once per server with the server's counters (to count round trips), it
+ * returns the per-connection handler. Set-up once lets it create its socket listeners once.
+ */
+export type Protocol = (counters: ServerCounters) => ConnectionHandler;
+
+export interface ManagedServerOptions {
+  readonly protocol: Protocol;
+  /** Most connections open at once; more are refused. Default: no limit. */
+  readonly maxConnections?: number;
+  /** Close connections with no byte in or out for this long, ms. Default (or 0): never. */
+  readonly idleTimeoutMs?: number;
+  /** Per-connection events. Without it the server keeps no per-connection state at all. */
+  readonly onEvent?: (e: ServerEvent) => void;
+  /** Abort stops the server (as `close(0)`). */
+  readonly signal?: AbortSignal;
+  readonly backlog?: number;
+  readonly transport?: ListenTransport;
+  /** See ListenOptions.clearStaleUnixSocket (false in cluster workers). */
+  readonly clearStaleUnixSocket?: boolean;
+}
+
+/** Per-connection bookkeeping, kept only when per-connection events are wanted. */
+interface ConnectionInfo {
+  readonly id: number;
+  readonly peer: string;
+  readonly started: number;
+  error: string | undefined;
+}
+
+/** A running managed server. */
+export class ManagedServer {
+  readonly listener: Listener;
+  readonly counters: ServerCounters;
+  readonly #sweeper: IdleSweeper | undefined;
+
+  /** @internal use `startServer()` */
+  constructor(listener: Listener, counters: ServerCounters, sweeper: IdleSweeper | undefined) {
+    this.listener = listener;
+    this.counters = counters;
+    this.#sweeper = sweeper;
+  }
+
+  /** The bound address (with the real port when 0 was asked for). */
+  get endpoint(): Endpoint {
+    return this.listener.endpoint;
+  }
+
+  /** Totals now, live connections' bytes included. */
+  stats(): ServerStats {
+    let bytesIn = this.counters.closedBytesIn;
+    let bytesOut = this.counters.closedBytesOut;
+    for (const s of this.listener.connections) {
+      bytesIn += s.bytesRead;
+      bytesOut += s.bytesWritten ?? 0;
+    }
+    return {
+      connections: this.listener.connections.size,
+      accepted: this.listener.counters.accepted,
+      refused: this.listener.counters.refused,
+      idleClosed: this.counters.idleClosed,
+      bytesIn,
+      bytesOut,
+      roundTrips: this.counters.roundTrips,
+    };
+  }
+
+  /** Graceful stop (idempotent): no new connections; live ones get `graceMs` to finish, then are closed. */
+  close(graceMs = 0): Promise<void> {
+    this.#sweeper?.stop();
+    return this.listener.close(graceMs);
+  }
+}
+
+function peerOf(socket: Socket, ep: Endpoint, id: number): string {
+  return ep.kind === 'unix' ? `unix#${id}` : formatPeer(socket.remoteAddress, socket.remotePort);
+}
+
+/** Starts a managed server on `ep` (TCP over IPv4/IPv6, or a Unix socket). */
+export async function startServer(ep: Endpoint, options: ManagedServerOptions): Promise<ManagedServer> {
+  const counters = newCounters();
+  const handler = options.protocol(counters);
+  const onEvent = options.onEvent;
+  const infos = onEvent ? new WeakMap<Socket, ConnectionInfo>() : undefined;
+  let nextId = 1;
+
+  // Shared listeners: `this` is the socket.
+  const onError = infos
+    ? function (this: Socket, err: Error): void {
+        const info = infos.get(this);
+        if (info) info.error ??= toSocketkitError(err).code;
+      }
+    : function (): void {
+        // The socket closes itself after an error; nothing to keep.
+      };
+
+  const onClose = (socket: Socket): void => {
+    const bytesIn = socket.bytesRead;
+    const bytesOut = socket.bytesWritten ?? 0;
+    counters.closedBytesIn += bytesIn;
+    counters.closedBytesOut += bytesOut;
+    const info = infos?.get(socket);
+    if (info && onEvent) {
+      onEvent({
+        event: 'disconnect',
+        id: info.id,
+        peer: info.peer,
+        bytesIn,
+        bytesOut,
+        ms: Math.round(performance.now() - info.started),
+        active: listener.connections.size,
+        ...(info.error !== undefined ? { error: info.error } : {}),
+      });
+    }
+  };
+
+  const onConnection = (socket: Socket): void => {
+    socket.on('error', onError);
+    if (infos && onEvent) {
+      const id = nextId++;
+      const info: ConnectionInfo = { id, peer: peerOf(socket, ep, id), started: performance.now(), error: undefined };
+      infos.set(socket, info);
+      onEvent({ event: 'connect', id, peer: info.peer, active: listener.connections.size });
+    }
+    handler(socket);
+  };
+
+  const max = options.maxConnections ?? 0;
+  // The closures above run only on connections, after this assignment.
+  const listener: Listener = await listen(ep, {
+    onConnection,
+    onClose,
+    ...(max > 0 ? { admit: connectionLimit(max) } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.backlog !== undefined ? { backlog: options.backlog } : {}),
+    ...(options.transport ? { transport: options.transport } : {}),
+    ...(options.clearStaleUnixSocket !== undefined ? { clearStaleUnixSocket: options.clearStaleUnixSocket } : {}),
+  });
+  if (onEvent) listener.on('refused', (peer, reason) => onEvent({ event: 'refused', peer, reason }));
+
+  const idleMs = options.idleTimeoutMs ?? 0;
+  const sweeper =
+    idleMs > 0
+      ? new IdleSweeper(listener.connections, {
+          timeoutMs: idleMs,
+          onIdle: (socket, ms) => {
+            counters.idleClosed++;
+            if (onEvent) {
+              const info = infos?.get(socket);
+              onEvent({ event: 'idle', peer: info?.peer ?? peerOf(socket, ep, 0), idleMs: Math.round(ms) });
+            }
+            socket.destroy();
+          },
+        })
+      : undefined;
+  const server = new ManagedServer(listener, counters, sweeper);
+  if (options.signal) {
+    const stop = (): void => void server.close(0);
+    if (options.signal.aborted) stop();
+    else options.signal.addEventListener('abort', stop, { once: true });
+  }
+  return server;
+}
