@@ -3,7 +3,6 @@
  * (`socketkit: <message> (<CODE>)`, non-zero exit, no stack trace unless --debug).
  */
 import { readFileSync } from 'node:fs';
-import { getEventListeners } from 'node:events';
 import { constants } from 'node:os';
 import { COMMANDS } from './registry.js';
 import { commandHelp, parseCommandArgs, type CommandIO } from './command.js';
@@ -43,11 +42,9 @@ function signalStatus(sig: NodeJS.Signals): number {
 }
 
 /**
- * Creates process-backed IO whose shutdown signal fires on SIGINT/SIGTERM.
- *
- * A command that watches `shutdown` (a server) gets the first signal as a stop request and can
- * finish gracefully; a second signal exits at once. A command that does not watch it (a client
- * in the middle of an exchange) is interrupted at once, as any program is by Ctrl-C.
+ * Creates process-backed IO whose shutdown signal fires on SIGINT/SIGTERM (its `reason` is the
+ * signal's name). The first signal is a stop request the command answers (a server closes
+ * gracefully, a client aborts); a second one exits at once.
  */
 export function processIO(): CommandIO {
   const ac = new AbortController();
@@ -56,7 +53,6 @@ export function processIO(): CommandIO {
       process.stderr.write(`socketkit: ${sig} again, exiting now\n`);
       process.exit(signalStatus(sig));
     }
-    if (getEventListeners(ac.signal, 'abort').length === 0) process.exit(signalStatus(sig));
     ac.abort(sig);
   };
   process.on('SIGINT', onSignal);
@@ -138,6 +134,11 @@ export async function main(argv: readonly string[], io: CommandIO = processIO())
   } catch (err) {
     const status = printError(io, err, debug);
     if (isSocketkitError(err) && err.code === 'ERR_USAGE') io.stderr.write(`Run 'socketkit ${name} --help' for usage.\n`);
+    // Stopped by Ctrl-C or SIGTERM: exit as shells expect of an interrupted program (130, 143).
+    if (isSocketkitError(err) && err.code === 'ERR_ABORTED' && io.shutdown.aborted) {
+      const reason: unknown = io.shutdown.reason;
+      return typeof reason === 'string' && reason in constants.signals ? signalStatus(reason as NodeJS.Signals) : signalStatus('SIGINT');
+    }
     return status;
   } finally {
     // The command is over and nothing reads stdin any more: a read still pending (a failed echo

@@ -52,6 +52,7 @@ const command: Command = {
     const result = await echoStream(ep, input, {
       timeoutMs,
       idleTimeoutMs: timeoutMs,
+      signal: io.shutdown,
       ...(print ? { onEcho: (chunk: Buffer) => writeWithBackpressure(io.stdout, chunk) } : {}),
     });
     if (print && message !== undefined && io.stdout.isTTY) io.stdout.write('\n');
