@@ -14,6 +14,8 @@ import { startEchoServer, type EchoServer, type EchoServerEvent } from '../src/e
 import { echoMessage, echoStream } from '../src/echo/client.js';
 import { connect } from '../src/net/connect.js';
 import { listen } from '../src/net/listen.js';
+import { endAndFlush, waitDrain, writeWithBackpressure } from '../src/net/write.js';
+import { Writable } from 'node:stream';
 import type { Endpoint } from '../src/net/endpoint.js';
 import { SocketkitError } from '../src/core/errors.js';
 import { tempDir, type CleanupContext } from './helpers/tmp.js';
@@ -391,5 +393,56 @@ describe('graceful close', () => {
     ac.abort();
     await waitUntil(() => listener.status.state === 'closed', 'the listener to close');
     await assert.rejects(rawConnect(listener.endpoint), { code: 'ECONNREFUSED' });
+  });
+});
+
+describe('write helpers', () => {
+  /** A writable that accepts nothing until `release()` (a peer that does not read). */
+  function stuckWritable(): Writable & { release(): void } {
+    let pending: (() => void) | undefined;
+    const w = new Writable({
+      highWaterMark: 4,
+      write(_chunk, _enc, cb) {
+        pending = cb;
+      },
+    }) as Writable & { release(): void };
+    w.release = () => {
+      const cb = pending;
+      pending = undefined;
+      cb?.();
+    };
+    return w;
+  }
+
+  it('waits for drain, and resolves when it comes', async () => {
+    const w = stuckWritable();
+    const p = writeWithBackpressure(w, Buffer.from('more than four bytes'));
+    let done = false;
+    void p.then(() => (done = true));
+    await sleep(10);
+    assert.equal(done, false, 'still waiting for drain');
+    w.release();
+    await p;
+  });
+
+  it('never hangs on a dead peer: waitDrain rejects with ERR_CONN_CLOSED when the stream closes', async () => {
+    const w = stuckWritable();
+    w.write(Buffer.from('more than four bytes'));
+    const p = waitDrain(w);
+    w.destroy();
+    await assert.rejects(p, { code: 'ERR_CONN_CLOSED' });
+    await assert.rejects(writeWithBackpressure(w, Buffer.from('x')), { code: 'ERR_CONN_CLOSED' });
+  });
+
+  it('endAndFlush resolves once flushed, and rejects at once on a stream already destroyed', async () => {
+    const w = stuckWritable();
+    w.write(Buffer.from('abc'));
+    const p = endAndFlush(w);
+    w.release();
+    await p;
+    const dead = stuckWritable();
+    dead.destroy();
+    await new Promise((resolve) => dead.once('close', resolve));
+    await assert.rejects(endAndFlush(dead), { code: 'ERR_CONN_CLOSED' });
   });
 });

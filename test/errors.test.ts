@@ -59,6 +59,13 @@ describe('toSocketkitError', () => {
     ['EAI_FAIL', 'ERR_UNKNOWN_HOST'],
     ['EAI_AGAIN', 'ERR_UNKNOWN_HOST'],
     ['ETIMEDOUT', 'ERR_TIMEOUT'],
+    ['ERR_SOCKET_CONNECTION_TIMEOUT', 'ERR_TIMEOUT'],
+    ['ECONNABORTED', 'ERR_CONN_RESET'],
+    ['ENOTCONN', 'ERR_CONN_CLOSED'],
+    ['ERR_STREAM_PREMATURE_CLOSE', 'ERR_CONN_CLOSED'],
+    ['ERR_STREAM_DESTROYED', 'ERR_CONN_CLOSED'],
+    ['ERR_STREAM_WRITE_AFTER_END', 'ERR_CONN_CLOSED'],
+    ['ERR_SOCKET_CLOSED', 'ERR_CONN_CLOSED'],
     ['EHOSTUNREACH', 'ERR_UNREACHABLE'],
     ['ENETUNREACH', 'ERR_UNREACHABLE'],
     ['EAFNOSUPPORT', 'ERR_UNREACHABLE'],
@@ -112,6 +119,10 @@ describe('option values', () => {
     assert.equal(parseSize('s', '4k'), 4096);
     assert.equal(parseSize('s', '1MB'), 1_000_000);
     assert.equal(parseCount('n', '7'), 7);
+    assert.equal(parseDurationMs('t', '0'), 0);
+    assert.equal(parseDurationMs('t', '24m'), 24 * 60_000);
+    // Beyond 2^31-1 ms Node's timers would fire at once: refused rather than misread.
+    for (const f of [() => parseDurationMs('t', '2147484'), () => parseDurationMs('t', '1000000m')]) assert.throws(f, { code: 'ERR_USAGE' });
     for (const f of [() => parseDurationMs('t', 'soon'), () => parseDurationMs('t', '-1'), () => parseSize('s', '1x'), () => parseCount('n', '0'), () => parseCount('n', '1.5')]) {
       assert.throws(f, { code: 'ERR_USAGE' });
     }

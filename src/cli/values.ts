@@ -7,13 +7,19 @@ function usage(option: string, text: string, what: string): SocketkitError {
   return new SocketkitError('ERR_USAGE', `--${option}: '${text}' is not ${what}`);
 }
 
+/** The longest delay Node's timers honour, in milliseconds. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Seconds as a number (`1`, `0.5`, `250ms`, `2s`, `1m`) → milliseconds. */
 export function parseDurationMs(option: string, text: string): number {
   const m = /^(\d+(?:\.\d+)?|\.\d+)(ms|s|m)?$/.exec(text.trim());
   if (!m) throw usage(option, text, 'a duration (seconds, or with ms/s/m)');
   const n = Number(m[1]);
   const unit = m[2] ?? 's';
-  return Math.round(unit === 'ms' ? n : unit === 'm' ? n * 60_000 : n * 1000);
+  const ms = Math.round(unit === 'ms' ? n : unit === 'm' ? n * 60_000 : n * 1000);
+  // Node's timers fire after 1 ms when asked for more than 2^31-1 ms (about 24.8 days).
+  if (ms > MAX_TIMER_MS) throw usage(option, text, 'a duration up to 24 days');
+  return ms;
 }
 
 const SIZE_UNITS: Record<string, number> = {

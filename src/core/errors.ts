@@ -79,9 +79,18 @@ export function toSocketkitError(err: unknown, what?: string): SocketkitError {
     case 'ECONNREFUSED':
       return new SocketkitError('ERR_CONN_REFUSED', `connection refused by${on || ' peer'}`, { cause: err });
     case 'ECONNRESET':
+    case 'ECONNABORTED':
       return new SocketkitError('ERR_CONN_RESET', `connection reset by${on || ' peer'}`, { cause: err });
     case 'EPIPE':
       return new SocketkitError('ERR_CONN_CLOSED', `connection closed by${on || ' peer'} while sending`, { cause: err });
+    // Node's own stream errors when a connection goes away under a reader or writer: they mean
+    // the connection closed, not a bug in socketkit.
+    case 'ENOTCONN':
+    case 'ERR_STREAM_PREMATURE_CLOSE':
+    case 'ERR_STREAM_DESTROYED':
+    case 'ERR_STREAM_WRITE_AFTER_END':
+    case 'ERR_SOCKET_CLOSED':
+      return new SocketkitError('ERR_CONN_CLOSED', `connection${on ? ` to${on}` : ''} closed`, { cause: err });
     case 'EADDRINUSE':
       return new SocketkitError('ERR_ADDR_IN_USE', `address already in use:${on}`, { cause: err });
     case 'EADDRNOTAVAIL':
@@ -97,6 +106,7 @@ export function toSocketkitError(err: unknown, what?: string): SocketkitError {
     case 'EAI_AGAIN':
       return new SocketkitError('ERR_UNKNOWN_HOST', `could not resolve host (temporary DNS failure):${on}`, { cause: err });
     case 'ETIMEDOUT':
+    case 'ERR_SOCKET_CONNECTION_TIMEOUT':
       return new SocketkitError('ERR_TIMEOUT', `timed out:${on}`, { cause: err });
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':

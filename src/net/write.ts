@@ -40,6 +40,11 @@ export function endAndFlush(stream: Writable): Promise<void> {
       resolve();
       return;
     }
+    // Already destroyed: no 'finish' or 'close' is coming, so waiting would hang forever.
+    if (stream.destroyed) {
+      reject(new SocketkitError('ERR_CONN_CLOSED', 'connection closed before all data was sent'));
+      return;
+    }
     const done = (err?: Error): void => {
       stream.removeListener('finish', onFinish);
       stream.removeListener('close', onClose);
