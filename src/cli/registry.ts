@@ -15,5 +15,6 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'echo', summary: 'send a message or stdin to an echo server and verify the echo', load: async () => (await import('./commands/echo.js')).default },
   { name: 'ping', summary: 'round trips to an echo over UDP or TCP: loss, reordering, RTT percentiles', load: async () => (await import('./commands/ping.js')).default },
   { name: 'load', summary: 'load an echo server with many connections: round trips/s, latency percentiles', load: async () => (await import('./commands/load.js')).default },
+  { name: 'cert', summary: 'make a self-signed TLS certificate (and the fingerprint to pin) or a pre-shared key file', load: async () => (await import('./commands/cert.js')).default },
   { name: 'demo', summary: 'a tour of every system on loopback (what `npm start` runs)', load: async () => (await import('./commands/demo.js')).default },
 ];

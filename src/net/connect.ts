@@ -25,6 +25,10 @@ export interface ConnectOptions {
 export interface ConnectTransport {
   open(ep: Endpoint): Socket;
   readonly readyEvent: 'connect' | 'secureConnect';
+  /** Checks a ready socket before it is handed over (TLS pinning); an error refuses it. */
+  readonly verify?: (socket: Socket) => SocketkitError | undefined;
+  /** Codes a failure while connecting (TLS handshake errors); default toSocketkitError. */
+  readonly mapError?: (err: Error, what: string) => SocketkitError;
 }
 
 const plainTransport: ConnectTransport = {
@@ -61,8 +65,8 @@ export function connect(ep: Endpoint, options: ConnectOptions = {}, transport: C
         resolve(socket);
       }
     };
-    const onReady = (): void => done();
-    const onError = (err: Error): void => done(toSocketkitError(err, what));
+    const onReady = (): void => done(transport.verify?.(socket));
+    const onError = (err: Error): void => done(transport.mapError?.(err, what) ?? toSocketkitError(err, what));
     const onAbort = (): void => done(new SocketkitError('ERR_ABORTED', `connect to ${what} aborted`));
     socket.once(transport.readyEvent, onReady);
     socket.once('error', onError);

@@ -17,7 +17,7 @@ import type { Socket } from 'node:net';
 import { listen, type ListenTransport, type Listener } from '../net/listen.js';
 import { formatPeer, type Endpoint } from '../net/endpoint.js';
 import { toSocketkitError } from '../core/errors.js';
-import { connectionLimit } from './limits.js';
+import { connectionLimit, type AdmitCheck } from './limits.js';
 import { IdleSweeper } from './idle.js';
 import { newCounters, type ServerCounters, type ServerStats } from './stats.js';
 
@@ -58,6 +58,8 @@ export interface ManagedServerOptions {
   readonly signal?: AbortSignal;
   readonly backlog?: number;
   readonly transport?: ListenTransport;
+  /** Another admission check (allow/deny lists), run before the connection limit. */
+  readonly admit?: AdmitCheck;
   /** See ListenOptions.clearStaleUnixSocket (false in cluster workers). */
   readonly clearStaleUnixSocket?: boolean;
 }
@@ -168,11 +170,14 @@ export async function startServer(ep: Endpoint, options: ManagedServerOptions): 
   };
 
   const max = options.maxConnections ?? 0;
+  const limit = max > 0 ? connectionLimit(max) : undefined;
+  const check = options.admit;
+  const admit: AdmitCheck | undefined = limit && check ? (s, l) => check(s, l) ?? limit(s, l) : (check ?? limit);
   // The closures above run only on connections, after this assignment.
   const listener: Listener = await listen(ep, {
     onConnection,
     onClose,
-    ...(max > 0 ? { admit: connectionLimit(max) } : {}),
+    ...(admit ? { admit } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.backlog !== undefined ? { backlog: options.backlog } : {}),
     ...(options.transport ? { transport: options.transport } : {}),

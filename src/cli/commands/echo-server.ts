@@ -5,8 +5,9 @@ import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/
 import { fileURLToPath } from 'node:url';
 import { createReporter, formatBytes } from '../report.js';
 import { flag, parseCount, parseDurationMs, parseSize, str } from '../values.js';
-import { resolveWorkerCount, serve, startManagedEchoServer, type ServerEvent, type ServerStats, type StatsRates } from '../../server/index.js';
+import { resolveWorkerCount, serve, startManagedEchoServer, workerLink, type ServerEvent, type ServerStats, type StatsRates } from '../../server/index.js';
 import { runUdpEchoServer } from './udp-echo.js';
+import { SERVER_SECURITY_OPTIONS, securityArgs, serverSecurity } from '../security-options.js';
 
 /** What a cluster worker runs: this CLI (in-process callers such as tests have another argv[1]). */
 const CLI_SCRIPT = fileURLToPath(new URL('../../../../bin/socketkit.js', import.meta.url));
@@ -43,6 +44,7 @@ const command: Command = {
     workers: { type: 'string', value: 'N|auto', help: 'serve from N processes (auto: one per core), behind one address', default: '1' },
     stats: { type: 'string', value: 'SECONDS', help: 'print statistics this often (they are always printed at exit)' },
     udp: { type: 'boolean', help: 'echo UDP datagrams (up to 65,507 bytes over IPv4, 65,527 over IPv6) to their senders' },
+    ...SERVER_SECURITY_OPTIONS,
   },
   positionals: { min: 0, max: 1 },
   examples: [
@@ -65,6 +67,7 @@ const command: Command = {
     const workers = resolveWorkerCount(str(values, 'workers') ?? '1');
     const statsSpec = str(values, 'stats');
     const statsIntervalMs = statsSpec !== undefined ? Math.max(100, parseDurationMs('stats', statsSpec)) : undefined;
+    const sec = await serverSecurity(values, report, { announce: workerLink() === undefined });
     // Per-connection events only when someone reads them: without them the server keeps no per-connection state.
     const onEvent = global.quiet
       ? undefined
@@ -82,6 +85,7 @@ const command: Command = {
       ...(idleTimeoutMs !== undefined ? ['--idle-timeout', `${idleTimeoutMs}ms`] : []),
       ...(global.json ? ['--json'] : []),
       ...(global.quiet ? ['-q'] : []),
+      ...securityArgs(values),
     ];
     const result = await serve({
       endpoint: ep,
@@ -99,6 +103,7 @@ const command: Command = {
           ...(one.maxConnections !== undefined ? { maxConnections: one.maxConnections } : {}),
           ...(idleTimeoutMs !== undefined && idleTimeoutMs > 0 ? { idleTimeoutMs } : {}),
           ...(onEvent ? { onEvent } : {}),
+          ...sec.listen,
         }),
       onListening: (where, n) =>
         report.event(

@@ -8,6 +8,7 @@ import { createReporter, formatBytes, formatMs } from '../report.js';
 import { flag, parseDurationMs, parseSize, str } from '../values.js';
 import { echoFramed } from '../../echo/framed.js';
 import { runUdpEcho } from './udp-echo.js';
+import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
 
 const command: Command = {
   name: 'echo',
@@ -22,6 +23,7 @@ const command: Command = {
     'max-message': { type: 'string', value: 'SIZE', help: 'with --framed: the largest message sent or accepted', default: '16MiB' },
     udp: { type: 'boolean', help: 'send MESSAGE (or stdin) as one UDP datagram and check the reply; a datagram over the UDP maximum is refused' },
     retries: { type: 'string', value: 'N', help: 'with --udp: send the datagram again up to N times when no reply comes within --timeout', default: '0' },
+    ...CLIENT_SECURITY_OPTIONS,
   },
   positionals: { min: 1, max: 2 },
   examples: ['socketkit echo 9800 "Hola mundo"', 'cat photo.jpg | socketkit echo [::1]:9800 > copy.jpg', 'socketkit echo unix:/tmp/echo.sock hello --json'],
@@ -31,6 +33,7 @@ const command: Command = {
     const timeoutMs = parseDurationMs('timeout', str(values, 'timeout') ?? '10');
     const report = createReporter(io, global);
     const message = positionals[1];
+    const sec = await clientSecurity(values);
     if (flag(values, 'framed')) {
       const maxMessageSize = parseSize('max-message', str(values, 'max-message') ?? '16MiB');
       const messages = message !== undefined ? [Buffer.from(message, 'utf8')] : lines(io.stdin as AsyncIterable<Buffer>);
@@ -39,6 +42,7 @@ const command: Command = {
         timeoutMs,
         idleTimeoutMs: timeoutMs,
         maxMessageSize,
+        ...sec.connect,
         ...(print ? { onReply: async (m: Uint8Array) => writeWithBackpressure(io.stdout, Buffer.concat([m, NEWLINE])) } : {}),
       });
       const fields = { match: true, messages: r.messages, bytes: r.bytes, connectMs: round(r.connectMs), firstReplyMs: Number.isNaN(r.firstReplyMs) ? null : round(r.firstReplyMs), totalMs: round(r.totalMs) };
@@ -53,6 +57,7 @@ const command: Command = {
       timeoutMs,
       idleTimeoutMs: timeoutMs,
       signal: io.shutdown,
+      ...sec.connect,
       ...(print ? { onEcho: (chunk: Buffer) => writeWithBackpressure(io.stdout, chunk) } : {}),
     });
     if (print && message !== undefined && io.stdout.isTTY) io.stdout.write('\n');
