@@ -43,7 +43,8 @@ export class LatencyRecorder {
   summary(): LatencySummary {
     const h = this.#h;
     if (h.totalCount === 0) return EMPTY_LATENCY;
-    const at = (p: number): number => h.getValueAtPercentile(p) / 1000;
+    // A percentile is reported as the top of its bucket, which can lie above the largest sample: clamp.
+    const at = (p: number): number => Math.min(h.getValueAtPercentile(p), h.maxValue) / 1000;
     return {
       count: h.totalCount,
       min: h.minNonZeroValue / 1000,

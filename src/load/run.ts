@@ -385,11 +385,13 @@ export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<
   signal?.removeEventListener('abort', onAbort);
   let stray = 0;
   for (const c of conns) {
-    // Requests still unanswered after the drain are errors (timeouts), except UDP which counted them lost.
-    if (c.alive && c.sent > c.done && !(c instanceof UdpConnection)) {
+    // Requests still unanswered after the drain are errors: timeouts (UDP: each datagram lost).
+    if (c instanceof UdpConnection) {
+      if (c.alive) c.expire(Infinity, 0);
+      stray += c.stray;
+    } else if (c.alive && c.sent > c.done) {
       countError(new SocketkitError('ERR_TIMEOUT', `${c.sent - c.done} echo(es) from ${what} still outstanding at the end`));
     }
-    if (c instanceof UdpConnection) stray += c.stray;
     c.alive = false;
     c.close();
   }
