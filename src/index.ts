@@ -21,3 +21,5 @@ export * from './echo/client.js';
 export * from './message/index.js';
 export * from './echo/framed.js';
 export * from './udp/index.js';
+export * from './server/index.js';
+export * from './load/index.js';

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { echoStep } from './echo.js';
 import { udpStep } from './udp.js';
+import { loadStep } from './load.js';
 
 /** What a step gets: somewhere to write lines and a private temporary folder. */
 export interface TourContext {
@@ -24,7 +25,7 @@ export interface TourStep {
   run(ctx: TourContext): Promise<void>;
 }
 
-export const STEPS: readonly TourStep[] = [echoStep, udpStep];
+export const STEPS: readonly TourStep[] = [echoStep, udpStep, loadStep];
 
 export interface TourResult {
   readonly passed: number;

@@ -38,13 +38,13 @@ export type ServerEvent =
   | { readonly event: 'idle'; readonly peer: string; readonly idleMs: number };
 
 /** Serves one connection. It must end the socket when the peer ends (listen() keeps sockets half-open). */
-export type ConnectionHandler = (socket: Socket) => void;
+export type SocketHandler = (socket: Socket) => void;
 
 /**
  * A protocol: set up once per server with the server's counters (to count round trips), it
  * returns the per-connection handler. Set-up once lets it create its socket listeners once.
  */
-export type Protocol = (counters: ServerCounters) => ConnectionHandler;
+export type Protocol = (counters: ServerCounters) => SocketHandler;
 
 export interface ManagedServerOptions {
   readonly protocol: Protocol;
