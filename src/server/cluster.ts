@@ -66,6 +66,8 @@ interface Slot {
   exited: boolean;
   /** Gave up on it (failed to start after the cluster was up). */
   retired: boolean;
+  /** It sent its final totals: it stopped on purpose (its own SIGINT/SIGTERM), not a crash. */
+  finished: boolean;
 }
 
 /** The primary of a running cluster. */
@@ -99,10 +101,12 @@ export class ClusterPrimary {
 
   #fork(index: number, replacing?: Slot): Promise<string> {
     const worker = cluster.fork({ [ENV_INDEX]: String(index), [ENV_COUNT]: String(this.workers) });
-    const slot: Slot = replacing ?? { index, worker, last: ZERO_STATS, exited: false, retired: false };
+    const slot: Slot = replacing ?? { index, worker, last: ZERO_STATS, exited: false, retired: false, finished: false };
     slot.worker = worker;
     slot.last = ZERO_STATS;
     slot.exited = false;
+    slot.finished = false;
+    worker.on('error', ignore); // IPC errors: the worker's 'exit' tells the story
     if (!replacing) this.#slots.push(slot);
     return new Promise<string>((resolve, reject) => {
       let started = false;
@@ -114,9 +118,12 @@ export class ClusterPrimary {
             resolve(m.address);
             break;
           case 'stats':
+            slot.last = m.stats;
+            this.#answered(m.seq, index);
+            break;
           case 'final':
             slot.last = m.stats;
-            if (m.socketkit === 'stats') this.#answered(m.seq, index);
+            slot.finished = true;
             break;
           case 'failed':
             if (!started) reject(new SocketkitError(m.code, m.message));
@@ -132,7 +139,8 @@ export class ClusterPrimary {
           reject(new SocketkitError('ERR_WORKER_FAILED', `worker ${index} exited before listening (code ${code ?? signal})`));
           return;
         }
-        if (this.#stopping) return;
+        // Stopping, or stopped by a signal of its own (Ctrl-C reaches every process of the group): not a crash.
+        if (this.#stopping || slot.finished) return;
         this.#options.onEvent?.({ event: 'worker-exit', worker: index, pid: worker.process.pid ?? 0, code, signal });
         if (slot.retired) return;
         // Keep what it counted, then replace it after a pause (a worker that dies at once must not spin).
@@ -216,10 +224,15 @@ export class ClusterPrimary {
 
 function send(worker: Worker, m: ToWorker): void {
   try {
-    if (worker.isConnected()) worker.send(m);
+    // With a callback, a channel closing under us (EPIPE) is reported there instead of as an 'error' event.
+    if (worker.isConnected()) worker.send(m, undefined, ignore);
   } catch {
     // The worker is going away; its exit is handled elsewhere.
   }
+}
+
+function ignore(): void {
+  // Nothing to do: a worker whose channel is gone is handled by its 'exit'.
 }
 
 /**
@@ -302,7 +315,7 @@ export class WorkerLink {
   }
 
   #send(m: ToPrimary): void {
-    if (process.connected && process.send) process.send(m);
+    if (process.connected && process.send) process.send(m, undefined, {}, ignore);
   }
 }
 
