@@ -16,6 +16,7 @@
  * (not measured) before it counts as open, so a server's listen backlog is never overrun; the
  * measured run starts when all are open.
  */
+import { setMaxListeners } from 'node:events';
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { LatencyRecorder, type LatencySummary } from './histogram.js';
@@ -167,16 +168,22 @@ export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<
   {
     const connectRate = options.connectRate ?? DEFAULT_CONNECT_RATE;
     const concurrency = Math.min(count, options.connectConcurrency ?? DEFAULT_CONNECT_CONCURRENCY);
+    // One signal for the connects in flight, with room for all of them (each adds an abort listener).
+    const connectAbort = new AbortController();
+    setMaxListeners(concurrency + 8, connectAbort.signal);
+    const forward = (): void => connectAbort.abort();
+    signal?.addEventListener('abort', forward, { once: true });
+    if (signal?.aborted) connectAbort.abort();
     let next = 0;
     const opener = async (): Promise<void> => {
-      while (next < count && !signal?.aborted) {
+      while (next < count && !connectAbort.signal.aborted) {
         const i = next++;
         const dueAt = tConnect + (i * 1000) / connectRate;
         const wait = dueAt - performance.now();
         if (wait > 1) await new Promise((r) => setTimeout(r, wait));
         let conn: LoadConnection | undefined;
         try {
-          conn = await openConnection(protocol, ep, i, messages, { timeoutMs, ...(signal ? { signal } : {}), ...(options.maxMessageSize !== undefined ? { maxMessageSize: options.maxMessageSize } : {}) });
+          conn = await openConnection(protocol, ep, i, messages, { timeoutMs, signal: connectAbort.signal, ...(options.maxMessageSize !== undefined ? { maxMessageSize: options.maxMessageSize } : {}) });
           await conn.warmUp(timeoutMs);
           slots[i] = conn;
           opened++;
@@ -188,12 +195,15 @@ export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<
           countError(e);
           // A datagram over the size limit fails every connection the same way: stop at once.
           if (e.code === 'ERR_DATAGRAM_TOO_LARGE') throw e;
+          // Nothing works at all (no server, wrong address): do not try thousands more.
+          if (opened === 0 && failed >= concurrency) connectAbort.abort();
         }
         options.onConnecting?.(opened, failed, count);
       }
     };
     const openers = Array.from({ length: concurrency }, opener);
     const results = await Promise.allSettled(openers);
+    signal?.removeEventListener('abort', forward);
     const fatal = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (fatal) {
       for (const c of slots) c?.close();

@@ -19,7 +19,7 @@ function grouped(n: number): string {
 }
 
 function progressLine(p: LoadProgress): string {
-  const of = Number.isFinite(p.durationMs) ? `/${(p.durationMs / 1000).toFixed(0)}` : '';
+  const of = Number.isFinite(p.durationMs) ? `/${+(p.durationMs / 1000).toFixed(1)}` : '';
   return `  ${(p.elapsedMs / 1000).toFixed(1)}${of} s  ${grouped(p.roundTripsPerSecond)} round trips/s  p50 ${formatMs(p.latency.p50)}  p99 ${formatMs(p.latency.p99)}  errors ${p.errors}  connections ${p.connections}`;
 }
 
@@ -102,7 +102,7 @@ const command: Command = {
       io.stderr.write(`\r\x1b[K${text}`);
       live = true;
     };
-    const result = await runLoad(ep, {
+    const running = runLoad(ep, {
       connections,
       protocol,
       ...(messages ? { messages } : { size }),
@@ -122,7 +122,8 @@ const command: Command = {
           }
         : {}),
     });
-    clearLine();
+    // The live line goes whatever happens, so an error message starts on a clean line.
+    const result = await running.finally(clearLine);
     const sizeText = messages ? `${messages.length} message(s)` : `${formatBytes(size)} requests`;
     const l = result.latency;
     report.result(
