@@ -1,0 +1,404 @@
+/**
+ * Echo servers compared on loopback, side by side in one run: socketkit's echo server against a
+ * C epoll server (`bench/c/epoll_echo_server.c`) and a Python selectors server in the classic
+ * tutorial's style (`bench/python/selectors_echo_server.py`), each driven by the same two
+ * closed-loop clients: a small C client (`bench/c/echo_client.c`, so the client is never the
+ * bottleneck) and `socketkit load`. Every combination of C = 1, 100, 1000 connections and
+ * S = 64, 4096 bytes; server and client pinned to different cores with taskset.
+ *
+ * Then the idle cost: the server's resident memory (RSS, from /proc) before and after a separate
+ * process opens N idle connections (10,000 by default), and its CPU use while they stay idle.
+ *
+ * Every server and client is its own process. Each cell starts a fresh server.
+ *
+ * Run: `node dist/bench/echo.js` (or as part of `npm run bench`; `make -C bench/c` is run
+ * first). Environment:
+ * - SOCKETKIT_BENCH_ECHO_SECONDS: seconds per cell (default 2).
+ * - SOCKETKIT_BENCH_ECHO_IDLE: idle connections to measure (default 10000; 0 skips).
+ * - SOCKETKIT_BENCH_ECHO_CONNECTIONS / _SIZES: comma-separated lists to run a subset.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const C_DIR = `${ROOT}bench/c`;
+const C_BIN = `${C_DIR}/bin`;
+
+export type ServerName = 'socketkit' | 'c-epoll' | 'python-selectors';
+export type ClientName = 'c-client' | 'socketkit-load';
+
+/** One measured cell. */
+export interface EchoBenchRow {
+  readonly server: ServerName;
+  readonly client: ClientName;
+  readonly connections: number;
+  readonly size: number;
+  readonly roundTripsPerSecond: number;
+  readonly p50us: number;
+  readonly p99us: number;
+  readonly errors: number;
+}
+
+/** socketkit's throughput over a reference's, per client and cell. */
+export interface EchoBenchRatio {
+  readonly client: ClientName;
+  readonly connections: number;
+  readonly size: number;
+  /** socketkit / C epoll (goal >= 0.8). */
+  readonly vsC: number;
+  /** socketkit / Python selectors (goal >= 1.1). */
+  readonly vsPython: number;
+}
+
+/** The idle cost of one server. */
+export interface IdleRow {
+  readonly server: ServerName;
+  readonly connections: number;
+  /** Seconds to open them all (batches of 100, each connection confirmed by a 1-byte echo). */
+  readonly openSeconds: number;
+  readonly rssBefore: number;
+  /** RSS 1 s after the last connection opened. */
+  readonly rssOpen: number;
+  /** RSS after the server has been idle a while (socketkit: 12 s, when V8's memory reducer has run). */
+  readonly rssSettled: number;
+  readonly bytesPerConnectionOpen: number;
+  readonly bytesPerConnectionSettled: number;
+  /** CPU use of the server while the connections are idle, percent of one core. */
+  readonly idleCpuPercent: number;
+}
+
+export interface EchoBenchResult {
+  readonly name: 'echo';
+  readonly pinned: boolean;
+  readonly rows: readonly EchoBenchRow[];
+  readonly ratios: readonly EchoBenchRatio[];
+  readonly idle: readonly IdleRow[];
+}
+
+export interface EchoBenchOptions {
+  /** Milliseconds per cell. Default 2000 (SOCKETKIT_BENCH_ECHO_SECONDS). */
+  readonly durationMs?: number;
+  readonly connections?: readonly number[];
+  readonly sizes?: readonly number[];
+  /** Idle connections for the memory figure; 0 skips it. Default 10,000 (SOCKETKIT_BENCH_ECHO_IDLE). */
+  readonly idleConnections?: number;
+  readonly log?: (line: string) => void;
+}
+
+interface ServerSpec {
+  readonly name: ServerName;
+  readonly cmd: string;
+  readonly args: readonly string[];
+  /** Finds the port in the server's standard output. */
+  readonly port: RegExp;
+}
+
+const SERVERS: readonly ServerSpec[] = [
+  {
+    name: 'socketkit',
+    cmd: process.execPath,
+    args: [`${ROOT}bin/socketkit.js`, 'echo-server', '127.0.0.1:0', '--json', '-q'],
+    port: /"address":"127\.0\.0\.1:(\d+)"/,
+  },
+  { name: 'c-epoll', cmd: `${C_BIN}/epoll_echo_server`, args: ['0', '127.0.0.1'], port: /listening on (\d+)/ },
+  { name: 'python-selectors', cmd: 'python3', args: [`${ROOT}bench/python/selectors_echo_server.py`, '127.0.0.1', '0'], port: /listening on (\d+)/ },
+];
+
+/** Runs `cmd` on core `core` (when pinning is possible) with the file-descriptor limit raised to the hard limit. */
+function pinned(core: number | undefined, cmd: string, args: readonly string[]): { cmd: string; args: string[] } {
+  // bash -c 'ulimit -n <hard>; exec "$@"': 10,000 connections need more than the usual 1,024 descriptors.
+  const inner = ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', 'bench', ...(core !== undefined ? ['taskset', '-c', String(core)] : []), cmd, ...args];
+  return { cmd: 'bash', args: inner };
+}
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+async function startServer(spec: ServerSpec, core: number | undefined): Promise<Running> {
+  const p = pinned(core, spec.cmd, spec.args);
+  const child = spawn(p.cmd, p.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => {
+    if (err.length < 4096) err += c.toString();
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${spec.name} did not start within 10 s: ${err}`)), 10_000);
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = spec.port.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${spec.name} exited (${code}) before listening: ${err}`));
+    });
+  });
+  child.stdout!.resume();
+  return {
+    child,
+    port,
+    pid: child.pid!,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+/** Runs a client to completion and returns its standard output (rejects on failure). */
+function runClient(cmd: string, args: readonly string[], timeoutMs: number): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const child = spawn(cmd, [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      // socketkit load exits 1 when some round trips failed; the figures are still worth a row.
+      if (code === 0 || (code === 1 && out.includes('"event":"load"'))) resolve(out);
+      else reject(new Error(`${cmd} ${args.slice(-6).join(' ')} failed (${code ?? signal}): ${err.trim().split('\n').slice(-2).join(' ')}`));
+    });
+  });
+}
+
+async function measure(client: ClientName, port: number, connections: number, size: number, seconds: number, core: number | undefined): Promise<Omit<EchoBenchRow, 'server' | 'client' | 'connections' | 'size'>> {
+  const timeoutMs = seconds * 1000 + 60_000;
+  if (client === 'c-client') {
+    const p = pinned(core, `${C_BIN}/echo_client`, ['127.0.0.1', String(port), String(connections), String(size), String(seconds)]);
+    const j = JSON.parse((await runClient(p.cmd, p.args, timeoutMs)).trim().split('\n').pop()!) as { rtps: number; p50us: number; p99us: number; errors: number };
+    return { roundTripsPerSecond: j.rtps, p50us: j.p50us, p99us: j.p99us, errors: j.errors };
+  }
+  const p = pinned(core, process.execPath, [`${ROOT}bin/socketkit.js`, 'load', `127.0.0.1:${port}`, '-c', String(connections), '-s', String(size), '-d', String(seconds), '--json']);
+  const out = await runClient(p.cmd, p.args, timeoutMs);
+  const line = out.split('\n').find((l) => l.includes('"event":"load"'))!;
+  const j = JSON.parse(line) as { roundTripsPerSecond: number; errors: number; latencyMs: { p50: number; p99: number } };
+  return { roundTripsPerSecond: j.roundTripsPerSecond, p50us: j.latencyMs.p50 * 1000, p99us: j.latencyMs.p99 * 1000, errors: j.errors };
+}
+
+// ---- Idle connections.
+
+/** A separate process that opens N connections (batches of 100, each confirmed by a 1-byte echo) and holds them. */
+const IDLE_CLIENT = `
+const net = require('node:net');
+const [port, n] = [Number(process.argv[1]), Number(process.argv[2])];
+const socks = [];
+const one = () => new Promise((resolve, reject) => {
+  const s = net.connect({ port, host: '127.0.0.1' }, () => { s.write('!'); s.once('data', () => resolve()); });
+  s.on('error', reject);
+  socks.push(s);
+});
+(async () => {
+  const t0 = Date.now();
+  for (let i = 0; i < n; i += 100) await Promise.all(Array.from({ length: Math.min(100, n - i) }, one));
+  console.log('open ' + socks.length + ' ' + (Date.now() - t0));
+})().catch((e) => { console.error(String(e)); process.exit(1); });
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
+`;
+
+function rssOf(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** CPU ticks (user + system) of `pid` and of its threads. */
+function cpuTicks(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+/** The real server process under `bash -c exec` and taskset: the same pid (exec replaces it). */
+async function openIdle(port: number, n: number): Promise<{ child: ChildProcess; seconds: number }> {
+  const p = pinned(undefined, process.execPath, ['-e', IDLE_CLIENT, String(port), String(n)]);
+  const child = spawn(p.cmd, p.args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const seconds = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /open (\d+) (\d+)/.exec(out);
+      if (m) resolve(Number(m[2]) / 1000);
+    });
+    child.once('exit', (code) => reject(new Error(`idle client exited (${code}): ${err.trim()}`)));
+  });
+  return { child, seconds };
+}
+
+async function closeIdle(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.stdin!.end();
+  const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(t);
+}
+
+async function measureIdle(spec: ServerSpec, n: number, settleMs: number): Promise<IdleRow> {
+  const server = await startServer(spec, undefined);
+  try {
+    // Warm up first (code paths compiled and paged in, buffers allocated) so "before" is the
+    // baseline of a server that has served, and the difference is what connections cost.
+    const warm = await openIdle(server.port, 200);
+    await closeIdle(warm.child);
+    await sleep(1000);
+    const rssBefore = rssOf(server.pid);
+    const idle = await openIdle(server.port, n);
+    try {
+      await sleep(1000);
+      const rssOpen = rssOf(server.pid);
+      const c0 = cpuTicks(server.pid);
+      const t0 = performance.now();
+      await sleep(Math.max(3000, settleMs));
+      const c1 = cpuTicks(server.pid);
+      const ticksPerSecond = 100; // USER_HZ on Linux
+      const idleCpuPercent = ((c1 - c0) / ticksPerSecond / ((performance.now() - t0) / 1000)) * 100;
+      const rssSettled = rssOf(server.pid);
+      return {
+        server: spec.name,
+        connections: n,
+        openSeconds: idle.seconds,
+        rssBefore,
+        rssOpen,
+        rssSettled,
+        bytesPerConnectionOpen: (rssOpen - rssBefore) / n,
+        bytesPerConnectionSettled: (rssSettled - rssBefore) / n,
+        idleCpuPercent,
+      };
+    } finally {
+      await closeIdle(idle.child);
+    }
+  } finally {
+    await server.stop();
+  }
+}
+
+// ---- The run.
+
+function envNumbers(name: string): number[] | undefined {
+  const v = process.env[name];
+  return v ? v.split(',').map((x) => Number(x.trim())).filter((x) => x > 0) : undefined;
+}
+
+function fmt(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+/** Builds the C programs; false (with the reason logged) when that is not possible here. */
+function buildC(log: (line: string) => void): boolean {
+  const r = spawnSync('make', ['-s', '-C', C_DIR], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    log(`(C reference programs not built: ${(r.stderr || r.error?.message || '').trim().split('\n')[0]}; their rows are skipped)`);
+    return false;
+  }
+  return true;
+}
+
+/** Runs the comparison and prints the tables with `log`; resolves with every figure. */
+export async function benchEcho(options: EchoBenchOptions = {}): Promise<EchoBenchResult> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const seconds = (options.durationMs ?? Number(process.env['SOCKETKIT_BENCH_ECHO_SECONDS'] ?? 2) * 1000) / 1000;
+  const connectionsList = options.connections ?? envNumbers('SOCKETKIT_BENCH_ECHO_CONNECTIONS') ?? [1, 100, 1000];
+  const sizes = options.sizes ?? envNumbers('SOCKETKIT_BENCH_ECHO_SIZES') ?? [64, 4096];
+  const idleN = options.idleConnections ?? Number(process.env['SOCKETKIT_BENCH_ECHO_IDLE'] ?? 10_000);
+  const haveC = buildC(log);
+  const havePython = spawnSync('python3', ['--version']).status === 0;
+  const haveTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0 && availableParallelism() >= 2;
+  const serverCore = haveTaskset ? 0 : undefined;
+  const clientCore = haveTaskset ? 1 : undefined;
+  const servers = SERVERS.filter((s) => (s.name !== 'c-epoll' || haveC) && (s.name !== 'python-selectors' || havePython));
+  const clients: ClientName[] = haveC ? ['c-client', 'socketkit-load'] : ['socketkit-load'];
+
+  log(
+    `Echo servers on loopback, closed loop (each connection sends S bytes, waits for them, repeats), ${seconds} s per cell, ` +
+      (haveTaskset ? `server on core ${serverCore}, client on core ${clientCore} (taskset)` : 'not pinned (taskset or a second core missing)'),
+  );
+  const rows: EchoBenchRow[] = [];
+  for (const client of clients) {
+    log('');
+    log(`client: ${client === 'c-client' ? 'C epoll client (bench/c/echo_client.c)' : 'socketkit load'}`);
+    log(`${'C'.padStart(6)}${'S'.padStart(6)}  ${servers.map((s) => s.name.padStart(18)).join('')}   round trips/s (p50 / p99 µs)`);
+    for (const connections of connectionsList) {
+      for (const size of sizes) {
+        const cells: string[] = [];
+        for (const spec of servers) {
+          let row: EchoBenchRow;
+          const server = await startServer(spec, serverCore);
+          try {
+            const m = await measure(client, server.port, connections, size, seconds, clientCore);
+            row = { server: spec.name, client, connections, size, ...m };
+          } catch (err) {
+            row = { server: spec.name, client, connections, size, roundTripsPerSecond: NaN, p50us: NaN, p99us: NaN, errors: NaN };
+            log(`  ${spec.name}, ${client}, C=${connections} S=${size}: ${err instanceof Error ? err.message : String(err)}`);
+          } finally {
+            await server.stop();
+          }
+          rows.push(row);
+          cells.push(`${fmt(row.roundTripsPerSecond).padStart(9)} (${fmt(row.p50us)}/${fmt(row.p99us)})${row.errors > 0 ? '!' : ''}`);
+        }
+        log(`${String(connections).padStart(6)}${String(size).padStart(6)}  ${cells.map((c) => c.padStart(18)).join('')}`);
+      }
+    }
+  }
+
+  const ratios: EchoBenchRatio[] = [];
+  const find = (server: ServerName, client: ClientName, c: number, s: number): number =>
+    rows.find((r) => r.server === server && r.client === client && r.connections === c && r.size === s)?.roundTripsPerSecond ?? NaN;
+  log('');
+  log(`socketkit's round trips/s over the references' (goals: >= 0.8x C epoll, >= 1.1x Python selectors)`);
+  log(`${'client'.padEnd(16)}${'C'.padStart(6)}${'S'.padStart(6)}${'vs C epoll'.padStart(12)}${'vs Python'.padStart(12)}`);
+  for (const client of clients) {
+    for (const c of connectionsList) {
+      for (const s of sizes) {
+        const sk = find('socketkit', client, c, s);
+        const ratio = { client, connections: c, size: s, vsC: sk / find('c-epoll', client, c, s), vsPython: sk / find('python-selectors', client, c, s) };
+        ratios.push(ratio);
+        const show = (x: number, goal: number): string => (Number.isFinite(x) ? `${x.toFixed(2)}x${x >= goal ? '' : ' *'}` : '-');
+        log(`${client.padEnd(16)}${String(c).padStart(6)}${String(s).padStart(6)}${show(ratio.vsC, 0.8).padStart(12)}${show(ratio.vsPython, 1.1).padStart(12)}`);
+      }
+    }
+  }
+  log('(* below the goal)');
+
+  const idle: IdleRow[] = [];
+  if (idleN > 0) {
+    log('');
+    log(`Idle connections: server RSS before and after a separate process opens them, and server CPU while they stay idle`);
+    log(`${'server'.padEnd(18)}${'conns'.padStart(8)}${'open s'.padStart(8)}${'B/conn at once'.padStart(16)}${'B/conn idle'.padStart(13)}${'idle CPU'.padStart(10)}`);
+    // The Python server is measured with fewer connections: its accept loop walks every socket
+    // on every pass (it registers for writability), so 10,000 take about a minute to accept.
+    const plan: Array<[ServerSpec, number, number]> = servers.map((s) => [s, s.name === 'python-selectors' ? Math.min(idleN, 1000) : idleN, s.name === 'socketkit' ? 12_000 : 3_000]);
+    for (const [spec, n, settle] of plan) {
+      try {
+        const r = await measureIdle(spec, n, settle);
+        idle.push(r);
+        log(`${spec.name.padEnd(18)}${fmt(n).padStart(8)}${r.openSeconds.toFixed(1).padStart(8)}${fmt(r.bytesPerConnectionOpen).padStart(16)}${fmt(r.bytesPerConnectionSettled).padStart(13)}${`${r.idleCpuPercent.toFixed(1)} %`.padStart(10)}`);
+      } catch (err) {
+        log(`${spec.name.padEnd(18)} idle measurement failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    log(`(B/conn at once: 1 s after the last connection opened; idle: after ${12} s idle for socketkit, 3 s for the others)`);
+  }
+  return { name: 'echo', pinned: haveTaskset, rows, ratios, idle };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  await benchEcho();
+}
