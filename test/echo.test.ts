@@ -13,7 +13,8 @@ import type { Socket } from 'node:net';
 import { startEchoServer, type EchoServer, type EchoServerEvent } from '../src/echo/server.js';
 import { echoMessage, echoStream } from '../src/echo/client.js';
 import { connect } from '../src/net/connect.js';
-import { listen } from '../src/net/listen.js';
+import { listen, type Listener } from '../src/net/listen.js';
+import { startManagedEchoServer } from '../src/server/echo.js';
 import { endAndFlush, waitDrain, writeWithBackpressure } from '../src/net/write.js';
 import { Writable } from 'node:stream';
 import type { Endpoint } from '../src/net/endpoint.js';
@@ -49,10 +50,10 @@ function* chunked(buf: Buffer, size: number): Generator<Buffer> {
   for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
 }
 
-/** User-space bytes the server holds for its connections: queued to write, plus read but not yet handled. */
-function serverBuffered(server: EchoServer): number {
+/** User-space bytes a server holds for its connections: queued to write, plus read but not yet handled. */
+function serverBuffered(listener: Listener): number {
   let n = 0;
-  for (const s of server.listener.connections) n += s.writableLength + s.readableLength;
+  for (const s of listener.connections) n += s.writableLength + s.readableLength;
   return n;
 }
 
@@ -71,6 +72,53 @@ function drainWithin(socket: Socket, ms: number): Promise<boolean> {
     socket.once('drain', onDrain);
     socket.once('close', onClose);
   });
+}
+
+/**
+ * A client sends as fast as the kernel lets it and never reads. If the server did not pause
+ * reading, it would take in everything and hold it (we fail as soon as it holds BOUND); with
+ * backpressure the client's writes stop being accepted once the kernel buffers on both sides
+ * are full (tens of MiB at most on Linux), long before LIMIT.
+ */
+async function assertBackpressure(t: CleanupContext & { diagnostic(message: string): void }, listener: Listener): Promise<void> {
+  const client = await rawConnect(listener.endpoint);
+  track(t, [client]);
+  client.pause(); // never read: the echo piles up in the kernel, then at the server
+  client.on('error', () => undefined);
+  const BOUND = 2 * MiB;
+  const LIMIT = 512 * MiB;
+  const STALL_MS = 500;
+  const chunk = Buffer.alloc(MiB, 0x5a);
+  let written = 0;
+  let peak = 0;
+  let blocked = false;
+  while (written < LIMIT) {
+    peak = Math.max(peak, serverBuffered(listener));
+    assert.ok(peak < BOUND, `server buffers ${peak} bytes after the client wrote ${written}: no backpressure`);
+    written += chunk.length;
+    if (client.write(chunk)) continue;
+    if (!(await drainWithin(client, STALL_MS))) {
+      blocked = true;
+      break;
+    }
+  }
+  assert.ok(blocked, `the client's writes never blocked after ${written} bytes: the server read without bound`);
+  // Still blocked a moment later, and the server still holds little.
+  await sleep(100);
+  peak = Math.max(peak, serverBuffered(listener));
+  assert.ok(peak < BOUND, `server buffers ${peak} bytes`);
+  assert.ok(client.writableLength > 0, 'the client still has unsent bytes');
+  t.diagnostic(`client wrote ${written / MiB} MiB before blocking; server peak buffering ${peak} bytes`);
+  // Once the client reads, the server resumes and every byte comes back.
+  let back = 0;
+  client.on('data', (c: Buffer) => {
+    back += c.length;
+  });
+  const ended = new Promise<void>((resolve) => client.once('end', resolve));
+  client.resume();
+  client.end();
+  await ended;
+  assert.equal(back, written);
 }
 
 const transports: ReadonlyArray<{ name: string; endpoint: (t: CleanupContext) => Endpoint | undefined }> = [
@@ -134,47 +182,7 @@ for (const tr of transports) {
       const ep = tr.endpoint(t);
       if (!ep) return t.skip('no IPv6 loopback on this machine');
       const server = await echoServer(t, ep);
-      const client = await rawConnect(server.endpoint);
-      track(t, [client]);
-      client.pause(); // never read: the echo piles up in the kernel, then at the server
-      client.on('error', () => undefined);
-      // If the server did not pause reading, it would take in everything we send and hold it
-      // (we fail as soon as it holds BOUND); with backpressure our writes stop being accepted
-      // once the kernel buffers on both sides are full (tens of MiB at most on Linux).
-      const BOUND = 2 * MiB;
-      const LIMIT = 512 * MiB;
-      const STALL_MS = 500;
-      const chunk = Buffer.alloc(MiB, 0x5a);
-      let written = 0;
-      let peak = 0;
-      let blocked = false;
-      while (written < LIMIT) {
-        peak = Math.max(peak, serverBuffered(server));
-        assert.ok(peak < BOUND, `server buffers ${peak} bytes after the client wrote ${written}: no backpressure`);
-        written += chunk.length;
-        if (client.write(chunk)) continue;
-        if (!(await drainWithin(client, STALL_MS))) {
-          blocked = true;
-          break;
-        }
-      }
-      assert.ok(blocked, `the client's writes never blocked after ${written} bytes: the server read without bound`);
-      // Still blocked a moment later, and the server still holds little.
-      await sleep(100);
-      peak = Math.max(peak, serverBuffered(server));
-      assert.ok(peak < BOUND, `server buffers ${peak} bytes`);
-      assert.ok(client.writableLength > 0, 'the client still has unsent bytes');
-      t.diagnostic(`client wrote ${written / MiB} MiB before blocking; server peak buffering ${peak} bytes`);
-      // Once the client reads, the server resumes and every byte comes back.
-      let back = 0;
-      client.on('data', (c: Buffer) => {
-        back += c.length;
-      });
-      const ended = new Promise<void>((resolve) => client.once('end', resolve));
-      client.resume();
-      client.end();
-      await ended;
-      assert.equal(back, written);
+      await assertBackpressure(t, server.listener);
     });
 
     it('refuses a second listener on the same address with ERR_ADDR_IN_USE', async (t) => {
@@ -210,6 +218,14 @@ for (const tr of transports) {
     });
   });
 }
+
+describe('the echo server the CLI runs (managed)', () => {
+  it('keeps its memory bounded while a client sends as fast as it can and never reads', async (t) => {
+    const server = await startManagedEchoServer(v4);
+    t.after(() => server.close());
+    await assertBackpressure(t, server.listener);
+  });
+});
 
 describe('echo client against misbehaving servers', () => {
   it('times out with ERR_TIMEOUT when the server accepts but never echoes', async (t) => {
