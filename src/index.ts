@@ -23,3 +23,4 @@ export * from './echo/framed.js';
 export * from './udp/index.js';
 export * from './server/index.js';
 export * from './load/index.js';
+export * from './transfer/index.js';

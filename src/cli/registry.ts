@@ -16,5 +16,9 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'ping', summary: 'round trips to an echo over UDP or TCP: loss, reordering, RTT percentiles', load: async () => (await import('./commands/ping.js')).default },
   { name: 'load', summary: 'load an echo server with many connections: round trips/s, latency percentiles', load: async () => (await import('./commands/load.js')).default },
   { name: 'cert', summary: 'make a self-signed TLS certificate (and the fingerprint to pin) or a pre-shared key file', load: async () => (await import('./commands/cert.js')).default },
+  { name: 'serve', summary: 'serve files and folders to any number of clients (verified, resumable; --raw for nc)', load: async () => (await import('./commands/serve.js')).default },
+  { name: 'get', summary: 'download from a serve into a folder or file (verified, resumable; --raw for nc)', load: async () => (await import('./commands/get.js')).default },
+  { name: 'send', summary: 'upload files and folders to a receive (verified, resumable)', load: async () => (await import('./commands/send.js')).default },
+  { name: 'receive', summary: 'accept uploads from send clients into a folder (verified, safe paths)', load: async () => (await import('./commands/receive.js')).default },
   { name: 'demo', summary: 'a tour of every system on loopback (what `npm start` runs)', load: async () => (await import('./commands/demo.js')).default },
 ];

@@ -1,0 +1,52 @@
+/** `socketkit send ADDR PATH...`: upload files and folders to a `socketkit receive`. */
+import type { Command } from '../command.js';
+import { parseEndpoint } from '../../net/endpoint.js';
+import { DEFAULT_CONNECT_HOST } from '../../core/defaults.js';
+import { DEFAULT_STALL_TIMEOUT_MS, summaryError, upload } from '../../transfer/index.js';
+import { createReporter } from '../report.js';
+import { parseDurationMs, str } from '../values.js';
+import { createTransferView, summaryFields, summaryLine } from '../progress.js';
+
+const command: Command = {
+  name: 'send',
+  summary: 'Upload files and folders (structure kept) to a `socketkit receive`, verified and resumable.',
+  args: 'ADDR PATH...',
+  description:
+    'Each PATH arrives under its own name (a folder with everything in it; links inside folders are skipped). Each file streams with its ' +
+    'SHA-256 computed on the way; the receiver verifies it before the file appears under its name. A file the receiver already has in part ' +
+    '(NAME.part) continues from there. Whether existing files may be replaced is the receiver\'s choice (receive --force).',
+  options: {
+    'stall-timeout': { type: 'string', value: 'SECONDS', help: 'fail when the transfer makes no progress this long (0: never)', default: String(DEFAULT_STALL_TIMEOUT_MS / 1000) },
+    timeout: { type: 'string', value: 'SECONDS', help: 'connect timeout', default: '10' },
+  },
+  positionals: { min: 2, max: Number.MAX_SAFE_INTEGER },
+  examples: ['socketkit send 192.0.2.7:9800 photos/ notes.txt', 'socketkit send unix:/tmp/drop.sock build.tar --json'],
+  async run({ values, positionals, io, global }) {
+    const ep = parseEndpoint(positionals[0]!, { defaultHost: DEFAULT_CONNECT_HOST });
+    const stallTimeoutMs = parseDurationMs('stall-timeout', str(values, 'stall-timeout') ?? '30');
+    const connectTimeoutMs = parseDurationMs('timeout', str(values, 'timeout') ?? '10');
+    const report = createReporter(io, global);
+    const view = createTransferView(report, io.stderr);
+    try {
+      const summary = await upload(ep, positionals.slice(1), {
+        stallTimeoutMs,
+        connectTimeoutMs,
+        signal: io.shutdown,
+        onEvent: (e) => view.onEvent(e),
+        onSkip: (s) => {
+          if (report.json) report.event('skipped', { source: s.source, reason: s.reason });
+          else view.line(`! not sending ${s.source}: ${s.reason}`);
+        },
+      });
+      view.close();
+      report.result('summary', summaryFields(summary), summaryLine(summary));
+      const err = summaryError(summary);
+      if (err) throw err;
+      return 0;
+    } finally {
+      view.close();
+    }
+  },
+};
+
+export default command;

@@ -1,0 +1,107 @@
+/** `socketkit serve PATH... [--listen ADDR]`: send files and folders to every client that connects. */
+import type { Command } from '../command.js';
+import { parseEndpoint, formatEndpoint } from '../../net/endpoint.js';
+import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
+import { SocketkitError } from '../../core/errors.js';
+import { collectEntries, countEntries, DEFAULT_STALL_TIMEOUT_MS, startFileServer, summaryError, type TransferServerEvent } from '../../transfer/index.js';
+import { createReporter, formatBytes } from '../report.js';
+import { parseDurationMs, flag, str } from '../values.js';
+import { createTransferView, summaryFields, summaryLine } from '../progress.js';
+
+const command: Command = {
+  name: 'serve',
+  summary: 'Serve files and folders to any number of clients (framed and verified, or --raw like `nc -l < file`).',
+  args: 'PATH...',
+  description:
+    'Every client that connects gets every PATH (folders with their structure), each file with its SHA-256 computed while it streams; ' +
+    "`socketkit get ADDR` receives them, checks the paths, verifies the hashes and resumes interrupted files. With --raw, one file's bytes are " +
+    'streamed and the connection closed: `nc HOST PORT > out` receives it. Folders are listed again for each client.',
+  options: {
+    listen: { type: 'string', value: 'ADDR', help: 'address to listen on: PORT, HOST:PORT, [IPV6]:PORT, unix:PATH', default: `${DEFAULT_LISTEN_HOST}:${DEFAULT_PORT}` },
+    raw: { type: 'boolean', help: 'stream the one file\'s bytes to each client, then close (no protocol, no verification)' },
+    once: { type: 'boolean', help: 'serve one client, then exit with its outcome' },
+    'stall-timeout': { type: 'string', value: 'SECONDS', help: 'drop a client whose transfer makes no progress this long (0: never)', default: String(DEFAULT_STALL_TIMEOUT_MS / 1000) },
+    grace: { type: 'string', value: 'SECONDS', help: 'on SIGINT/SIGTERM, let live transfers finish this long', default: String(DEFAULT_GRACE_MS / 1000) },
+  },
+  positionals: { min: 1, max: Number.MAX_SAFE_INTEGER },
+  examples: [
+    'socketkit serve photos/ notes.txt --listen 0.0.0.0:9800',
+    'socketkit serve big.iso --raw --listen 9800     # then: nc HOST 9800 > big.iso',
+    'socketkit serve report.pdf --once --json',
+  ],
+  async run({ values, positionals, io, global }) {
+    const ep = parseEndpoint(str(values, 'listen') ?? String(DEFAULT_PORT), { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
+    const stallTimeoutMs = parseDurationMs('stall-timeout', str(values, 'stall-timeout') ?? '30');
+    const graceMs = parseDurationMs('grace', str(values, 'grace') ?? '5');
+    const raw = flag(values, 'raw');
+    const once = flag(values, 'once');
+    const report = createReporter(io, global);
+    const view = createTransferView(report, io.stderr);
+    const onEvent = (e: TransferServerEvent): void => {
+      switch (e.event) {
+        case 'connect':
+          if (report.json) report.event('connect', { conn: e.conn, peer: e.peer });
+          else view.line(`+ ${e.peer} connected (#${e.conn})`);
+          break;
+        case 'transfer':
+          view.onEvent(e.detail, e.conn);
+          break;
+        case 'disconnect':
+          if (report.json) {
+            report.event('disconnect', {
+              conn: e.conn,
+              peer: e.peer,
+              ...(e.summary ? summaryFields(e.summary) : {}),
+              ...(e.raw ? { bytes: e.raw.bytes, seconds: e.raw.seconds } : {}),
+              ...(e.error ? { error: e.error } : {}),
+            });
+          } else if (e.error) view.line(`- ${e.peer} (#${e.conn}) failed: ${e.error.message} (${e.error.code})`);
+          else if (e.summary) view.line(`- ${e.peer} (#${e.conn}) done: ${summaryLine(e.summary)}`);
+          else if (e.raw) view.line(`- ${e.peer} (#${e.conn}) done: ${formatBytes(e.raw.bytes)} in ${e.raw.seconds.toFixed(2)} s, ${(e.raw.bytes / Math.max(1e-9, e.raw.seconds) / 1e9).toFixed(2)} GB/s`);
+          break;
+        case 'refused':
+          if (report.json) report.event('refused', { peer: e.peer, reason: e.reason });
+          else view.line(`! ${e.peer} refused: ${e.reason}`);
+          break;
+        case 'skipped':
+          if (report.json) report.event('skipped', { source: e.source, reason: e.reason });
+          else view.line(`! not serving ${e.source}: ${e.reason}`);
+          break;
+      }
+    };
+    const server = await startFileServer(ep, { paths: positionals, raw, once, stallTimeoutMs, onEvent });
+    const where = formatEndpoint(server.endpoint);
+    const what = raw ? positionals[0]! : describe(countEntries(await collectEntries(positionals)));
+    report.event(
+      'listening',
+      { address: where, paths: positionals, raw },
+      `serving ${what} on ${where}${raw ? ' (raw)' : ''}; fetch with: socketkit get ${where}${raw ? ' --raw -o FILE' : ''}`,
+    );
+    try {
+      const stop = new Promise<'stop'>((resolve) => {
+        if (io.shutdown.aborted) resolve('stop');
+        else io.shutdown.addEventListener('abort', () => resolve('stop'), { once: true });
+      });
+      const outcome = await Promise.race([stop, server.done]);
+      if (outcome === 'stop') {
+        if (server.stats.active > 0) view.line(`stopping: ${server.stats.active} transfer(s) running, waiting up to ${graceMs / 1000} s`);
+        await server.close(graceMs);
+      } else if (outcome.summary) {
+        const err = summaryError(outcome.summary);
+        if (err) throw err;
+      }
+    } finally {
+      view.close();
+    }
+    const s = server.stats;
+    report.result('stopped', { ...s }, `served ${s.connections} client(s): ${s.files} file(s), ${formatBytes(s.bytes)}${s.failed ? `; ${s.failed} failed` : ''}`);
+    if (once && s.connections === 0) throw new SocketkitError('ERR_ABORTED', 'stopped before a client connected');
+    return 0;
+  },
+};
+
+function describe(c: { files: number; dirs: number; bytes: number }): string {
+  return `${c.files} file${c.files === 1 ? '' : 's'}${c.dirs ? ` in ${c.dirs} folder${c.dirs === 1 ? '' : 's'}` : ''} (${formatBytes(c.bytes)})`;
+}
+
+export default command;

@@ -1,0 +1,285 @@
+/**
+ * Progress bars for terminals: one line per file in flight (bytes, percentage, rate, ETA),
+ * redrawn in place at most ten times a second, with finished files printed as ordinary lines
+ * above them. Several files at once (a server with many clients) get one line each.
+ *
+ * Written for a TTY; when the stream is not one, nothing is drawn and `line()` simply prints.
+ */
+import type { Writable } from 'node:stream';
+import type { TransferEvent, TransferSummary } from '../transfer/index.js';
+import { formatBytes, type Reporter } from './report.js';
+
+/** Options of {@link ProgressBars}. */
+export interface ProgressOptions {
+  /** Where to draw (standard error). Its `columns` sets the line width. */
+  readonly stream: Writable & { columns?: number };
+  /** Draw bars (true on a terminal); when false only `line()` prints. */
+  readonly enabled: boolean;
+  /** Redraw period, ms (default 100). */
+  readonly intervalMs?: number;
+  /** Bars shown at most; the rest are counted on one line (default 8). */
+  readonly maxBars?: number;
+}
+
+interface Bar {
+  readonly label: string;
+  /** Total bytes, or undefined when unknown (a raw stream). */
+  readonly size: number | undefined;
+  /** Bytes that were there before this transfer (a resume): not counted in the rate. */
+  readonly offset: number;
+  bytes: number;
+  readonly started: number;
+  /** Smoothed rate, bytes/s. */
+  rate: number;
+  lastSampleAt: number;
+  lastSampleBytes: number;
+}
+
+/** Bytes per second as people read network speeds: 870 MB/s, 1.93 GB/s (decimal units). */
+export function formatRate(bytesPerSecond: number): string {
+  if (!Number.isFinite(bytesPerSecond) || bytesPerSecond <= 0) return '- B/s';
+  const units = ['B/s', 'kB/s', 'MB/s', 'GB/s'];
+  let v = bytesPerSecond;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[i]}`;
+}
+
+/** Seconds as a clock: 0:07, 12:34, 1:02:03; `--:--` when unknown. */
+export function formatEta(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '--:--';
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}
+
+/** Shortens `text` to `width` characters, keeping its end (the file name) and marking the cut. */
+function fit(text: string, width: number): string {
+  if (text.length <= width) return text;
+  if (width <= 1) return text.slice(-width);
+  return `…${text.slice(text.length - width + 1)}`;
+}
+
+/** Live progress bars, keyed by whatever identifies a file in flight. */
+export class ProgressBars {
+  readonly #stream: Writable & { columns?: number };
+  readonly #enabled: boolean;
+  readonly #maxBars: number;
+  readonly #bars = new Map<string, Bar>();
+  /** Lines of bars currently on screen (the cursor sits below them). */
+  #drawn = 0;
+  #dirty = false;
+  readonly #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: ProgressOptions) {
+    this.#stream = options.stream;
+    this.#enabled = options.enabled;
+    this.#maxBars = options.maxBars ?? 8;
+    if (this.#enabled) {
+      this.#timer = setInterval(() => {
+        if (this.#dirty) this.#draw();
+      }, options.intervalMs ?? 100);
+      this.#timer.unref();
+    }
+  }
+
+  /** A file starts: a new bar. `offset` bytes were already there (resumed). */
+  start(key: string, label: string, size: number | undefined, offset = 0): void {
+    if (!this.#enabled) return;
+    const now = performance.now();
+    this.#bars.set(key, { label, size, offset, bytes: offset, started: now, rate: 0, lastSampleAt: now, lastSampleBytes: offset });
+    this.#dirty = true;
+  }
+
+  /** The file now has `bytes` (offset included). Cheap: drawing happens on the timer. */
+  update(key: string, bytes: number): void {
+    const bar = this.#bars.get(key);
+    if (bar === undefined) return;
+    bar.bytes = bytes;
+    this.#dirty = true;
+  }
+
+  /** Removes a bar and prints `text` (if any) in its place, as a permanent line. */
+  finish(key: string, text?: string): void {
+    const had = this.#bars.delete(key);
+    if (text !== undefined) this.line(text);
+    else if (had) this.#draw();
+  }
+
+  /** Prints a permanent line above the bars. */
+  line(text: string): void {
+    if (!this.#enabled) {
+      this.#stream.write(`${text}\n`);
+      return;
+    }
+    this.#clear();
+    this.#stream.write(`${text}\n`);
+    this.#draw();
+  }
+
+  /** Removes every bar from the screen and stops redrawing. */
+  close(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#bars.clear();
+    if (this.#enabled) this.#clear();
+  }
+
+  /** Moves up over the drawn bars and erases them. */
+  #clear(): void {
+    if (this.#drawn === 0) return;
+    this.#stream.write(`\x1b[${this.#drawn}A\r\x1b[J`);
+    this.#drawn = 0;
+  }
+
+  #draw(): void {
+    this.#dirty = false;
+    const width = Math.max(40, (this.#stream.columns ?? 80) - 1);
+    const now = performance.now();
+    const lines: string[] = [];
+    let shown = 0;
+    for (const bar of this.#bars.values()) {
+      this.#sample(bar, now);
+      if (shown < this.#maxBars) lines.push(render(bar, width));
+      shown++;
+    }
+    if (shown > this.#maxBars) lines.push(`  … and ${shown - this.#maxBars} more`);
+    const up = this.#drawn > 0 ? `\x1b[${this.#drawn}A\r` : '';
+    this.#stream.write(`${up}${lines.map((l) => `${l}\x1b[K\n`).join('')}\x1b[J`);
+    this.#drawn = lines.length;
+  }
+
+  /** Updates the smoothed rate from the bytes moved since the last sample. */
+  #sample(bar: Bar, now: number): void {
+    const dt = (now - bar.lastSampleAt) / 1000;
+    if (dt < 0.2) return;
+    const instant = (bar.bytes - bar.lastSampleBytes) / dt;
+    // Exponential smoothing over about two seconds: steady, yet quick to follow a change.
+    const alpha = Math.min(1, dt / 2);
+    bar.rate = bar.rate === 0 ? instant : bar.rate + alpha * (instant - bar.rate);
+    bar.lastSampleAt = now;
+    bar.lastSampleBytes = bar.bytes;
+  }
+}
+
+/** One bar: `label  [=====>    ]  45%  1.2 GiB / 2.0 GiB  870 MB/s  ETA 0:03`. */
+function render(bar: Bar, width: number): string {
+  const rate = bar.rate > 0 ? bar.rate : (bar.bytes - bar.offset) / Math.max(0.001, (performance.now() - bar.started) / 1000);
+  if (bar.size === undefined) {
+    const tail = `  ${formatBytes(bar.bytes)}  ${formatRate(rate)}`;
+    return `${fit(bar.label, width - tail.length)}${tail}`;
+  }
+  const fraction = bar.size === 0 ? 1 : Math.min(1, bar.bytes / bar.size);
+  const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
+  const eta = rate > 0 ? (bar.size - bar.bytes) / rate : Infinity;
+  const tail = `  ${pct}  ${formatBytes(bar.bytes)} / ${formatBytes(bar.size)}  ${formatRate(rate)}  ETA ${formatEta(eta)}`;
+  const room = width - tail.length;
+  // The bar takes what the label leaves, between 10 and 30 cells.
+  const cells = Math.max(10, Math.min(30, room - 24));
+  const labelWidth = Math.max(8, room - cells - 4);
+  const filled = Math.floor(fraction * cells);
+  const gauge = `[${'='.repeat(filled)}${filled < cells ? '>' : ''}${' '.repeat(Math.max(0, cells - filled - 1))}]`;
+  return `${fit(bar.label, labelWidth).padEnd(labelWidth)}  ${gauge}${tail}`;
+}
+
+// ---- transfer views -------------------------------------------------------------------------
+
+/** What the transfer commands print, for each of the three output modes. */
+export interface TransferView {
+  /** Feeds one event of a transfer; `conn` tells concurrent connections apart (servers). */
+  onEvent(e: TransferEvent, conn?: number): void;
+  /** A permanent line for people (stderr); nothing in JSON or quiet mode. */
+  line(text: string): void;
+  /** Stops drawing. */
+  close(): void;
+}
+
+/**
+ * The view behind `serve`, `get`, `send` and `receive`:
+ * - on a terminal: a progress bar per file in flight, and a line per finished file;
+ * - text, not a terminal: a line per finished or failed file;
+ * - `--json`: `file-start`, `progress` (at most once a second per file), `file-done`,
+ *   `file-failed` and `dir` events;
+ * - `-q`: nothing.
+ */
+export function createTransferView(report: Reporter, stderr: Writable & { columns?: number }): TransferView {
+  const bars = new ProgressBars({ stream: stderr, enabled: report.tty });
+  const lastJson = new Map<string, number>();
+  const people = !report.json && !report.quiet;
+  return {
+    onEvent(e, conn) {
+      const key = conn === undefined ? e.path : `${conn}\u0000${e.path}`;
+      const label = conn === undefined ? e.path : `#${conn} ${e.path}`;
+      switch (e.event) {
+        case 'file-start':
+          bars.start(key, label, e.size, e.offset);
+          if (report.json) report.event('file-start', { ...(conn !== undefined ? { conn } : {}), path: e.path, size: e.size, offset: e.offset });
+          break;
+        case 'file-progress': {
+          bars.update(key, e.bytes);
+          if (report.json) {
+            const now = performance.now();
+            if (now - (lastJson.get(key) ?? 0) >= 1000) {
+              lastJson.set(key, now);
+              report.event('progress', { ...(conn !== undefined ? { conn } : {}), path: e.path, bytes: e.bytes, size: e.size });
+            }
+          }
+          break;
+        }
+        case 'file-done': {
+          lastJson.delete(key);
+          const moved = e.size - e.offset;
+          const resumed = e.offset > 0 ? `, resumed at ${formatBytes(e.offset)}` : '';
+          const text = `  ok  ${label}  ${formatBytes(e.size)} in ${(e.ms / 1000).toFixed(2)} s (${formatRate((moved * 1000) / Math.max(1, e.ms))}${resumed})`;
+          bars.finish(key, people ? text : undefined);
+          if (report.json) report.event('file-done', { ...(conn !== undefined ? { conn } : {}), path: e.path, size: e.size, offset: e.offset, sha256: e.sha256, ms: Math.round(e.ms) });
+          break;
+        }
+        case 'file-failed':
+          lastJson.delete(key);
+          bars.finish(key, people ? `  FAILED  ${label}: ${e.message} (${e.code})` : undefined);
+          if (report.json) report.event('file-failed', { ...(conn !== undefined ? { conn } : {}), path: e.path, code: e.code, message: e.message });
+          break;
+        case 'dir':
+          if (report.json) report.event('dir', { ...(conn !== undefined ? { conn } : {}), path: e.path });
+          break;
+      }
+    },
+    line(text) {
+      if (people) bars.line(text);
+    },
+    close() {
+      bars.close();
+    },
+  };
+}
+
+/** `3 files, 1.20 GiB in 1.38 s, 0.93 GB/s` (and what failed, and what was resumed). */
+export function summaryLine(s: TransferSummary): string {
+  const gbps = s.seconds > 0 ? s.transferred / s.seconds / 1e9 : 0;
+  const parts = [
+    `${s.files} file${s.files === 1 ? '' : 's'}${s.dirs > 0 ? ` and ${s.dirs} folder${s.dirs === 1 ? '' : 's'}` : ''}`,
+    `${formatBytes(s.bytes)} in ${s.seconds.toFixed(2)} s, ${gbps.toFixed(2)} GB/s`,
+  ];
+  let line = parts.join(', ');
+  if (s.transferred < s.bytes) line += ` (${formatBytes(s.bytes - s.transferred)} already there)`;
+  if (s.failures.length > 0) line += `; ${s.failures.length} failed`;
+  return line;
+}
+
+/** The JSON form of a summary, for `--json` results. */
+export function summaryFields(s: TransferSummary): Record<string, unknown> {
+  return {
+    files: s.files,
+    dirs: s.dirs,
+    bytes: s.bytes,
+    transferred: s.transferred,
+    seconds: Math.round(s.seconds * 1000) / 1000,
+    gbps: s.seconds > 0 ? Math.round((s.transferred / s.seconds / 1e9) * 1000) / 1000 : 0,
+    failures: s.failures,
+  };
+}

@@ -1,0 +1,231 @@
+/**
+ * The connecting side of transfers: `download` (what `get` runs against `serve`), `upload` (what
+ * `send` runs against `receive`) and `downloadRaw` (`get --raw`, also against `nc -l < file`).
+ */
+import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
+import { constants as fsc } from 'node:fs';
+import { lstat, open, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
+import { SocketkitError, toSocketkitError } from '../core/errors.js';
+import { connect, type ConnectTransport } from '../net/connect.js';
+import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
+import { PART_SUFFIX } from './constants.js';
+import { collectEntries, type SkippedEntry } from './entries.js';
+import type { TransferEvent, TransferSummary } from './events.js';
+import { FileSink } from './file-io.js';
+import { Link } from './link.js';
+import { place, syncDir } from './place.js';
+import { receiveRawStream, streamSink, type RawResult, type RawSink } from './raw.js';
+import { runReceiver } from './receiver.js';
+import { runSender } from './sender.js';
+
+/** Options every connecting transfer takes. */
+export interface TransferClientOptions {
+  /** Connect timeout, ms (default 10 s). */
+  readonly connectTimeoutMs?: number;
+  /** Aborting stops the transfer with `ERR_ABORTED`; a partial file stays as `.part` for a resume. */
+  readonly signal?: AbortSignal;
+  /** No progress for this long (ms) fails with `ERR_STALLED`; 0 disables (default 30 s). */
+  readonly stallTimeoutMs?: number;
+  /** Progress and outcome of each entry. */
+  readonly onEvent?: (e: TransferEvent) => void;
+  /** Announced in the hello, e.g. `socketkit/0.1.0`. */
+  readonly software?: string;
+  /** A transport other than plain TCP/Unix (TLS adds itself here). */
+  readonly transport?: ConnectTransport;
+}
+
+/** Options of {@link download}. */
+export interface DownloadOptions extends TransferClientOptions {
+  /** The folder to write into (default: the current folder). */
+  readonly dir?: string;
+  /**
+   * Write the one offered file here, whatever the server calls it. An existing folder is
+   * taken as `dir` instead (like `cp`).
+   */
+  readonly out?: string;
+  /** Replace existing files. */
+  readonly force?: boolean;
+  /** Also continue an existing, shorter file with the final name (a `.part` is always continued). */
+  readonly resume?: boolean;
+}
+
+/** Options of {@link upload}. */
+export interface UploadOptions extends TransferClientOptions {
+  /** Bytes per read and DATA message (default 1 MiB). */
+  readonly chunkSize?: number;
+  /** Chunks read ahead (default 4). */
+  readonly readAhead?: number;
+  /** Told about links and special files found inside folders (they are not sent). */
+  readonly onSkip?: (skipped: SkippedEntry) => void;
+}
+
+/** Options of {@link downloadRaw}. */
+export interface RawDownloadOptions extends Omit<TransferClientOptions, 'onEvent' | 'software'> {
+  /** Replace an existing file. */
+  readonly force?: boolean;
+  /** Bytes received so far, as they arrive. */
+  readonly onProgress?: (bytes: number) => void;
+}
+
+/** Connects and wires `signal` to fail the link. */
+async function openLink(ep: Endpoint, options: TransferClientOptions): Promise<{ link: Link; detach: () => void }> {
+  const socket = await connect(
+    ep,
+    {
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.connectTimeoutMs !== undefined ? { timeoutMs: options.connectTimeoutMs } : {}),
+    },
+    options.transport,
+  );
+  const link = new Link(socket, {
+    peer: formatEndpoint(ep),
+    ...(options.stallTimeoutMs !== undefined ? { stallTimeoutMs: options.stallTimeoutMs } : {}),
+  });
+  const onAbort = (): void => link.fail(new SocketkitError('ERR_ABORTED', 'transfer aborted; partial files are kept as .part for a resume'));
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  return { link, detach: () => options.signal?.removeEventListener('abort', onAbort) };
+}
+
+/**
+ * Downloads what a `serve` at `ep` offers into `options.dir` (default: the current folder) or
+ * to `options.out`, checked, verified and resumable (see `runReceiver`).
+ *
+ * @returns The summary; entries that failed are listed in it (see `summaryError`).
+ * @throws SocketkitError for connection, protocol and fatal errors (`ERR_DISK_FULL`...).
+ */
+export async function download(ep: Endpoint, options: DownloadOptions = {}): Promise<TransferSummary> {
+  let dir = resolve(options.dir ?? '.');
+  let out: string | undefined;
+  if (options.out !== undefined) {
+    const target = resolve(options.out);
+    const st = await stat(target).catch(() => undefined);
+    if (st?.isDirectory()) dir = target;
+    else {
+      out = target;
+      dir = dirname(target);
+    }
+  }
+  const { link, detach } = await openLink(ep, options);
+  try {
+    return await runReceiver(link, {
+      dir,
+      ...(out !== undefined ? { out } : {}),
+      ...(options.force !== undefined ? { force: options.force } : {}),
+      ...(options.resume !== undefined ? { resume: options.resume } : {}),
+      ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+      ...(options.software !== undefined ? { software: options.software } : {}),
+    });
+  } finally {
+    detach();
+    link.destroy();
+  }
+}
+
+/**
+ * Uploads `paths` (files and folders, structure kept) to a `receive` at `ep`. The paths are
+ * listed before connecting, so a missing one fails at once.
+ *
+ * @returns The summary; entries that failed are listed in it (see `summaryError`).
+ * @throws SocketkitError for a path that cannot be read, and for connection, protocol and
+ *   fatal errors reported by the receiver (`ERR_DISK_FULL`...).
+ */
+export async function upload(ep: Endpoint, paths: readonly string[], options: UploadOptions = {}): Promise<TransferSummary> {
+  const entries = await collectEntries(paths, options.onSkip ? { onSkip: options.onSkip } : {});
+  const { link, detach } = await openLink(ep, options);
+  try {
+    return await runSender(link, entries, {
+      ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+      ...(options.software !== undefined ? { software: options.software } : {}),
+      ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
+      ...(options.readAhead !== undefined ? { readAhead: options.readAhead } : {}),
+    });
+  } finally {
+    detach();
+    link.destroy();
+  }
+}
+
+/** Flags for a raw `.part`: write, create, truncate (raw streams cannot resume), no links. */
+const RAW_PART_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | (fsc.O_NOFOLLOW ?? 0);
+
+/**
+ * Receives a raw stream from `ep` — a `serve --raw`, or `nc -l -p PORT < file` — into `out`.
+ *
+ * - `out` a `Writable` (standard output): bytes are written to it as they come.
+ * - `out` a device or FIFO (`/dev/null`): written directly.
+ * - `out` a file name: written to `OUT.part`, fsynced and renamed only after a clean end of the
+ *   stream; an existing `OUT` is refused without `force`. A raw stream has no offsets, so a
+ *   failed transfer's `.part` is removed rather than kept.
+ *
+ * @throws SocketkitError `ERR_EXISTS`, `ERR_USAGE` (`out` is a folder), the stream's errors
+ *   (`ERR_CONN_RESET` when the sender failed, `ERR_STALLED`...) or the file's (`ERR_DISK_FULL`...).
+ */
+export async function downloadRaw(ep: Endpoint, out: string | Writable, options: RawDownloadOptions = {}): Promise<RawResult & { readonly path?: string }> {
+  const peer = formatEndpoint(ep);
+  const common = {
+    peer,
+    ...(options.stallTimeoutMs !== undefined ? { stallTimeoutMs: options.stallTimeoutMs } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
+  const connectNow = (): Promise<Socket> =>
+    connect(
+      ep,
+      {
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.connectTimeoutMs !== undefined ? { timeoutMs: options.connectTimeoutMs } : {}),
+      },
+      options.transport,
+    );
+  if (typeof out !== 'string') {
+    return receiveRawStream(await connectNow(), streamSink(out), common);
+  }
+  const target = resolve(out);
+  const existing = await lstat(target).catch(() => undefined);
+  if (existing?.isDirectory()) throw new SocketkitError('ERR_USAGE', `${out} is a folder; a raw stream has no file name: give -o FOLDER/NAME`);
+  if (existing !== undefined && !existing.isFile() && !existing.isSymbolicLink()) {
+    // A device or FIFO: no .part, no rename, just the bytes.
+    const fh = await open(target, 'w').catch((err: unknown) => {
+      throw toSocketkitError(err, target);
+    });
+    try {
+      return await receiveRawStream(await connectNow(), fileSink(fh, target, null), common);
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+  if (existing !== undefined && options.force !== true) throw new SocketkitError('ERR_EXISTS', `${out} already exists (use --force to replace it)`);
+  const part = target + PART_SUFFIX;
+  const socket = await connectNow();
+  let fh: FileHandle;
+  try {
+    fh = await open(part, RAW_PART_FLAGS, 0o644);
+  } catch (err) {
+    socket.destroy();
+    throw (err as NodeJS.ErrnoException).code === 'ELOOP'
+      ? new SocketkitError('ERR_PATH_UNSAFE', `${basename(part)} is a symbolic link; refusing to write through it`)
+      : toSocketkitError(err, part);
+  }
+  // Once the stream has ended cleanly the .part is the whole file: kept even if placing it fails.
+  let whole = false;
+  try {
+    const result = await receiveRawStream(socket, fileSink(fh, part, 0), common);
+    await fh.sync();
+    await fh.close();
+    whole = true;
+    await place(part, target, options.force === true);
+    await syncDir(dirname(target));
+    return { ...result, path: target };
+  } catch (err) {
+    throw toSocketkitError(err, target);
+  } finally {
+    await fh.close().catch(() => undefined);
+    if (!whole) await unlink(part).catch(() => undefined);
+  }
+}
+
+function fileSink(fh: FileHandle, path: string, position: number | null): RawSink {
+  return new FileSink(fh, { path, position });
+}

@@ -1,0 +1,53 @@
+/**
+ * Limits, sizes and defaults of the file-transfer system, in one place.
+ */
+
+/** The four bytes every framed transfer starts with, both ways: "SKFT" (socketkit file transfer). */
+export const TRANSFER_MAGIC = 'SKFT';
+
+/**
+ * The version of the framed transfer protocol this build speaks. Each side announces its own in
+ * its hello; both then use the lower of the two, and a side that does not speak that version
+ * refuses with `ERR_TRANSFER_VERSION`.
+ */
+export const TRANSFER_PROTOCOL_VERSION = 1;
+
+/**
+ * Bytes of file data per read and per data frame: 1 MiB. Large enough that per-chunk costs
+ * (a frame header, a hash update, a write call, a promise) vanish next to copying and hashing
+ * the bytes; small enough that a few of them in flight bound the memory of a connection.
+ */
+export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
+
+/** Buffers of {@link DEFAULT_CHUNK_SIZE} a sender keeps in flight per file: reads ahead while earlier chunks are written. */
+export const DEFAULT_READ_AHEAD = 4;
+
+/** No progress for this long fails the transfer with `ERR_STALLED`, milliseconds. */
+export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
+
+/**
+ * Offers a sender keeps ahead of the file it is streaming, so that a tree of many small files
+ * costs one round trip, not one per file.
+ */
+export const DEFAULT_OFFER_WINDOW = 64;
+
+/** What a receiver appends to a file's name while the file is incomplete or unverified. */
+export const PART_SUFFIX = '.part';
+
+/** Received bytes a connection queues for its consumer before it pauses the socket (and TCP slows the sender). */
+export const DEFAULT_RECEIVE_QUEUE_BYTES = 8 * 1024 * 1024;
+
+/** Bytes a file sink queues or has in flight before its writer must wait. */
+export const DEFAULT_SINK_HIGH_WATER = 8 * 1024 * 1024;
+
+/** Finalisations (flush, fsync, verify, rename) a receiver runs at once while it receives the next files. */
+export const DEFAULT_FINALIZE_CONCURRENCY = 4;
+
+/** The largest control message (JSON) accepted: 64 KiB, far above any real offer. */
+export const MAX_CONTROL_BYTES = 64 * 1024;
+
+/** The longest relative path accepted on the wire, in UTF-8 bytes (Linux PATH_MAX). */
+export const MAX_PATH_BYTES = 4096;
+
+/** The longest single path component accepted on the wire, in UTF-8 bytes (NAME_MAX). */
+export const MAX_NAME_BYTES = 255;

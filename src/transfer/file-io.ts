@@ -1,0 +1,281 @@
+/**
+ * Large, bounded file I/O for transfers: a reader that reads ahead into a fixed pool of
+ * buffers, and a writer that coalesces whatever arrives while a write is in flight into one
+ * `writev`.
+ *
+ * Both keep the work off the main thread (libuv's thread pool does the copying) and both bound
+ * their memory: the reader by its pool, the writer by a high-water mark its caller honours.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import { SocketkitError, toSocketkitError } from '../core/errors.js';
+import { DEFAULT_CHUNK_SIZE, DEFAULT_READ_AHEAD, DEFAULT_SINK_HIGH_WATER } from './constants.js';
+
+/**
+ * A fixed set of equal buffers handed out and given back. Each buffer has its own
+ * `ArrayBuffer`, so a view of it (a short last chunk) finds its way home.
+ */
+export class BufferPool {
+  readonly chunkSize: number;
+  readonly #free: Buffer[] = [];
+  readonly #home = new Map<ArrayBufferLike, Buffer>();
+  #waiters: Array<() => void> = [];
+
+  /**
+   * @param chunkSize - Bytes per buffer (default 1 MiB).
+   * @param count - Buffers in the pool (default 4).
+   */
+  constructor(chunkSize = DEFAULT_CHUNK_SIZE, count = DEFAULT_READ_AHEAD) {
+    this.chunkSize = chunkSize;
+    for (let i = 0; i < count; i++) {
+      const buf = Buffer.allocUnsafeSlow(chunkSize);
+      this.#free.push(buf);
+      this.#home.set(buf.buffer, buf);
+    }
+  }
+
+  /** Buffers not handed out. */
+  get available(): number {
+    return this.#free.length;
+  }
+
+  /** Hands out a buffer, or undefined when all are out. */
+  take(): Buffer | undefined {
+    return this.#free.pop();
+  }
+
+  /** Gives back a buffer (or any view of one). Giving back the same buffer twice is ignored. */
+  release(view: Uint8Array): void {
+    const buf = this.#home.get(view.buffer);
+    if (buf === undefined || this.#free.includes(buf)) return;
+    this.#free.push(buf);
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Resolves when a buffer is free. */
+  whenAvailable(): Promise<void> {
+    if (this.#free.length > 0) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+}
+
+/** The error for a source file that ended before the size announced for it. */
+function shrank(path: string, at: number): SocketkitError {
+  return new SocketkitError('ERR_SOURCE_CHANGED', `${path} changed while being sent: it ended at byte ${at}, before its announced size`);
+}
+
+/** Reads exactly `length` bytes at `position` into `buf` (a short read from a regular file is retried). */
+async function readExactly(fh: FileHandle, buf: Buffer, length: number, position: number, path: string): Promise<Buffer> {
+  let done = 0;
+  while (done < length) {
+    let n: number;
+    try {
+      ({ bytesRead: n } = await fh.read(buf, done, length - done, position + done));
+    } catch (err) {
+      throw toSocketkitError(err, path);
+    }
+    if (n === 0) throw shrank(path, position + done);
+    done += n;
+  }
+  return length === buf.length ? buf : buf.subarray(0, length);
+}
+
+/**
+ * Reads bytes `[start, end)` of an open file as chunks of the pool's size, keeping a read in
+ * flight for every free buffer so the disk (or page cache) works while the caller hashes and
+ * sends. Each chunk yielded belongs to `pool`; the caller gives it back with `pool.release()`
+ * once done with it (for a socket, in the write's callback). When every buffer is out, reading
+ * waits for one to come back: that is the backpressure.
+ *
+ * @throws SocketkitError `ERR_SOURCE_CHANGED` if the file is shorter than `end`; the coded error
+ *   of a failed read.
+ */
+export async function* readChunks(fh: FileHandle, start: number, end: number, pool: BufferPool, path: string): AsyncGenerator<Buffer, void, undefined> {
+  const pending: Array<Promise<Buffer>> = [];
+  let position = start;
+  try {
+    for (;;) {
+      while (position < end) {
+        const buf = pool.take();
+        if (buf === undefined) break;
+        const length = Math.min(buf.length, end - position);
+        const read = readExactly(fh, buf, length, position, path);
+        // A rejection is handled when the chunk is awaited; until then, do not report it.
+        read.catch(() => undefined);
+        pending.push(read);
+        position += length;
+      }
+      const next = pending.shift();
+      if (next === undefined) {
+        if (position >= end) return;
+        await pool.whenAvailable();
+        continue;
+      }
+      yield await next;
+    }
+  } finally {
+    // Stopped early (an error, or the consumer left): wait for reads still in flight and give
+    // their buffers back, so the pool is whole again.
+    for (const p of pending) {
+      const buf = await p.catch(() => undefined);
+      if (buf !== undefined) pool.release(buf);
+    }
+  }
+}
+
+/** Someone waiting for a sink's pending bytes to fall below `below`. */
+interface SinkWaiter {
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+  readonly below: number;
+}
+
+/** Options of {@link FileSink}. */
+export interface FileSinkOptions {
+  /** Byte offset of the first write; `null` writes at the file's current position (pipes, devices). Default 0. */
+  readonly position?: number | null;
+  /** Bytes queued or in flight above which `write()` returns false. Default 8 MiB. */
+  readonly highWaterMark?: number;
+  /** Named in error messages. */
+  readonly path: string;
+}
+
+/**
+ * An append-only writer to an open file. Chunks that arrive while a write is in flight are
+ * queued and written together in one `writev`, so many small socket reads become few large
+ * writes. `write()` returns false above the high-water mark; the caller then awaits
+ * `drained()` (as with a stream). The first error (ENOSPC, EIO...) sticks: later calls throw it.
+ */
+export class FileSink {
+  readonly #fh: FileHandle;
+  readonly #path: string;
+  readonly #highWater: number;
+  #position: number | null;
+  #queue: Uint8Array[] = [];
+  #queuedBytes = 0;
+  #inFlightBytes = 0;
+  /** Whether the write loop is running. */
+  #writing = false;
+  #error: SocketkitError | undefined;
+  #waiters: SinkWaiter[] = [];
+  /** Bytes written to the file so far. */
+  written = 0;
+
+  constructor(fh: FileHandle, options: FileSinkOptions) {
+    this.#fh = fh;
+    this.#path = options.path;
+    this.#position = options.position === undefined ? 0 : options.position;
+    this.#highWater = options.highWaterMark ?? DEFAULT_SINK_HIGH_WATER;
+  }
+
+  /** Bytes accepted but not yet written. */
+  get pendingBytes(): number {
+    return this.#queuedBytes + this.#inFlightBytes;
+  }
+
+  /** The first write error, if any. */
+  get error(): SocketkitError | undefined {
+    return this.#error;
+  }
+
+  /**
+   * Queues `chunk` (kept by reference until written: do not reuse it).
+   *
+   * @returns false when the caller should await `drained()` before writing more.
+   * @throws SocketkitError the error of an earlier failed write.
+   */
+  write(chunk: Uint8Array): boolean {
+    if (this.#error) throw this.#error;
+    if (chunk.byteLength > 0) {
+      this.#queue.push(chunk);
+      this.#queuedBytes += chunk.byteLength;
+      if (!this.#writing) {
+        this.#writing = true;
+        void this.#run();
+      }
+    }
+    return this.pendingBytes < this.#highWater;
+  }
+
+  /** Resolves once pending bytes are below the high-water mark; rejects on a write error. */
+  drained(): Promise<void> {
+    return this.#until(this.#highWater);
+  }
+
+  /** Resolves once everything queued is written; rejects on a write error. */
+  flush(): Promise<void> {
+    return this.#until(1);
+  }
+
+  #until(below: number): Promise<void> {
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.pendingBytes < below) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject, below }));
+  }
+
+  /** The write loop: one writev at a time, of everything queued when it starts. */
+  async #run(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        // IOV_MAX is 1024 on Linux; stay well below it.
+        const batch = this.#queue.length <= 256 ? this.#queue : this.#queue.slice(0, 256);
+        this.#queue = this.#queue.length <= 256 ? [] : this.#queue.slice(256);
+        const bytes = batch.reduce((n, c) => n + c.byteLength, 0);
+        this.#queuedBytes -= bytes;
+        this.#inFlightBytes = bytes;
+        let n: number;
+        try {
+          ({ bytesWritten: n } = await this.#fh.writev(batch as NodeJS.ArrayBufferView[], this.#position ?? undefined));
+        } catch (err) {
+          throw toSocketkitError(err, this.#path);
+        }
+        this.#inFlightBytes = 0;
+        if (n === 0) throw new SocketkitError('ERR_IO', `${this.#path}: the file system accepted no bytes`);
+        this.written += n;
+        if (this.#position !== null) this.#position += n;
+        if (n < bytes) {
+          // A short write (rare: a signal, or the disk filling up): put the rest back in front.
+          const rest = remainder(batch, n);
+          this.#queue = [...rest, ...this.#queue];
+          this.#queuedBytes += bytes - n;
+        }
+        this.#notify();
+      }
+    } catch (err) {
+      this.#error = toSocketkitError(err, this.#path);
+      this.#queue = [];
+      this.#queuedBytes = 0;
+      this.#inFlightBytes = 0;
+      const waiters = this.#waiters;
+      this.#waiters = [];
+      for (const w of waiters) w.reject(this.#error);
+    } finally {
+      this.#writing = false;
+    }
+  }
+
+  #notify(): void {
+    const pending = this.pendingBytes;
+    const still: SinkWaiter[] = [];
+    for (const w of this.#waiters) {
+      if (pending < w.below) w.resolve();
+      else still.push(w);
+    }
+    this.#waiters = still;
+  }
+}
+
+/** The chunks of `batch` after its first `skip` bytes. */
+function remainder(batch: readonly Uint8Array[], skip: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const c of batch) {
+    if (skip >= c.byteLength) {
+      skip -= c.byteLength;
+      continue;
+    }
+    out.push(skip > 0 ? c.subarray(skip) : c);
+    skip = 0;
+  }
+  return out;
+}

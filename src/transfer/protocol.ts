@@ -1,0 +1,366 @@
+/**
+ * The framed transfer protocol (SKFT), version 1: the messages, their encoding in frames of the
+ * length-prefixed codec, and their validation. Pure: no sockets, no files.
+ *
+ * Every frame of a connection but the first is one message: a type byte, then the body. Control
+ * messages carry a UTF-8 JSON object; a DATA message carries raw file bytes. The first frame in
+ * each direction is the hello: `SKFT`, a version byte, a role byte (`S` sender, `R` receiver),
+ * then a JSON object describing the peer.
+ *
+ * The sender offers entries; the receiver answers each offer (receive from an offset, created,
+ * or skipped with a coded reason); the sender streams accepted files in offer order as
+ * BEGIN, DATA..., END(sha256 of the whole file); the receiver verifies and answers RESULT.
+ * See the README ("File transfer protocol") for the full dialogue.
+ */
+import { SocketkitError } from '../core/errors.js';
+import { encodeHeader } from '../codec/index.js';
+import { MAX_CONTROL_BYTES, TRANSFER_MAGIC, TRANSFER_PROTOCOL_VERSION } from './constants.js';
+
+/** Which way the files go on a connection: a sender offers them, a receiver stores them. */
+export type TransferRole = 'sender' | 'receiver';
+
+/** The type byte that starts every message after the hello. */
+export const MessageType = {
+  /** Keepalive: "I am busy with local work" (hashing a prefix, fsync). Either direction. */
+  NOOP: 0x00,
+  /** Sender: an entry (file or directory) it proposes to send. */
+  OFFER: 0x10,
+  /** Sender: the data of an accepted file starts, from this offset. */
+  BEGIN: 0x11,
+  /** Sender: file bytes, in order, for the file begun last. */
+  DATA: 0x12,
+  /** Sender: the file's data is complete; here is the SHA-256 of the whole file. */
+  END: 0x13,
+  /** Sender: the file begun last cannot be completed (read error, file changed). */
+  ABORT: 0x14,
+  /** Sender: no more offers. */
+  DONE: 0x15,
+  /** Receiver: the answer to an offer. */
+  REPLY: 0x20,
+  /** Receiver: the outcome of a file after END: verified and in place, or failed. */
+  RESULT: 0x21,
+  /** Either: a fatal error; the connection closes after it. */
+  ERROR: 0x7f,
+} as const;
+
+/** A peer's hello. */
+export interface Hello {
+  /** The highest protocol version the peer speaks. */
+  readonly version: number;
+  readonly role: TransferRole;
+  /** What the peer says about itself and, for a sender, about what it will offer. */
+  readonly info: HelloInfo;
+}
+
+/** The JSON part of a hello. Every field is optional; unknown fields are ignored. */
+export interface HelloInfo {
+  /** e.g. `socketkit/0.1.0`. */
+  readonly software?: string;
+  /** Sender: entries it will offer (files and directories). */
+  readonly entries?: number;
+  /** Sender: files among them. */
+  readonly files?: number;
+  /** Sender: total bytes of those files. */
+  readonly bytes?: number;
+}
+
+/** What a sender proposes: a file (with its size) or a directory. */
+export interface OfferMessage {
+  readonly type: 'offer';
+  /** Chosen by the sender, unique per connection; answers refer to it. */
+  readonly id: number;
+  readonly kind: 'file' | 'dir';
+  /** Relative, `/`-separated; the receiver checks it before anything else. */
+  readonly path: string;
+  /** File bytes (0 for a directory). */
+  readonly size: number;
+  /** Permission bits (`mode & 0o777`). */
+  readonly mode: number;
+  /** Modification time, milliseconds since the epoch. */
+  readonly mtimeMs: number;
+}
+
+/** The receiver's answer to an offer. */
+export type ReplyMessage =
+  | {
+      readonly type: 'reply';
+      readonly id: number;
+      readonly action: 'receive';
+      /** Bytes the receiver already holds (a `.part` file); the sender streams from here. */
+      readonly offset: number;
+      /** SHA-256 (hex) of those bytes, so the sender can check they are a prefix of its file. */
+      readonly prefixSha256?: string;
+    }
+  | { readonly type: 'reply'; readonly id: number; readonly action: 'created' }
+  | { readonly type: 'reply'; readonly id: number; readonly action: 'skip'; readonly code: string; readonly message: string };
+
+/** The receiver's verdict on a file after its END. */
+export type ResultMessage =
+  | { readonly type: 'result'; readonly id: number; readonly ok: true; readonly sha256: string }
+  | { readonly type: 'result'; readonly id: number; readonly ok: false; readonly code: string; readonly message: string };
+
+/** Every message after the hello. */
+export type Message =
+  | { readonly type: 'noop' }
+  | OfferMessage
+  | { readonly type: 'begin'; readonly id: number; readonly offset: number }
+  | { readonly type: 'data'; readonly bytes: Uint8Array }
+  | { readonly type: 'end'; readonly id: number; readonly sha256: string }
+  | { readonly type: 'abort'; readonly id: number; readonly code: string; readonly message: string }
+  | { readonly type: 'done' }
+  | ReplyMessage
+  | ResultMessage
+  | { readonly type: 'error'; readonly code: string; readonly message: string };
+
+/** A control message: every message but DATA. */
+export type ControlMessage = Exclude<Message, { type: 'data' }>;
+
+/** The error for anything a peer sends that this protocol does not allow. */
+export function protocolError(message: string, cause?: unknown): SocketkitError {
+  return new SocketkitError('ERR_TRANSFER_PROTOCOL', message, cause === undefined ? {} : { cause });
+}
+
+// ---- hello ----------------------------------------------------------------------------------
+
+const MAGIC = Buffer.from(TRANSFER_MAGIC, 'latin1');
+const ROLE_BYTE: Record<TransferRole, number> = { sender: 0x53 /* S */, receiver: 0x52 /* R */ };
+
+/** Encodes our hello: the payload of the first frame we send. */
+export function encodeHello(role: TransferRole, info: HelloInfo): Buffer {
+  const json = Buffer.from(JSON.stringify(info), 'utf8');
+  const out = Buffer.allocUnsafe(MAGIC.length + 2 + json.length);
+  MAGIC.copy(out, 0);
+  out[MAGIC.length] = TRANSFER_PROTOCOL_VERSION;
+  out[MAGIC.length + 1] = ROLE_BYTE[role];
+  json.copy(out, MAGIC.length + 2);
+  return out;
+}
+
+/**
+ * Parses the peer's hello (the first frame it sent).
+ *
+ * @throws SocketkitError `ERR_TRANSFER_PROTOCOL` if the frame is not an SKFT hello (the peer
+ *   speaks something else, e.g. a raw-mode server streaming a file).
+ */
+export function parseHello(frame: Uint8Array): Hello {
+  const buf = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
+  if (buf.length < MAGIC.length + 2 || !buf.subarray(0, MAGIC.length).equals(MAGIC)) {
+    throw protocolError(`peer does not speak the socketkit transfer protocol (no ${TRANSFER_MAGIC} hello; is it a raw stream? try --raw)`);
+  }
+  const version = buf[MAGIC.length]!;
+  const roleByte = buf[MAGIC.length + 1]!;
+  const role = roleByte === ROLE_BYTE.sender ? 'sender' : roleByte === ROLE_BYTE.receiver ? 'receiver' : undefined;
+  if (role === undefined) throw protocolError(`peer announced an unknown role byte 0x${roleByte.toString(16)}`);
+  const body = buf.length > MAGIC.length + 2 ? parseJson(buf.subarray(MAGIC.length + 2)) : {};
+  const info: HelloInfo = {
+    ...(typeof body['software'] === 'string' ? { software: clean(body['software'], 100) } : {}),
+    ...(isCount(body['entries']) ? { entries: body['entries'] } : {}),
+    ...(isCount(body['files']) ? { files: body['files'] } : {}),
+    ...(isCount(body['bytes']) ? { bytes: body['bytes'] } : {}),
+  };
+  return { version, role, info };
+}
+
+/**
+ * The version both sides use: the lower of the two announced. This build speaks only
+ * {@link TRANSFER_PROTOCOL_VERSION}; a later one that also speaks version 1 will step down to it.
+ *
+ * @throws SocketkitError `ERR_TRANSFER_VERSION` if the peer's version is one we cannot speak.
+ */
+export function negotiateVersion(peer: Hello): number {
+  const version = Math.min(peer.version, TRANSFER_PROTOCOL_VERSION);
+  if (version !== TRANSFER_PROTOCOL_VERSION) {
+    throw new SocketkitError(
+      'ERR_TRANSFER_VERSION',
+      `peer speaks transfer protocol version ${peer.version}; this socketkit speaks version ${TRANSFER_PROTOCOL_VERSION}`,
+    );
+  }
+  return version;
+}
+
+// ---- messages -------------------------------------------------------------------------------
+
+/** The wire form of a control message's JSON body (the type travels in the type byte). */
+function bodyOf(msg: ControlMessage): Record<string, unknown> | undefined {
+  switch (msg.type) {
+    case 'noop':
+    case 'done':
+      return undefined;
+    case 'offer':
+      return { id: msg.id, kind: msg.kind, path: msg.path, size: msg.size, mode: msg.mode, mtime: msg.mtimeMs };
+    case 'begin':
+      return { id: msg.id, offset: msg.offset };
+    case 'end':
+      return { id: msg.id, sha256: msg.sha256 };
+    case 'abort':
+    case 'error': {
+      const { type: _type, ...rest } = msg;
+      return rest;
+    }
+    case 'reply':
+    case 'result': {
+      const { type: _type, ...rest } = msg;
+      return rest;
+    }
+  }
+}
+
+const TYPE_BYTE: Record<ControlMessage['type'], number> = {
+  noop: MessageType.NOOP,
+  offer: MessageType.OFFER,
+  begin: MessageType.BEGIN,
+  end: MessageType.END,
+  abort: MessageType.ABORT,
+  done: MessageType.DONE,
+  reply: MessageType.REPLY,
+  result: MessageType.RESULT,
+  error: MessageType.ERROR,
+};
+
+/** Encodes a control message as one frame payload: the type byte, then the JSON body if any. */
+export function encodeControl(msg: ControlMessage): Buffer {
+  const body = bodyOf(msg);
+  const json = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
+  const out = Buffer.allocUnsafe(1 + (json?.length ?? 0));
+  out[0] = TYPE_BYTE[msg.type];
+  json?.copy(out, 1);
+  return out;
+}
+
+/**
+ * The 5 bytes that precede `length` bytes of file data on the wire: the frame's 4-byte length
+ * (which counts the type byte) and the DATA type byte. Written before the data itself, so the
+ * data is never copied to be framed.
+ */
+export function dataPrefix(length: number, maxFrameSize?: number): Buffer {
+  const head = encodeHeader(length + 1, maxFrameSize === undefined ? undefined : { maxFrameSize });
+  const out = Buffer.allocUnsafe(5);
+  head.copy(out, 0);
+  out[4] = MessageType.DATA;
+  return out;
+}
+
+/**
+ * Parses one frame (after the hello) into a message, checking every field.
+ *
+ * @throws SocketkitError `ERR_TRANSFER_PROTOCOL` for an empty frame, an unknown type, or a body
+ *   that is not what the type requires.
+ */
+export function parseMessage(frame: Uint8Array): Message {
+  if (frame.byteLength === 0) throw protocolError('peer sent an empty frame');
+  const type = frame[0]!;
+  if (type === MessageType.DATA) return { type: 'data', bytes: frame.subarray(1) };
+  if (frame.byteLength - 1 > MAX_CONTROL_BYTES) {
+    throw protocolError(`peer sent a control message of ${frame.byteLength - 1} bytes (at most ${MAX_CONTROL_BYTES})`);
+  }
+  switch (type) {
+    case MessageType.NOOP:
+      return { type: 'noop' };
+    case MessageType.DONE:
+      return { type: 'done' };
+    case MessageType.OFFER: {
+      const b = parseJson(frame.subarray(1));
+      const kind = b['kind'];
+      if (kind !== 'file' && kind !== 'dir') throw protocolError(`offer: kind must be "file" or "dir"`);
+      if (typeof b['path'] !== 'string') throw protocolError('offer: path must be a string');
+      return {
+        type: 'offer',
+        id: count(b, 'id'),
+        kind,
+        path: b['path'],
+        size: count(b, 'size'),
+        mode: count(b, 'mode') & 0o7777,
+        mtimeMs: typeof b['mtime'] === 'number' && Number.isFinite(b['mtime']) ? b['mtime'] : Date.now(),
+      };
+    }
+    case MessageType.BEGIN: {
+      const b = parseJson(frame.subarray(1));
+      return { type: 'begin', id: count(b, 'id'), offset: count(b, 'offset') };
+    }
+    case MessageType.END: {
+      const b = parseJson(frame.subarray(1));
+      return { type: 'end', id: count(b, 'id'), sha256: sha256Hex(b, 'sha256') };
+    }
+    case MessageType.ABORT: {
+      const b = parseJson(frame.subarray(1));
+      return { type: 'abort', id: count(b, 'id'), ...coded(b) };
+    }
+    case MessageType.ERROR:
+      return { type: 'error', ...coded(parseJson(frame.subarray(1))) };
+    case MessageType.REPLY: {
+      const b = parseJson(frame.subarray(1));
+      const id = count(b, 'id');
+      switch (b['action']) {
+        case 'receive':
+          return {
+            type: 'reply',
+            id,
+            action: 'receive',
+            offset: count(b, 'offset'),
+            ...(b['prefixSha256'] !== undefined ? { prefixSha256: sha256Hex(b, 'prefixSha256') } : {}),
+          };
+        case 'created':
+          return { type: 'reply', id, action: 'created' };
+        case 'skip':
+          return { type: 'reply', id, action: 'skip', ...coded(b) };
+        default:
+          throw protocolError('reply: action must be "receive", "created" or "skip"');
+      }
+    }
+    case MessageType.RESULT: {
+      const b = parseJson(frame.subarray(1));
+      const id = count(b, 'id');
+      if (b['ok'] === true) return { type: 'result', id, ok: true, sha256: sha256Hex(b, 'sha256') };
+      if (b['ok'] === false) return { type: 'result', id, ok: false, ...coded(b) };
+      throw protocolError('result: ok must be true or false');
+    }
+    default:
+      throw protocolError(`peer sent a message of unknown type 0x${type.toString(16).padStart(2, '0')}`);
+  }
+}
+
+// ---- field checks ---------------------------------------------------------------------------
+
+function parseJson(bytes: Uint8Array): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  } catch (err) {
+    throw protocolError('peer sent a control message that is not JSON', err);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw protocolError('peer sent a control message that is not a JSON object');
+  return value as Record<string, unknown>;
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+function count(b: Record<string, unknown>, name: string): number {
+  const v = b[name];
+  if (!isCount(v)) throw protocolError(`field "${name}" must be a non-negative integer`);
+  return v;
+}
+
+function sha256Hex(b: Record<string, unknown>, name: string): string {
+  const v = b[name];
+  if (typeof v !== 'string' || !/^[0-9a-f]{64}$/.test(v)) throw protocolError(`field "${name}" must be 64 lowercase hex digits`);
+  return v;
+}
+
+/** A peer's error code and message, made safe to print: a code-shaped code, no control characters. */
+function coded(b: Record<string, unknown>): { code: string; message: string } {
+  const code = typeof b['code'] === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(b['code']) ? b['code'] : 'ERR_PEER';
+  const message = typeof b['message'] === 'string' ? clean(b['message'], 300) : 'no reason given';
+  return { code, message };
+}
+
+/**
+ * Makes text from a peer safe for a terminal: control characters (which could move the cursor
+ * or rewrite the screen) become `?`, and the length is bounded.
+ */
+export function clean(text: string, max: number): string {
+  // eslint-disable-next-line no-control-regex
+  const safe = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+  return safe.length > max ? `${safe.slice(0, max - 1)}…` : safe;
+}

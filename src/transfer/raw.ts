@@ -1,0 +1,227 @@
+/**
+ * Raw mode: the reference behaviour, and interoperable with `nc`. The sender streams one file's
+ * bytes and closes; the receiver writes whatever arrives until the end of the stream. No hello,
+ * no names, no hash: the end of the stream is the only "done" there is.
+ *
+ * A raw sender that cannot finish (the file shrank, a read failed) resets the connection
+ * instead of closing it, so a receiver never mistakes a cut stream for a whole one. A raw
+ * receiver writes `OUT.part` and renames it only after a clean end.
+ */
+import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
+import { open, type FileHandle } from 'node:fs/promises';
+import { SocketkitError, toSocketkitError } from '../core/errors.js';
+import { waitDrain } from '../net/write.js';
+import { DEFAULT_CHUNK_SIZE, DEFAULT_READ_AHEAD, DEFAULT_STALL_TIMEOUT_MS } from './constants.js';
+import { BufferPool, readChunks } from './file-io.js';
+
+/** Options of {@link sendRawFile}. */
+export interface RawSendOptions {
+  /** Bytes per read and write (default 1 MiB). */
+  readonly chunkSize?: number;
+  /** Chunks read ahead (default 4). */
+  readonly readAhead?: number;
+  /** No bytes accepted by the kernel for this long (ms) fails with `ERR_STALLED`; 0 disables. Default 30 s. */
+  readonly stallTimeoutMs?: number;
+  /** Called after each chunk is handed to the socket, with the bytes so far. */
+  readonly onProgress?: (bytes: number, size: number) => void;
+  /** Named in errors (default: the path). */
+  readonly peer?: string;
+}
+
+/** What a raw transfer moved. */
+export interface RawResult {
+  readonly bytes: number;
+  readonly seconds: number;
+}
+
+/**
+ * A watchdog for raw streams: `touch()` on every movement; after `ms` without one, `onStall` runs.
+ */
+export class StallWatch {
+  #last = performance.now();
+  readonly #timer: NodeJS.Timeout | undefined;
+
+  constructor(ms: number, onStall: (err: SocketkitError) => void) {
+    if (ms > 0) {
+      this.#timer = setInterval(() => {
+        if (performance.now() - this.#last > ms) {
+          this.stop();
+          onStall(new SocketkitError('ERR_STALLED', `transfer stalled: no progress for ${ms / 1000} s`));
+        }
+      }, Math.max(50, Math.min(1000, ms / 4)));
+      this.#timer.unref();
+    }
+  }
+
+  touch(): void {
+    this.#last = performance.now();
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+  }
+}
+
+/**
+ * Streams the file at `path` to `socket`, then ends the connection (and waits until every byte
+ * has left). Whatever the peer sends is read and dropped. On failure the connection is reset
+ * (RST), so the peer sees an error rather than a clean, short end.
+ *
+ * @throws SocketkitError the coded error of the file, `ERR_SOURCE_CHANGED` if it shrank,
+ *   `ERR_STALLED`, or a connection error.
+ */
+export async function sendRawFile(socket: Socket, path: string, options: RawSendOptions = {}): Promise<RawResult> {
+  const t0 = performance.now();
+  const pool = new BufferPool(options.chunkSize ?? DEFAULT_CHUNK_SIZE, options.readAhead ?? DEFAULT_READ_AHEAD);
+  let failure: SocketkitError | undefined;
+  const watch = new StallWatch(options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS, (err) => {
+    failure ??= err;
+    socket.destroy(err);
+  });
+  socket.on('error', (err) => {
+    failure ??= toSocketkitError(err, options.peer);
+  });
+  // The raw protocol has nothing to say to us; draining keeps a chatty peer from blocking.
+  socket.resume();
+  let fh: FileHandle | undefined;
+  let sent = 0;
+  try {
+    try {
+      fh = await open(path, 'r');
+    } catch (err) {
+      throw toSocketkitError(err, path);
+    }
+    const size = (await fh.stat()).size;
+    for await (const chunk of readChunks(fh, 0, size, pool, path)) {
+      if (failure) throw failure;
+      if (socket.destroyed) throw new SocketkitError('ERR_CONN_CLOSED', `${options.peer ?? 'peer'} closed the connection after ${sent} bytes`);
+      // No wait for 'drain': the pool bounds what is in flight (a chunk comes back when the
+      // kernel has taken it), and the next read overlaps this write.
+      socket.write(chunk, () => {
+        watch.touch();
+        pool.release(chunk);
+      });
+      sent += chunk.byteLength;
+      options.onProgress?.(sent, size);
+    }
+    await new Promise<void>((resolve, reject) => {
+      socket.end(() => resolve());
+      socket.once('close', () => (failure ? reject(failure) : resolve()));
+    });
+    if (failure) throw failure;
+    return { bytes: sent, seconds: (performance.now() - t0) / 1000 };
+  } catch (err) {
+    const e = failure ?? toSocketkitError(err, options.peer);
+    // A reset, not a FIN: the receiver must not take a cut stream for the whole file.
+    if (!socket.destroyed) socket.resetAndDestroy();
+    throw e;
+  } finally {
+    watch.stop();
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+/** Where a raw receiver writes: a {@link FileSink} or a stream adapter. */
+export interface RawSink {
+  /** Queues a chunk; false asks the caller to await `drained()`. */
+  write(chunk: Uint8Array): boolean;
+  drained(): Promise<void>;
+  /** Resolves once everything written has reached its destination. */
+  flush(): Promise<void>;
+}
+
+/** A {@link RawSink} over a `Writable` (standard output). */
+export function streamSink(stream: Writable): RawSink {
+  return {
+    write: (chunk) => stream.write(chunk),
+    drained: () => waitDrain(stream),
+    flush: () => (stream.writableNeedDrain ? waitDrain(stream) : Promise.resolve()),
+  };
+}
+
+/** Options of {@link receiveRawStream}. */
+export interface RawReceiveOptions {
+  /** No bytes for this long (ms) fails with `ERR_STALLED`; 0 disables. Default 30 s. */
+  readonly stallTimeoutMs?: number;
+  /** Called as bytes arrive, with the total so far. */
+  readonly onProgress?: (bytes: number) => void;
+  /** Named in errors. */
+  readonly peer?: string;
+  /** Aborting fails the transfer with `ERR_ABORTED`. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Writes everything `socket` delivers into `sink` until the peer ends the stream, pausing the
+ * socket while the sink is behind. Our side closes when the peer's does (no half-open state), so
+ * peers like `nc -N` that wait for our FIN can finish.
+ *
+ * @returns Bytes received, once the stream ended cleanly and the sink is flushed.
+ * @throws SocketkitError `ERR_CONN_RESET` / `ERR_CONN_CLOSED` if the stream did not end
+ *   cleanly, `ERR_STALLED`, `ERR_ABORTED`, or the sink's error (`ERR_DISK_FULL`...).
+ */
+export async function receiveRawStream(socket: Socket, sink: RawSink, options: RawReceiveOptions = {}): Promise<RawResult> {
+  const t0 = performance.now();
+  let bytes = 0;
+  let failure: SocketkitError | undefined;
+  let finish!: () => void;
+  let fail!: (err: SocketkitError) => void;
+  const ended = new Promise<void>((resolve, reject) => {
+    finish = resolve;
+    fail = (err) => {
+      failure ??= err;
+      reject(failure);
+    };
+  });
+  const watch = new StallWatch(options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS, (err) => {
+    fail(err);
+    socket.destroy();
+  });
+  const onAbort = (): void => {
+    fail(new SocketkitError('ERR_ABORTED', 'transfer aborted'));
+    socket.destroy();
+  };
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  let waiting = false;
+  socket.on('data', (chunk: Buffer) => {
+    watch.touch();
+    bytes += chunk.byteLength;
+    let ok: boolean;
+    try {
+      ok = sink.write(chunk);
+    } catch (err) {
+      fail(toSocketkitError(err));
+      socket.destroy();
+      return;
+    }
+    options.onProgress?.(bytes);
+    if (!ok && !waiting) {
+      waiting = true;
+      socket.pause();
+      sink.drained().then(
+        () => {
+          waiting = false;
+          watch.touch();
+          if (!failure) socket.resume();
+        },
+        (err: unknown) => {
+          fail(toSocketkitError(err));
+          socket.destroy();
+        },
+      );
+    }
+  });
+  socket.on('end', () => finish());
+  socket.on('error', (err) => fail(toSocketkitError(err, options.peer)));
+  socket.on('close', () => fail(new SocketkitError('ERR_CONN_CLOSED', `connection to ${options.peer ?? 'peer'} closed before the end of the stream`)));
+  try {
+    await ended;
+    await sink.flush();
+    return { bytes, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    watch.stop();
+    options.signal?.removeEventListener('abort', onAbort);
+    socket.destroy();
+  }
+}

@@ -1,0 +1,475 @@
+/**
+ * The receiving role of the framed protocol, whichever end connected: `get` runs it against a
+ * `serve`, `receive` runs it for each client that sends.
+ *
+ * Safety, file by file:
+ * - the offered path is checked and resolved inside the target folder (see `paths.ts`);
+ * - an existing file is refused unless `force` (or continued, with `resume`, if it is shorter);
+ * - data goes to `NAME.part` (opened with O_NOFOLLOW), hashed as it arrives; at END the SHA-256
+ *   of the whole file is compared with the sender's; then the file is fsynced, renamed into
+ *   place (without replacing anything unless `force`) and its folder fsynced. A failed or
+ *   mismatched file never appears under its final name; a mismatched `.part` is deleted, an
+ *   interrupted one kept for resuming.
+ * - A `.part` left by an earlier attempt is hashed and offered back as the resume point; the
+ *   sender checks the hash against its own file and restarts from 0 if they differ.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { constants as fsc, type Stats } from 'node:fs';
+import { lstat, mkdir, open, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { SocketkitError, toSocketkitError } from '../core/errors.js';
+import { DEFAULT_CHUNK_SIZE, DEFAULT_FINALIZE_CONCURRENCY, PART_SUFFIX } from './constants.js';
+import type { TransferEvent, TransferFailure, TransferSummary } from './events.js';
+import { BufferPool, FileSink, readChunks } from './file-io.js';
+import type { Link } from './link.js';
+import { checkWirePath, resolveUnder, unsafePath } from './paths.js';
+import { place, syncDir } from './place.js';
+import { clean, negotiateVersion, protocolError, type OfferMessage } from './protocol.js';
+
+/** Options of {@link runReceiver}. */
+export interface ReceiverOptions {
+  /** The folder entries are written under (created if missing). */
+  readonly dir: string;
+  /**
+   * Single-file mode: the sender must offer exactly one file, written here whatever its name
+   * (the user chose this path, so it is not subject to the wire-path rules).
+   */
+  readonly out?: string;
+  /** Replace existing files (never folders). Default false: an existing file is refused with `ERR_EXISTS`. */
+  readonly force?: boolean;
+  /**
+   * Continue an existing file with the final name that is shorter than the offered one (left by
+   * another tool) as if it were a `.part`. A `.part` is always resumed, with or without this.
+   */
+  readonly resume?: boolean;
+  /** Progress and outcome of each entry. */
+  readonly onEvent?: (e: TransferEvent) => void;
+  /** Announced in the hello. */
+  readonly software?: string;
+  /**
+   * Final paths being received by other connections of the same server; a second connection
+   * offering one of them is refused with `ERR_BUSY` instead of sharing its `.part`.
+   */
+  readonly claims?: Set<string>;
+  /** Files finalised (fsync, rename) at once while the next ones arrive (default 4). */
+  readonly finalizeConcurrency?: number;
+}
+
+/** A file the receiver has agreed to receive. */
+interface Incoming {
+  readonly id: number;
+  readonly offer: OfferMessage;
+  /** Where it ends up. */
+  readonly target: string;
+  /** Where it is written meanwhile. */
+  readonly part: string;
+  /** Bytes the `.part` holds that match the offer (0 if none or stale). */
+  readonly offset: number;
+  /** SHA-256 state over those bytes. */
+  readonly prefixHash: Hash | undefined;
+}
+
+/** The file whose data is arriving. */
+interface Current {
+  readonly incoming: Incoming;
+  readonly offset: number;
+  readonly started: number;
+  readonly hash: Hash;
+  fh: FileHandle | undefined;
+  sink: FileSink | undefined;
+  received: number;
+  /** Set when the file cannot be completed here (not a reason to stop the transfer). */
+  failed: SocketkitError | undefined;
+}
+
+/** Flags for a `.part`: write, create, never through a symbolic link. */
+const PART_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | (fsc.O_NOFOLLOW ?? 0);
+
+/** Errors after which no later file can succeed either: the transfer stops. */
+function isFatal(err: SocketkitError): boolean {
+  return err.code === 'ERR_DISK_FULL';
+}
+
+/**
+ * Receives what the peer offers over `link` into `options.dir` (or `options.out`). Per-entry
+ * failures (unsafe path, exists, hash mismatch...) are answered to the sender and collected in
+ * the summary; the connection failing, a protocol violation or a full disk rejects.
+ *
+ * @throws SocketkitError `ERR_TRANSFER_ROLE` when the peer is a receiver too, `ERR_TRANSFER_VERSION`,
+ *   `ERR_TRANSFER_PROTOCOL`, `ERR_STALLED`, `ERR_DISK_FULL`, `ERR_USAGE` (several entries offered
+ *   to a single `out` file), or a connection error.
+ */
+export async function runReceiver(link: Link, options: ReceiverOptions): Promise<TransferSummary> {
+  const t0 = performance.now();
+  const emit = options.onEvent ?? (() => undefined);
+  const force = options.force ?? false;
+  const claims = options.claims ?? new Set<string>();
+  const myClaims = new Set<string>();
+  const limit = Math.max(1, options.finalizeConcurrency ?? DEFAULT_FINALIZE_CONCURRENCY);
+  link.sendHello('receiver', options.software !== undefined ? { software: options.software } : {});
+
+  const failures: TransferFailure[] = [];
+  let files = 0;
+  let dirs = 0;
+  let bytes = 0;
+  let transferred = 0;
+  const accepted: Incoming[] = [];
+  let current: Current | undefined;
+  const finalizing = new Set<Promise<void>>();
+  let fatal: SocketkitError | undefined;
+
+  const failEntry = (path: string, code: string, message: string): void => {
+    failures.push({ path, code, message });
+    emit({ event: 'file-failed', path, code, message });
+  };
+  const release = (target: string): void => {
+    claims.delete(target);
+    myClaims.delete(target);
+  };
+
+  /** Answers one offer: checks it, prepares what is needed, replies. */
+  const onOffer = async (offer: OfferMessage, root: string): Promise<void> => {
+    try {
+      if (offer.kind === 'dir') {
+        if (options.out !== undefined) throw new SocketkitError('ERR_USAGE', `the sender offers the folder '${clean(offer.path, 200)}', but the output is one file (use --dir)`);
+        await makeDir(root, offer);
+        dirs++;
+        emit({ event: 'dir', path: offer.path });
+        link.send({ type: 'reply', id: offer.id, action: 'created' });
+        return;
+      }
+      const incoming = await prepareFile(root, offer, options, claims, link);
+      myClaims.add(incoming.target);
+      accepted.push(incoming);
+      link.send({
+        type: 'reply',
+        id: offer.id,
+        action: 'receive',
+        offset: incoming.offset,
+        ...(incoming.prefixHash ? { prefixSha256: incoming.prefixHash.copy().digest('hex') } : {}),
+      });
+    } catch (err) {
+      const e = toSocketkitError(err);
+      if (isFatal(e) || e.code === 'ERR_USAGE') throw e;
+      failEntry(offer.path, e.code, e.message);
+      link.send({ type: 'reply', id: offer.id, action: 'skip', code: e.code, message: e.message });
+    }
+  };
+
+  /** BEGIN: open (or cut) the `.part` and start hashing. A local failure marks the file failed. */
+  const onBegin = async (id: number, offset: number): Promise<void> => {
+    const incoming = accepted.shift();
+    if (incoming === undefined || incoming.id !== id) throw protocolError(`BEGIN for entry ${id}, which is not the next accepted file`);
+    if (offset !== 0 && offset !== incoming.offset) throw protocolError(`BEGIN at byte ${offset} of ${incoming.offer.path}; the receiver offered ${incoming.offset}`);
+    const resumed = offset > 0 && incoming.prefixHash !== undefined;
+    const cur: Current = {
+      incoming,
+      offset,
+      started: performance.now(),
+      hash: resumed ? incoming.prefixHash! : createHash('sha256'),
+      fh: undefined,
+      sink: undefined,
+      received: 0,
+      failed: undefined,
+    };
+    current = cur;
+    emit({ event: 'file-start', path: incoming.offer.path, size: incoming.offer.size, offset });
+    try {
+      cur.fh = await open(incoming.part, PART_FLAGS, 0o600);
+      const st = await cur.fh.stat();
+      if (!st.isFile()) throw unsafePath(incoming.offer.path, `${basename(incoming.part)} is not a regular file`);
+      // Exactly `offset` bytes stay: the resumed prefix, or nothing.
+      if (st.size !== offset) await cur.fh.truncate(offset);
+      cur.sink = new FileSink(cur.fh, { position: offset, path: incoming.part });
+    } catch (err) {
+      const e = toSocketkitError(err, incoming.part);
+      if (isFatal(e)) throw e;
+      cur.failed = (err as NodeJS.ErrnoException).code === 'ELOOP' ? unsafePath(incoming.offer.path, `${basename(incoming.part)} is a symbolic link`) : e;
+      await cur.fh?.close().catch(() => undefined);
+      cur.fh = undefined;
+    }
+  };
+
+  /** DATA: hash, queue the write; waits when the disk is behind (which pauses the socket). */
+  const onData = async (data: Uint8Array): Promise<void> => {
+    const cur = current;
+    if (cur === undefined) throw protocolError('file data outside a file (no BEGIN)');
+    cur.received += data.byteLength;
+    transferred += data.byteLength;
+    const at = cur.offset + cur.received;
+    if (at > cur.incoming.offer.size) throw protocolError(`${cur.incoming.offer.path}: more data than its offered size of ${cur.incoming.offer.size} bytes`);
+    if (cur.failed || cur.sink === undefined) return;
+    cur.hash.update(data);
+    try {
+      if (!cur.sink.write(data)) await link.guard(cur.sink.drained());
+    } catch (err) {
+      const e = toSocketkitError(err, cur.incoming.part);
+      if (isFatal(e) || link.failure) throw e;
+      cur.failed = e;
+    }
+    emit({ event: 'file-progress', path: cur.incoming.offer.path, size: cur.incoming.offer.size, bytes: at });
+  };
+
+  /** END: the file's data is complete; verify and place it in the background. */
+  const onEnd = async (id: number, sha256: string): Promise<void> => {
+    const cur = current;
+    if (cur === undefined || cur.incoming.id !== id) throw protocolError(`END for entry ${id}, which is not the file being received`);
+    const { offer } = cur.incoming;
+    if (cur.offset + cur.received !== offer.size) {
+      throw protocolError(`${offer.path}: data ended at byte ${cur.offset + cur.received} of ${offer.size}`);
+    }
+    current = undefined;
+    const digest = cur.hash.digest('hex');
+    while (finalizing.size >= limit) await link.guard(Promise.race(finalizing));
+    const job = finalize(cur, sha256, digest).then(
+      () => {
+        files++;
+        bytes += offer.size;
+        emit({ event: 'file-done', path: offer.path, size: offer.size, offset: cur.offset, sha256, ms: performance.now() - cur.started });
+        link.send({ type: 'result', id, ok: true, sha256 });
+      },
+      (err: unknown) => {
+        const e = toSocketkitError(err, cur.incoming.part);
+        if (isFatal(e)) fatal ??= e;
+        failEntry(offer.path, e.code, e.message);
+        link.send({ type: 'result', id, ok: false, code: e.code, message: e.message });
+      },
+    );
+    const tracked: Promise<void> = job.finally(() => {
+      release(cur.incoming.target);
+      finalizing.delete(tracked);
+    });
+    finalizing.add(tracked);
+  };
+
+  /** Flush, verify, fsync, rename, fsync the folder. Rejects with the file's coded error. */
+  const finalize = async (cur: Current, expected: string, digest: string): Promise<void> => {
+    const { offer, part, target } = cur.incoming;
+    try {
+      if (cur.failed) throw cur.failed;
+      const fh = cur.fh!;
+      await cur.sink!.flush();
+      if (digest !== expected) {
+        await fh.close();
+        cur.fh = undefined;
+        await unlink(part).catch(() => undefined);
+        throw new SocketkitError(
+          'ERR_HASH_MISMATCH',
+          `SHA-256 mismatch: received data hashes to ${digest.slice(0, 16)}…, the sender's file to ${expected.slice(0, 16)}…; nothing was kept`,
+          { exitCode: 1 },
+        );
+      }
+      await fh.chmod(offer.mode & 0o777);
+      await fh.utimes(new Date(), new Date(offer.mtimeMs));
+      await link.busy(fh.sync());
+      await fh.close();
+      cur.fh = undefined;
+      await place(part, target, force);
+      await syncDir(dirname(target));
+    } finally {
+      await cur.fh?.close().catch(() => undefined);
+    }
+  };
+
+  /** ABORT from the sender: the file cannot be completed; keep what arrived for a later resume. */
+  const onAbort = async (id: number, code: string, message: string): Promise<void> => {
+    let incoming: Incoming;
+    if (current !== undefined && current.incoming.id === id) {
+      const cur = current;
+      current = undefined;
+      incoming = cur.incoming;
+      await cur.sink?.flush().catch(() => undefined);
+      await cur.fh?.close().catch(() => undefined);
+      if (cur.offset + cur.received === 0) await unlink(incoming.part).catch(() => undefined);
+    } else if (accepted[0]?.id === id) {
+      incoming = accepted.shift()!;
+    } else {
+      throw protocolError(`ABORT for entry ${id}, which is not the next file`);
+    }
+    release(incoming.target);
+    failEntry(incoming.offer.path, code, `sender: ${message}`);
+  };
+
+  let completed = false;
+  let fromPeer = false;
+  let offers = 0;
+  try {
+    const hello = await link.readHello();
+    if (hello.role !== 'sender') {
+      throw new SocketkitError('ERR_TRANSFER_ROLE', `${link.peer} wants to receive too: fetch from a 'serve' with 'get', push to a 'receive' with 'send'`);
+    }
+    negotiateVersion(hello);
+    if (options.out !== undefined && hello.info.entries !== undefined && hello.info.entries !== 1) {
+      throw new SocketkitError('ERR_USAGE', `the sender offers ${hello.info.entries} entries, but the output is one file (use --dir)`);
+    }
+    try {
+      await mkdir(options.dir, { recursive: true });
+    } catch (err) {
+      throw toSocketkitError(err, options.dir);
+    }
+    const root = await realpath(options.dir);
+    let done = false;
+    for (;;) {
+      if (fatal) throw fatal;
+      const msg = await link.next();
+      if (msg === null) {
+        if (!done) throw new SocketkitError('ERR_CONN_CLOSED', `${link.peer} ended the connection before the transfer was complete`);
+        break;
+      }
+      switch (msg.type) {
+        case 'offer':
+          if (done) throw protocolError('offer after DONE');
+          if (options.out !== undefined && ++offers > 1) throw new SocketkitError('ERR_USAGE', 'the sender offers several entries, but the output is one file (use --dir)');
+          await onOffer(msg, root);
+          await link.writable();
+          break;
+        case 'begin':
+          if (current !== undefined) throw protocolError(`BEGIN while ${current.incoming.offer.path} is unfinished`);
+          await onBegin(msg.id, msg.offset);
+          break;
+        case 'data':
+          await onData(msg.bytes);
+          break;
+        case 'end':
+          await onEnd(msg.id, msg.sha256);
+          break;
+        case 'abort':
+          await onAbort(msg.id, msg.code, msg.message);
+          break;
+        case 'done':
+          if (current !== undefined || accepted.length > 0) throw protocolError('DONE before every accepted file was sent');
+          done = true;
+          await link.guard(Promise.all(finalizing));
+          if (fatal) throw fatal;
+          break;
+        case 'error':
+          fromPeer = true;
+          throw new SocketkitError(msg.code, `sender ${link.peer}: ${msg.message}`);
+        default:
+          throw protocolError(`unexpected '${msg.type}' message from the sender`);
+      }
+    }
+    completed = true;
+  } catch (err) {
+    const e = toSocketkitError(err, link.peer);
+    link.fail(e, !fromPeer);
+    throw e;
+  } finally {
+    // Whatever happened: the file being received keeps its `.part` for a resume, files already
+    // complete are still verified and placed, and every claim is released.
+    const cur = current;
+    current = undefined;
+    if (cur !== undefined) {
+      await cur.sink?.flush().catch(() => undefined);
+      await cur.fh?.close().catch(() => undefined);
+      // An empty `.part` holds nothing to resume from.
+      if (cur.fh !== undefined && cur.offset + cur.received === 0) await unlink(cur.incoming.part).catch(() => undefined);
+    }
+    await Promise.allSettled([...finalizing]);
+    for (const target of myClaims) claims.delete(target);
+    if (completed) await link.finish();
+  }
+  return { files, dirs, bytes, transferred, seconds: (performance.now() - t0) / 1000, failures };
+}
+
+/** Creates an offered folder (or accepts the one already there). */
+async function makeDir(root: string, offer: OfferMessage): Promise<void> {
+  const target = await resolveUnder(root, offer.path, true);
+  try {
+    await mkdir(target, { mode: (offer.mode & 0o777) | 0o700 });
+    return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw toSocketkitError(err, target);
+  }
+  const st = await lstat(target);
+  if (st.isDirectory()) return;
+  if (st.isSymbolicLink()) {
+    // An existing link is acceptable only if it leads to a folder inside the target.
+    await resolveUnder(root, `${offer.path}/x`, false);
+    return;
+  }
+  throw new SocketkitError('ERR_EXISTS', `'${clean(offer.path, 200)}' exists and is not a folder`);
+}
+
+/** Checks an offered file and works out where it goes and how much of it is already here. */
+async function prepareFile(root: string, offer: OfferMessage, options: ReceiverOptions, claims: Set<string>, link: Link): Promise<Incoming> {
+  let target: string;
+  if (options.out !== undefined) {
+    const why = checkWirePath(offer.path);
+    if (why !== undefined) throw unsafePath(offer.path, why);
+    target = options.out;
+  } else {
+    target = await resolveUnder(root, offer.path, true);
+  }
+  if (claims.has(target)) throw new SocketkitError('ERR_BUSY', `'${clean(offer.path, 200)}' is being received by another connection`);
+  const part = target + PART_SUFFIX;
+  const shown = clean(offer.path, 200);
+  let partSize = await sizeOf(part, offer.path);
+  const existing = await lstatOrUndefined(target);
+  if (existing !== undefined) {
+    if (existing.isDirectory()) throw new SocketkitError('ERR_EXISTS', `'${shown}' exists and is a folder`);
+    const continuable = options.resume === true && existing.isFile() && existing.size <= offer.size && partSize === undefined;
+    if (continuable) {
+      // --resume: the existing file is taken as the partial one; it is verified like any other.
+      await rename(target, part).catch((err: unknown) => {
+        throw toSocketkitError(err, target);
+      });
+      partSize = existing.size;
+    } else if (options.force !== true) {
+      throw new SocketkitError('ERR_EXISTS', `'${shown}' already exists (use --force to replace it${options.resume === true ? '' : ', or --resume to continue it'})`);
+    }
+  }
+  claims.add(target);
+  try {
+    let prefixHash: Hash | undefined;
+    let offset = 0;
+    // A `.part` longer than the file cannot be its prefix: it is cut to 0 at BEGIN.
+    if (partSize !== undefined && partSize > 0 && partSize <= offer.size) {
+      prefixHash = await hashPrefix(part, partSize, link);
+      offset = partSize;
+    }
+    return { id: offer.id, offer, target, part, offset, prefixHash };
+  } catch (err) {
+    claims.delete(target);
+    throw err;
+  }
+}
+
+/** The size of a regular `.part`, undefined if there is none; refuses anything else under that name. */
+async function sizeOf(part: string, shown: string): Promise<number | undefined> {
+  const st = await lstatOrUndefined(part);
+  if (st === undefined) return undefined;
+  if (!st.isFile()) throw unsafePath(shown, `${basename(part)} exists and is not a regular file`);
+  return st.size;
+}
+
+async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw toSocketkitError(err, path);
+  }
+}
+
+/** SHA-256 over the first `size` bytes of a `.part`: the resume point's proof. */
+async function hashPrefix(part: string, size: number, link: Link): Promise<Hash> {
+  const hash = createHash('sha256');
+  let fh: FileHandle;
+  try {
+    fh = await open(part, fsc.O_RDONLY | (fsc.O_NOFOLLOW ?? 0));
+  } catch (err) {
+    throw toSocketkitError(err, part);
+  }
+  try {
+    const pool = new BufferPool(DEFAULT_CHUNK_SIZE, 2);
+    for await (const chunk of readChunks(fh, 0, size, pool, part)) {
+      hash.update(chunk);
+      pool.release(chunk);
+      link.markProgress();
+    }
+    return hash;
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,340 @@
+// Tests of the transfer protocol's pure parts: wire paths, message encoding and validation, the
+// hello and version negotiation, and the link's DATA fast path fed every way a stream can be cut.
+// No sockets: the link runs over an in-memory Duplex. Errors are matched on their `code` only.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { open, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { encodeFrame, encodeHeader } from '../src/codec/index.js';
+import { checkWirePath } from '../src/transfer/paths.js';
+import {
+  MessageType,
+  dataPrefix,
+  encodeControl,
+  encodeHello,
+  negotiateVersion,
+  parseHello,
+  parseMessage,
+  type ControlMessage,
+  type Message,
+} from '../src/transfer/protocol.js';
+import { Link } from '../src/transfer/link.js';
+import { FileSink } from '../src/transfer/file-io.js';
+import { summaryError } from '../src/transfer/events.js';
+import { TRANSFER_PROTOCOL_VERSION } from '../src/transfer/constants.js';
+
+const SHA = 'a'.repeat(64);
+
+describe('wire paths', () => {
+  // Each row: a path a peer might send, and whether a receiver accepts it.
+  const table: Array<[string, boolean, string]> = [
+    ['a.txt', true, 'plain name'],
+    ['dir/sub/file.bin', true, 'nested'],
+    ['..hidden', true, 'dots inside a name are fine'],
+    ['a..b/c', true, 'dots inside a component'],
+    ['', false, 'empty'],
+    ['..', false, 'parent'],
+    ['../evil', false, 'leading parent'],
+    ['a/../../evil', false, 'parent in the middle'],
+    ['a/..', false, 'trailing parent'],
+    ['./a', false, 'current-folder component'],
+    ['/etc/passwd', false, 'absolute'],
+    ['a//b', false, 'empty component'],
+    ['a/', false, 'trailing slash'],
+    ['a\\..\\b', false, 'backslashes'],
+    ['C:/x', false, 'drive letter'],
+    ['a\u0000b', false, 'NUL'],
+    ['a\nb', false, 'newline'],
+    ['\u001b[2Jx', false, 'terminal escape'],
+    ['x'.repeat(256), false, 'component over NAME_MAX'],
+    [`${'x/'.repeat(2100)}x`, false, 'path over PATH_MAX'],
+  ];
+  for (const [path, ok, why] of table) {
+    it(`${ok ? 'accepts' : 'refuses'} ${why}`, () => {
+      assert.equal(checkWirePath(path) === undefined, ok, JSON.stringify(path));
+    });
+  }
+});
+
+describe('messages', () => {
+  const samples: ControlMessage[] = [
+    { type: 'noop' },
+    { type: 'offer', id: 3, kind: 'file', path: 'a/b.txt', size: 12345, mode: 0o644, mtimeMs: 1_700_000_000_000 },
+    { type: 'offer', id: 4, kind: 'dir', path: 'a', size: 0, mode: 0o755, mtimeMs: 1 },
+    { type: 'begin', id: 3, offset: 1024 },
+    { type: 'end', id: 3, sha256: SHA },
+    { type: 'abort', id: 3, code: 'ERR_SOURCE_CHANGED', message: 'gone' },
+    { type: 'done' },
+    { type: 'reply', id: 3, action: 'receive', offset: 0 },
+    { type: 'reply', id: 3, action: 'receive', offset: 10, prefixSha256: SHA },
+    { type: 'reply', id: 4, action: 'created' },
+    { type: 'reply', id: 5, action: 'skip', code: 'ERR_EXISTS', message: 'exists' },
+    { type: 'result', id: 3, ok: true, sha256: SHA },
+    { type: 'result', id: 3, ok: false, code: 'ERR_HASH_MISMATCH', message: 'bad' },
+    { type: 'error', code: 'ERR_DISK_FULL', message: 'full' },
+  ];
+  for (const msg of samples) {
+    it(`round-trips ${msg.type}${'action' in msg ? ` (${msg.action})` : ''}`, () => {
+      assert.deepEqual(parseMessage(encodeControl(msg)), msg);
+    });
+  }
+
+  it('carries DATA bytes after a 5-byte prefix that the codec can read', () => {
+    const prefix = dataPrefix(3);
+    assert.deepEqual([...prefix], [0, 0, 0, 4, MessageType.DATA]);
+    const msg = parseMessage(Buffer.concat([prefix.subarray(4), Buffer.from('abc')]));
+    assert.equal(msg.type, 'data');
+    assert.equal(Buffer.from((msg as Extract<Message, { type: 'data' }>).bytes).toString(), 'abc');
+  });
+
+  // Each row: a frame payload a peer might send that must be refused as a protocol error.
+  const bad: Array<[string, Uint8Array]> = [
+    ['an empty frame', new Uint8Array(0)],
+    ['an unknown type', Uint8Array.of(0x42)],
+    ['a body that is not JSON', Buffer.concat([Uint8Array.of(MessageType.OFFER), Buffer.from('{nope')])],
+    ['a JSON array body', Buffer.concat([Uint8Array.of(MessageType.BEGIN), Buffer.from('[1,2]')])],
+    ['a negative id', Buffer.concat([Uint8Array.of(MessageType.BEGIN), Buffer.from('{"id":-1,"offset":0}')])],
+    ['a fractional offset', Buffer.concat([Uint8Array.of(MessageType.BEGIN), Buffer.from('{"id":1,"offset":0.5}')])],
+    ['a bad hash', Buffer.concat([Uint8Array.of(MessageType.END), Buffer.from('{"id":1,"sha256":"xyz"}')])],
+    ['an offer of an unknown kind', Buffer.concat([Uint8Array.of(MessageType.OFFER), Buffer.from('{"id":1,"kind":"link","path":"a","size":0,"mode":0}')])],
+    ['a reply with an unknown action', Buffer.concat([Uint8Array.of(MessageType.REPLY), Buffer.from('{"id":1,"action":"maybe"}')])],
+    ['an oversized control message', Buffer.concat([Uint8Array.of(MessageType.ERROR), Buffer.alloc(70_000, 0x20)])],
+  ];
+  for (const [why, frame] of bad) {
+    it(`refuses ${why}`, () => {
+      assert.throws(() => parseMessage(frame), { code: 'ERR_TRANSFER_PROTOCOL' });
+    });
+  }
+
+  it('makes peer error codes and messages safe to print', () => {
+    const frame = encodeControl({ type: 'error', code: 'rm -rf /', message: 'line\u001b[2J\nbreak' });
+    const msg = parseMessage(frame) as Extract<Message, { type: 'error' }>;
+    assert.equal(msg.code, 'ERR_PEER');
+    // eslint-disable-next-line no-control-regex
+    assert.doesNotMatch(msg.message, /[\u0000-\u001f]/);
+  });
+});
+
+describe('hello', () => {
+  it('round-trips role and info', () => {
+    const h = parseHello(encodeHello('sender', { software: 'x/1', entries: 2, files: 1, bytes: 10 }));
+    assert.deepEqual(h, { version: TRANSFER_PROTOCOL_VERSION, role: 'sender', info: { software: 'x/1', entries: 2, files: 1, bytes: 10 } });
+    assert.equal(parseHello(encodeHello('receiver', {})).role, 'receiver');
+  });
+
+  it('refuses what is not an SKFT hello', () => {
+    assert.throws(() => parseHello(Buffer.from('GET / HTTP/1.1')), { code: 'ERR_TRANSFER_PROTOCOL' });
+    assert.throws(() => parseHello(Buffer.from('SKF')), { code: 'ERR_TRANSFER_PROTOCOL' });
+    assert.throws(() => parseHello(Buffer.from('SKFT\u0001X{}')), { code: 'ERR_TRANSFER_PROTOCOL' });
+  });
+
+  it('settles on the lower version, and refuses one it cannot speak', () => {
+    assert.equal(negotiateVersion({ version: 1, role: 'sender', info: {} }), 1);
+    assert.equal(negotiateVersion({ version: 7, role: 'sender', info: {} }), 1, 'a newer peer steps down to ours');
+    assert.throws(() => negotiateVersion({ version: 0, role: 'sender', info: {} }), { code: 'ERR_TRANSFER_VERSION' });
+  });
+});
+
+// ---- the link's reading side, over an in-memory stream ---------------------------------------
+
+/** A Duplex standing in for a socket: what the test pushes is what the link reads. */
+function fakeSocket(): Duplex {
+  return new Duplex({
+    read() {},
+    write(_chunk, _enc, cb) {
+      cb();
+    },
+  });
+}
+
+/** Frames for: hello, an offer, then DATA frames of `payloads`, an END, DONE. */
+function sampleStream(payloads: readonly Uint8Array[]): Uint8Array {
+  const parts: Uint8Array[] = [...encodeFrame(encodeHello('sender', { entries: 1 }))];
+  parts.push(...encodeFrame(encodeControl({ type: 'offer', id: 0, kind: 'file', path: 'f', size: 1, mode: 0o644, mtimeMs: 0 })));
+  for (const p of payloads) parts.push(dataPrefix(p.byteLength), p);
+  parts.push(...encodeFrame(encodeControl({ type: 'end', id: 0, sha256: SHA })));
+  parts.push(...encodeFrame(encodeControl({ type: 'noop' })));
+  parts.push(...encodeFrame(encodeControl({ type: 'done' })));
+  return Buffer.concat(parts);
+}
+
+/** Feeds `chunks` to a link and collects what it hands out: control types, and the data bytes joined. */
+async function readThrough(chunks: readonly Uint8Array[]): Promise<{ types: string[]; data: Buffer }> {
+  const socket = fakeSocket();
+  const link = new Link(socket as unknown as Socket, { peer: 'test', stallTimeoutMs: 0 });
+  try {
+    for (const c of chunks) socket.push(Buffer.from(c));
+    socket.push(null);
+    const hello = await link.readHello();
+    assert.equal(hello.role, 'sender');
+    const types: string[] = [];
+    const data: Buffer[] = [];
+    for (;;) {
+      const msg = await link.next();
+      if (msg === null) break;
+      if (msg.type === 'data') data.push(Buffer.from(msg.bytes));
+      else types.push(msg.type);
+    }
+    return { types, data: Buffer.concat(data) };
+  } finally {
+    link.destroy();
+  }
+}
+
+function cutAt(bytes: Uint8Array, points: readonly number[]): Uint8Array[] {
+  const chunks: Uint8Array[] = [];
+  let from = 0;
+  for (const p of [...points].sort((a, b) => a - b)) {
+    chunks.push(bytes.subarray(from, p));
+    from = p;
+  }
+  chunks.push(bytes.subarray(from));
+  return chunks;
+}
+
+describe('link reading (DATA fast path and codec path)', () => {
+  const payloads = [Buffer.from('hello '), Buffer.alloc(0), Buffer.from('wor'), Buffer.from('ld'), Buffer.alloc(300, 7)];
+  const expected = Buffer.concat(payloads);
+  const wire = sampleStream(payloads);
+
+  it('in one chunk', async () => {
+    const r = await readThrough([wire]);
+    assert.deepEqual(r.types, ['offer', 'end', 'done'], 'NOOPs are absorbed');
+    assert.deepEqual(r.data, expected);
+  });
+
+  it('one byte at a time', async () => {
+    const r = await readThrough(Array.from(wire, (b) => Uint8Array.of(b)));
+    assert.deepEqual(r.types, ['offer', 'end', 'done']);
+    assert.deepEqual(r.data, expected);
+  });
+
+  it('split at every point', async () => {
+    for (let i = 0; i <= wire.byteLength; i++) {
+      const r = await readThrough([wire.subarray(0, i), wire.subarray(i)]);
+      assert.deepEqual(r.types, ['offer', 'end', 'done'], `split at ${i}`);
+      assert.deepEqual(r.data, expected, `split at ${i}`);
+    }
+  });
+
+  it('under arbitrary chunkings', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 6 }), fc.array(fc.nat(), { maxLength: 12 }), async (datas, raw) => {
+        const w = sampleStream(datas);
+        const r = await readThrough(cutAt(w, raw.map((n) => n % (w.byteLength + 1))));
+        assert.deepEqual(r.data, Buffer.concat(datas));
+        assert.deepEqual(r.types, ['offer', 'end', 'done']);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('refuses a DATA frame above the frame limit before buffering it', async () => {
+    const socket = fakeSocket();
+    const link = new Link(socket as unknown as Socket, { peer: 'test', stallTimeoutMs: 0, maxFrameSize: 1024 });
+    try {
+      socket.push(Buffer.concat([...encodeFrame(encodeHello('sender', {})), encodeHeader(4096, { maxFrameSize: 1 << 20 }), Uint8Array.of(MessageType.DATA)]));
+      await link.readHello();
+      await assert.rejects(link.next(), { code: 'ERR_FRAME_TOO_LARGE' });
+    } finally {
+      link.destroy();
+    }
+  });
+
+  it('reports a stream cut inside a DATA payload as truncated', async () => {
+    const cut = wire.subarray(0, Buffer.from(wire).indexOf('wor') + 1);
+    const socket = fakeSocket();
+    const link = new Link(socket as unknown as Socket, { peer: 'test', stallTimeoutMs: 0 });
+    try {
+      socket.push(Buffer.from(cut));
+      socket.push(null);
+      await link.readHello();
+      await assert.rejects(
+        (async () => {
+          while ((await link.next()) !== null);
+        })(),
+        { code: 'ERR_FRAME_TRUNCATED' },
+      );
+    } finally {
+      link.destroy();
+    }
+  });
+
+  it('refuses a peer that does not start with an SKFT hello', async () => {
+    const socket = fakeSocket();
+    const link = new Link(socket as unknown as Socket, { peer: 'test', stallTimeoutMs: 0 });
+    try {
+      socket.push(Buffer.from('\u00ff\u00ff\u00ff\u00ffrandom file bytes'));
+      await assert.rejects(link.readHello(), { code: 'ERR_TRANSFER_PROTOCOL' });
+    } finally {
+      link.destroy();
+    }
+  });
+
+  it('fails with ERR_STALLED when nothing moves', async () => {
+    const socket = fakeSocket();
+    const link = new Link(socket as unknown as Socket, { peer: 'test', stallTimeoutMs: 150 });
+    // A real socket keeps the process alive while it waits; this stand-in does not.
+    const alive = setTimeout(() => undefined, 10_000);
+    try {
+      socket.push(Buffer.from(encodeFrame(encodeHello('sender', {}))[0]!));
+      await link.readHello();
+      await assert.rejects(link.next(), { code: 'ERR_STALLED' });
+    } finally {
+      clearTimeout(alive);
+      link.destroy();
+    }
+  });
+});
+
+describe('file sink', () => {
+  it('writes chunks in order, coalesced, and reports its high-water mark', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'sk-sink-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const path = join(dir, 'out');
+    const fh = await open(path, 'w');
+    try {
+      const sink = new FileSink(fh, { path, position: 0, highWaterMark: 1000 });
+      const chunks = Array.from({ length: 50 }, (_, i) => Buffer.alloc(100, i));
+      let refused = 0;
+      for (const c of chunks) {
+        if (!sink.write(c)) {
+          refused++;
+          await sink.drained();
+        }
+      }
+      await sink.flush();
+      assert.ok(refused > 0, 'above the high-water mark, write() asks the caller to wait');
+      assert.equal(sink.written, 5000);
+      assert.deepEqual(await readFile(path), Buffer.concat(chunks));
+    } finally {
+      await fh.close();
+    }
+  });
+});
+
+describe('summary errors', () => {
+  const base = { files: 1, dirs: 0, bytes: 1, transferred: 1, seconds: 1 };
+  it('is undefined when nothing failed', () => {
+    assert.equal(summaryError({ ...base, failures: [] }), undefined);
+  });
+  it('keeps the code of a single failure', () => {
+    const e = summaryError({ ...base, failures: [{ path: 'a', code: 'ERR_EXISTS', message: 'exists' }] });
+    assert.equal(e?.code, 'ERR_EXISTS');
+    assert.equal(e?.exitCode, 2);
+  });
+  it('exits 1 when a hash did not match', () => {
+    const e = summaryError({
+      ...base,
+      failures: [
+        { path: 'a', code: 'ERR_EXISTS', message: 'x' },
+        { path: 'b', code: 'ERR_HASH_MISMATCH', message: 'y' },
+      ],
+    });
+    assert.equal(e?.exitCode, 1);
+  });
+});
