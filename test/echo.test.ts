@@ -87,7 +87,7 @@ async function assertBackpressure(t: CleanupContext & { diagnostic(message: stri
   client.on('error', () => undefined);
   const BOUND = 2 * MiB;
   const LIMIT = 512 * MiB;
-  const STALL_MS = 500;
+  const STALL_MS = 300;
   const chunk = Buffer.alloc(MiB, 0x5a);
   let written = 0;
   let peak = 0;
@@ -359,6 +359,10 @@ describe('Unix socket files', () => {
     await assert.rejects(startEchoServer({ kind: 'unix', path }), { code: 'ERR_ADDR_IN_USE' });
     const r = await echoMessage(server.endpoint, Buffer.from('alive'));
     assert.equal(r.reply.toString(), 'alive');
+  });
+
+  it('reports a path in a missing directory as ERR_NOT_FOUND (libuv says EACCES)', async (t) => {
+    await assert.rejects(startEchoServer({ kind: 'unix', path: join(tempDir(t), 'no', 'such', 'dir.sock') }), { code: 'ERR_NOT_FOUND' });
   });
 
   it('removes its socket file when it closes', async (t) => {

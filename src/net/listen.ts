@@ -8,6 +8,8 @@
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
 import { lstat, unlink } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { DEFAULT_BACKLOG } from '../core/defaults.js';
 import { formatEndpoint, formatPeer, type Endpoint } from './endpoint.js';
@@ -177,8 +179,13 @@ export async function listen(ep: Endpoint, options: ListenOptions): Promise<List
   const transport = options.transport ?? plainTransport;
   const server = transport.create();
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error): void => {
+    const onError = (err: NodeJS.ErrnoException): void => {
       server.removeListener('listening', onListening);
+      // libuv reports a Unix path in a missing directory as EACCES (for Windows' sake): say what is wrong.
+      if (ep.kind === 'unix' && err.code === 'EACCES' && !existsSync(dirname(resolvePath(ep.path)))) {
+        reject(new SocketkitError('ERR_NOT_FOUND', `no such directory: ${dirname(resolvePath(ep.path))} (for unix:${ep.path})`, { cause: err }));
+        return;
+      }
       reject(toSocketkitError(err, formatEndpoint(ep)));
     };
     const onListening = (): void => {
