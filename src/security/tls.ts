@@ -367,6 +367,8 @@ export function tlsListenTransport(options: TlsServerOptions): TlsListenTranspor
       // Remember each peer's address while its socket is alive; a failed handshake may report late.
       server.on('connection', (raw: Socket) => void raw.remoteAddress);
       server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+        // Node reports a handshake timeout here but leaves the socket open: close it.
+        socket.destroy();
         const coded = serverError(err, socket, mode, identities.get(socket), timeoutMs);
         if (!coded) return;
         handshakeFailures++;
