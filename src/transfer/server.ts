@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { stat } from 'node:fs/promises';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { formatPeer, type Endpoint } from '../net/endpoint.js';
-import { listen, type ListenTransport, type Listener } from '../net/listen.js';
+import { listen, type ListenOptions, type ListenTransport, type Listener } from '../net/listen.js';
 import { collectEntries, type SkippedEntry } from './entries.js';
 import type { TransferEvent, TransferSummary } from './events.js';
 import { Link } from './link.js';
@@ -46,6 +46,8 @@ export interface TransferServerOptions {
   /** Announced in the hello. */
   readonly software?: string;
   readonly transport?: ListenTransport;
+  /** Another admission check (allow/deny lists): a reason to refuse a connection, or undefined. */
+  readonly admit?: ListenOptions['admit'];
 }
 
 /** Options of {@link startFileServer}. */
@@ -169,7 +171,7 @@ async function startServer(ep: Endpoint, options: TransferServerOptions, handle:
   const listener = await listen(ep, {
     onConnection,
     // With `once`, the first client is the only one.
-    admit: () => (options.once && stats.connections >= 1 ? 'already serving its one client (--once)' : undefined),
+    admit: (socket, l) => options.admit?.(socket, l) ?? (options.once && stats.connections >= 1 ? 'already serving its one client (--once)' : undefined),
     ...(options.transport ? { transport: options.transport } : {}),
   });
   listener.on('refused', (peer, reason) => emit({ event: 'refused', peer, reason }));

@@ -7,6 +7,7 @@ import { DEFAULT_STALL_TIMEOUT_MS, download, downloadRaw, summaryError } from '.
 import { createReporter, formatBytes } from '../report.js';
 import { flag, parseDurationMs, str } from '../values.js';
 import { ProgressBars, createTransferView, formatRate, summaryFields, summaryLine } from '../progress.js';
+import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
 
 const command: Command = {
   name: 'get',
@@ -21,10 +22,12 @@ const command: Command = {
     out: { type: 'string', short: 'o', value: 'OUT', help: 'write the one file offered here (raw: required; - is standard output)' },
     dir: { type: 'string', value: 'DIR', help: 'write entries under DIR (created if missing)', default: '.' },
     raw: { type: 'boolean', help: 'receive a raw byte stream (no protocol, no verification)' },
+    'keep-open': { type: 'boolean', help: 'raw: do not half-close our side at the start (for senders that stop when their peer closes)' },
     force: { type: 'boolean', help: 'replace existing files' },
     resume: { type: 'boolean', help: 'also continue an existing shorter file with the final name (a .part is always continued)' },
     'stall-timeout': { type: 'string', value: 'SECONDS', help: 'fail when the transfer makes no progress this long (0: never)', default: String(DEFAULT_STALL_TIMEOUT_MS / 1000) },
     timeout: { type: 'string', value: 'SECONDS', help: 'connect timeout', default: '10' },
+    ...CLIENT_SECURITY_OPTIONS,
   },
   positionals: { min: 1, max: 1 },
   examples: [
@@ -41,6 +44,7 @@ const command: Command = {
     const dirGiven = str(values, 'dir');
     const dir = dirGiven ?? '.';
     const report = createReporter(io, global);
+    const sec = await clientSecurity(values);
     if (out !== undefined && dirGiven !== undefined && dirGiven !== '.') throw new SocketkitError('ERR_USAGE', 'give -o OUT or --dir DIR, not both');
 
     if (flag(values, 'raw')) {
@@ -53,7 +57,9 @@ const command: Command = {
           stallTimeoutMs,
           connectTimeoutMs,
           signal: io.shutdown,
+          ...sec.connect,
           force: flag(values, 'force'),
+          keepOpen: flag(values, 'keep-open'),
           onProgress: (bytes) => bars.update('raw', bytes),
         });
         bars.close();
@@ -78,6 +84,7 @@ const command: Command = {
         stallTimeoutMs,
         connectTimeoutMs,
         signal: io.shutdown,
+        ...sec.connect,
         onEvent: (e) => view.onEvent(e),
       });
       view.close();

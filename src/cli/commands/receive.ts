@@ -5,6 +5,7 @@ import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/
 import { SocketkitError } from '../../core/errors.js';
 import { DEFAULT_STALL_TIMEOUT_MS, startReceiveServer, summaryError, type TransferServerEvent } from '../../transfer/index.js';
 import { createReporter, formatBytes } from '../report.js';
+import { INSECURE_OPTION, SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
 import { flag, parseDurationMs, str } from '../values.js';
 import { createTransferView, summaryFields, summaryLine } from '../progress.js';
 
@@ -24,9 +25,11 @@ const command: Command = {
     once: { type: 'boolean', help: 'receive from one client, then exit with its outcome' },
     'stall-timeout': { type: 'string', value: 'SECONDS', help: 'drop a client whose transfer makes no progress this long (0: never)', default: String(DEFAULT_STALL_TIMEOUT_MS / 1000) },
     grace: { type: 'string', value: 'SECONDS', help: 'on SIGINT/SIGTERM, let live transfers finish this long', default: String(DEFAULT_GRACE_MS / 1000) },
+    ...SERVER_SECURITY_OPTIONS,
+    ...INSECURE_OPTION,
   },
   positionals: { min: 0, max: 0 },
-  examples: ['socketkit receive --listen 0.0.0.0:9800 --dir ~/inbox', 'socketkit receive --once --dir /tmp/drop --json'],
+  examples: ['socketkit receive --listen 0.0.0.0:9800 --psk-file shared.psk --dir ~/inbox', 'socketkit receive --once --dir /tmp/drop --json'],
   async run({ values, io, global }) {
     const ep = parseEndpoint(str(values, 'listen') ?? String(DEFAULT_PORT), { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
     const stallTimeoutMs = parseDurationMs('stall-timeout', str(values, 'stall-timeout') ?? '30');
@@ -34,6 +37,7 @@ const command: Command = {
     const dir = str(values, 'dir') ?? '.';
     const once = flag(values, 'once');
     const report = createReporter(io, global);
+    const sec = await serverSecurity(values, report, { endpoint: ep, requireSecure: true });
     const view = createTransferView(report, io.stderr);
     const onEvent = (e: TransferServerEvent): void => {
       switch (e.event) {
@@ -57,7 +61,7 @@ const command: Command = {
           break;
       }
     };
-    const server = await startReceiveServer(ep, { dir, force: flag(values, 'force'), resume: flag(values, 'resume'), once, stallTimeoutMs, onEvent });
+    const server = await startReceiveServer(ep, { dir, force: flag(values, 'force'), resume: flag(values, 'resume'), once, stallTimeoutMs, onEvent, ...sec.listen });
     const where = formatEndpoint(server.endpoint);
     report.event('listening', { address: where, dir }, `receiving into ${dir} on ${where}; send with: socketkit send ${where} PATH...`);
     try {

@@ -6,6 +6,7 @@ import { DEFAULT_STALL_TIMEOUT_MS, summaryError, upload } from '../../transfer/i
 import { createReporter } from '../report.js';
 import { parseDurationMs, str } from '../values.js';
 import { createTransferView, summaryFields, summaryLine } from '../progress.js';
+import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
 
 const command: Command = {
   name: 'send',
@@ -18,6 +19,7 @@ const command: Command = {
   options: {
     'stall-timeout': { type: 'string', value: 'SECONDS', help: 'fail when the transfer makes no progress this long (0: never)', default: String(DEFAULT_STALL_TIMEOUT_MS / 1000) },
     timeout: { type: 'string', value: 'SECONDS', help: 'connect timeout', default: '10' },
+    ...CLIENT_SECURITY_OPTIONS,
   },
   positionals: { min: 2, max: Number.MAX_SAFE_INTEGER },
   examples: ['socketkit send 192.0.2.7:9800 photos/ notes.txt', 'socketkit send unix:/tmp/drop.sock build.tar --json'],
@@ -26,12 +28,14 @@ const command: Command = {
     const stallTimeoutMs = parseDurationMs('stall-timeout', str(values, 'stall-timeout') ?? '30');
     const connectTimeoutMs = parseDurationMs('timeout', str(values, 'timeout') ?? '10');
     const report = createReporter(io, global);
+    const sec = await clientSecurity(values);
     const view = createTransferView(report, io.stderr);
     try {
       const summary = await upload(ep, positionals.slice(1), {
         stallTimeoutMs,
         connectTimeoutMs,
         signal: io.shutdown,
+        ...sec.connect,
         onEvent: (e) => view.onEvent(e),
         onSkip: (s) => {
           if (report.json) report.event('skipped', { source: s.source, reason: s.reason });

@@ -7,6 +7,7 @@ import { collectEntries, countEntries, DEFAULT_STALL_TIMEOUT_MS, startFileServer
 import { createReporter, formatBytes } from '../report.js';
 import { parseDurationMs, flag, str } from '../values.js';
 import { createTransferView, summaryFields, summaryLine } from '../progress.js';
+import { INSECURE_OPTION, SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
 
 const command: Command = {
   name: 'serve',
@@ -22,10 +23,12 @@ const command: Command = {
     once: { type: 'boolean', help: 'serve one client, then exit with its outcome' },
     'stall-timeout': { type: 'string', value: 'SECONDS', help: 'drop a client whose transfer makes no progress this long (0: never)', default: String(DEFAULT_STALL_TIMEOUT_MS / 1000) },
     grace: { type: 'string', value: 'SECONDS', help: 'on SIGINT/SIGTERM, let live transfers finish this long', default: String(DEFAULT_GRACE_MS / 1000) },
+    ...SERVER_SECURITY_OPTIONS,
+    ...INSECURE_OPTION,
   },
   positionals: { min: 1, max: Number.MAX_SAFE_INTEGER },
   examples: [
-    'socketkit serve photos/ notes.txt --listen 0.0.0.0:9800',
+    'socketkit serve photos/ notes.txt --listen 0.0.0.0:9800 --cert socketkit-cert.pem --key socketkit-key.pem',
     'socketkit serve big.iso --raw --listen 9800     # then: nc HOST 9800 > big.iso',
     'socketkit serve report.pdf --once --json',
   ],
@@ -36,6 +39,7 @@ const command: Command = {
     const raw = flag(values, 'raw');
     const once = flag(values, 'once');
     const report = createReporter(io, global);
+    const sec = await serverSecurity(values, report, { endpoint: ep, requireSecure: true });
     const view = createTransferView(report, io.stderr);
     const onEvent = (e: TransferServerEvent): void => {
       switch (e.event) {
@@ -69,7 +73,7 @@ const command: Command = {
           break;
       }
     };
-    const server = await startFileServer(ep, { paths: positionals, raw, once, stallTimeoutMs, onEvent });
+    const server = await startFileServer(ep, { paths: positionals, raw, once, stallTimeoutMs, onEvent, ...sec.listen });
     const where = formatEndpoint(server.endpoint);
     const what = raw ? positionals[0]! : describe(countEntries(await collectEntries(positionals)));
     report.event(
