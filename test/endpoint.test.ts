@@ -37,6 +37,9 @@ describe('parseEndpoint', () => {
     ['::1:80', inet('::1:80', DEFAULT_PORT), 'so ::1:80 is the address ::1:80, not port 80'],
     ['[2001:db8::a:b]:443', inet('2001:db8::a:b', 443), 'longer IPv6'],
     ['[::ffff:127.0.0.1]:5', inet('::ffff:127.0.0.1', 5), 'IPv4-mapped IPv6'],
+    ['[fe80::1%lo]:80', inet('fe80::1%lo', 80), 'IPv6 with a zone (interface)'],
+    ['123abc.example:80', inet('123abc.example', 80), 'a label may start with digits'],
+    ['LOCALHOST:1', inet('LOCALHOST', 1), 'names keep their case'],
     ['0.0.0.0:7000', inet('0.0.0.0', 7000), 'every IPv4 interface, asked for explicitly'],
     ['[::]:7000', inet('::', 7000), 'every interface, asked for explicitly'],
     ['  7000  ', inet('127.0.0.1', 7000), 'surrounding blanks are ignored'],
@@ -94,6 +97,10 @@ describe('parseEndpoint', () => {
     ['unix:/tmp/a\0b', 'NUL in a Unix path'],
     [`unix:/${'x'.repeat(107)}`, 'Unix path of 108 bytes'],
     ['http://host:80', 'a URL'],
+    ['1.2.3', 'three-part IPv4 (the resolver would read it as 1.2.0.3)'],
+    ['256.0.0.1:80', 'IPv4 octet out of range'],
+    ['1.2.3.4.5', 'five-part IPv4'],
+    ['example.123:80', 'an all-numeric top-level label'],
   ];
   for (const [text, note] of bad) {
     it(`rejects ${JSON.stringify(text.length > 40 ? `${text.slice(0, 37)}...` : text)} with ERR_BAD_ADDRESS (${note})`, () => {

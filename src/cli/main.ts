@@ -76,7 +76,8 @@ export function processIO(): CommandIO {
 /** Prints an error the CLI way: one line, the stack only with --debug. Returns its exit status. */
 function printError(io: CommandIO, err: unknown, debug: boolean): number {
   const e = toSocketkitError(err);
-  io.stderr.write(`socketkit: ${e.message} (${e.code})\n`);
+  // One line, whatever the message holds (some system and aggregate errors span several).
+  io.stderr.write(`socketkit: ${e.message.replace(/\s*\n\s*/g, ' ')} (${e.code})\n`);
   if (debug && err instanceof Error) io.stderr.write(`${err.stack ?? ''}\n`);
   else if (!(err instanceof SocketkitError) && e.code === 'ERR_INTERNAL') {
     io.stderr.write('(this looks like a bug in socketkit; run again with --debug for details)\n');

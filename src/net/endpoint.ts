@@ -54,7 +54,11 @@ function parsePort(text: string, portText: string, allowZero: boolean): number {
 
 function checkHost(text: string, host: string): string {
   if (host.length === 0) throw bad(text, 'empty host');
-  if (isIP(host) !== 0 || HOSTNAME.test(host)) return host;
+  if (isIP(host) !== 0) return host;
+  // A name never ends in an all-numeric label (RFC 3696 §2): `1.2.3` or `256.0.0.1` is a
+  // mistyped IPv4 address, which the resolver would otherwise read in legacy forms (1.2.0.3).
+  if (/(^|\.)\d+\.?$/.test(host)) throw bad(text, `'${host}' is not a valid IPv4 address`);
+  if (HOSTNAME.test(host)) return host;
   throw bad(text, `'${host}' is not a host name or IP address`);
 }
 
