@@ -22,7 +22,6 @@ const command: Command = {
     out: { type: 'string', short: 'o', value: 'OUT', help: 'write the one file offered here (raw: required; - is standard output)' },
     dir: { type: 'string', value: 'DIR', help: 'write entries under DIR (created if missing)', default: '.' },
     raw: { type: 'boolean', help: 'receive a raw byte stream (no protocol, no verification)' },
-    'keep-open': { type: 'boolean', help: 'raw: do not half-close our side at the start (for senders that stop when their peer closes)' },
     force: { type: 'boolean', help: 'replace existing files' },
     resume: { type: 'boolean', help: 'also continue an existing shorter file with the final name (a .part is always continued)' },
     'stall-timeout': { type: 'string', value: 'SECONDS', help: 'fail when the transfer makes no progress this long (0: never)', default: String(DEFAULT_STALL_TIMEOUT_MS / 1000) },
@@ -59,7 +58,6 @@ const command: Command = {
           signal: io.shutdown,
           ...sec.connect,
           force: flag(values, 'force'),
-          keepOpen: flag(values, 'keep-open'),
           onProgress: (bytes) => bars.update('raw', bytes),
         });
         bars.close();
