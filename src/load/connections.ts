@@ -8,7 +8,7 @@
  * copying), so a server that corrupts, shifts or drops bytes is an error, not a fast result.
  */
 import type { Socket } from 'node:net';
-import { connect } from '../net/connect.js';
+import { connect, type ConnectTransport } from '../net/connect.js';
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import { EXIT_MISMATCH, SocketkitError, toSocketkitError } from '../core/errors.js';
 import { connectMessages, type MessageConnection } from '../message/index.js';
@@ -392,15 +392,15 @@ export async function openConnection(
   ep: Endpoint,
   index: number,
   messages: readonly Buffer[],
-  options: { readonly timeoutMs: number; readonly signal?: AbortSignal; readonly maxMessageSize?: number },
+  options: { readonly timeoutMs: number; readonly signal?: AbortSignal; readonly maxMessageSize?: number; readonly transport?: ConnectTransport },
 ): Promise<LoadConnection> {
   const what = formatEndpoint(ep);
   const connectOptions = { timeoutMs: options.timeoutMs, ...(options.signal ? { signal: options.signal } : {}) };
   switch (protocol) {
     case 'stream':
-      return new StreamConnection(index, messages, what, await connect(ep, connectOptions));
+      return new StreamConnection(index, messages, what, await connect(ep, connectOptions, options.transport));
     case 'framed': {
-      const conn = await connectMessages(ep, { ...connectOptions, ...(options.maxMessageSize !== undefined ? { maxMessageSize: options.maxMessageSize } : {}) });
+      const conn = await connectMessages(ep, { ...connectOptions, ...(options.maxMessageSize !== undefined ? { maxMessageSize: options.maxMessageSize } : {}), ...(options.transport ? { transport: options.transport } : {}) });
       return new FramedConnection(index, messages, what, conn);
     }
     case 'udp': {

@@ -18,6 +18,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
+import type { ConnectTransport } from '../net/connect.js';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { LatencyRecorder, type LatencySummary } from './histogram.js';
 import { openConnection, UdpConnection, type ConnectionHooks, type LoadConnection, type LoadProtocol } from './connections.js';
@@ -60,6 +61,8 @@ export interface LoadOptions {
   readonly drainMs?: number;
   /** With `framed`: the largest message accepted. */
   readonly maxMessageSize?: number;
+  /** TLS or TLS-PSK for stream and framed connections (src/security). */
+  readonly transport?: ConnectTransport;
   /** Abort ends the run early; the result covers what was measured. */
   readonly signal?: AbortSignal;
   /** Called every `progressIntervalMs` during the measured run. */
@@ -183,7 +186,7 @@ export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<
         if (wait > 1) await new Promise((r) => setTimeout(r, wait));
         let conn: LoadConnection | undefined;
         try {
-          conn = await openConnection(protocol, ep, i, messages, { timeoutMs, signal: connectAbort.signal, ...(options.maxMessageSize !== undefined ? { maxMessageSize: options.maxMessageSize } : {}) });
+          conn = await openConnection(protocol, ep, i, messages, { timeoutMs, signal: connectAbort.signal, ...(options.maxMessageSize !== undefined ? { maxMessageSize: options.maxMessageSize } : {}), ...(options.transport ? { transport: options.transport } : {}) });
           await conn.warmUp(timeoutMs);
           slots[i] = conn;
           opened++;

@@ -4,6 +4,7 @@ import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_CONNECT_HOST } from '../../core/defaults.js';
 import { SocketkitError } from '../../core/errors.js';
 import { createReporter, formatBytes, formatMs } from '../report.js';
+import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
 import { flag, parseCount, parseDurationMs, parseSize, str } from '../values.js';
 import { runLoad, parseMessages, DEFAULT_CONNECT_RATE, MAX_LOAD_CONNECTIONS, type LoadProgress, type LoadResult, type LoadProtocol } from '../../load/index.js';
 
@@ -59,6 +60,7 @@ const command: Command = {
     'connect-rate': { type: 'string', value: 'R', help: 'open at most R connections per second', default: String(DEFAULT_CONNECT_RATE) },
     timeout: { type: 'string', value: 'SECONDS', help: 'connect timeout, and how long an echo may take before it is an error', default: '10' },
     'max-message': { type: 'string', value: 'SIZE', help: 'with --framed: the largest message accepted', default: '16MiB' },
+    ...CLIENT_SECURITY_OPTIONS,
   },
   positionals: { min: 1, max: 1 },
   examples: [
@@ -92,6 +94,8 @@ const command: Command = {
     const specs = values['messages'];
     const messages = Array.isArray(specs) && specs.length > 0 ? await parseMessages(specs) : undefined;
     const report = createReporter(io, global);
+    const sec = await clientSecurity(values);
+    if (udp && sec.mode !== 'plain') throw new SocketkitError('ERR_USAGE', 'TLS and PSK are for TCP and Unix sockets, not --udp');
 
     let live = false;
     const clearLine = (): void => {
@@ -113,6 +117,7 @@ const command: Command = {
       timeoutMs,
       maxMessageSize,
       signal: io.shutdown,
+      ...sec.connect,
       ...(report.tty
         ? {
             onProgress: (p: LoadProgress) => draw(progressLine(p)),
