@@ -5,7 +5,7 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -130,6 +130,20 @@ describe('echo-server and echo, the real binary', () => {
     assert.equal(result['bytesReceived'], 10);
     for (const k of ['connectMs', 'firstByteMs', 'totalMs']) assert.equal(typeof result[k], 'number', k);
     assert.equal(j.stderr, '');
+  });
+
+  it('leaves no Unix socket file behind, even when a second Ctrl-C cuts the grace period short', async (t) => {
+    const path = join(tempDir(t), 'bye.sock');
+    const { proc } = await startServerCli(t, [`unix:${path}`, '--grace', '30']);
+    const client = await rawConnect({ kind: 'unix', path });
+    t.after(() => client.destroy());
+    client.on('error', () => undefined);
+    await proc.stderr.waitFor(/connected/);
+    proc.kill('SIGINT');
+    await proc.stderr.waitFor(/stopping: 1 connection/);
+    proc.kill('SIGINT');
+    assert.deepEqual(await proc.waitExit(), { code: 130, signal: null });
+    assert.equal(existsSync(path), false, 'the socket file was removed');
   });
 
   it('works over ::1', async (t) => {

@@ -8,7 +8,8 @@
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
 import { lstat, unlink } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, lstatSync, unlinkSync } from 'node:fs';
+import cluster from 'node:cluster';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { DEFAULT_BACKLOG } from '../core/defaults.js';
@@ -141,7 +142,41 @@ export class Listener extends EventEmitter<ListenerEvents> {
     const closed = [...this.#sockets].map((s) => new Promise<void>((resolve) => s.once('close', () => resolve())));
     for (const s of this.#sockets) s.destroy();
     await Promise.all([serverClosed, ...closed]);
+    if (this.endpoint.kind === 'unix') ownedUnixSockets.delete(this.endpoint.path); // closing removed it
     this.#status = { state: 'closed' };
+  }
+}
+
+/**
+ * Unix socket files this process bound and still serves, with their identity (device, inode).
+ * A graceful close removes the file (libuv does); an abrupt exit (a second Ctrl-C, a fatal
+ * error) would leave it behind, so at exit whatever is still listed is removed, if the file
+ * there is still the one we bound.
+ */
+const ownedUnixSockets = new Map<string, { readonly dev: number; readonly ino: number }>();
+let exitHookInstalled = false;
+
+function removeOwnedUnixSockets(): void {
+  for (const [path, id] of ownedUnixSockets) {
+    try {
+      const st = lstatSync(path);
+      if (st.isSocket() && st.dev === id.dev && st.ino === id.ino) unlinkSync(path);
+    } catch {
+      // already gone, or not ours to remove
+    }
+  }
+}
+
+function ownUnixSocket(path: string): void {
+  try {
+    const st = lstatSync(path);
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.once('exit', removeOwnedUnixSockets);
+    }
+    ownedUnixSockets.set(path, { dev: st.dev, ino: st.ino });
+  } catch {
+    // not there (an abstract or already removed path): nothing to clean up
   }
 }
 
@@ -204,6 +239,9 @@ export async function listen(ep: Endpoint, options: ListenOptions): Promise<List
       ? ep
       : { kind: 'inet', host: ep.host, port: addr.port };
   const listener = new Listener(server, bound, options.onClose);
+  // A cluster worker's socket file belongs to the primary (which bound it); so does one a
+  // caller told us not to clear.
+  if (ep.kind === 'unix' && options.clearStaleUnixSocket !== false && !cluster.isWorker) ownUnixSocket(ep.path);
   server.on('error', () => undefined); // after bind, errors belong to connections
   server.on('connection', (socket: Socket) => {
     const reason = options.admit?.(socket, listener);
