@@ -24,3 +24,4 @@ export * from './udp/index.js';
 export * from './server/index.js';
 export * from './load/index.js';
 export * from './transfer/index.js';
+export * from './security/index.js';

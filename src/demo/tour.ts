@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { echoStep } from './echo.js';
 import { udpStep } from './udp.js';
 import { loadStep } from './load.js';
+import { securityStep } from './security.js';
 
 /** What a step gets: somewhere to write lines and a private temporary folder. */
 export interface TourContext {
@@ -25,7 +26,7 @@ export interface TourStep {
   run(ctx: TourContext): Promise<void>;
 }
 
-export const STEPS: readonly TourStep[] = [echoStep, udpStep, loadStep];
+export const STEPS: readonly TourStep[] = [echoStep, udpStep, loadStep, securityStep];
 
 export interface TourResult {
   readonly passed: number;
