@@ -156,8 +156,9 @@ const RAW_PART_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | (fsc.O_NOFOLLO
  * - `out` a `Writable` (standard output): bytes are written to it as they come.
  * - `out` a device or FIFO (`/dev/null`): written directly.
  * - `out` a file name: written to `OUT.part`, fsynced and renamed only after a clean end of the
- *   stream; an existing `OUT` is refused without `force`. A raw stream has no offsets, so a
- *   failed transfer's `.part` is removed rather than kept.
+ *   stream; an existing `OUT` is refused without `force`. After a failure the bytes received
+ *   stay in `OUT.part` (named in the error) for whoever wants them; a raw stream has no offsets,
+ *   so the next attempt starts it over.
  *
  * @throws SocketkitError `ERR_EXISTS`, `ERR_USAGE` (`out` is a folder), the stream's errors
  *   (`ERR_CONN_RESET` when the sender failed, `ERR_STALLED`...) or the file's (`ERR_DISK_FULL`...).
@@ -208,21 +209,20 @@ export async function downloadRaw(ep: Endpoint, out: string | Writable, options:
       ? new SocketkitError('ERR_PATH_UNSAFE', `${basename(part)} is a symbolic link; refusing to write through it`)
       : toSocketkitError(err, part);
   }
-  // Once the stream has ended cleanly the .part is the whole file: kept even if placing it fails.
-  let whole = false;
   try {
     const result = await receiveRawStream(socket, fileSink(fh, part, 0), common);
     await fh.sync();
     await fh.close();
-    whole = true;
     await place(part, target, options.force === true);
     await syncDir(dirname(target));
     return { ...result, path: target };
   } catch (err) {
-    throw toSocketkitError(err, target);
+    const e = toSocketkitError(err, target);
+    const kept = (await stat(part).catch(() => undefined))?.size ?? 0;
+    if (kept === 0) await unlink(part).catch(() => undefined);
+    throw kept > 0 && !e.message.includes(PART_SUFFIX) ? new SocketkitError(e.code, `${e.message}; the ${kept} bytes received are in ${part}`, { cause: e, exitCode: e.exitCode }) : e;
   } finally {
     await fh.close().catch(() => undefined);
-    if (!whole) await unlink(part).catch(() => undefined);
   }
 }
 

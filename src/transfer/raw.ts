@@ -82,7 +82,10 @@ export async function sendRawFile(socket: Socket, path: string, options: RawSend
   socket.on('error', (err) => {
     failure ??= toSocketkitError(err, options.peer);
   });
-  // The raw protocol has nothing to say to us; draining keeps a chatty peer from blocking.
+  // The raw protocol has nothing to say to us; draining keeps a chatty peer from blocking. A
+  // receiver that half-closes its side at once (as `nc -N` and `get --raw` do) must not end
+  // ours: we keep sending until the file is out.
+  socket.allowHalfOpen = true;
   socket.resume();
   let fh: FileHandle | undefined;
   let sent = 0;
@@ -154,8 +157,12 @@ export interface RawReceiveOptions {
 
 /**
  * Writes everything `socket` delivers into `sink` until the peer ends the stream, pausing the
- * socket while the sink is behind. Our side closes when the peer's does (no half-open state), so
- * peers like `nc -N` that wait for our FIN can finish.
+ * socket while the sink is behind.
+ *
+ * Our side stays open until the peer's FIN: closing first would be taken by some senders as
+ * "stop" (Debian's `nc -l -p PORT < file` quits on its peer's FIN, mid-file), and the short
+ * stream would then look whole. A sender that never closes (`nc -l` without -N) therefore ends
+ * in `ERR_STALLED`, never in a silently short file.
  *
  * @returns Bytes received, once the stream ended cleanly and the sink is flushed.
  * @throws SocketkitError `ERR_CONN_RESET` / `ERR_CONN_CLOSED` if the stream did not end
@@ -175,7 +182,12 @@ export async function receiveRawStream(socket: Socket, sink: RawSink, options: R
     };
   });
   const watch = new StallWatch(options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS, (err) => {
-    fail(err);
+    // The usual cause after some data: a sender that never closes (nc -l without -N).
+    fail(
+      bytes > 0
+        ? new SocketkitError('ERR_STALLED', `${err.message} after ${bytes} bytes, and the sender did not close (for nc, use -N so it closes at the end of the file)`)
+        : err,
+    );
     socket.destroy();
   });
   const onAbort = (): void => {

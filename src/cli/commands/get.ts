@@ -17,7 +17,8 @@ const command: Command = {
     'Entries are written under the current folder (or --dir DIR) with the names the server gives, after checking that every path stays ' +
     'inside it. Each file is written as NAME.part, verified by SHA-256, fsynced and renamed. An existing file is refused unless --force; ' +
     'a NAME.part left by an interrupted transfer is continued and the whole file verified. With --raw, every byte that arrives is written ' +
-    'to OUT (-o - for standard output) until the sender closes; this also works against `nc -l -p PORT < file`.',
+    'to OUT (-o - for standard output) until the sender closes; this also works against `nc -N -l -p PORT < file` (without -N, that nc ' +
+    'never closes, which ends in ERR_STALLED after --stall-timeout; the bytes are kept in OUT.part).',
   options: {
     out: { type: 'string', short: 'o', value: 'OUT', help: 'write the one file offered here (raw: required; - is standard output)' },
     dir: { type: 'string', value: 'DIR', help: 'write entries under DIR (created if missing)', default: '.' },
@@ -32,7 +33,7 @@ const command: Command = {
   examples: [
     'socketkit get 192.0.2.7:9800 --dir ~/Downloads',
     'socketkit get 9800 -o report.pdf',
-    'socketkit get 9800 --raw -o big.iso          # from serve --raw, or: nc -l -p 9800 < big.iso',
+    'socketkit get 9800 --raw -o big.iso          # from serve --raw, or: nc -N -l -p 9800 < big.iso',
     'socketkit get 9800 --raw -o - | tar x',
   ],
   async run({ values, positionals, io, global }) {
