@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseEndpoint, formatEndpoint, type Endpoint } from '../src/net/endpoint.js';
 import { startEchoServer } from '../src/echo/server.js';
 import { BIN, runCli, runMain, spawnCli, type Spawned } from './helpers/cli.js';
-import { freePort, hasIPv6, rawConnect, readAll, startTestServer } from './helpers/net.js';
+import { freePort, hasIPv6, rawConnect, readAll, startTestServer, unansweredEndpoint } from './helpers/net.js';
 import { tempDir, type CleanupContext } from './helpers/tmp.js';
 
 const v4: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
@@ -240,6 +240,14 @@ describe('every failure is one line and a stable code (in-process)', () => {
   it('a server that never echoes: ERR_TIMEOUT after --timeout, exit 2', async (t) => {
     const srv = await startTestServer(v4, (s) => s.resume(), t);
     const r = await runMain(['echo', formatEndpoint(srv.endpoint), 'anyone?', '--timeout', '0.3']);
+    assert.equal(r.code, 2);
+    assert.equal(errorCode(r.stderr), 'ERR_TIMEOUT');
+  });
+
+  it('a connect that gets no answer: ERR_TIMEOUT after --timeout, exit 2', async (t) => {
+    const ep = await unansweredEndpoint(t);
+    if (!ep) return t.skip('needs python3 and a kernel that drops SYNs to a full accept queue');
+    const r = await runMain(['echo', formatEndpoint(ep), 'anyone?', '--timeout', '0.3']);
     assert.equal(r.code, 2);
     assert.equal(errorCode(r.stderr), 'ERR_TIMEOUT');
   });

@@ -145,3 +145,44 @@ export async function startTestServer(ep: Endpoint, onConnection: (socket: Socke
     close,
   };
 }
+
+/**
+ * An IPv4 loopback address where connecting hangs (so connect timeouts can be tested without
+ * leaving loopback): a Python listener with backlog 0 that never accepts, its queue filled by
+ * one held connection, so the kernel drops further SYNs. Resolves undefined when python3 is
+ * missing or the kernel still answers (the caller should skip). Cleaned up when `t` ends.
+ */
+export async function unansweredEndpoint(t: CleanupContext): Promise<Endpoint | undefined> {
+  const { spawn } = await import('node:child_process');
+  const py = spawn('python3', ['-c', 'import socket,sys\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\nsys.stdin.read()'], {
+    stdio: ['pipe', 'pipe', 'ignore'],
+  });
+  const held: Socket[] = [];
+  t.after(() => {
+    for (const s of held) s.destroy();
+    py.kill('SIGKILL');
+  });
+  py.stdin.on('error', () => undefined);
+  const port = await new Promise<number | undefined>((resolve) => {
+    py.once('error', () => resolve(undefined));
+    py.once('exit', () => resolve(undefined));
+    py.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()) || undefined));
+  });
+  if (port === undefined) return undefined;
+  const ep: Endpoint = { kind: 'inet', host: '127.0.0.1', port };
+  // Fill the accept queue: connect until an attempt gets no answer within 200 ms.
+  for (let i = 0; i < 4; i++) {
+    const s = netConnect({ host: ep.host, port: ep.port });
+    s.on('error', () => undefined);
+    held.push(s);
+    const answered = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 200);
+      s.once('connect', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    if (!answered) return ep;
+  }
+  return undefined;
+}
