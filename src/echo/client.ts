@@ -93,12 +93,10 @@ export async function echoStream(ep: Endpoint, input: AsyncIterable<Uint8Array> 
   let inputDone = false;
   const idle = options.idleTimeoutMs ?? 10_000;
   let failure: SocketkitError | undefined;
+  // Set while the writer waits for input: a failure wakes it, so a terminal or a slow pipe on
+  // stdin cannot keep a failed exchange waiting. (Not Promise.race against one long-lived
+  // promise: every race would leave a reaction on it, memory growing with the input.)
   let wakeWriter: (() => void) | undefined;
-  // Settles on the first failure, so a writer waiting for input (a terminal, a slow pipe) stops
-  // waiting: once the exchange has failed there is nothing to wait for.
-  const failed = new Promise<undefined>((resolve) => {
-    wakeWriter = () => resolve(undefined);
-  });
   const fail = (err: SocketkitError): void => {
     failure ??= err;
     socket.destroy();
@@ -122,8 +120,12 @@ export async function echoStream(ep: Endpoint, input: AsyncIterable<Uint8Array> 
     const it = Symbol.asyncIterator in input ? input[Symbol.asyncIterator]() : input[Symbol.iterator]();
     try {
       for (;;) {
-        // Never block on input after a failure: race each read against it.
-        const next = await Promise.race([it.next(), failed]);
+        const next = await new Promise<IteratorResult<Uint8Array> | undefined>((resolve, reject) => {
+          if (failure) return resolve(undefined);
+          wakeWriter = () => resolve(undefined);
+          Promise.resolve(it.next()).then(resolve, reject);
+        });
+        wakeWriter = undefined;
         if (next === undefined || failure) return;
         if (next.done === true) break;
         const chunk: Uint8Array = next.value;
