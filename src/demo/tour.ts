@@ -10,6 +10,7 @@ import { echoStep } from './echo.js';
 import { udpStep } from './udp.js';
 import { loadStep } from './load.js';
 import { securityStep } from './security.js';
+import { transferStep } from './transfer.js';
 
 /** What a step gets: somewhere to write lines and a private temporary folder. */
 export interface TourContext {
@@ -26,7 +27,7 @@ export interface TourStep {
   run(ctx: TourContext): Promise<void>;
 }
 
-export const STEPS: readonly TourStep[] = [echoStep, udpStep, loadStep, securityStep];
+export const STEPS: readonly TourStep[] = [echoStep, udpStep, loadStep, securityStep, transferStep];
 
 export interface TourResult {
   readonly passed: number;
