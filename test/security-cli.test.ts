@@ -12,7 +12,7 @@ import { generateCertificate, generatePsk, formatPsk, loadPskFile, tlsConnectTra
 import { download, startFileServer, startReceiveServer, upload } from '../src/transfer/index.js';
 import { parseEndpoint, type Endpoint } from '../src/net/endpoint.js';
 import { SocketkitError } from '../src/core/errors.js';
-import { runCli, runMain, spawnCli, type Spawned } from './helpers/cli.js';
+import { hasCommand, run, runCli, runMain, spawnCli, type Spawned } from './helpers/cli.js';
 import { tempDir, type CleanupContext } from './helpers/tmp.js';
 
 let cert: GeneratedCertificate;
@@ -128,6 +128,24 @@ describe('echo-server and echo with security options', () => {
     await proc.waitExit();
     const stopped = events(proc, 'stopped')[0];
     assert.equal(stopped?.['refused'], 1);
+  });
+
+  it('interop: socat and ncat speak TLS to echo-server --cert, verifying it as a CA', async (t) => {
+    const f = files(t);
+    const { address, endpoint } = await startServer(t, ['echo-server', '127.0.0.1:0', '--cert', f.cert, '--key', f.key]);
+    const port = String((endpoint as { port: number }).port);
+    const socat = hasCommand('socat');
+    if (socat) {
+      const r = await run(socat, ['-', `OPENSSL:${address},cafile=${f.cert}`], { input: 'via socat\n', timeoutMs: 10_000 });
+      assert.equal(r.stdout.toString(), 'via socat\n', r.stderr);
+    }
+    const ncat = hasCommand('ncat');
+    if (ncat) {
+      // ncat checks DNS names only, so it connects as localhost (which the certificate names).
+      const r = await run(ncat, ['--ssl', '--ssl-trustfile', f.cert, 'localhost', port], { input: 'via ncat\n', timeoutMs: 10_000 });
+      assert.equal(r.stdout.toString(), 'via ncat\n', r.stderr);
+    }
+    if (!socat && !ncat) t.skip('neither socat nor ncat is installed');
   });
 
   it('usage and configuration errors are one coded line', async (t) => {
