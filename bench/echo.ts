@@ -62,7 +62,7 @@ export interface IdleRow {
   readonly rssBefore: number;
   /** RSS 1 s after the last connection opened. */
   readonly rssOpen: number;
-  /** RSS after the server has been idle a while (socketkit: 12 s, when V8's memory reducer has run). */
+  /** RSS after the server has been idle a while (socketkit: 8 s more, after its heap compaction). */
   readonly rssSettled: number;
   readonly bytesPerConnectionOpen: number;
   readonly bytesPerConnectionSettled: number;
@@ -213,6 +213,14 @@ process.stdin.on('end', () => process.exit(0));
 process.stdin.resume();
 `;
 
+/** How long idle CPU is measured, ms. */
+const IDLE_CPU_WINDOW_MS = 5_000;
+/**
+ * How long a server is left idle before its settled RSS is read, ms (socketkit compacts its heap
+ * once it has been quiet for 2 s after a burst of connections; see src/server/memory.ts).
+ */
+const SETTLE_MS: Readonly<Record<ServerName, number>> = { socketkit: 8_000, 'c-epoll': 1_000, 'python-selectors': 1_000 };
+
 function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
@@ -264,13 +272,16 @@ async function measureIdle(spec: ServerSpec, n: number, settleMs: number): Promi
     try {
       await sleep(1000);
       const rssOpen = rssOf(server.pid);
+      await sleep(settleMs);
+      const rssSettled = rssOf(server.pid);
+      // CPU over a window after the settling (V8's memory reducer collects garbage once when a
+      // process turns idle; that is a one-off, not the cost of holding idle connections).
       const c0 = cpuTicks(server.pid);
       const t0 = performance.now();
-      await sleep(Math.max(3000, settleMs));
+      await sleep(IDLE_CPU_WINDOW_MS);
       const c1 = cpuTicks(server.pid);
       const ticksPerSecond = 100; // USER_HZ on Linux
       const idleCpuPercent = ((c1 - c0) / ticksPerSecond / ((performance.now() - t0) / 1000)) * 100;
-      const rssSettled = rssOf(server.pid);
       return {
         server: spec.name,
         connections: n,
@@ -384,7 +395,7 @@ export async function benchEcho(options: EchoBenchOptions = {}): Promise<EchoBen
     log(`${'server'.padEnd(18)}${'conns'.padStart(8)}${'open s'.padStart(8)}${'B/conn at once'.padStart(16)}${'B/conn idle'.padStart(13)}${'idle CPU'.padStart(10)}`);
     // The Python server is measured with fewer connections: its accept loop walks every socket
     // on every pass (it registers for writability), so 10,000 take about a minute to accept.
-    const plan: Array<[ServerSpec, number, number]> = servers.map((s) => [s, s.name === 'python-selectors' ? Math.min(idleN, 1000) : idleN, s.name === 'socketkit' ? 12_000 : 3_000]);
+    const plan: Array<[ServerSpec, number, number]> = servers.map((s) => [s, s.name === 'python-selectors' ? Math.min(idleN, 1000) : idleN, SETTLE_MS[s.name]]);
     for (const [spec, n, settle] of plan) {
       try {
         const r = await measureIdle(spec, n, settle);
@@ -394,7 +405,7 @@ export async function benchEcho(options: EchoBenchOptions = {}): Promise<EchoBen
         log(`${spec.name.padEnd(18)} idle measurement failed: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
-    log(`(B/conn at once: 1 s after the last connection opened; idle: after ${12} s idle for socketkit, 3 s for the others)`);
+    log(`(B/conn at once: 1 s after the last connection opened; idle: after ${SETTLE_MS.socketkit / 1000} s more for socketkit, ${SETTLE_MS['c-epoll'] / 1000} s for the others; idle CPU over the ${IDLE_CPU_WINDOW_MS / 1000} s after that)`);
   }
   return { name: 'echo', pinned: haveTaskset, rows, ratios, idle };
 }

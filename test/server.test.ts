@@ -8,6 +8,7 @@ import { PassThrough } from 'node:stream';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  IdleCompactor,
   IdleSweeper,
   connectionLimit,
   idleSweepInterval,
@@ -162,7 +163,7 @@ describe('managed server: idle timeout', () => {
     const chatty = mk();
     const conns = new Set([quiet, chatty]) as unknown as Set<Socket>;
     const found: unknown[] = [];
-    const sweeper = new IdleSweeper(conns, { timeoutMs: 1000, intervalMs: 1e9, onIdle: (s) => found.push(s) });
+    const sweeper = new IdleSweeper(conns, { timeoutMs: 1000, intervalMs: 3_600_000, onIdle: (s) => found.push(s) });
     try {
       assert.equal(sweeper.sweep(0), 0); // first sight: marked
       chatty.bytesRead = 10;
@@ -215,6 +216,27 @@ describe('managed server: many connections and statistics', () => {
       assert.equal(Buffer.from((await replies.next()).value as Uint8Array).toString(), `message ${i}`);
     }
     assert.equal(framed.stats().roundTrips, 3);
+  });
+
+  it('compacts the heap once after a burst of connections, only when quiet', () => {
+    const src = { accepted: 0, connections: 0, roundTrips: 0 };
+    const compactor = new IdleCompactor(() => src, { intervalMs: 3_600_000, churn: 10 });
+    try {
+      src.accepted = src.connections = 5;
+      assert.equal(compactor.check(), false); // busy: connections arriving
+      assert.equal(compactor.check(), false); // quiet, but too few to matter
+      src.accepted = src.connections = 12;
+      assert.equal(compactor.check(), false); // busy again
+      src.roundTrips = 100;
+      assert.equal(compactor.check(), false); // traffic
+      assert.equal(compactor.check(), true); // quiet after 12 new connections
+      assert.equal(compactor.check(), false); // once
+      src.connections = 0;
+      assert.equal(compactor.check(), true); // 12 closed: their garbage too
+      assert.equal(compactor.collections, 2);
+    } finally {
+      compactor.stop();
+    }
   });
 
   it('sums and rates', () => {

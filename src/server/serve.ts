@@ -15,7 +15,7 @@ import { clearStaleUnixSocket } from '../net/listen.js';
 import type { Endpoint } from '../net/endpoint.js';
 import { formatEndpoint } from '../net/endpoint.js';
 import { shareOfLimit } from './limits.js';
-import { keepYoungGenerationSmall } from './memory.js';
+import { IdleCompactor, keepYoungGenerationSmall } from './memory.js';
 import { startCluster, workerLink, type ClusterEvent } from './cluster.js';
 import { ratesBetween, ZERO_STATS, type ServerStats, type StatsRates } from './stats.js';
 import type { ManagedServer } from './server.js';
@@ -45,7 +45,10 @@ export interface ServeOptions {
   readonly shutdown: AbortSignal;
   /** Report statistics this often, ms (none when undefined). */
   readonly statsIntervalMs?: number;
-  /** Keep V8's young generation small in server processes (see memory.ts). Default true. */
+  /**
+   * Keep server processes small (see memory.ts): V8's young generation capped, and one full
+   * collection after a burst of connections once the server is quiet. Default true.
+   */
   readonly smallHeap?: boolean;
   readonly onListening?: (address: string, workers: number) => void;
   readonly onStats?: (stats: ServerStats, rates: StatsRates) => void;
@@ -60,6 +63,13 @@ export interface ServeResult {
   readonly stats: ServerStats;
   /** Average rates since start. */
   readonly rates: StatsRates;
+}
+
+/** The idle compactor of a server process, when `smallHeap` is on. */
+function compactor(server: ManagedServer, on: boolean | undefined): IdleCompactor | undefined {
+  if (on === false) return undefined;
+  keepYoungGenerationSmall();
+  return new IdleCompactor(() => ({ accepted: server.listener.counters.accepted, connections: server.listener.connections.size, roundTrips: server.counters.roundTrips }));
 }
 
 function untilAborted(...signals: AbortSignal[]): Promise<void> {
@@ -105,7 +115,7 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
   const link = workerLink();
   if (link) {
     // ---- Cluster worker.
-    if (options.smallHeap !== false) keepYoungGenerationSmall();
+    if (options.smallHeap !== false) keepYoungGenerationSmall(); // before the first connection
     const max = options.maxConnections !== undefined ? shareOfLimit(options.maxConnections, link.count, link.index) : undefined;
     let server: ManagedServer;
     try {
@@ -114,9 +124,11 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
       link.failed(err);
       throw err;
     }
+    const compact = compactor(server, options.smallHeap);
     link.serveStats(() => server.stats());
     link.listening(formatEndpoint(server.endpoint));
     await untilAborted(options.shutdown, link.stopSignal);
+    compact?.stop();
     await server.close(link.stopGraceMs ?? options.graceMs);
     const stats = server.stats();
     await link.final(stats);
@@ -150,12 +162,14 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
   }
 
   // ---- Single process.
-  if (options.smallHeap !== false) keepYoungGenerationSmall();
+  if (options.smallHeap !== false) keepYoungGenerationSmall(); // before the first connection
   const server = await options.start({ maxConnections: options.maxConnections, clearStaleUnixSocket: true });
+  const compact = compactor(server, options.smallHeap);
   options.onListening?.(formatEndpoint(server.endpoint), 1);
   const stopTicker = statsTicker(options.statsIntervalMs, () => server.stats(), options.onStats);
   await untilAborted(options.shutdown);
   stopTicker();
+  compact?.stop();
   options.onStopping?.(server.listener.connections.size, options.graceMs);
   await server.close(options.graceMs);
   const stats = server.stats();

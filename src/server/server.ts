@@ -178,7 +178,6 @@ export async function startServer(ep: Endpoint, options: ManagedServerOptions): 
     onConnection,
     onClose,
     ...(admit ? { admit } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
     ...(options.backlog !== undefined ? { backlog: options.backlog } : {}),
     ...(options.transport ? { transport: options.transport } : {}),
     ...(options.clearStaleUnixSocket !== undefined ? { clearStaleUnixSocket: options.clearStaleUnixSocket } : {}),
@@ -201,6 +200,7 @@ export async function startServer(ep: Endpoint, options: ManagedServerOptions): 
         })
       : undefined;
   const server = new ManagedServer(listener, counters, sweeper);
+  // Abort closes the whole server (sweeper included), not just the listener.
   if (options.signal) {
     const stop = (): void => void server.close(0);
     if (options.signal.aborted) stop();
