@@ -39,7 +39,7 @@ const command: Command = {
     grace: { type: 'string', value: 'SECONDS', help: 'on SIGINT/SIGTERM, let live connections finish this long', default: String(DEFAULT_GRACE_MS / 1000) },
     framed: { type: 'boolean', help: 'echo whole length-prefixed messages (4-byte big-endian length, then the payload)' },
     'max-message': { type: 'string', value: 'SIZE', help: 'with --framed: the largest message accepted', default: '16MiB' },
-    'max-conns': { type: 'string', value: 'N', help: 'serve at most N connections at once; more are refused (closed, counted, logged)' },
+    'max-conns': { type: 'string', value: 'N', help: 'serve at most N connections at once (split evenly between workers); more are refused: closed, counted, logged' },
     'idle-timeout': { type: 'string', value: 'SECONDS', help: 'close connections with no byte in or out for this long (slowloris)' },
     workers: { type: 'string', value: 'N|auto', help: 'serve from N processes (auto: one per core), behind one address', default: '1' },
     stats: { type: 'string', value: 'SECONDS', help: 'print statistics this often (they are always printed at exit)' },
