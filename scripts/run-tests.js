@@ -22,5 +22,11 @@ if (files.length === 0) {
   console.error('run-tests: no test files found under dist/test (did the build run?)');
   process.exit(1);
 }
-const res = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
+// A hung test fails after two minutes instead of hanging CI; the whole run is bounded too.
+const res = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=120000', ...files], {
+  stdio: 'inherit',
+  timeout: 30 * 60 * 1000,
+  killSignal: 'SIGKILL',
+});
+if (res.error) console.error(`run-tests: ${res.error.message}`);
 process.exit(res.status ?? 1);
