@@ -2,11 +2,13 @@
  * TLS cost on the file transfer: throughput of the same loopback transfer in plaintext, over
  * TLS (ECDSA P-256 certificate, pinned) and over TLS-PSK, with the ratio to plaintext.
  *
- * Two kinds of transfer, each through the real transfer library (src/transfer):
+ * The server is the real `socketkit serve` in its own process (as on a real network, each end
+ * has its own thread to encrypt or decrypt); the client is the transfer library in this one.
+ * Two kinds of transfer:
  * - `transfer`: serve → get, framed, SHA-256 verified on both ends, written to disk and
  *   fsynced (what `socketkit serve` / `socketkit get` do);
- * - `raw`: the file's bytes streamed and discarded at the client (`serve --raw` to a sink), so
- *   the network path and the cipher are all that is measured.
+ * - `raw`: `serve --raw`, the bytes discarded at the client, so the network path and the
+ *   cipher are all that is measured.
  * The source is a sparse file (reads cost no disk I/O); the cipher's work does not depend on
  * the bytes.
  *
@@ -16,16 +18,17 @@
  * one mode only.
  * Run: `node dist/bench/tls.js` (or as part of `npm run bench`).
  */
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { pathToFileURL } from 'node:url';
-import { download, downloadRaw, startFileServer } from '../src/transfer/index.js';
-import { generateCertificate, tlsConnectTransport, tlsListenTransport } from '../src/security/index.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { download, downloadRaw } from '../src/transfer/index.js';
+import { formatPsk, generateCertificate, tlsConnectTransport } from '../src/security/index.js';
 import type { ConnectTransport } from '../src/net/connect.js';
-import type { ListenTransport } from '../src/net/listen.js';
-import type { Endpoint } from '../src/net/endpoint.js';
+import { parseEndpoint, type Endpoint } from '../src/net/endpoint.js';
 import { parseSize } from '../src/cli/values.js';
 
 export type TlsBenchMode = 'plain' | 'tls' | 'psk';
@@ -49,8 +52,39 @@ export interface TlsBenchOptions {
 }
 
 interface Transports {
-  readonly listen?: ListenTransport;
+  /** The server's security options. */
+  readonly serverArgs: readonly string[];
   readonly connect?: ConnectTransport;
+}
+
+/** bin/socketkit.js, from dist/bench/. */
+const BIN = fileURLToPath(new URL('../../bin/socketkit.js', import.meta.url));
+
+/** Starts `socketkit serve` in a child process; resolves with where it listens and how to stop it. */
+async function startServe(args: readonly string[]): Promise<{ endpoint: Endpoint; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [BIN, 'serve', ...args, '--listen', '127.0.0.1:0', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const lines = createInterface({ input: child.stdout! });
+  const address = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 15_000);
+    lines.on('line', (line) => {
+      const e = JSON.parse(line) as { event?: string; address?: string };
+      if (e.event === 'listening' && e.address) {
+        clearTimeout(timer);
+        resolve(e.address);
+      }
+    });
+    void exited.then(() => reject(new Error(`serve exited: ${stderr}`)));
+  });
+  return {
+    endpoint: parseEndpoint(address, { defaultHost: '127.0.0.1' }),
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
 
 /** A sink that drops what it is given (the client side of a raw run). */
@@ -64,8 +98,7 @@ function discard(): Writable {
 }
 
 async function one(kind: 'transfer' | 'raw', mode: TlsBenchMode, file: string, dir: string, bytes: number, t: Transports): Promise<Omit<TlsBenchRow, 'ratioToPlain'>> {
-  const ep: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
-  const server = await startFileServer(ep, { paths: [file], raw: kind === 'raw', ...(t.listen ? { transport: t.listen } : {}) });
+  const server = await startServe([file, ...(kind === 'raw' ? ['--raw'] : []), ...t.serverArgs]);
   try {
     const t0 = performance.now();
     if (kind === 'raw') {
@@ -80,7 +113,7 @@ async function one(kind: 'transfer' | 'raw', mode: TlsBenchMode, file: string, d
     const seconds = (performance.now() - t0) / 1000;
     return { kind, mode, bytes, seconds, mibPerSecond: bytes / seconds / 1024 / 1024 };
   } finally {
-    await server.close();
+    await server.stop();
   }
 }
 
@@ -98,11 +131,15 @@ export async function benchTls(options: TlsBenchOptions = {}): Promise<{ name: '
     await fh.close();
     const cert = await generateCertificate();
     const psk = { identity: 'bench', key: Buffer.alloc(32, 0x5a) };
-    // New transports per run, so no session state is shared between runs.
+    const [certFile, keyFile, pskFile] = [join(dir, 'cert.pem'), join(dir, 'key.pem'), join(dir, 'bench.psk')];
+    await writeFile(certFile, cert.cert);
+    await writeFile(keyFile, cert.key, { mode: 0o600 });
+    await writeFile(pskFile, formatPsk(psk), { mode: 0o600 });
+    // A new client transport per run, so no session state is shared between runs.
     const modes: Record<TlsBenchMode, () => Transports> = {
-      plain: () => ({}),
-      tls: () => ({ listen: tlsListenTransport({ cert: cert.cert, key: cert.key }), connect: tlsConnectTransport({ pin: cert.fingerprint }) }),
-      psk: () => ({ listen: tlsListenTransport({ psk }), connect: tlsConnectTransport({ psk }) }),
+      plain: () => ({ serverArgs: [] }),
+      tls: () => ({ serverArgs: ['--cert', certFile, '--key', keyFile], connect: tlsConnectTransport({ pin: cert.fingerprint }) }),
+      psk: () => ({ serverArgs: ['--psk-file', pskFile], connect: tlsConnectTransport({ psk }) }),
     };
     for (const kind of ['raw', 'transfer'] as const) {
       const best = new Map<TlsBenchMode, Omit<TlsBenchRow, 'ratioToPlain'>>();
