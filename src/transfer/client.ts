@@ -2,7 +2,7 @@
  * The connecting side of transfers: `download` (what `get` runs against `serve`), `upload` (what
  * `send` runs against `receive`) and `downloadRaw` (`get --raw`, also against `nc -l < file`).
  */
-import type { Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { constants as fsc } from 'node:fs';
 import { lstat, open, stat, unlink, type FileHandle } from 'node:fs/promises';
@@ -13,10 +13,9 @@ import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import { PART_SUFFIX } from './constants.js';
 import { collectEntries, type SkippedEntry } from './entries.js';
 import type { TransferEvent, TransferSummary } from './events.js';
-import { FileSink } from './file-io.js';
 import { Link } from './link.js';
 import { place, syncDir } from './place.js';
-import { receiveRawStream, streamSink, type RawResult, type RawSink } from './raw.js';
+import { SyncFileSink, rawReadHook, receiveRawStream, streamSink, type RawReadHook, type RawResult } from './raw.js';
 import { runReceiver } from './receiver.js';
 import { runSender } from './sender.js';
 
@@ -171,6 +170,9 @@ export async function downloadRaw(ep: Endpoint, out: string | Writable, options:
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   };
+  // Files and devices take the fast path: one reused 1 MiB read buffer (Node's `onread`) and
+  // synchronous writes. A custom transport (TLS) keeps the ordinary stream path.
+  const hook = options.transport === undefined && typeof out === 'string' ? rawReadHook() : undefined;
   const connectNow = (): Promise<Socket> =>
     connect(
       ep,
@@ -178,7 +180,7 @@ export async function downloadRaw(ep: Endpoint, out: string | Writable, options:
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.connectTimeoutMs !== undefined ? { timeoutMs: options.connectTimeoutMs } : {}),
       },
-      options.transport,
+      hook ? onreadTransport(hook) : options.transport,
     );
   if (typeof out !== 'string') {
     return receiveRawStream(await connectNow(), streamSink(out), common);
@@ -192,7 +194,7 @@ export async function downloadRaw(ep: Endpoint, out: string | Writable, options:
       throw toSocketkitError(err, target);
     });
     try {
-      return await receiveRawStream(await connectNow(), fileSink(fh, target, null), common);
+      return await receiveRawStream(await connectNow(), new SyncFileSink(fh.fd, target, null), { ...common, ...(hook ? { hook } : {}) });
     } finally {
       await fh.close().catch(() => undefined);
     }
@@ -210,7 +212,7 @@ export async function downloadRaw(ep: Endpoint, out: string | Writable, options:
       : toSocketkitError(err, part);
   }
   try {
-    const result = await receiveRawStream(socket, fileSink(fh, part, 0), common);
+    const result = await receiveRawStream(socket, new SyncFileSink(fh.fd, part, 0), { ...common, ...(hook ? { hook } : {}) });
     await fh.sync();
     await fh.close();
     await place(part, target, options.force === true);
@@ -226,6 +228,10 @@ export async function downloadRaw(ep: Endpoint, out: string | Writable, options:
   }
 }
 
-function fileSink(fh: FileHandle, path: string, position: number | null): RawSink {
-  return new FileSink(fh, { path, position });
+/** Plain TCP or Unix connect, with every read going to `hook` through one reused buffer. */
+function onreadTransport(hook: RawReadHook): ConnectTransport {
+  return {
+    readyEvent: 'connect',
+    open: (ep) => (ep.kind === 'unix' ? netConnect({ path: ep.path, onread: hook.onread }) : netConnect({ host: ep.host, port: ep.port, onread: hook.onread })),
+  };
 }

@@ -139,6 +139,14 @@ export class Link {
     });
   }
 
+  /**
+   * The next message if one is already queued, else undefined (then await `next()`). Lets a
+   * consumer drain a burst of DATA without a promise per message.
+   */
+  poll(): Message | undefined {
+    return this.#queueHead < this.#queue.length ? this.#shift() : undefined;
+  }
+
   /** Sends a control message. Control messages are small and few; they need no backpressure. */
   send(msg: ControlMessage): void {
     this.#write(encodeControl(msg));

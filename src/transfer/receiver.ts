@@ -78,9 +78,14 @@ interface Current {
   fh: FileHandle | undefined;
   sink: FileSink | undefined;
   received: number;
+  /** Position of the last progress event. */
+  reported: number;
   /** Set when the file cannot be completed here (not a reason to stop the transfer). */
   failed: SocketkitError | undefined;
 }
+
+/** Bytes between two progress events of a file. */
+const PROGRESS_STEP = 1024 * 1024;
 
 /** Flags for a `.part`: write, create, never through a symbolic link. */
 const PART_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | (fsc.O_NOFOLLOW ?? 0);
@@ -170,6 +175,7 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
       fh: undefined,
       sink: undefined,
       received: 0,
+      reported: offset,
       failed: undefined,
     };
     current = cur;
@@ -190,24 +196,40 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
     }
   };
 
-  /** DATA: hash, queue the write; waits when the disk is behind (which pauses the socket). */
-  const onData = async (data: Uint8Array): Promise<void> => {
+  /**
+   * DATA: hash, queue the write. Synchronous on the hot path; returns a promise only when the
+   * disk is behind and the caller must wait (which, by not reading, pauses the socket).
+   */
+  const onData = (data: Uint8Array): Promise<void> | undefined => {
     const cur = current;
     if (cur === undefined) throw protocolError('file data outside a file (no BEGIN)');
     cur.received += data.byteLength;
     transferred += data.byteLength;
     const at = cur.offset + cur.received;
-    if (at > cur.incoming.offer.size) throw protocolError(`${cur.incoming.offer.path}: more data than its offered size of ${cur.incoming.offer.size} bytes`);
-    if (cur.failed || cur.sink === undefined) return;
+    const { size } = cur.incoming.offer;
+    if (at > size) throw protocolError(`${cur.incoming.offer.path}: more data than its offered size of ${size} bytes`);
+    if (cur.failed || cur.sink === undefined) return undefined;
     cur.hash.update(data);
-    try {
-      if (!cur.sink.write(data)) await link.guard(cur.sink.drained());
-    } catch (err) {
-      const e = toSocketkitError(err, cur.incoming.part);
-      if (isFatal(e) || link.failure) throw e;
-      cur.failed = e;
+    // Progress at most every 1 MiB (and at the end): plenty for a display, cheap per chunk.
+    if (at - cur.reported >= PROGRESS_STEP || at === size) {
+      cur.reported = at;
+      emit({ event: 'file-progress', path: cur.incoming.offer.path, size, bytes: at });
     }
-    emit({ event: 'file-progress', path: cur.incoming.offer.path, size: cur.incoming.offer.size, bytes: at });
+    let full: boolean;
+    try {
+      full = !cur.sink.write(data);
+    } catch (err) {
+      return localFailure(cur, err);
+    }
+    return full ? link.guard(cur.sink.drained()).catch((err: unknown) => localFailure(cur, err)) : undefined;
+  };
+
+  /** A write failed: fatal (disk full, dead link) rethrows; anything else fails this file only. */
+  const localFailure = (cur: Current, err: unknown): undefined => {
+    const e = toSocketkitError(err, cur.incoming.part);
+    if (isFatal(e) || link.failure) throw e;
+    cur.failed = e;
+    return undefined;
   };
 
   /** END: the file's data is complete; verify and place it in the background. */
@@ -311,7 +333,8 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
     let done = false;
     for (;;) {
       if (fatal) throw fatal;
-      const msg = await link.next();
+      // Messages already queued are taken without a promise each; wait only when there are none.
+      const msg = link.poll() ?? (await link.next());
       if (msg === null) {
         if (!done) throw new SocketkitError('ERR_CONN_CLOSED', `${link.peer} ended the connection before the transfer was complete`);
         break;
@@ -327,9 +350,11 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
           if (current !== undefined) throw protocolError(`BEGIN while ${current.incoming.offer.path} is unfinished`);
           await onBegin(msg.id, msg.offset);
           break;
-        case 'data':
-          await onData(msg.bytes);
+        case 'data': {
+          const wait = onData(msg.bytes);
+          if (wait !== undefined) await wait;
           break;
+        }
         case 'end':
           await onEnd(msg.id, msg.sha256);
           break;

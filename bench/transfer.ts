@@ -1,0 +1,338 @@
+/**
+ * File transfer on loopback, side by side in one run:
+ *
+ * - `sha256`: one core's SHA-256 rate, Node's own hash over the same number of bytes in memory
+ *   (1 MiB updates), in a process pinned like the others. The framed transfer hashes every byte
+ *   on both ends, so this is its natural ceiling.
+ * - `nc`: `nc -d -l -p PORT > /dev/null` receiving from `nc -N HOST PORT < FILE`.
+ * - `iperf3 -Z`: the loopback link itself (`iperf3 -c -Z -n SIZE`, the sender zero-copy).
+ * - `socketkit raw`: `serve FILE --raw` to `get --raw -o /dev/null`.
+ * - `socketkit framed`: `serve FILE` to `get --dir DIR` — SHA-256 on both ends, a `.part`
+ *   written, fsynced, verified and renamed (DIR on tmpfs when it has room, so the disk is not
+ *   what is measured).
+ *
+ * Goals printed with the ratios: raw >= 2x nc and >= 0.75x iperf3 -Z; framed >= 0.7x sha256.
+ * Each tool runs REPS times, interleaved; the best run of each is compared (the machine's noise
+ * only ever slows a run down), and the median is shown beside it. When taskset is there, the
+ * sending process runs on core 0 and the receiving one on core 1 (threads included), the hash
+ * on core 1. Times: nc is timed from the client's start to both processes' exit; iperf3 reports
+ * its own; socketkit reports its own (connect to end of stream, or hello to last verified file:
+ * without Node's ~50 ms start-up).
+ *
+ * Run: `node dist/bench/transfer.js` (or within `npm run bench`). Environment:
+ * - SOCKETKIT_BENCH_TRANSFER_SIZE: file size (default 2G; e.g. 256M for a quick run).
+ * - SOCKETKIT_BENCH_TRANSFER_REPS: runs per tool (default 3).
+ * - SOCKETKIT_BENCH_TRANSFER_DIR: where the file goes (default /dev/shm when it has room, else the temp folder).
+ * - SOCKETKIT_BENCH_TRANSFER_PIN=0: do not pin processes to cores.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, open, rm, statfs } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseSize } from '../src/cli/values.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const BIN = `${ROOT}bin/socketkit.js`;
+
+export type TransferTool = 'sha256' | 'nc' | 'iperf3 -Z' | 'socketkit raw' | 'socketkit framed';
+
+/** One tool's runs. Rates in bytes per second. */
+export interface TransferBenchRow {
+  readonly tool: TransferTool;
+  readonly bytes: number;
+  readonly runs: readonly number[];
+  readonly best: number;
+  readonly median: number;
+}
+
+/** A comparison with its goal. */
+export interface TransferBenchRatio {
+  readonly name: string;
+  readonly value: number;
+  readonly goal: number;
+}
+
+export interface TransferBenchResult {
+  readonly name: 'transfer';
+  readonly bytes: number;
+  readonly pinned: boolean;
+  readonly rows: readonly TransferBenchRow[];
+  readonly ratios: readonly TransferBenchRatio[];
+}
+
+/** Options of {@link benchTransfer}. */
+export interface TransferBenchOptions {
+  /** File size in bytes (default: SOCKETKIT_BENCH_TRANSFER_SIZE or 2 GiB). */
+  readonly bytes?: number;
+  /** Runs per tool (default: SOCKETKIT_BENCH_TRANSFER_REPS or 3). */
+  readonly reps?: number;
+  /** Where the table goes (default console.log). */
+  readonly log?: (line: string) => void;
+}
+
+/** No single run may take longer than this: a hung tool fails the row, not the bench. */
+const RUN_TIMEOUT_MS = 180_000;
+
+interface Proc {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly ms: number;
+}
+
+/** `taskset -c CORE cmd args`, or plain `cmd args` when not pinning. */
+function pinned(core: number | undefined, cmd: string, args: readonly string[]): [string, string[]] {
+  return core === undefined ? [cmd, [...args]] : ['taskset', ['-c', String(core), cmd, ...args]];
+}
+
+/** Runs a process to its end (bounded), optionally with stdin/stdout from files. */
+function run(core: number | undefined, cmd: string, args: readonly string[], io: { stdin?: number; stdout?: number } = {}): { done: Promise<Proc>; kill: () => void } {
+  const [c, a] = pinned(core, cmd, args);
+  const t0 = performance.now();
+  const child = spawn(c, a, { stdio: [io.stdin ?? 'ignore', io.stdout ?? 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+  child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
+  const done = new Promise<Proc>((resolve) =>
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: performance.now() - t0 });
+    }),
+  );
+  return { done, kill: () => child.kill('SIGKILL') };
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits until something accepts connections on the port (without a probe that would be taken for a client). */
+async function listeningOn(port: number): Promise<void> {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  for (let i = 0; i < 200; i++) {
+    const tcp = ['/proc/net/tcp', '/proc/net/tcp6'].map((f) => (existsSync(f) ? readFileSync(f, 'utf8') : '')).join('\n');
+    // State 0A is LISTEN.
+    if (tcp.split('\n').some((l) => l.includes(`:${hex} `) && / 0A /.test(l))) return;
+    await sleep(25);
+  }
+  throw new Error(`nothing listening on port ${port}`);
+}
+
+/** The last JSON object a socketkit command printed. */
+function lastJson(stdout: string): Record<string, unknown> {
+  const lines = stdout.trim().split('\n').filter((l) => l.startsWith('{'));
+  return JSON.parse(lines.at(-1) ?? '{}') as Record<string, unknown>;
+}
+
+/** Starts `socketkit serve ... --once --listen 127.0.0.1:0 --json` and resolves with its port once it listens. */
+async function serve(core: number | undefined, args: readonly string[]): Promise<{ port: number; done: Promise<Proc>; kill: () => void }> {
+  const [c, a] = pinned(core, process.execPath, [BIN, 'serve', ...args, '--once', '--listen', '127.0.0.1:0', '--json']);
+  const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const done = new Promise<Proc>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr, ms: 0 })));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 10_000);
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s;
+      const m = /"event":"listening"[^\n]*"address":"127\.0\.0\.1:(\d+)"/.exec(stdout);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.on('close', () => reject(new Error(`serve exited: ${stderr}`)));
+  });
+  return { port, done, kill: () => child.kill('SIGKILL') };
+}
+
+/** Creates the test file: random bytes (so nothing can compress or dedupe them). */
+async function makeFile(path: string, bytes: number): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    const chunk = Buffer.allocUnsafe(8 * 1024 * 1024);
+    for (let at = 0; at < bytes; at += chunk.length) {
+      randomFillSync(chunk);
+      await fh.write(chunk, 0, Math.min(chunk.length, bytes - at), at);
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+const SHA_SCRIPT = `
+const { createHash } = require('node:crypto');
+const total = Number(process.argv[1]);
+const buf = Buffer.alloc(1024 * 1024, 0x5a);
+const h = createHash('sha256');
+for (let i = 0; i < 64; i++) h.update(buf); // warm-up
+const t0 = performance.now();
+const g = createHash('sha256');
+for (let n = 0; n < total; n += buf.length) g.update(n + buf.length <= total ? buf : buf.subarray(0, total - n));
+g.digest();
+process.stdout.write(String((performance.now() - t0) / 1000));
+`;
+
+/** One run of one tool: its rate in bytes per second. */
+async function once(tool: TransferTool, file: string, bytes: number, work: string, cores: { send?: number; recv?: number }): Promise<number> {
+  switch (tool) {
+    case 'sha256': {
+      const r = await run(cores.recv, process.execPath, ['-e', SHA_SCRIPT, String(bytes)]).done;
+      if (r.code !== 0) throw new Error(`sha256: ${r.stderr}`);
+      return bytes / Number(r.stdout);
+    }
+    case 'nc': {
+      const port = await freePort();
+      const devnull = await open('/dev/null', 'w');
+      const input = await open(file, 'r');
+      try {
+        const server = run(cores.recv, 'nc', ['-d', '-l', '-p', String(port)], { stdout: devnull.fd });
+        await listeningOn(port);
+        const t0 = performance.now();
+        const client = run(cores.send, 'nc', ['-N', '127.0.0.1', String(port)], { stdin: input.fd });
+        const [c, s] = await Promise.all([client.done, server.done]);
+        const seconds = (performance.now() - t0) / 1000;
+        if (c.code !== 0 || s.code !== 0) throw new Error(`nc: ${c.stderr}${s.stderr}`);
+        return bytes / seconds;
+      } finally {
+        await devnull.close();
+        await input.close();
+      }
+    }
+    case 'iperf3 -Z': {
+      const port = await freePort();
+      const server = run(cores.recv, 'iperf3', ['-s', '-1', '-p', String(port)]);
+      await listeningOn(port);
+      const c = await run(cores.send, 'iperf3', ['-c', '127.0.0.1', '-p', String(port), '-Z', '-n', String(bytes), '-J']).done;
+      await server.done;
+      if (c.code !== 0) throw new Error(`iperf3: ${c.stderr || c.stdout.slice(0, 200)}`);
+      const j = JSON.parse(c.stdout) as { end: { sum_received: { bits_per_second: number } } };
+      return j.end.sum_received.bits_per_second / 8;
+    }
+    case 'socketkit raw': {
+      const server = await serve(cores.send, [file, '--raw', '-q']);
+      try {
+        const c = await run(cores.recv, process.execPath, [BIN, 'get', `127.0.0.1:${server.port}`, '--raw', '-o', '/dev/null', '--json']).done;
+        if (c.code !== 0) throw new Error(`socketkit raw: ${c.stderr}`);
+        const j = lastJson(c.stdout);
+        if (j['bytes'] !== bytes) throw new Error(`socketkit raw: received ${String(j['bytes'])} bytes of ${bytes}`);
+        return bytes / Number(j['seconds']);
+      } finally {
+        await server.done;
+      }
+    }
+    case 'socketkit framed': {
+      const out = join(work, 'received');
+      await rm(out, { recursive: true, force: true });
+      const server = await serve(cores.send, [file, '-q']);
+      try {
+        const c = await run(cores.recv, process.execPath, [BIN, 'get', `127.0.0.1:${server.port}`, '--dir', out, '--json']).done;
+        if (c.code !== 0) throw new Error(`socketkit framed: ${c.stderr}`);
+        const j = lastJson(c.stdout);
+        if (j['files'] !== 1 || j['bytes'] !== bytes) throw new Error(`socketkit framed: ${c.stdout.slice(-300)}`);
+        return bytes / Number(j['seconds']);
+      } finally {
+        await server.done;
+        await rm(out, { recursive: true, force: true });
+      }
+    }
+  }
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+const gbps = (bytesPerSecond: number): string => (bytesPerSecond / 1e9).toFixed(2);
+
+/**
+ * Measures the transfer tools side by side on loopback and prints a table with the ratios.
+ *
+ * @returns One row per tool and the three ratios with their goals.
+ */
+export async function benchTransfer(options: TransferBenchOptions = {}): Promise<TransferBenchResult> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const envSize = process.env['SOCKETKIT_BENCH_TRANSFER_SIZE'];
+  const bytes = options.bytes ?? (envSize ? parseSize('SOCKETKIT_BENCH_TRANSFER_SIZE', envSize) : 2 * 1024 ** 3);
+  const reps = options.reps ?? Number(process.env['SOCKETKIT_BENCH_TRANSFER_REPS'] ?? 3);
+  const wantPin = (process.env['SOCKETKIT_BENCH_TRANSFER_PIN'] ?? '1') !== '0';
+  const pin = wantPin && spawnSync('taskset', ['-c', '0', 'true']).status === 0 && availableParallelism() >= 2;
+  const cores = pin ? { send: 0, recv: 1 } : {};
+  const have = (cmd: string, arg: string): boolean => spawnSync(cmd, [arg], { stdio: 'ignore' }).error === undefined;
+
+  // The file and the framed copy must fit: tmpfs when it has room for both, else the temp folder.
+  let base = process.env['SOCKETKIT_BENCH_TRANSFER_DIR'];
+  if (base === undefined) {
+    const shm = await statfs('/dev/shm').catch(() => undefined);
+    base = shm && shm.bavail * shm.bsize > bytes * 2.2 ? '/dev/shm' : tmpdir();
+  }
+  const work = await mkdtemp(join(base, 'socketkit-bench-transfer-'));
+  const file = join(work, 'file.bin');
+  const tools: TransferTool[] = ['sha256', 'nc', 'iperf3 -Z', 'socketkit raw', 'socketkit framed'];
+  const runs = new Map<TransferTool, number[]>(tools.map((t) => [t, []]));
+  const failures = new Map<TransferTool, string>();
+  try {
+    log(`transfer: ${(bytes / 1024 ** 3).toFixed(2)} GiB file in ${base}, ${reps} runs per tool, ${pin ? 'sender on core 0, receiver on core 1 (taskset)' : 'not pinned'}`);
+    await makeFile(file, bytes);
+    const usable = tools.filter((t) => {
+      if (t === 'nc' && !have('nc', '-h')) failures.set(t, 'nc not installed');
+      else if (t === 'iperf3 -Z' && !have('iperf3', '--version')) failures.set(t, 'iperf3 not installed');
+      return !failures.has(t);
+    });
+    for (let rep = 0; rep < reps; rep++) {
+      for (const tool of usable) {
+        if (failures.has(tool)) continue;
+        try {
+          runs.get(tool)!.push(await once(tool, file, bytes, work, cores));
+        } catch (err) {
+          failures.set(tool, err instanceof Error ? err.message.split('\n')[0]! : String(err));
+        }
+      }
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+
+  const rows: TransferBenchRow[] = [];
+  log(`${'tool'.padEnd(18)}${'best GB/s'.padStart(11)}${'median'.padStart(9)}   runs`);
+  for (const tool of tools) {
+    const r = runs.get(tool)!;
+    if (r.length === 0) {
+      log(`${tool.padEnd(18)}${'-'.padStart(11)}${'-'.padStart(9)}   ${failures.get(tool) ?? 'no runs'}`);
+      continue;
+    }
+    const row: TransferBenchRow = { tool, bytes, runs: r, best: Math.max(...r), median: median(r) };
+    rows.push(row);
+    log(`${tool.padEnd(18)}${gbps(row.best).padStart(11)}${gbps(row.median).padStart(9)}   ${r.map(gbps).join(' ')}${failures.has(tool) ? `  (then failed: ${failures.get(tool)})` : ''}`);
+  }
+  const best = (t: TransferTool): number | undefined => rows.find((r) => r.tool === t)?.best;
+  const ratios: TransferBenchRatio[] = [];
+  const ratio = (name: string, a: number | undefined, b: number | undefined, goal: number): void => {
+    if (a === undefined || b === undefined) return;
+    ratios.push({ name, value: a / b, goal });
+    log(`${name.padEnd(34)}${(a / b).toFixed(2).padStart(6)}x   goal >= ${goal}x${a / b >= goal ? '' : '  *below the goal'}`);
+  };
+  ratio('socketkit raw / nc', best('socketkit raw'), best('nc'), 2);
+  ratio('socketkit raw / iperf3 -Z', best('socketkit raw'), best('iperf3 -Z'), 0.75);
+  ratio('socketkit framed / sha256 (1 core)', best('socketkit framed'), best('sha256'), 0.7);
+  return { name: 'transfer', bytes, pinned: pin, rows, ratios };
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await benchTransfer();
+}
