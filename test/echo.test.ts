@@ -303,6 +303,22 @@ describe('echo client against misbehaving servers', () => {
     await assert.rejects(echoStream(srv.endpoint, slowInput()), { code: 'ERR_CONN_CLOSED', exitCode: 2 });
   });
 
+  it('waits for the echo before half-closing, for servers that drop it on FIN (ncat --exec < 7.96)', async (t) => {
+    // Echoes each chunk 50 ms late, and closes at once when the client half-closes.
+    const srv = await startTestServer(
+      v4,
+      (s) => {
+        s.on('data', (c: Buffer) => setTimeout(() => s.writable && s.write(c), 50));
+        s.on('end', () => s.destroy());
+      },
+      t,
+    );
+    const r = await echoMessage(srv.endpoint, Buffer.from('patience'));
+    assert.equal(r.reply.toString(), 'patience');
+    // Half-closing at once loses the echo against such a server.
+    await assert.rejects(echoMessage(srv.endpoint, Buffer.from('haste'), { halfCloseWaitMs: 0 }));
+  });
+
   it('fails with ERR_UNKNOWN_HOST for a host under .invalid', async () => {
     await assert.rejects(echoMessage({ kind: 'inet', host: 'no-such-host.invalid', port: 9 }, Buffer.from('x')), { code: 'ERR_UNKNOWN_HOST' });
   });

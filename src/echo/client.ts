@@ -1,6 +1,7 @@
 /**
  * The echo client: sends a stream of bytes, half-closes, reads until every byte has come back
- * and checks, as it goes, that the echo is identical.
+ * and the server has closed, and checks, as it goes, that the echo is identical. The
+ * half-close waits (briefly) for the echo to complete: see `halfCloseWaitMs`.
  *
  * Memory is bounded whatever the size of the input: a sent chunk is kept only until its echo
  * has been compared, and the writer waits for 'drain', so at most the socket buffers' worth is
@@ -16,10 +17,21 @@ import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import { writeWithBackpressure } from '../net/write.js';
 import { EXIT_MISMATCH, SocketkitError, toSocketkitError } from '../core/errors.js';
 
+/** How long (ms) the client waits, after its input has ended, for the echo before half-closing. */
+export const DEFAULT_HALF_CLOSE_WAIT_MS = 250;
+
 /** `signal` covers the whole exchange, not only the connect: abort fails it with ERR_ABORTED. */
 export interface EchoClientOptions extends ConnectOptions {
   /** No reply for this long (ms) while bytes are outstanding fails with ERR_TIMEOUT. Default 10 s. */
   readonly idleTimeoutMs?: number;
+  /**
+   * Once the input has ended, wait up to this long (ms; every echoed chunk restarts the wait)
+   * for the echo to complete before half-closing. Some servers stop forwarding as soon as they
+   * see the client's FIN and drop the echo still in flight (`ncat -l --exec /bin/cat` before
+   * Ncat 7.96, nmap/nmap#962); a server that echoes only after the FIN gets it after this wait.
+   * 0 half-closes as soon as the input ends. Default {@link DEFAULT_HALF_CLOSE_WAIT_MS}.
+   */
+  readonly halfCloseWaitMs?: number;
   /** Receives each echoed chunk (to print it); awaiting it applies backpressure to the socket. */
   readonly onEcho?: (chunk: Buffer) => void | Promise<void>;
   readonly transport?: ConnectTransport;
@@ -102,6 +114,23 @@ export async function echoStream(ep: Endpoint, input: AsyncIterable<Uint8Array> 
     socket.destroy();
     wakeWriter?.();
   };
+  const halfCloseWait = options.halfCloseWaitMs ?? DEFAULT_HALF_CLOSE_WAIT_MS;
+  let halfClosed = false;
+  let halfCloseTimer: NodeJS.Timeout | undefined;
+  const halfClose = (): void => {
+    if (halfClosed || failure) return;
+    halfClosed = true;
+    clearTimeout(halfCloseTimer);
+    socket.end();
+  };
+  // Runs when the input ends and after each echoed chunk from then on: half-close once every
+  // byte has come back, or when the echo has stalled for `halfCloseWait`.
+  const maybeHalfClose = (): void => {
+    if (!inputDone || halfClosed) return;
+    if (verifier.pendingBytes === 0 || halfCloseWait <= 0) return halfClose();
+    if (halfCloseTimer === undefined) halfCloseTimer = setTimeout(halfClose, halfCloseWait);
+    else halfCloseTimer.refresh();
+  };
   const onAbort = (): void => fail(new SocketkitError('ERR_ABORTED', `echo to ${what} aborted`));
   if (options.signal?.aborted) onAbort();
   else options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -141,7 +170,7 @@ export async function echoStream(ep: Endpoint, input: AsyncIterable<Uint8Array> 
       if (failure) void Promise.resolve(it.return?.()).catch(() => undefined);
     }
     inputDone = true;
-    if (!failure) socket.end();
+    maybeHalfClose();
   })().catch((err: unknown) => fail(toSocketkitError(err, what)));
 
   const reader = (async () => {
@@ -157,6 +186,7 @@ export async function echoStream(ep: Endpoint, input: AsyncIterable<Uint8Array> 
         );
         return;
       }
+      maybeHalfClose();
       await options.onEcho?.(chunk);
     }
     // The server closed before our input ended: with bytes still owed the echo is short; if not,
@@ -169,6 +199,7 @@ export async function echoStream(ep: Endpoint, input: AsyncIterable<Uint8Array> 
   try {
     await Promise.all([writer, reader]);
   } finally {
+    clearTimeout(halfCloseTimer);
     options.signal?.removeEventListener('abort', onAbort);
     socket.destroy();
   }
