@@ -261,6 +261,15 @@ describe('commands: errors, exit codes, output modes', () => {
     assert.match(missing.stderr, /\(ERR_NOT_FOUND\)/);
   });
 
+  it('a full disk is one coded line: get --raw -o /dev/full exits 2 with ERR_DISK_FULL', async (t) => {
+    const dir = await tempDir(t);
+    await writeFile(join(dir, 'f'), randomBytes(200_000));
+    const server = await track(t, startFileServer(LOOPBACK, { paths: [join(dir, 'f')], raw: true }));
+    const run = await cli(t, 'get', addr(server.endpoint), '--raw', '-o', '/dev/full');
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /^socketkit: .*\(ERR_DISK_FULL\)\n$/);
+  });
+
   it('receive --once with send: --json events and summary', async (t) => {
     const dir = await tempDir(t);
     const data = randomBytes(2 * 1024 * 1024);

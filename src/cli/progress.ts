@@ -170,13 +170,14 @@ export class ProgressBars {
 function render(bar: Bar, width: number): string {
   const rate = bar.rate > 0 ? bar.rate : (bar.bytes - bar.offset) / Math.max(0.001, (performance.now() - bar.started) / 1000);
   if (bar.size === undefined) {
-    const tail = `  ${formatBytes(bar.bytes)}  ${formatRate(rate)}`;
+    const tail = `  ${formatBytes(bar.bytes).padStart(9)}  ${formatRate(rate).padStart(9)}`;
     return `${fit(bar.label, width - tail.length)}${tail}`;
   }
   const fraction = bar.size === 0 ? 1 : Math.min(1, bar.bytes / bar.size);
   const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
   const eta = rate > 0 ? (bar.size - bar.bytes) / rate : Infinity;
-  const tail = `  ${pct}  ${formatBytes(bar.bytes)} / ${formatBytes(bar.size)}  ${formatRate(rate)}  ETA ${formatEta(eta)}`;
+  // Fixed-width fields, so the bar does not jump as the numbers change length.
+  const tail = `  ${pct}  ${formatBytes(bar.bytes).padStart(9)} / ${formatBytes(bar.size).padEnd(9)}  ${formatRate(rate).padStart(9)}  ETA ${formatEta(eta)}`;
   const room = width - tail.length;
   // The bar takes what the label leaves, between 10 and 30 cells.
   const cells = Math.max(10, Math.min(30, room - 24));
@@ -234,7 +235,10 @@ export function createTransferView(report: Reporter, stderr: Writable & { column
           lastJson.delete(key);
           const moved = e.size - e.offset;
           const resumed = e.offset > 0 ? `, resumed at ${formatBytes(e.offset)}` : '';
-          const text = `  ok  ${label}  ${formatBytes(e.size)} in ${(e.ms / 1000).toFixed(2)} s (${formatRate((moved * 1000) / Math.max(1, e.ms))}${resumed})`;
+          // A rate over a few bytes or milliseconds says nothing; it is shown from 64 KiB on.
+          const speed = moved >= 64 * 1024 ? formatRate((moved * 1000) / Math.max(1, e.ms)) : '';
+          const extra = [speed, resumed.replace(/^, /, '')].filter((x) => x !== '').join(', ');
+          const text = `  ok  ${label}  ${formatBytes(e.size)} in ${(e.ms / 1000).toFixed(2)} s${extra ? ` (${extra})` : ''}`;
           bars.finish(key, people ? text : undefined);
           if (report.json) report.event('file-done', { ...(conn !== undefined ? { conn } : {}), path: e.path, size: e.size, offset: e.offset, sha256: e.sha256, ms: Math.round(e.ms) });
           break;

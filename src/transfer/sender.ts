@@ -247,18 +247,9 @@ async function sendFile(
     link.send({ type: 'begin', id, offset });
     emit({ event: 'file-start', path: entry.path, size: entry.size, offset });
     let position = offset;
-    const frame = Number(process.env['SK_FRAME'] ?? 0) || chunkSizeOf(pool);
     for await (const chunk of readChunks(fh, offset, entry.size, pool, entry.source)) {
       hash.update(chunk);
-      if (chunk.byteLength <= frame) link.sendData(chunk, () => pool.release(chunk));
-      else {
-        link.socket.cork();
-        for (let at = 0; at < chunk.byteLength; at += frame) {
-          const end = Math.min(chunk.byteLength, at + frame);
-          link.sendData(chunk.subarray(at, end), end === chunk.byteLength ? () => pool.release(chunk) : () => undefined);
-        }
-        link.socket.uncork();
-      }
+      link.sendData(chunk, () => pool.release(chunk));
       position += chunk.byteLength;
       transferred += chunk.byteLength;
       emit({ event: 'file-progress', path: entry.path, size: entry.size, bytes: position });
@@ -274,8 +265,4 @@ async function sendFile(
   } finally {
     await fh?.close().catch(() => undefined);
   }
-}
-
-function chunkSizeOf(pool: BufferPool): number {
-  return pool.chunkSize;
 }
