@@ -25,6 +25,9 @@ import {
   protocolError,
 } from './protocol.js';
 
+/** At most this long (ms) without a frame from us while we are busy with local work: then a NOOP. */
+const KEEPALIVE_MS = 2000;
+
 /** A DATA frame's prefix: 4 bytes of length, 1 of type. */
 const DATA_PREFIX_SIZE = 5;
 
@@ -79,7 +82,7 @@ export class Link {
   #lastWrite = performance.now();
   #localSinceTick = false;
   #busy = 0;
-  readonly #timer: NodeJS.Timeout | undefined;
+  readonly #timer: NodeJS.Timeout;
   readonly #closed: Promise<void>;
 
   constructor(socket: Socket, options: LinkOptions) {
@@ -98,10 +101,9 @@ export class Link {
     socket.on('end', () => this.#onEnd());
     socket.on('error', (err) => this.#setFailure(toSocketkitError(err, this.peer)));
     socket.on('close', () => this.#onClose());
-    if (this.#stallMs > 0) {
-      this.#timer = setInterval(() => this.#tick(), Math.max(50, Math.min(1000, this.#stallMs / 4)));
-      this.#timer.unref();
-    }
+    // The timer also sends keepalives, which the peer's watchdog needs even when ours is off.
+    this.#timer = setInterval(() => this.#tick(), this.#stallMs > 0 ? Math.max(50, Math.min(KEEPALIVE_MS / 2, this.#stallMs / 4)) : KEEPALIVE_MS / 2);
+    this.#timer.unref();
   }
 
   /** The error the link failed with, if it did. */
@@ -417,17 +419,18 @@ export class Link {
   #tick(): void {
     const now = performance.now();
     if (this.#busy > 0) this.#lastProgress = now;
-    if (now - this.#lastProgress > this.#stallMs) {
+    if (this.#stallMs > 0 && now - this.#lastProgress > this.#stallMs) {
       this.fail(new SocketkitError('ERR_STALLED', `transfer with ${this.peer} stalled: no progress for ${this.#stallMs / 1000} s`));
       return;
     }
-    // Busy with local work and silent on the wire: say so, before the peer's watchdog fires.
-    const keepaliveMs = this.#stallMs / 3;
+    // Busy with local work and silent on the wire: say so, well before the peer's watchdog fires
+    // (its timeout is not known here; a NOOP every 2 s costs nothing).
+    const keepaliveMs = this.#stallMs > 0 ? Math.min(KEEPALIVE_MS, this.#stallMs / 3) : KEEPALIVE_MS;
     if ((this.#busy > 0 || this.#localSinceTick) && now - this.#lastWrite > keepaliveMs) this.send({ type: 'noop' });
     this.#localSinceTick = false;
   }
 
   #stopTimer(): void {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
+    clearInterval(this.#timer);
   }
 }
