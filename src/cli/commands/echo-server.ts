@@ -134,6 +134,8 @@ const command: Command = {
       { ...s, active: s.connections, workers, seconds: Math.round(r.seconds * 1000) / 1000, roundTripsPerSecond: Math.round(r.roundTripsPerSecond) },
       `echo server stopped: ${s.accepted} connection(s), ${s.refused} refused, ${s.idleClosed} idle-closed, ${s.roundTrips} round trips, in ${formatBytes(s.bytesIn)}, out ${formatBytes(s.bytesOut)}\n${statsText(s, r)} (average over ${r.seconds.toFixed(1)} s)`,
     );
+    // -q silences the result, but statistics asked for with --stats are printed at exit too.
+    if (global.quiet && !global.json && statsIntervalMs !== undefined) io.stderr.write(`${statsText(s, r)} (average over ${r.seconds.toFixed(1)} s, stopped)\n`);
     return 0;
   },
 };
