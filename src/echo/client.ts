@@ -15,6 +15,7 @@ import type { Socket } from 'node:net';
 import { connect, type ConnectOptions, type ConnectTransport } from '../net/connect.js';
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import { writeWithBackpressure } from '../net/write.js';
+import { Fifo } from '../core/fifo.js';
 import { EXIT_MISMATCH, SocketkitError, toSocketkitError } from '../core/errors.js';
 
 /** How long (ms) the client waits, after its input has ended, for the echo before half-closing. */
@@ -50,7 +51,7 @@ export interface EchoResult {
 
 /** Compares echoed bytes against what was sent, chunk by chunk, releasing what matched. */
 class EchoVerifier {
-  readonly #pending: Buffer[] = [];
+  readonly #pending = new Fifo<Buffer>();
   #offset = 0; // into pending[0]
   pendingBytes = 0;
   matched = 0;
@@ -65,7 +66,7 @@ class EchoVerifier {
   received(chunk: Buffer): number {
     let at = 0;
     while (at < chunk.length) {
-      const head = this.#pending[0];
+      const head = this.#pending.peek();
       if (head === undefined) return this.matched; // more came back than was sent
       const n = Math.min(head.length - this.#offset, chunk.length - at);
       if (head.compare(chunk, at, at + n, this.#offset, this.#offset + n) !== 0) {

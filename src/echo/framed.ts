@@ -5,6 +5,7 @@
 import { connectMessages, type ConnectMessagesOptions } from '../message/index.js';
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import { EXIT_MISMATCH, SocketkitError } from '../core/errors.js';
+import { Fifo } from '../core/fifo.js';
 
 export interface FramedEchoOptions extends ConnectMessagesOptions {
   /** No reply for this long (ms) while messages are outstanding fails with ERR_TIMEOUT. Default 10 s. */
@@ -32,7 +33,7 @@ export async function echoFramed(
   const t0 = performance.now();
   const conn = await connectMessages(ep, options);
   const tConnected = performance.now();
-  const pending: Uint8Array[] = [];
+  const pending = new Fifo<Uint8Array>();
   let sent = 0;
   let received = 0;
   let bytes = 0;
@@ -50,6 +51,10 @@ export async function echoFramed(
       if (pending.length > 0 || inputDone) fail(new SocketkitError('ERR_TIMEOUT', `no reply from ${what} for ${idle / 1000} s (${pending.length} messages outstanding)`));
     });
   }
+  // The signal covers the whole exchange, not only the connect.
+  const onAbort = (): void => fail(new SocketkitError('ERR_ABORTED', `echo to ${what} aborted`));
+  if (options.signal?.aborted) onAbort();
+  else options.signal?.addEventListener('abort', onAbort, { once: true });
   const writer = (async () => {
     for await (const m of messages) {
       if (failure) return;
@@ -77,6 +82,7 @@ export async function echoFramed(
     }
   })().catch(fail);
   await Promise.all([writer, reader]);
+  options.signal?.removeEventListener('abort', onAbort);
   conn.close();
   if (failure) throw failure;
   if (received < sent) {

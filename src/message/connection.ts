@@ -24,6 +24,7 @@ export class MessageConnection implements AsyncIterable<Uint8Array> {
   readonly socket: Socket;
   readonly #maxFrameSize: number;
   #iterating = false;
+  #corked = false;
 
   constructor(socket: Socket, options: MessageOptions = {}) {
     this.socket = socket;
@@ -40,11 +41,27 @@ export class MessageConnection implements AsyncIterable<Uint8Array> {
     if (this.socket.destroyed || this.socket.writableEnded) {
       throw new SocketkitError('ERR_CONN_CLOSED', 'connection closed: cannot send');
     }
-    if (!writeFrame(this.socket, message, { maxFrameSize: this.#maxFrameSize })) await waitDrain(this.socket);
+    // Messages sent in the same tick leave in one writev: cork now, uncork on the next tick.
+    if (!this.#corked) {
+      this.#corked = true;
+      this.socket.cork();
+      process.nextTick(this.#uncork);
+    }
+    if (!writeFrame(this.socket, message, { maxFrameSize: this.#maxFrameSize })) {
+      this.#uncork();
+      await waitDrain(this.socket);
+    }
   }
+
+  readonly #uncork = (): void => {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.socket.uncork();
+  };
 
   /** Half-closes after everything sent has been flushed: the peer's iteration ends. */
   end(): Promise<void> {
+    this.#uncork();
     return endAndFlush(this.socket);
   }
 

@@ -1,5 +1,6 @@
 /** `socketkit echo ADDR [MESSAGE]`: send, half-close, verify the echo, print it. */
 import type { Command } from '../command.js';
+import { SocketkitError } from '../../core/errors.js';
 import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_CONNECT_HOST } from '../../core/defaults.js';
 import { echoStream } from '../../echo/client.js';
@@ -36,9 +37,10 @@ const command: Command = {
     const sec = await clientSecurity(values);
     if (flag(values, 'framed')) {
       const maxMessageSize = parseSize('max-message', str(values, 'max-message') ?? '16MiB');
-      const messages = message !== undefined ? [Buffer.from(message, 'utf8')] : lines(io.stdin as AsyncIterable<Buffer>);
+      const messages = message !== undefined ? [Buffer.from(message, 'utf8')] : lines(io.stdin as AsyncIterable<Buffer>, maxMessageSize);
       const print = !global.json && !global.quiet;
       const r = await echoFramed(ep, messages, {
+        signal: io.shutdown,
         timeoutMs,
         idleTimeoutMs: timeoutMs,
         maxMessageSize,
@@ -77,19 +79,35 @@ const command: Command = {
 
 const NEWLINE = Buffer.from('\n');
 
-/** Splits a byte stream into lines (without their '\n'); a last line without one counts too. */
-async function* lines(input: AsyncIterable<Buffer>): AsyncGenerator<Uint8Array> {
-  let rest: Buffer = Buffer.alloc(0);
+/**
+ * Splits a byte stream into lines (without their '\n'); a last line without one counts too.
+ * A line longer than `max` bytes is refused (ERR_FRAME_TOO_LARGE) rather than buffered.
+ */
+async function* lines(input: AsyncIterable<Buffer>, max: number): AsyncGenerator<Uint8Array> {
+  const parts: Buffer[] = [];
+  let held = 0;
   for await (const chunk of input) {
-    let buf = rest.length > 0 ? Buffer.concat([rest, chunk]) : chunk;
+    let buf = chunk;
     let nl: number;
     while ((nl = buf.indexOf(10)) >= 0) {
-      yield buf.subarray(0, nl);
+      if (held + nl > max) throw tooLong(max);
+      parts.push(buf.subarray(0, nl));
+      yield parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+      parts.length = 0;
+      held = 0;
       buf = buf.subarray(nl + 1);
     }
-    rest = Buffer.from(buf);
+    if (buf.length > 0) {
+      held += buf.length;
+      if (held > max) throw tooLong(max);
+      parts.push(buf);
+    }
   }
-  if (rest.length > 0) yield rest;
+  if (held > 0) yield Buffer.concat(parts);
+}
+
+function tooLong(max: number): SocketkitError {
+  return new SocketkitError('ERR_FRAME_TOO_LARGE', `a line of standard input is longer than --max-message (${max} bytes)`);
 }
 
 function round(ms: number): number {
