@@ -7,6 +7,9 @@
 import { benchCodec } from './codec.js';
 import { benchMessage } from './message.js';
 import { benchUdp } from './udp.js';
+import { benchEcho } from './echo.js';
+import { benchTransfer } from './transfer.js';
+import { benchTls } from './tls.js';
 
 type Bench = { readonly name: string; run: () => Promise<unknown> };
 
@@ -14,6 +17,9 @@ const BENCHES: readonly Bench[] = [
   { name: 'codec', run: () => benchCodec() },
   { name: 'message', run: () => benchMessage() },
   { name: 'udp', run: () => benchUdp() },
+  { name: 'echo', run: () => benchEcho() },
+  { name: 'transfer', run: () => benchTransfer() },
+  { name: 'tls', run: () => benchTls() },
 ];
 
 const only = process.env['SOCKETKIT_BENCH_ONLY']?.split(',').map((s) => s.trim());
