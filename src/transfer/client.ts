@@ -15,7 +15,8 @@ import { collectEntries, type SkippedEntry } from './entries.js';
 import type { TransferEvent, TransferSummary } from './events.js';
 import { Link } from './link.js';
 import { place, syncDir } from './place.js';
-import { SyncFileSink, rawReadHook, receiveRawStream, streamSink, type RawReadHook, type RawResult } from './raw.js';
+import { SyncFileSink } from './file-io.js';
+import { rawReadHook, receiveRawStream, streamSink, type RawReadHook, type RawResult } from './raw.js';
 import { runReceiver } from './receiver.js';
 import { runSender } from './sender.js';
 
@@ -115,6 +116,8 @@ export async function download(ep: Endpoint, options: DownloadOptions = {}): Pro
       ...(options.resume !== undefined ? { resume: options.resume } : {}),
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
       ...(options.software !== undefined ? { software: options.software } : {}),
+      // A download is all this process does: synchronous writes are the fast path (see SyncFileSink).
+      syncWrites: true,
     });
   } finally {
     detach();

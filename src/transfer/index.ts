@@ -42,6 +42,7 @@ export { Link, type LinkOptions } from './link.js';
 export { runSender, type SenderOptions } from './sender.js';
 export { runReceiver, type ReceiverOptions } from './receiver.js';
 export { sendRawFile, receiveRawStream, type RawReceiveOptions, type RawResult, type RawSendOptions, type RawSink } from './raw.js';
+export { BufferPool, FileSink, SyncFileSink, readChunks, type ChunkSink, type FileSinkOptions } from './file-io.js';
 export { download, downloadRaw, upload, type DownloadOptions, type RawDownloadOptions, type TransferClientOptions, type UploadOptions } from './client.js';
 export {
   startFileServer,

@@ -9,12 +9,11 @@
  */
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
-import { writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { waitDrain } from '../net/write.js';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_READ_AHEAD, DEFAULT_STALL_TIMEOUT_MS } from './constants.js';
-import { BufferPool, readChunks } from './file-io.js';
+import { BufferPool, readChunks, type ChunkSink } from './file-io.js';
 
 /** Options of {@link sendRawFile}. */
 export interface RawSendOptions {
@@ -126,14 +125,8 @@ export async function sendRawFile(socket: Socket, path: string, options: RawSend
   }
 }
 
-/** Where a raw receiver writes: a {@link FileSink} or a stream adapter. */
-export interface RawSink {
-  /** Queues a chunk; false asks the caller to await `drained()`. */
-  write(chunk: Uint8Array): boolean;
-  drained(): Promise<void>;
-  /** Resolves once everything written has reached its destination. */
-  flush(): Promise<void>;
-}
+/** Where a raw receiver writes: a {@link SyncFileSink} or a stream adapter. */
+export type RawSink = ChunkSink;
 
 /** A {@link RawSink} over a `Writable` (standard output). */
 export function streamSink(stream: Writable): RawSink {
@@ -157,7 +150,7 @@ export interface RawReceiveOptions {
   /**
    * For a socket created with {@link rawReadHook}'s `onread`: the hook its reads arrive through
    * (instead of `'data'` events). The sink must then consume each chunk before `write()` returns
-   * (a {@link SyncFileSink}): the read buffer is reused for the next read.
+   * (a `SyncFileSink`): the read buffer is reused for the next read.
    */
   readonly hook?: RawReadHook;
 }
@@ -190,49 +183,6 @@ export function rawReadHook(size = RAW_READ_SIZE): RawReadHook {
     },
   };
   return hook;
-}
-
-/**
- * A {@link RawSink} that writes synchronously to a file descriptor: each chunk is on its way to
- * the file before `write()` returns, so the read buffer can be reused at once. Blocking the
- * event loop for the copy is the point: a raw download has nothing else to do meanwhile, and
- * the kernel copy from a buffer still in cache is the cheapest path there is.
- */
-export class SyncFileSink implements RawSink {
-  readonly #fd: number;
-  readonly #path: string;
-  #position: number | null;
-
-  /** @param position - Where the first byte goes; null for pipes and devices. */
-  constructor(fd: number, path: string, position: number | null) {
-    this.#fd = fd;
-    this.#path = path;
-    this.#position = position;
-  }
-
-  write(chunk: Uint8Array): boolean {
-    let done = 0;
-    while (done < chunk.byteLength) {
-      let n: number;
-      try {
-        n = writeSync(this.#fd, chunk, done, chunk.byteLength - done, this.#position);
-      } catch (err) {
-        throw toSocketkitError(err, this.#path);
-      }
-      if (n === 0) throw new SocketkitError('ERR_IO', `${this.#path}: the file system accepted no bytes`);
-      done += n;
-      if (this.#position !== null) this.#position += n;
-    }
-    return true;
-  }
-
-  drained(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  flush(): Promise<void> {
-    return Promise.resolve();
-  }
 }
 
 /**

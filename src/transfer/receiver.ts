@@ -20,7 +20,7 @@ import { basename, dirname } from 'node:path';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_FINALIZE_CONCURRENCY, PART_SUFFIX } from './constants.js';
 import type { TransferEvent, TransferFailure, TransferSummary } from './events.js';
-import { BufferPool, FileSink, readChunks } from './file-io.js';
+import { BufferPool, FileSink, SyncFileSink, readChunks, type ChunkSink } from './file-io.js';
 import type { Link } from './link.js';
 import { checkWirePath, resolveUnder, unsafePath } from './paths.js';
 import { place, syncDir } from './place.js';
@@ -53,6 +53,12 @@ export interface ReceiverOptions {
   readonly claims?: Set<string>;
   /** Files finalised (fsync, rename) at once while the next ones arrive (default 4). */
   readonly finalizeConcurrency?: number;
+  /**
+   * Write file data synchronously as it arrives (see `SyncFileSink`): fastest, but it blocks the
+   * event loop for each write, so only for a process that does nothing else (`get`). Default
+   * false: writes go through the thread pool, as a server with many clients needs.
+   */
+  readonly syncWrites?: boolean;
 }
 
 /** A file the receiver has agreed to receive. */
@@ -76,7 +82,7 @@ interface Current {
   readonly started: number;
   readonly hash: Hash;
   fh: FileHandle | undefined;
-  sink: FileSink | undefined;
+  sink: ChunkSink | undefined;
   received: number;
   /** Position of the last progress event. */
   reported: number;
@@ -186,7 +192,7 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
       if (!st.isFile()) throw unsafePath(incoming.offer.path, `${basename(incoming.part)} is not a regular file`);
       // Exactly `offset` bytes stay: the resumed prefix, or nothing.
       if (st.size !== offset) await cur.fh.truncate(offset);
-      cur.sink = new FileSink(cur.fh, { position: offset, path: incoming.part });
+      cur.sink = options.syncWrites ? new SyncFileSink(cur.fh.fd, incoming.part, offset) : new FileSink(cur.fh, { position: offset, path: incoming.part });
     } catch (err) {
       const e = toSocketkitError(err, incoming.part);
       if (isFatal(e)) throw e;
