@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { open, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { open, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -23,7 +23,7 @@ import {
   type Message,
 } from '../src/transfer/protocol.js';
 import { Link } from '../src/transfer/link.js';
-import { FileSink } from '../src/transfer/file-io.js';
+import { BufferPool, FileSink, readChunks } from '../src/transfer/file-io.js';
 import { summaryError } from '../src/transfer/events.js';
 import { TRANSFER_PROTOCOL_VERSION } from '../src/transfer/constants.js';
 
@@ -315,6 +315,40 @@ describe('file sink', () => {
       await fh.close();
     }
   });
+});
+
+describe('file reader', () => {
+  for (const sync of [true, false]) {
+    it(`reads a range in pool-sized chunks, ${sync ? 'synchronously from the page cache' : 'through the thread pool'}`, async (t) => {
+      const dir = await mkdtemp(join(tmpdir(), 'sk-read-'));
+      t.after(() => rm(dir, { recursive: true, force: true }));
+      const data = Buffer.from(Array.from({ length: 10_000 }, (_, i) => i % 251));
+      const path = join(dir, 'f');
+      await writeFile(path, data);
+      const fh = await open(path, 'r');
+      try {
+        const pool = new BufferPool(1024, 3);
+        const got: Buffer[] = [];
+        for await (const chunk of readChunks(fh, 100, 9_999, pool, path, { sync })) {
+          got.push(Buffer.from(chunk));
+          pool.release(chunk);
+        }
+        assert.deepEqual(Buffer.concat(got), data.subarray(100, 9_999));
+        assert.ok(got.every((c) => c.length <= 1024));
+        assert.equal(pool.available, 3, 'every buffer is back');
+        // Asking for more than the file holds: the file changed under us.
+        await assert.rejects(
+          (async () => {
+            for await (const chunk of readChunks(fh, 0, 20_000, pool, path, { sync })) pool.release(chunk);
+          })(),
+          { code: 'ERR_SOURCE_CHANGED' },
+        );
+        assert.equal(pool.available, 3, 'every buffer is back after the error');
+      } finally {
+        await fh.close();
+      }
+    });
+  }
 });
 
 describe('summary errors', () => {

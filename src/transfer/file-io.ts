@@ -106,6 +106,12 @@ function readExactlySync(fh: FileHandle, buf: Buffer, length: number, position: 
   return length === buf.length ? buf : buf.subarray(0, length);
 }
 
+/** Options of {@link readChunks}. */
+export interface ReadChunksOptions {
+  /** Start with synchronous reads (default true); false reads through the thread pool from the start. */
+  readonly sync?: boolean;
+}
+
 /**
  * Reads bytes `[start, end)` of an open file as chunks of the pool's size. Each chunk yielded
  * belongs to `pool`; the caller gives it back with `pool.release()` once done with it (for a
@@ -125,10 +131,17 @@ function readExactlySync(fh: FileHandle, buf: Buffer, length: number, position: 
  * @throws SocketkitError `ERR_SOURCE_CHANGED` if the file is shorter than `end`; the coded error
  *   of a failed read.
  */
-export async function* readChunks(fh: FileHandle, start: number, end: number, pool: BufferPool, path: string): AsyncGenerator<Buffer, void, undefined> {
+export async function* readChunks(
+  fh: FileHandle,
+  start: number,
+  end: number,
+  pool: BufferPool,
+  path: string,
+  options: ReadChunksOptions = {},
+): AsyncGenerator<Buffer, void, undefined> {
   const pending: Array<Promise<Buffer>> = [];
   let position = start;
-  let sync = true;
+  let sync = options.sync ?? true;
   /** Smoothed duration of the synchronous reads, ms. */
   let average: number | undefined;
   try {
@@ -158,7 +171,11 @@ export async function* readChunks(fh: FileHandle, start: number, end: number, po
         const buf = pool.take();
         if (buf === undefined) break;
         const length = Math.min(buf.length, end - position);
-        const read = readExactly(fh, buf, length, position, path);
+        const read = readExactly(fh, buf, length, position, path).catch((err: unknown) => {
+          // The buffer of a failed read goes home at once; the error is thrown where it is awaited.
+          pool.release(buf);
+          throw err;
+        });
         // A rejection is handled when the chunk is awaited; until then, do not report it.
         read.catch(() => undefined);
         pending.push(read);
