@@ -3,11 +3,12 @@ import type { Command } from '../command.js';
 import { parseEndpoint, formatEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
 import { SocketkitError } from '../../core/errors.js';
-import { DEFAULT_STALL_TIMEOUT_MS, startReceiveServer, summaryError, type TransferServerEvent } from '../../transfer/index.js';
+import { DEFAULT_STALL_TIMEOUT_MS, startReceiveServer } from '../../transfer/index.js';
 import { createReporter, formatBytes } from '../report.js';
 import { INSECURE_OPTION, SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
 import { flag, parseDurationMs, str } from '../values.js';
-import { createTransferView, summaryFields, summaryLine } from '../progress.js';
+import { createTransferView } from '../progress.js';
+import { runTransferServer, transferServerEvents } from '../transfer-server.js';
 
 const command: Command = {
   name: 'receive',
@@ -39,47 +40,11 @@ const command: Command = {
     const report = createReporter(io, global);
     const sec = await serverSecurity(values, report, { endpoint: ep, requireSecure: true });
     const view = createTransferView(report, io.stderr);
-    const onEvent = (e: TransferServerEvent): void => {
-      switch (e.event) {
-        case 'connect':
-          if (report.json) report.event('connect', { conn: e.conn, peer: e.peer });
-          else view.line(`+ ${e.peer} connected (#${e.conn})`);
-          break;
-        case 'transfer':
-          view.onEvent(e.detail, e.conn);
-          break;
-        case 'disconnect':
-          if (report.json) report.event('disconnect', { conn: e.conn, peer: e.peer, ...(e.summary ? summaryFields(e.summary) : {}), ...(e.error ? { error: e.error } : {}) });
-          else if (e.error) view.line(`- ${e.peer} (#${e.conn}) failed: ${e.error.message} (${e.error.code})`);
-          else if (e.summary) view.line(`- ${e.peer} (#${e.conn}) done: ${summaryLine(e.summary)}`);
-          break;
-        case 'refused':
-          if (report.json) report.event('refused', { peer: e.peer, reason: e.reason });
-          else view.line(`! ${e.peer} refused: ${e.reason}`);
-          break;
-        case 'skipped':
-          break;
-      }
-    };
+    const onEvent = transferServerEvents(report, view);
     const server = await startReceiveServer(ep, { dir, force: flag(values, 'force'), resume: flag(values, 'resume'), once, stallTimeoutMs, onEvent, ...sec.listen });
     const where = formatEndpoint(server.endpoint);
     report.event('listening', { address: where, dir }, `receiving into ${dir} on ${where}; send with: socketkit send ${where} PATH...`);
-    try {
-      const stop = new Promise<'stop'>((resolve) => {
-        if (io.shutdown.aborted) resolve('stop');
-        else io.shutdown.addEventListener('abort', () => resolve('stop'), { once: true });
-      });
-      const outcome = await Promise.race([stop, server.done]);
-      if (outcome === 'stop') {
-        if (server.stats.active > 0) view.line(`stopping: ${server.stats.active} transfer(s) running, waiting up to ${graceMs / 1000} s`);
-        await server.close(graceMs);
-      } else if (outcome.summary) {
-        const err = summaryError(outcome.summary);
-        if (err) throw err;
-      }
-    } finally {
-      view.close();
-    }
+    await runTransferServer(server, io, view, graceMs);
     const s = server.stats;
     report.result('stopped', { ...s }, `received from ${s.connections} client(s): ${s.files} file(s), ${formatBytes(s.bytes)}${s.failed ? `; ${s.failed} failed` : ''}`);
     if (once && s.connections === 0) throw new SocketkitError('ERR_ABORTED', 'stopped before a client connected');
