@@ -1,12 +1,13 @@
 /**
- * What `serve` and `receive` share as commands: how a transfer server's events are shown, and
- * running the server until it is done (`--once`) or stopped (SIGINT/SIGTERM, with a grace period).
+ * What the transfer commands share: how a transfer server's events are shown, running the
+ * server until it is done (`--once`) or stopped (SIGINT/SIGTERM, with a grace period), and how
+ * a client's summary ends a command.
  */
 import type { CommandIO } from './command.js';
 import type { Reporter } from './report.js';
 import { formatBytes } from './report.js';
 import { summaryFields, summaryLine, type createTransferView } from './progress.js';
-import { summaryError, type TransferServer, type TransferServerEvent } from '../transfer/index.js';
+import { summaryError, type TransferServer, type TransferServerEvent, type TransferSummary } from '../transfer/index.js';
 
 type TransferView = ReturnType<typeof createTransferView>;
 
@@ -67,4 +68,12 @@ export async function runTransferServer(server: TransferServer, io: CommandIO, v
   } finally {
     view.close();
   }
+}
+
+/** Closes the progress view, reports a client's summary, and throws if any entry failed. */
+export function finishTransfer(report: Reporter, view: TransferView, summary: TransferSummary): void {
+  view.close();
+  report.result('summary', summaryFields(summary), summaryLine(summary));
+  const err = summaryError(summary);
+  if (err) throw err;
 }

@@ -6,7 +6,8 @@ import { link as hardLink, lstat, open, rename, unlink, type FileHandle } from '
 import { basename } from 'node:path';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 
-async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
+/** lstat, or undefined when nothing is there; other failures are coded errors. */
+export async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
   try {
     return await lstat(path);
   } catch (err) {

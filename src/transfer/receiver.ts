@@ -14,7 +14,7 @@
  *   sender checks the hash against its own file and restarts from 0 if they differ.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { constants as fsc, type Stats } from 'node:fs';
+import { constants as fsc } from 'node:fs';
 import { lstat, mkdir, open, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
@@ -23,7 +23,7 @@ import type { TransferEvent, TransferFailure, TransferSummary } from './events.j
 import { BufferPool, FileSink, SyncFileSink, readChunks, type ChunkSink } from './file-io.js';
 import type { Link } from './link.js';
 import { checkWirePath, resolveUnder, unsafePath } from './paths.js';
-import { place, syncDir } from './place.js';
+import { lstatOrUndefined, place, syncDir } from './place.js';
 import { clean, negotiateVersion, protocolError, type OfferMessage } from './protocol.js';
 
 /** Options of {@link runReceiver}. */
@@ -472,15 +472,6 @@ async function sizeOf(part: string, shown: string): Promise<number | undefined> 
   if (st === undefined) return undefined;
   if (!st.isFile()) throw unsafePath(shown, `${basename(part)} exists and is not a regular file`);
   return st.size;
-}
-
-async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
-  try {
-    return await lstat(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw toSocketkitError(err, path);
-  }
 }
 
 /** SHA-256 over the first `size` bytes of a `.part`: the resume point's proof. */

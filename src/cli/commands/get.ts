@@ -3,10 +3,11 @@ import type { Command } from '../command.js';
 import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_CONNECT_HOST } from '../../core/defaults.js';
 import { SocketkitError } from '../../core/errors.js';
-import { DEFAULT_STALL_TIMEOUT_MS, download, downloadRaw, summaryError } from '../../transfer/index.js';
+import { DEFAULT_STALL_TIMEOUT_MS, download, downloadRaw } from '../../transfer/index.js';
 import { createReporter, formatBytes } from '../report.js';
 import { flag, parseDurationMs, str } from '../values.js';
-import { ProgressBars, createTransferView, formatRate, summaryFields, summaryLine } from '../progress.js';
+import { ProgressBars, createTransferView, formatRate } from '../progress.js';
+import { finishTransfer } from '../transfer-server.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
 
 const command: Command = {
@@ -86,10 +87,7 @@ const command: Command = {
         ...sec.connect,
         onEvent: (e) => view.onEvent(e),
       });
-      view.close();
-      report.result('summary', summaryFields(summary), summaryLine(summary));
-      const err = summaryError(summary);
-      if (err) throw err;
+      finishTransfer(report, view, summary);
       return 0;
     } finally {
       view.close();

@@ -2,10 +2,11 @@
 import type { Command } from '../command.js';
 import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_CONNECT_HOST } from '../../core/defaults.js';
-import { DEFAULT_STALL_TIMEOUT_MS, summaryError, upload } from '../../transfer/index.js';
+import { DEFAULT_STALL_TIMEOUT_MS, upload } from '../../transfer/index.js';
 import { createReporter } from '../report.js';
 import { parseDurationMs, str } from '../values.js';
-import { createTransferView, summaryFields, summaryLine } from '../progress.js';
+import { createTransferView } from '../progress.js';
+import { finishTransfer } from '../transfer-server.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
 
 const command: Command = {
@@ -42,10 +43,7 @@ const command: Command = {
           else view.line(`! not sending ${s.source}: ${s.reason}`);
         },
       });
-      view.close();
-      report.result('summary', summaryFields(summary), summaryLine(summary));
-      const err = summaryError(summary);
-      if (err) throw err;
+      finishTransfer(report, view, summary);
       return 0;
     } finally {
       view.close();
