@@ -83,6 +83,29 @@ export abstract class LoadConnection {
     if (hooks) hooks.fail(this, err);
     else this.close();
   }
+
+  /** Settles the warm-up in progress (an error fails it); undefined when none is. */
+  protected warm: ((err?: SocketkitError) => void) | undefined;
+  /** Set by close(): what happens to the transport afterwards is no failure. */
+  protected closing = false;
+
+  /** The transport failed or ended: that fails the warm-up in progress, or else the run. */
+  protected lost(err: SocketkitError): void {
+    if (this.closing) return;
+    if (this.warm) this.warm(err);
+    else this.failWith(err);
+  }
+
+  /** Sends the warm-up with `send` and waits until `warm()` is settled, or `timeoutMs` passes. */
+  protected awaitWarmUp(timeoutMs: number, send: () => void): Promise<void> {
+    return withTimeout(this.what, timeoutMs, (settle) => {
+      this.warm = (err) => {
+        this.warm = undefined;
+        settle(err);
+      };
+      send();
+    });
+  }
 }
 
 /** Waits for `settle` to be called, or fails after `timeoutMs`. */
@@ -106,8 +129,6 @@ export class StreamConnection extends LoadConnection {
   readonly socket: Socket;
   /** Bytes of request `done` already echoed. */
   #offset = 0;
-  #warm: ((err?: SocketkitError) => void) | undefined;
-  #closing = false;
 
   constructor(index: number, messages: readonly Buffer[], what: string, socket: Socket) {
     super(index, messages, what);
@@ -117,25 +138,13 @@ export class StreamConnection extends LoadConnection {
       this.blocked = false;
       this.hooks?.writable(this);
     });
-    socket.on('error', (err) => this.#lost(toSocketkitError(err, what)));
-    socket.on('end', () => this.#lost(new SocketkitError('ERR_CONN_CLOSED', `${what} closed the connection`)));
-    socket.on('close', () => this.#lost(new SocketkitError('ERR_CONN_CLOSED', `${what} closed the connection`)));
-  }
-
-  #lost(err: SocketkitError): void {
-    if (this.#closing) return;
-    if (this.#warm) this.#warm(err);
-    else this.failWith(err);
+    socket.on('error', (err) => this.lost(toSocketkitError(err, what)));
+    socket.on('end', () => this.lost(new SocketkitError('ERR_CONN_CLOSED', `${what} closed the connection`)));
+    socket.on('close', () => this.lost(new SocketkitError('ERR_CONN_CLOSED', `${what} closed the connection`)));
   }
 
   warmUp(timeoutMs: number): Promise<void> {
-    return withTimeout(this.what, timeoutMs, (settle) => {
-      this.#warm = (err) => {
-        this.#warm = undefined;
-        settle(err);
-      };
-      this.socket.write(WARM_UP);
-    });
+    return this.awaitWarmUp(timeoutMs, () => this.socket.write(WARM_UP));
   }
 
   send(): number {
@@ -146,9 +155,9 @@ export class StreamConnection extends LoadConnection {
 
   #onData(chunk: Buffer): void {
     let at = 0;
-    if (this.#warm) {
-      if (chunk.length !== 1 || chunk[0] !== WARM_UP[0]) this.#warm(mismatch(this.what, 'of the first byte is wrong'));
-      else this.#warm();
+    if (this.warm) {
+      if (chunk.length !== 1 || chunk[0] !== WARM_UP[0]) this.warm(mismatch(this.what, 'of the first byte is wrong'));
+      else this.warm();
       return;
     }
     while (at < chunk.length && this.alive) {
@@ -174,7 +183,7 @@ export class StreamConnection extends LoadConnection {
 
   close(): void {
     this.alive = false;
-    this.#closing = true;
+    this.closing = true;
     this.socket.destroy();
   }
 }
@@ -182,8 +191,6 @@ export class StreamConnection extends LoadConnection {
 /** Length-prefixed messages (the message API): each request is one message, its echo one message. */
 export class FramedConnection extends LoadConnection {
   readonly conn: MessageConnection;
-  #warm: ((err?: SocketkitError) => void) | undefined;
-  #closing = false;
 
   constructor(index: number, messages: readonly Buffer[], what: string, conn: MessageConnection) {
     super(index, messages, what);
@@ -194,9 +201,9 @@ export class FramedConnection extends LoadConnection {
   async #read(): Promise<void> {
     try {
       for await (const reply of this.conn) {
-        if (this.#warm) {
-          if (Buffer.compare(reply, WARM_UP) !== 0) this.#warm(mismatch(this.what, 'of the first message is wrong'));
-          else this.#warm();
+        if (this.warm) {
+          if (Buffer.compare(reply, WARM_UP) !== 0) this.warm(mismatch(this.what, 'of the first message is wrong'));
+          else this.warm();
           continue;
         }
         if (!this.alive) return;
@@ -206,26 +213,14 @@ export class FramedConnection extends LoadConnection {
         const seq = this.done++;
         this.hooks?.complete(this, seq);
       }
-      this.#lost(new SocketkitError('ERR_CONN_CLOSED', `${this.what} closed the connection`));
+      this.lost(new SocketkitError('ERR_CONN_CLOSED', `${this.what} closed the connection`));
     } catch (err) {
-      this.#lost(toSocketkitError(err, this.what));
+      this.lost(toSocketkitError(err, this.what));
     }
   }
 
-  #lost(err: SocketkitError): void {
-    if (this.#closing) return;
-    if (this.#warm) this.#warm(err);
-    else this.failWith(err);
-  }
-
   warmUp(timeoutMs: number): Promise<void> {
-    return withTimeout(this.what, timeoutMs, (settle) => {
-      this.#warm = (err) => {
-        this.#warm = undefined;
-        settle(err);
-      };
-      this.conn.send(WARM_UP).catch((err: unknown) => this.#lost(toSocketkitError(err, this.what)));
-    });
+    return this.awaitWarmUp(timeoutMs, () => void this.conn.send(WARM_UP).catch((err: unknown) => this.lost(toSocketkitError(err, this.what))));
   }
 
   send(): number {
@@ -238,17 +233,17 @@ export class FramedConnection extends LoadConnection {
           this.blocked = false;
           this.hooks?.writable(this);
         },
-        (err: unknown) => this.#lost(toSocketkitError(err, this.what)),
+        (err: unknown) => this.lost(toSocketkitError(err, this.what)),
       );
     } else {
-      sending.catch((err: unknown) => this.#lost(toSocketkitError(err, this.what)));
+      sending.catch((err: unknown) => this.lost(toSocketkitError(err, this.what)));
     }
     return msg.length;
   }
 
   close(): void {
     this.alive = false;
-    this.#closing = true;
+    this.closing = true;
     this.conn.close();
   }
 }
@@ -267,8 +262,6 @@ export class UdpConnection extends LoadConnection {
   readonly maxPayload: number;
   /** Requests in flight: sequence number -> when sent (in send order, so the oldest is first). */
   readonly #outstanding = new Map<number, number>();
-  #warm: ((err?: SocketkitError) => void) | undefined;
-  #closing = false;
   /** Echoes that matched nothing in flight (late or duplicated). */
   stray = 0;
 
@@ -280,7 +273,7 @@ export class UdpConnection extends LoadConnection {
     socket.on('error', (err: Error) => {
       const e = toUdpError(err, what);
       // ICMP port unreachable: nobody is listening; that ends this connection.
-      if (this.#warm) this.#warm(e);
+      if (this.warm) this.warm(e);
       else if (e.code === 'ERR_CONN_REFUSED') this.failWith(e);
     });
   }
@@ -295,13 +288,7 @@ export class UdpConnection extends LoadConnection {
     const tries = 3;
     const each = Math.max(1, Math.floor(timeoutMs / tries));
     const attempt = (left: number): Promise<void> =>
-      withTimeout(this.what, each, (settle) => {
-        this.#warm = (err) => {
-          this.#warm = undefined;
-          settle(err);
-        };
-        this.socket.send(WARM_UP);
-      }).catch((err: unknown) => {
+      this.awaitWarmUp(each, () => this.socket.send(WARM_UP)).catch((err: unknown) => {
         const e = toSocketkitError(err, this.what);
         if (e.code === 'ERR_TIMEOUT' && left > 1) return attempt(left - 1);
         throw e;
@@ -329,8 +316,8 @@ export class UdpConnection extends LoadConnection {
   }
 
   #onMessage(m: Buffer): void {
-    if (this.#warm) {
-      if (m.length === 1 && m[0] === WARM_UP[0]) this.#warm();
+    if (this.warm) {
+      if (m.length === 1 && m[0] === WARM_UP[0]) this.warm();
       return; // anything else during warm-up is a stray from an earlier run
     }
     if (!this.alive) return;
@@ -376,9 +363,9 @@ export class UdpConnection extends LoadConnection {
   }
 
   close(): void {
-    if (this.#closing) return;
+    if (this.closing) return;
     this.alive = false;
-    this.#closing = true;
+    this.closing = true;
     void closeQuietly(this.socket);
   }
 }
