@@ -10,12 +10,11 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { PROBE_HEADER_SIZE, ping, startUdpEchoServer, udpEcho, type PingEvent } from '../src/udp/index.js';
 import { startEchoServer } from '../src/echo/server.js';
 import type { InetEndpoint } from '../src/net/endpoint.js';
 import { main } from '../src/cli/main.js';
-import type { CommandIO } from '../src/cli/command.js';
+import { captureIO, ndjson } from './helpers/cli.js';
 
 // ---- helpers -------------------------------------------------------------------------------
 
@@ -116,24 +115,7 @@ const pythonEcho = (bufsize: number): string[] => [
   ].join('\n'),
 ];
 
-function testIO(): { io: CommandIO; out: () => string; err: () => string; stop: () => void } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (c: Buffer) => (o += c.toString()));
-  stderr.on('data', (c: Buffer) => (e += c.toString()));
-  const stdin = new PassThrough();
-  stdin.end();
-  const ac = new AbortController();
-  return { io: { stdout, stderr, stdin, shutdown: ac.signal }, out: () => o, err: () => e, stop: () => ac.abort() };
-}
 
-const lines = (text: string): Record<string, unknown>[] =>
-  text
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 // ---- UDP -----------------------------------------------------------------------------------
 
@@ -427,14 +409,14 @@ describe('CLI: socketkit ping', () => {
     const server = await startUdpEchoServer(V4);
     t.after(() => server.close());
     const addr = `127.0.0.1:${server.endpoint.port}`;
-    const text = testIO();
+    const text = captureIO();
     assert.equal(await main(['ping', addr, '-c', '3', '-i', '5ms'], text.io), 0);
     assert.match(text.out(), /3 sent, 3 received, 0\.0% loss/);
     assert.match(text.out(), /rtt p50\/p90\/p99\/p99\.9 = /);
     assert.doesNotMatch(text.err(), /seq=/); // per-reply lines are for terminals only
-    const json = testIO();
+    const json = captureIO();
     assert.equal(await main(['ping', addr, '-c', '4', '-i', '5ms', '--json', '-s', '200'], json.io), 0);
-    const out = lines(json.out());
+    const out = ndjson(json.out());
     assert.equal(out.filter((l) => l['event'] === 'reply').length, 4);
     const summary = out.find((l) => l['event'] === 'ping')!;
     assert.equal(summary['received'], 4);
@@ -445,15 +427,15 @@ describe('CLI: socketkit ping', () => {
   it('sends 5 probes by default when not on a terminal', async (t) => {
     const server = await startUdpEchoServer(V4);
     t.after(() => server.close());
-    const io = testIO();
+    const io = captureIO();
     assert.equal(await main(['ping', `127.0.0.1:${server.endpoint.port}`, '-i', '5ms', '--json'], io.io), 0);
-    assert.equal(lines(io.out()).find((l) => l['event'] === 'ping')?.['sent'], 5);
+    assert.equal(ndjson(io.out()).find((l) => l['event'] === 'ping')?.['sent'], 5);
   });
 
   it('exits 1 with ERR_NO_REPLY when nothing comes back, after the summary', async (t) => {
     const silent = await startOddEcho(() => []);
     t.after(silent.close);
-    const io = testIO();
+    const io = captureIO();
     assert.equal(await main(['ping', `127.0.0.1:${silent.ep.port}`, '-c', '2', '-i', '5ms', '-W', '50ms'], io.io), 1);
     assert.match(io.out(), /2 sent, 0 received, 100\.0% loss/);
     assert.match(io.err(), /\(ERR_NO_REPLY\)/);
@@ -466,7 +448,7 @@ describe('CLI: socketkit ping', () => {
       [['ping', '9800', '-c', 'lots'], 'ERR_USAGE'],
       [['ping', 'unix:/tmp/socketkit-none.sock'], 'ERR_UDP_UNIX_UNSUPPORTED'],
     ] as const) {
-      const io = testIO();
+      const io = captureIO();
       assert.equal(await main([...argv], io.io), 2, argv.join(' '));
       assert.match(io.err(), new RegExp(`\\(${code}\\)`), argv.join(' '));
     }

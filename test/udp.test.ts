@@ -6,7 +6,6 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
-import { PassThrough } from 'node:stream';
 import {
   MAX_UDP_PAYLOAD_IPV4,
   MAX_UDP_PAYLOAD_IPV6,
@@ -22,7 +21,7 @@ import {
 } from '../src/udp/index.js';
 import type { InetEndpoint } from '../src/net/endpoint.js';
 import { main } from '../src/cli/main.js';
-import type { CommandIO } from '../src/cli/command.js';
+import { captureIO, ndjson } from './helpers/cli.js';
 
 // ---- helpers -------------------------------------------------------------------------------
 
@@ -64,25 +63,7 @@ async function closedPort(host = '127.0.0.1'): Promise<number> {
   return port;
 }
 
-/** In-process CLI IO with captured output and a controllable shutdown signal. */
-function testIO(stdin = ''): { io: CommandIO; out: () => string; err: () => string; stop: () => void } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (c: Buffer) => (o += c.toString()));
-  stderr.on('data', (c: Buffer) => (e += c.toString()));
-  const input = new PassThrough();
-  input.end(stdin);
-  const ac = new AbortController();
-  return { io: { stdout, stderr, stdin: input, shutdown: ac.signal }, out: () => o, err: () => e, stop: () => ac.abort() };
-}
 
-const lines = (text: string): Record<string, unknown>[] =>
-  text
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 // ---- probe codec ---------------------------------------------------------------------------
 
@@ -370,49 +351,49 @@ describe('UDP echo client against odd echoes', () => {
 
 describe('CLI: echo-server --udp and echo --udp', () => {
   it('serves, echoes, reports JSON and stops gracefully', async () => {
-    const srv = testIO();
+    const srv = captureIO();
     const running = main(['echo-server', '--udp', '127.0.0.1:0', '--json'], srv.io);
     let listening: Record<string, unknown> | undefined;
     for (let i = 0; i < 500 && !listening; i++) {
       await new Promise((r) => setTimeout(r, 10));
-      listening = lines(srv.out()).find((l) => l['event'] === 'listening');
+      listening = ndjson(srv.out()).find((l) => l['event'] === 'listening');
     }
     assert.ok(listening, 'server did not report listening');
     assert.equal(listening['transport'], 'udp');
     const address = String(listening['address']);
     try {
-      const cli = testIO();
+      const cli = captureIO();
       assert.equal(await main(['echo', '--udp', address, 'Hola mundo', '--json'], cli.io), 0);
-      const result = lines(cli.out()).find((l) => l['event'] === 'echo');
+      const result = ndjson(cli.out()).find((l) => l['event'] === 'echo');
       assert.equal(result?.['match'], true);
       assert.equal(result?.['bytesReceived'], 10);
-      const text = testIO();
+      const text = captureIO();
       assert.equal(await main(['echo', '--udp', address, 'Hola mundo'], text.io), 0);
       assert.equal(text.out(), 'Hola mundo');
-      const fromStdin = testIO('from stdin');
+      const fromStdin = captureIO('from stdin');
       assert.equal(await main(['echo', '--udp', address], fromStdin.io), 0);
       assert.equal(fromStdin.out(), 'from stdin');
-      const tooBig = testIO('x'.repeat(MAX_UDP_PAYLOAD_IPV4 + 1));
+      const tooBig = captureIO('x'.repeat(MAX_UDP_PAYLOAD_IPV4 + 1));
       assert.equal(await main(['echo', '--udp', address], tooBig.io), 2);
       assert.match(tooBig.err(), /\(ERR_DATAGRAM_TOO_LARGE\)/);
     } finally {
       srv.stop();
     }
     assert.equal(await running, 0);
-    const stopped = lines(srv.out()).find((l) => l['event'] === 'stopped');
+    const stopped = ndjson(srv.out()).find((l) => l['event'] === 'stopped');
     assert.equal(stopped?.['datagramsIn'], 3);
     assert.equal(stopped?.['peersSeen'], 3);
-    assert.equal(lines(srv.out()).filter((l) => l['event'] === 'peer-end').length, 3);
+    assert.equal(ndjson(srv.out()).filter((l) => l['event'] === 'peer-end').length, 3);
   });
 
   it('refuses --framed with --udp, and unix: addresses, with coded errors', async () => {
-    const a = testIO();
+    const a = captureIO();
     assert.equal(await main(['echo-server', '--udp', '--framed', '127.0.0.1:0'], a.io), 2);
     assert.match(a.err(), /\(ERR_USAGE\)/);
-    const b = testIO();
+    const b = captureIO();
     assert.equal(await main(['echo', '--udp', 'unix:/tmp/socketkit-x.sock', 'hi'], b.io), 2);
     assert.match(b.err(), /\(ERR_UDP_UNIX_UNSUPPORTED\)/);
-    const c = testIO();
+    const c = captureIO();
     assert.equal(await main(['echo', '--udp', '9800', 'hi', '--retries', 'many'], c.io), 2);
     assert.match(c.err(), /\(ERR_USAGE\)/);
   });
@@ -420,7 +401,7 @@ describe('CLI: echo-server --udp and echo --udp', () => {
   it('exits 1 on a truncated reply', async (t) => {
     const echo = await startOddEcho((m) => m.subarray(0, 4));
     t.after(echo.close);
-    const io = testIO();
+    const io = captureIO();
     assert.equal(await main(['echo', '--udp', `127.0.0.1:${echo.ep.port}`, 'Hola mundo'], io.io), 1);
     assert.match(io.err(), /\(ERR_ECHO_TRUNCATED\)/);
   });

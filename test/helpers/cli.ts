@@ -11,7 +11,8 @@
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
+import type { CommandIO } from '../../src/cli/command.js';
 import type { CleanupContext } from './tmp.js';
 
 /** Absolute path of bin/socketkit.js (this file runs from dist/test/helpers/). */
@@ -234,4 +235,26 @@ export async function runMain(argv: readonly string[], options: { input?: Buffer
     shutdown: options.shutdown ?? new AbortController().signal,
   });
   return { code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') };
+}
+
+/** In-process CLI IO: captured stdout/stderr, the given stdin, and a shutdown you trigger with `stop()`. */
+export function captureIO(stdin: string | Buffer = ''): { io: CommandIO; out: () => string; err: () => string; stop: () => void } {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let o = '';
+  let e = '';
+  stdout.on('data', (c: Buffer) => (o += c.toString()));
+  stderr.on('data', (c: Buffer) => (e += c.toString()));
+  const input = new PassThrough();
+  input.end(stdin);
+  const ac = new AbortController();
+  return { io: { stdout, stderr, stdin: input, shutdown: ac.signal }, out: () => o, err: () => e, stop: () => ac.abort() };
+}
+
+/** Parses NDJSON output (one JSON object per non-empty line). */
+export function ndjson(text: string): Record<string, unknown>[] {
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
