@@ -28,12 +28,12 @@ export function transferServerEvents(report: Reporter, view: TransferView): (e: 
             conn: e.conn,
             peer: e.peer,
             ...(e.summary ? summaryFields(e.summary) : {}),
-            ...(e.raw ? { bytes: e.raw.bytes, seconds: e.raw.seconds } : {}),
+            ...(e.raw ? { bytes: e.raw.bytes, seconds: e.raw.seconds, zeroCopy: e.raw.zeroCopy === true } : {}),
             ...(e.error ? { error: e.error } : {}),
           });
         } else if (e.error) view.line(`- ${e.peer} (#${e.conn}) failed: ${e.error.message} (${e.error.code})`);
         else if (e.summary) view.line(`- ${e.peer} (#${e.conn}) done: ${summaryLine(e.summary)}`);
-        else if (e.raw) view.line(`- ${e.peer} (#${e.conn}) done: ${formatBytes(e.raw.bytes)} in ${e.raw.seconds.toFixed(2)} s, ${(e.raw.bytes / Math.max(1e-9, e.raw.seconds) / 1e9).toFixed(2)} GB/s`);
+        else if (e.raw) view.line(`- ${e.peer} (#${e.conn}) done: ${formatBytes(e.raw.bytes)} in ${e.raw.seconds.toFixed(2)} s, ${(e.raw.bytes / Math.max(1e-9, e.raw.seconds) / 1e9).toFixed(2)} GB/s${e.raw.zeroCopy ? ' (sendfile)' : ''}`);
         break;
       case 'refused':
         if (report.json) report.event('refused', { peer: e.peer, reason: e.reason });

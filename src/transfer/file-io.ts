@@ -62,7 +62,7 @@ export class BufferPool {
 }
 
 /** The error for a source file that ended before the size announced for it. */
-function shrank(path: string, at: number): SocketkitError {
+export function shrank(path: string, at: number): SocketkitError {
   return new SocketkitError('ERR_SOURCE_CHANGED', `${path} changed while being sent: it ended at byte ${at}, before its announced size`);
 }
 

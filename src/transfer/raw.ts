@@ -12,8 +12,10 @@ import type { Writable } from 'node:stream';
 import { open, type FileHandle } from 'node:fs/promises';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { waitDrain } from '../net/write.js';
+import { endedByReset } from '../net/socket-state.js';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_READ_AHEAD, DEFAULT_STALL_TIMEOUT_MS } from './constants.js';
 import { BufferPool, readChunks, type ChunkSink } from './file-io.js';
+import { canSendfile, sendfileRange } from './zero-copy.js';
 
 /** Options of {@link sendRawFile}. */
 export interface RawSendOptions {
@@ -27,12 +29,19 @@ export interface RawSendOptions {
   readonly onProgress?: (bytes: number, size: number) => void;
   /** Named in errors (default: the path). */
   readonly peer?: string;
+  /**
+   * Send with sendfile(2) when the native helper is built and the socket is plain TCP or Unix
+   * (default true); otherwise, or with false, with reads and writes through `chunkSize` buffers.
+   */
+  readonly zeroCopy?: boolean;
 }
 
 /** What a raw transfer moved. */
 export interface RawResult {
   readonly bytes: number;
   readonly seconds: number;
+  /** Sent with sendfile(2) (a raw send only). */
+  readonly zeroCopy?: boolean;
 }
 
 /**
@@ -73,7 +82,6 @@ export class StallWatch {
  */
 export async function sendRawFile(socket: Socket, path: string, options: RawSendOptions = {}): Promise<RawResult> {
   const t0 = performance.now();
-  const pool = new BufferPool(options.chunkSize ?? DEFAULT_CHUNK_SIZE, options.readAhead ?? DEFAULT_READ_AHEAD);
   let failure: SocketkitError | undefined;
   const watch = new StallWatch(options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS, (err) => {
     failure ??= err;
@@ -96,24 +104,39 @@ export async function sendRawFile(socket: Socket, path: string, options: RawSend
       throw toSocketkitError(err, path);
     }
     const size = (await fh.stat()).size;
-    for await (const chunk of readChunks(fh, 0, size, pool, path)) {
-      if (failure) throw failure;
-      if (socket.destroyed) throw new SocketkitError('ERR_CONN_CLOSED', `${options.peer ?? 'peer'} closed the connection after ${sent} bytes`);
-      // No wait for 'drain': the pool bounds what is in flight (a chunk comes back when the
-      // kernel has taken it), and the next read overlaps this write.
-      socket.write(chunk, () => {
-        watch.touch();
-        pool.release(chunk);
+    const zeroCopy = (options.zeroCopy ?? true) && canSendfile(socket);
+    if (zeroCopy) {
+      await sendfileRange(socket, fh, 0, size, {
+        path,
+        ...(options.peer !== undefined ? { peer: options.peer } : {}),
+        failure: () => failure ?? (socket.destroyed ? new SocketkitError('ERR_CONN_CLOSED', `${options.peer ?? 'peer'} closed the connection after ${sent} bytes`) : undefined),
+        onSent: (n) => {
+          watch.touch();
+          sent = n;
+          options.onProgress?.(sent, size);
+        },
       });
-      sent += chunk.byteLength;
-      options.onProgress?.(sent, size);
+    } else {
+      const pool = new BufferPool(options.chunkSize ?? DEFAULT_CHUNK_SIZE, options.readAhead ?? DEFAULT_READ_AHEAD);
+      for await (const chunk of readChunks(fh, 0, size, pool, path)) {
+        if (failure) throw failure;
+        if (socket.destroyed) throw new SocketkitError('ERR_CONN_CLOSED', `${options.peer ?? 'peer'} closed the connection after ${sent} bytes`);
+        // No wait for 'drain': the pool bounds what is in flight (a chunk comes back when the
+        // kernel has taken it), and the next read overlaps this write.
+        socket.write(chunk, () => {
+          watch.touch();
+          pool.release(chunk);
+        });
+        sent += chunk.byteLength;
+        options.onProgress?.(sent, size);
+      }
     }
     await new Promise<void>((resolve, reject) => {
       socket.end(() => resolve());
       socket.once('close', () => (failure ? reject(failure) : resolve()));
     });
     if (failure) throw failure;
-    return { bytes: sent, seconds: (performance.now() - t0) / 1000 };
+    return { bytes: sent, seconds: (performance.now() - t0) / 1000, zeroCopy };
   } catch (err) {
     const e = failure ?? toSocketkitError(err, options.peer);
     // A reset, not a FIN: the receiver must not take a cut stream for the whole file.
@@ -265,7 +288,11 @@ export async function receiveRawStream(socket: Socket, sink: RawSink, options: R
       if (!feed(chunk)) socket.pause();
     });
   }
-  socket.on('end', () => finish());
+  socket.on('end', () => {
+    // A sender that fails resets the connection; libuv may still report that as an end.
+    if (endedByReset(socket)) fail(new SocketkitError('ERR_CONN_RESET', `connection reset by ${options.peer ?? 'peer'} after ${bytes} bytes: the stream is cut`));
+    else finish();
+  });
   socket.on('error', (err) => fail(toSocketkitError(err, options.peer)));
   socket.on('close', () => fail(new SocketkitError('ERR_CONN_CLOSED', `connection to ${options.peer ?? 'peer'} closed before the end of the stream`)));
   try {

@@ -1,0 +1,207 @@
+/*
+ * socketkit's native helper (Linux): zero-copy file-to-socket transfer with sendfile(2), and
+ * the TCP state of a socket, which tells a peer's reset from its clean end.
+ *
+ * Node 20 has no sendfile for sockets, so a raw transfer otherwise costs two copies on the
+ * sending core (file -> user buffer -> socket). With sendfile the kernel moves page-cache pages
+ * into the socket itself.
+ *
+ * JS API (all integers are JS numbers; byte counts stay below 2^53):
+ *   dup(fd) -> fd2                  a private descriptor for the socket (see below)
+ *   close(fd2)
+ *   tcpState(fd) -> the kernel's TCP state (tcpi_state: 7 = CLOSE, 8 = CLOSE_WAIT) or -errno
+ *   sendfile(out, in, offset, length, maxBytes, callback(errno, bytes))
+ *     On the libuv thread pool: calls sendfile(out, in, offset+sent, ...) until `length` bytes
+ *     are sent, `maxBytes` were sent in this call, the socket is full (EAGAIN), or an error.
+ *     callback(0, n) on success or a full socket (n may be 0); callback(errno, n) on an error;
+ *     n == 0 with errno 0 and length > 0 means the socket was full at once, or the file ended
+ *     (the caller tells the two apart by the file's size).
+ *
+ * Why dup: the work runs on another thread while JS keeps running. If Node closed the socket
+ * meanwhile (a peer reset), its descriptor number could be reused by an unrelated open() and
+ * we would write into it. A private duplicate keeps the socket itself alive until we close it;
+ * a dead peer then shows up as EPIPE or ECONNRESET here.
+ *
+ * Why tcpState: libuv reports a peer's reset that arrives behind data as a plain end of stream
+ * (after a short read, POLLHUP is taken for EOF without reading the pending ECONNRESET). After
+ * a clean end our socket is in CLOSE_WAIT; after a reset it is CLOSED.
+ */
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#endif
+
+#define CHECK(call)                                                                  \
+  do {                                                                               \
+    if ((call) != napi_ok) {                                                         \
+      napi_throw_error(env, "ERR_NATIVE", "socketkit native: " #call " failed");     \
+      return NULL;                                                                   \
+    }                                                                                \
+  } while (0)
+
+typedef struct {
+  int out_fd;
+  int in_fd;
+  int64_t offset;
+  int64_t length;
+  int64_t max_bytes;
+  int64_t sent;
+  int err;
+  napi_ref callback;
+  napi_async_work work;
+} job_t;
+
+static void execute(napi_env env, void* data) {
+  (void)env;
+  job_t* job = data;
+#ifdef __linux__
+  while (job->sent < job->length && job->sent < job->max_bytes) {
+    off_t off = (off_t)(job->offset + job->sent);
+    int64_t want = job->length - job->sent;
+    if (want > job->max_bytes - job->sent) want = job->max_bytes - job->sent;
+    if (want > 0x7ffff000) want = 0x7ffff000;
+    ssize_t n = sendfile(job->out_fd, job->in_fd, &off, (size_t)want);
+    if (n > 0) {
+      job->sent += n;
+    } else if (n == 0) {
+      break; /* end of file: the caller compares with the size it expected */
+    } else if (errno == EINTR) {
+      continue;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      break; /* socket full: the caller waits for it to drain */
+    } else {
+      job->err = errno;
+      break;
+    }
+  }
+#else
+  job->err = ENOSYS;
+#endif
+}
+
+static void complete(napi_env env, napi_status status, void* data) {
+  job_t* job = data;
+  napi_value cb, global, argv[2];
+  if (status == napi_cancelled) job->err = ECANCELED;
+  if (napi_get_reference_value(env, job->callback, &cb) == napi_ok && napi_get_global(env, &global) == napi_ok &&
+      napi_create_int32(env, job->err, &argv[0]) == napi_ok && napi_create_double(env, (double)job->sent, &argv[1]) == napi_ok) {
+    napi_call_function(env, global, cb, 2, argv, NULL);
+  }
+  napi_delete_reference(env, job->callback);
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+static int64_t arg_int(napi_env env, napi_value v, int* ok) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || d < 0 || d > 9007199254740991.0 || d != (double)(int64_t)d) {
+    *ok = 0;
+    return 0;
+  }
+  return (int64_t)d;
+}
+
+static napi_value js_sendfile(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_valuetype t;
+  if (argc < 6 || napi_typeof(env, argv[5], &t) != napi_ok || t != napi_function) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "sendfile(out, in, offset, length, maxBytes, callback)");
+    return NULL;
+  }
+  int ok = 1;
+  int64_t out_fd = arg_int(env, argv[0], &ok), in_fd = arg_int(env, argv[1], &ok);
+  int64_t offset = arg_int(env, argv[2], &ok), length = arg_int(env, argv[3], &ok), max_bytes = arg_int(env, argv[4], &ok);
+  if (!ok || out_fd > INT32_MAX || in_fd > INT32_MAX) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "sendfile: descriptors and sizes must be non-negative integers");
+    return NULL;
+  }
+  job_t* job = calloc(1, sizeof *job);
+  if (job == NULL) {
+    napi_throw_error(env, "ERR_NATIVE", "socketkit native: out of memory");
+    return NULL;
+  }
+  job->out_fd = (int)out_fd;
+  job->in_fd = (int)in_fd;
+  job->offset = offset;
+  job->length = length;
+  job->max_bytes = max_bytes;
+  napi_value name;
+  if (napi_create_reference(env, argv[5], 1, &job->callback) != napi_ok ||
+      napi_create_string_utf8(env, "socketkit.sendfile", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, execute, complete, job, &job->work) != napi_ok ||
+      napi_queue_async_work(env, job->work) != napi_ok) {
+    free(job);
+    napi_throw_error(env, "ERR_NATIVE", "socketkit native: could not queue sendfile");
+    return NULL;
+  }
+  return NULL;
+}
+
+static napi_value js_dup(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "dup(fd): fd must be a descriptor");
+    return NULL;
+  }
+  int fd2 = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  CHECK(napi_create_int32(env, fd2 < 0 ? -errno : fd2, &result));
+  return result;
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc >= 1 && napi_get_value_int32(env, argv[0], &fd) == napi_ok && fd >= 0) close(fd);
+  return NULL;
+}
+
+static napi_value js_tcp_state(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "tcpState(fd): fd must be a descriptor");
+    return NULL;
+  }
+  int state;
+#ifdef __linux__
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  state = getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 ? ti.tcpi_state : -errno;
+#else
+  state = -ENOSYS;
+#endif
+  CHECK(napi_create_int32(env, state, &result));
+  return result;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"sendfile", NULL, js_sendfile, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"dup", NULL, js_dup, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tcpState", NULL, js_tcp_state, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

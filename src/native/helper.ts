@@ -1,0 +1,67 @@
+/**
+ * The optional native helper (`native/socketkit_native.c`, built by `npm install` when a C
+ * compiler is there), Linux only:
+ * - sendfile(2) from a file to a socket, so a raw transfer makes no copy in user space;
+ * - a socket's TCP state, so a raw receiver can tell a sender's reset from its clean end (libuv
+ *   reports a reset that arrives behind data as an end of stream).
+ * Everything that uses it works without it: plain reads and writes, and no reset check.
+ *
+ * Loaded lazily, once. `SOCKETKIT_NATIVE=0` in the environment turns it off.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** The addon's functions (see `native/sendfile.c`). */
+export interface NativeHelper {
+  /** A private duplicate of `fd` (close-on-exec), or a negative errno. */
+  dup(fd: number): number;
+  close(fd: number): void;
+  /**
+   * On the thread pool: sends up to `min(length, maxBytes)` bytes of `inFd` from `offset` to the
+   * non-blocking socket `out`, stopping early when the socket is full or the file ends. The
+   * callback gets an errno (0 for none) and the bytes sent.
+   */
+  sendfile(out: number, inFd: number, offset: number, length: number, maxBytes: number, callback: (errno: number, bytes: number) => void): void;
+  /** The kernel's TCP state of socket `fd` (7 = CLOSE, 8 = CLOSE_WAIT), or a negative errno. */
+  tcpState(fd: number): number;
+}
+
+/** Whether the helper is there, and why not. */
+export interface NativeStatus {
+  readonly available: boolean;
+  /** Why it is not available (disabled, not built, not Linux, failed to load). */
+  readonly reason?: string;
+}
+
+/** The built addon, relative to this file in `dist/src/native/`. */
+const ADDON = fileURLToPath(new URL('../../../build/Release/socketkit_native.node', import.meta.url));
+
+let loaded: { readonly addon: NativeHelper | undefined; readonly status: NativeStatus } | undefined;
+
+function load(): { readonly addon: NativeHelper | undefined; readonly status: NativeStatus } {
+  if (process.env['SOCKETKIT_NATIVE'] === '0') return { addon: undefined, status: { available: false, reason: 'turned off by SOCKETKIT_NATIVE=0' } };
+  if (process.platform !== 'linux') return { addon: undefined, status: { available: false, reason: `sendfile to sockets is used on Linux only (this is ${process.platform})` } };
+  if (!existsSync(ADDON)) return { addon: undefined, status: { available: false, reason: 'the native helper was not built (npm install builds it when a C compiler is there)' } };
+  try {
+    const addon = createRequire(import.meta.url)(ADDON) as NativeHelper;
+    if (['sendfile', 'dup', 'close', 'tcpState'].some((f) => typeof (addon as unknown as Record<string, unknown>)[f] !== 'function')) {
+      return { addon: undefined, status: { available: false, reason: 'the native helper is from another version' } };
+    }
+    return { addon, status: { available: true } };
+  } catch (err) {
+    return { addon: undefined, status: { available: false, reason: `the native helper did not load: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}` } };
+  }
+}
+
+/** The native helper, or undefined when it is not available (see {@link nativeStatus}). */
+export function nativeHelper(): NativeHelper | undefined {
+  loaded ??= load();
+  return loaded.addon;
+}
+
+/** Whether the native helper is available, and if not, why. */
+export function nativeStatus(): NativeStatus {
+  loaded ??= load();
+  return loaded.status;
+}

@@ -1,0 +1,151 @@
+// Zero-copy raw sending (sendfile(2) through the native helper) against the plain read/write
+// path: the same bytes arrive either way, over TCP and a Unix socket, to a reader slow enough
+// that the socket fills and the drain wait runs many times; a file that shrinks and a peer that
+// resets are coded errors, and no descriptor is left behind.
+import { describe, it, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Endpoint } from '../src/net/endpoint.js';
+import { nativeStatus } from '../src/native/helper.js';
+import { receiveRawStream, sendRawFile, type RawResult, type RawSink } from '../src/transfer/index.js';
+import { rawConnect, startTestServer } from './helpers/net.js';
+import { tempDir } from './helpers/tmp.js';
+
+const status = nativeStatus();
+const MODES = [
+  { name: 'sendfile', zeroCopy: true, skip: status.available ? false : `native helper unavailable: ${status.reason ?? '?'}` },
+  { name: 'read/write', zeroCopy: false, skip: false },
+] as const;
+
+/** Serves `path` raw to every connection; the sender's outcome of the first is returned. */
+async function rawServer(t: TestContext, ep: Endpoint, path: string, zeroCopy: boolean): Promise<{ endpoint: Endpoint; result: Promise<RawResult> }> {
+  let settle!: (sending: Promise<RawResult>) => void;
+  const result = new Promise<RawResult>((resolve, reject) => (settle = (sending) => void sending.then(resolve, reject)));
+  result.catch(() => undefined); // awaited by the test, maybe only after the failure
+  const server = await startTestServer(ep, (socket) => settle(sendRawFile(socket, path, { zeroCopy, stallTimeoutMs: 20_000 })), t);
+  return { endpoint: server.endpoint, result };
+}
+
+interface Received {
+  bytes: number;
+  sha256: string;
+  /** 'end' for a clean end of stream, else the error code. */
+  how: string;
+}
+
+/** Reads everything, pausing `pauseMs` after every `every` bytes; `onBytes` may stop it. */
+function readSlowly(socket: Socket, every: number, pauseMs: number, onBytes?: (n: number) => Promise<'go' | 'reset'>): Promise<Received> {
+  return new Promise((resolve) => {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    let mark = every;
+    socket.on('data', (chunk: Buffer) => {
+      hash.update(chunk);
+      bytes += chunk.length;
+      if (bytes >= mark) {
+        mark += every;
+        socket.pause();
+        void sleep(pauseMs)
+          .then(() => onBytes?.(bytes) ?? 'go')
+          .then((next) => (next === 'reset' ? socket.resetAndDestroy() : socket.resume()));
+      }
+    });
+    socket.on('end', () => resolve({ bytes, sha256: hash.digest('hex'), how: 'end' }));
+    socket.on('error', (err: NodeJS.ErrnoException) => resolve({ bytes, sha256: '', how: err.code ?? 'error' }));
+    socket.on('close', () => resolve({ bytes, sha256: '', how: 'close' }));
+  });
+}
+
+const openFds = (): number => readdirSync('/proc/self/fd').length;
+
+describe('zero-copy raw sending', () => {
+  it('reports whether the native helper is there (CI requires it)', () => {
+    if (process.env['SOCKETKIT_REQUIRE_NATIVE'] === '1') assert.equal(status.available, true, status.reason);
+    if (status.available) assert.equal(status.reason, undefined);
+    else assert.match(status.reason ?? '', /\w/);
+  });
+
+  for (const mode of MODES) {
+    for (const kind of ['tcp', 'unix'] as const) {
+      it(`${mode.name} over ${kind}: every byte arrives, in order, to a slow reader`, { skip: mode.skip }, async (t) => {
+        const dir = tempDir(t);
+        const data = randomBytes(24 * 1024 * 1024 + 13);
+        await writeFile(join(dir, 'f'), data);
+        const ep: Endpoint = kind === 'tcp' ? { kind: 'inet', host: '127.0.0.1', port: 0 } : { kind: 'unix', path: join(dir, 's.sock') };
+        const server = await rawServer(t, ep, join(dir, 'f'), mode.zeroCopy);
+        const socket = await rawConnect(server.endpoint);
+        const got = await readSlowly(socket, 1024 * 1024, 2);
+        const sent = await server.result;
+        assert.equal(got.how, 'end');
+        assert.equal(got.bytes, data.length);
+        assert.equal(got.sha256, createHash('sha256').update(data).digest('hex'));
+        assert.deepEqual({ bytes: sent.bytes, zeroCopy: sent.zeroCopy }, { bytes: data.length, zeroCopy: mode.zeroCopy });
+      });
+    }
+
+    it(`${mode.name}: an empty file ends the stream at once`, { skip: mode.skip }, async (t) => {
+      const dir = tempDir(t);
+      await writeFile(join(dir, 'empty'), '');
+      const server = await rawServer(t, { kind: 'inet', host: '127.0.0.1', port: 0 }, join(dir, 'empty'), mode.zeroCopy);
+      const got = await readSlowly(await rawConnect(server.endpoint), 1, 0);
+      assert.deepEqual({ how: got.how, bytes: got.bytes }, { how: 'end', bytes: 0 });
+      assert.equal((await server.result).bytes, 0);
+    });
+
+    it(`${mode.name}: a file that shrinks mid-send is ERR_SOURCE_CHANGED, and a paused raw receiver sees the reset, not an end`, { skip: mode.skip }, async (t) => {
+      const dir = tempDir(t);
+      const path = join(dir, 'f');
+      await writeFile(path, randomBytes(48 * 1024 * 1024));
+      const server = await rawServer(t, { kind: 'inet', host: '127.0.0.1', port: 0 }, path, mode.zeroCopy);
+      // A sink that falls behind every 2 MiB (so the socket pauses), and the file shrinks at the first pause.
+      let bytes = 0;
+      let mark = 2 * 1024 * 1024;
+      let truncated = false;
+      const sink: RawSink = {
+        write: (chunk) => {
+          bytes += chunk.length;
+          if (bytes < mark) return true;
+          mark += 2 * 1024 * 1024;
+          return false;
+        },
+        drained: async () => {
+          await sleep(5);
+          if (!truncated) {
+            truncated = true;
+            await truncate(path, 4 * 1024 * 1024);
+          }
+        },
+        flush: () => Promise.resolve(),
+      };
+      const received = receiveRawStream(await rawConnect(server.endpoint), sink, { peer: 'sender' });
+      received.catch(() => undefined);
+      await assert.rejects(server.result, { code: 'ERR_SOURCE_CHANGED' });
+      // libuv reports a reset that arrives behind data as an end; the native helper tells them apart.
+      if (status.available) await assert.rejects(received, { code: 'ERR_CONN_RESET' });
+      else await received.catch(() => undefined);
+      assert.ok(bytes < 48 * 1024 * 1024);
+    });
+
+    it(`${mode.name}: a reader that resets mid-stream fails the send with a connection error and leaks no descriptor`, { skip: mode.skip }, async (t) => {
+      const dir = tempDir(t);
+      await writeFile(join(dir, 'f'), randomBytes(32 * 1024 * 1024));
+      const before = openFds();
+      const server = await rawServer(t, { kind: 'inet', host: '127.0.0.1', port: 0 }, join(dir, 'f'), mode.zeroCopy);
+      const got = await readSlowly(await rawConnect(server.endpoint), 1024 * 1024, 5, () => Promise.resolve('reset'));
+      const err = await server.result.then(
+        () => undefined,
+        (e: unknown) => e as { code?: string },
+      );
+      assert.ok(err && ['ERR_CONN_RESET', 'ERR_CONN_CLOSED'].includes(err.code ?? ''), `send failed with ${err?.code ?? 'no error'}`);
+      assert.ok(got.bytes < 32 * 1024 * 1024);
+      // The listener is still open (closed after the test); the connection and any duplicate are gone.
+      await sleep(50);
+      assert.ok(openFds() <= before + 1, `descriptors: ${before} before, ${openFds()} after`);
+    });
+  }
+});
