@@ -159,6 +159,20 @@ describe('FrameDecoder', () => {
     decoder.end();
   });
 
+  it('is at a frame boundary only between frames, not after a header whose payload is still to come', () => {
+    const decoder = new FrameDecoder();
+    assert.equal(decoder.atFrameBoundary, true);
+    assert.deepEqual(decoder.push(u8(0, 0, 0, 2)), []);
+    assert.equal(decoder.bufferedBytes, 0, 'the header is consumed');
+    assert.equal(decoder.atFrameBoundary, false, 'but two payload bytes are owed');
+    assert.deepEqual(decoder.push(u8(5)), []);
+    assert.equal(decoder.atFrameBoundary, false);
+    assert.deepEqual(decoder.push(u8(6, 0)).map((f) => Array.from(f)), [[5, 6]]);
+    assert.equal(decoder.atFrameBoundary, false, 'one byte of the next header');
+    assert.deepEqual(decoder.push(u8(0, 0, 0)).map((f) => Array.from(f)), [[]]);
+    assert.equal(decoder.atFrameBoundary, true, 'an empty frame completes with its header');
+  });
+
   it('reads a length with the top bit set as unsigned', () => {
     const decoder = new FrameDecoder({ maxFrameSize: MAX_FRAME_LENGTH });
     // 0x80000000 = 2 GiB: if it were read as a negative number the payload would look complete.

@@ -221,6 +221,14 @@ describe('link reading (DATA fast path and codec path)', () => {
     }
   });
 
+  it('the counterexample fast-check found: DATA [0,0,0] then [0,0,0,18], cut once', async () => {
+    const datas = [Uint8Array.from([0, 0, 0]), Uint8Array.from([0, 0, 0, 18])];
+    const w = sampleStream(datas);
+    const r = await readThrough(cutAt(w, [2147483623 % (w.byteLength + 1)]));
+    assert.deepEqual(r.data, Buffer.concat(datas));
+    assert.deepEqual(r.types, ['offer', 'end', 'done']);
+  });
+
   it('under arbitrary chunkings', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 6 }), fc.array(fc.nat(), { maxLength: 12 }), async (datas, raw) => {

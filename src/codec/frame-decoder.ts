@@ -84,6 +84,14 @@ export class FrameDecoder {
   }
 
   /**
+   * True between frames: nothing buffered and no header read whose payload is still to come. (A
+   * chunk that ends right after a header leaves `bufferedBytes` at 0 in the middle of a frame.)
+   */
+  get atFrameBoundary(): boolean {
+    return this.#state === READ_HEADER && this.#bufferedBytes === 0;
+  }
+
+  /**
    * Feeds the next chunk of the stream and returns every frame it completes, in order (often
    * none, often several).
    *

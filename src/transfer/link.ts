@@ -269,8 +269,9 @@ export class Link {
    * decoder returns each frame as one contiguous buffer, which for a 1 MiB DATA frame spread over
    * sixteen 64 KiB socket reads means allocating and copying every byte received (measured at
    * about a third of a receiver's time per GiB). File bytes need no assembly, so when the decoder
-   * holds nothing (we are at a frame boundary) and the next frame is DATA, its 5-byte prefix is
-   * read here and its payload handed on as views of the socket's chunks, however they are cut.
+   * is at a frame boundary (nothing held, and no header read whose payload is still to come) and
+   * the next frame is DATA, its 5-byte prefix is read here and its payload handed on as views of
+   * the socket's chunks, however they are cut.
    * Everything else, including a DATA prefix split across chunks, takes the codec's path.
    */
   #onData(chunk: Buffer): void {
@@ -288,7 +289,7 @@ export class Link {
       }
       if (
         this.#hello !== undefined &&
-        this.#decoder.bufferedBytes === 0 &&
+        this.#decoder.atFrameBoundary &&
         size - at >= DATA_PREFIX_SIZE &&
         chunk[at + 4] === MessageType.DATA &&
         // A zero length would mean the type byte belongs to the next frame: the codec's case.
