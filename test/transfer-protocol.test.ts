@@ -23,6 +23,7 @@ import {
   type Message,
 } from '../src/transfer/protocol.js';
 import { Link } from '../src/transfer/link.js';
+import { rawReadHook } from '../src/transfer/raw.js';
 import { BufferPool, FileSink, readChunks } from '../src/transfer/file-io.js';
 import { summaryError } from '../src/transfer/events.js';
 import { TRANSFER_PROTOCOL_VERSION } from '../src/transfer/constants.js';
@@ -196,6 +197,52 @@ function cutAt(bytes: Uint8Array, points: readonly number[]): Uint8Array[] {
   return chunks;
 }
 
+/**
+ * Like `readThrough`, but the bytes arrive as a socket made with `onread` delivers them: each
+ * chunk in one shared buffer that is overwritten after the read. With `direct`, a consumer that
+ * takes DATA synchronously is installed (it gets bytes while it waits in `next()`).
+ */
+async function readThroughReusedBuffer(chunks: readonly Uint8Array[], direct: boolean): Promise<{ types: string[]; data: Buffer; directBytes: number }> {
+  const socket = fakeSocket();
+  const hook = rawReadHook(16);
+  const link = new Link(socket as unknown as Socket, { peer: 'test', stallTimeoutMs: 0, readHook: hook });
+  const shared = Buffer.alloc(Math.max(1, ...chunks.map((c) => c.byteLength)));
+  const data: Buffer[] = [];
+  let directBytes = 0;
+  if (direct) {
+    link.direct = (bytes) => {
+      directBytes += bytes.byteLength;
+      data.push(Buffer.from(bytes));
+      return undefined;
+    };
+  }
+  const feeding = (async () => {
+    for (const c of chunks) {
+      shared.set(c);
+      hook.feed!(shared.subarray(0, c.byteLength));
+      shared.fill(0xee); // the next read lands here
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    socket.push(null);
+    socket.resume();
+  })();
+  try {
+    const hello = await link.readHello();
+    assert.equal(hello.role, 'sender');
+    const types: string[] = [];
+    for (;;) {
+      const msg = await link.next();
+      if (msg === null) break;
+      if (msg.type === 'data') data.push(Buffer.from(msg.bytes));
+      else types.push(msg.type);
+    }
+    await feeding;
+    return { types, data: Buffer.concat(data), directBytes };
+  } finally {
+    link.destroy();
+  }
+}
+
 describe('link reading (DATA fast path and codec path)', () => {
   const payloads = [Buffer.from('hello '), Buffer.alloc(0), Buffer.from('wor'), Buffer.from('ld'), Buffer.alloc(300, 7)];
   const expected = Buffer.concat(payloads);
@@ -240,6 +287,24 @@ describe('link reading (DATA fast path and codec path)', () => {
       { numRuns: 150 },
     );
   });
+
+  for (const direct of [false, true]) {
+    it(`from one reused read buffer${direct ? ', DATA taken directly' : ''}: nothing kept is overwritten, under arbitrary chunkings`, async () => {
+      let sawDirect = 0;
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.uint8Array({ minLength: 1, maxLength: 600 }), { maxLength: 6 }), fc.array(fc.nat(), { maxLength: 12 }), async (datas, raw) => {
+          const w = sampleStream(datas);
+          const r = await readThroughReusedBuffer(cutAt(w, raw.map((n) => n % (w.byteLength + 1))), direct);
+          assert.deepEqual(r.data, Buffer.concat(datas));
+          assert.deepEqual(r.types, ['offer', 'end', 'done']);
+          if (!direct) assert.equal(r.directBytes, 0);
+          sawDirect += r.directBytes;
+        }),
+        { numRuns: 150 },
+      );
+      if (direct) assert.ok(sawDirect > 0, 'some DATA went the direct way');
+    });
+  }
 
   it('refuses a DATA frame above the frame limit before buffering it', async () => {
     const socket = fakeSocket();

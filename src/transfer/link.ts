@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { FrameDecoder, writeFrame } from '../codec/index.js';
 import { waitDrain } from '../net/write.js';
+import type { RawReadHook } from './raw.js';
 import { DEFAULT_RECEIVE_QUEUE_BYTES, DEFAULT_STALL_TIMEOUT_MS } from './constants.js';
 import {
   type ControlMessage,
@@ -44,7 +45,19 @@ export interface LinkOptions {
   readonly maxFrameSize?: number;
   /** Received bytes queued for the consumer before the socket is paused (default 8 MiB). */
   readonly queueBytes?: number;
+  /**
+   * For a socket made with {@link rawReadHook}'s `onread` (one read buffer, reused for every
+   * read): reads arrive through the hook, and the link copies whatever it keeps past a read.
+   */
+  readonly readHook?: RawReadHook;
 }
+
+/**
+ * Takes file bytes at once, while the read that brought them is current (see `Link.direct`).
+ * Returns a promise when the consumer is behind (the socket pauses until it settles); throws to
+ * fail the link.
+ */
+export type DirectData = (bytes: Uint8Array) => Promise<void> | undefined;
 
 /**
  * A framed SKFT connection.
@@ -82,6 +95,14 @@ export class Link {
   #lastWrite = performance.now();
   #localSinceTick = false;
   #busy = 0;
+  /** Reads come from a reused buffer: what is kept must be copied. */
+  readonly #reused: boolean;
+  /**
+   * Set by a consumer that can take file bytes synchronously (hash and a synchronous write):
+   * DATA that arrives while the consumer waits in `next()` with nothing queued goes straight to
+   * it, without a queue entry or a promise, and (with a read hook) without a copy.
+   */
+  direct: DirectData | undefined;
   readonly #timer: NodeJS.Timeout;
   readonly #closed: Promise<void>;
 
@@ -97,7 +118,17 @@ export class Link {
     // Nobody may be racing against it yet; an unobserved rejection is not an error here.
     this.#failed.catch(() => undefined);
     this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    const hook = options.readHook;
+    this.#reused = hook !== undefined;
+    if (hook) {
+      hook.feed = (chunk) => {
+        this.#onData(chunk);
+        return true;
+      };
+      for (const chunk of hook.early.splice(0)) this.#onData(chunk);
+    } else {
+      socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    }
     socket.on('end', () => this.#onEnd());
     socket.on('error', (err) => this.#setFailure(toSocketkitError(err, this.peer)));
     socket.on('close', () => this.#onClose());
@@ -283,8 +314,11 @@ export class Link {
         // Inside a DATA payload on the fast path: this chunk's share of it, uncopied.
         const n = Math.min(this.#dataLeft, size - at);
         this.#dataLeft -= n;
-        this.#enqueue({ type: 'data', bytes: chunk.subarray(at, at + n) }, n);
+        const bytes = chunk.subarray(at, at + n);
         at += n;
+        // The consumer waits with nothing queued: hand the bytes over now.
+        if (this.direct !== undefined && this.#waiter !== undefined && this.#queueHead === this.#queue.length) this.#handOver(bytes);
+        else this.#enqueue({ type: 'data', bytes: this.#reused ? Buffer.from(bytes) : bytes }, n);
         continue;
       }
       if (
@@ -305,7 +339,9 @@ export class Link {
         at += DATA_PREFIX_SIZE;
         continue;
       }
-      this.#decode(at === 0 ? chunk : chunk.subarray(at));
+      // The decoder keeps what it has not parsed yet, so a reused read buffer is copied first.
+      const rest = at === 0 ? chunk : chunk.subarray(at);
+      this.#decode(this.#reused ? Buffer.from(rest) : rest);
       break;
     }
     if (this.#queuedBytes > this.#queueLimit) this.socket.pause();
@@ -351,6 +387,25 @@ export class Link {
       if (this.#hello === undefined) this.fail(protocolError(`${this.peer} does not speak the socketkit transfer protocol (is it a raw stream? try --raw)`, failure), false);
       else this.fail(failure);
     }
+  }
+
+  /** Gives file bytes to `direct`; a consumer that is behind pauses the socket until it catches up. */
+  #handOver(bytes: Uint8Array): void {
+    let wait: Promise<void> | undefined;
+    try {
+      wait = this.direct!(bytes);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    if (wait === undefined) return;
+    this.socket.pause();
+    wait.then(
+      () => {
+        if (!this.#failure && this.#queuedBytes <= this.#queueLimit / 2) this.socket.resume();
+      },
+      (err: unknown) => this.fail(err),
+    );
   }
 
   #enqueue(msg: Message, size: number): void {

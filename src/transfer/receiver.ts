@@ -54,9 +54,10 @@ export interface ReceiverOptions {
   /** Files finalised (fsync, rename) at once while the next ones arrive (default 4). */
   readonly finalizeConcurrency?: number;
   /**
-   * Write file data synchronously as it arrives (see `SyncFileSink`): fastest, but it blocks the
-   * event loop for each write, so only for a process that does nothing else (`get`). Default
-   * false: writes go through the thread pool, as a server with many clients needs.
+   * Write file data synchronously as it arrives (see `SyncFileSink`), taking DATA straight from
+   * the link's reads (`Link.direct`): fastest, but it blocks the event loop for each write, so
+   * only for a process that does nothing else (`get`). Default false: writes go through the
+   * thread pool, as a server with many clients needs.
    */
   readonly syncWrites?: boolean;
 }
@@ -336,6 +337,8 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
       throw toSocketkitError(err, options.dir);
     }
     const root = await realpath(options.dir);
+    // Synchronous writes can take file bytes the moment they are read (see Link.direct).
+    if (options.syncWrites) link.direct = onData;
     let done = false;
     for (;;) {
       if (fatal) throw fatal;
@@ -386,6 +389,7 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
     link.fail(e, !fromPeer);
     throw e;
   } finally {
+    link.direct = undefined;
     // Whatever happened: the file being received keeps its `.part` for a resume, files already
     // complete are still verified and placed, and every claim is released.
     const cur = current;
