@@ -10,11 +10,13 @@
  *   dup(fd) -> fd2                  a private descriptor for the socket (see below)
  *   close(fd2)
  *   tcpState(fd) -> the kernel's TCP state (tcpi_state: 7 = CLOSE, 8 = CLOSE_WAIT) or -errno
- *   sendfile(out, in, offset, length, maxBytes, callback(errno, bytes))
+ *   sendfile(out, in, offset, length, maxBytes, waitMs, callback(errno, bytes))
  *     On the libuv thread pool: calls sendfile(out, in, offset+sent, ...) until `length` bytes
- *     are sent, `maxBytes` were sent in this call, the socket is full (EAGAIN), or an error.
+ *     are sent, `maxBytes` were sent in this call, the socket stays full for `waitMs` (it is
+ *     polled for room that long, so a fast reader never waits for a round trip through JS; a
+ *     slow one holds the thread no longer than that), the file ends, or an error.
  *     callback(0, n) on success or a full socket (n may be 0); callback(errno, n) on an error;
- *     n == 0 with errno 0 and length > 0 means the socket was full at once, or the file ended
+ *     fewer bytes than asked with errno 0 means the socket stayed full, or the file ended
  *     (the caller tells the two apart by the file's size).
  *
  * Why dup: the work runs on another thread while JS keeps running. If Node closed the socket
@@ -31,6 +33,7 @@
 #include <node_api.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -55,6 +58,7 @@ typedef struct {
   int64_t offset;
   int64_t length;
   int64_t max_bytes;
+  int wait_ms;
   int64_t sent;
   int err;
   napi_ref callback;
@@ -78,7 +82,11 @@ static void execute(napi_env env, void* data) {
     } else if (errno == EINTR) {
       continue;
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      break; /* socket full: the caller waits for it to drain */
+      /* Socket full: wait a little for room here; past that the caller waits, off the pool. */
+      struct pollfd p = {.fd = job->out_fd, .events = POLLOUT, .revents = 0};
+      int r = job->wait_ms > 0 ? poll(&p, 1, job->wait_ms) : 0;
+      if (r > 0 || (r < 0 && errno == EINTR)) continue; /* room, or an error sendfile will report */
+      break;
     } else {
       job->err = errno;
       break;
@@ -112,18 +120,19 @@ static int64_t arg_int(napi_env env, napi_value v, int* ok) {
 }
 
 static napi_value js_sendfile(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   napi_valuetype t;
-  if (argc < 6 || napi_typeof(env, argv[5], &t) != napi_ok || t != napi_function) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "sendfile(out, in, offset, length, maxBytes, callback)");
+  if (argc < 7 || napi_typeof(env, argv[6], &t) != napi_ok || t != napi_function) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "sendfile(out, in, offset, length, maxBytes, waitMs, callback)");
     return NULL;
   }
   int ok = 1;
   int64_t out_fd = arg_int(env, argv[0], &ok), in_fd = arg_int(env, argv[1], &ok);
   int64_t offset = arg_int(env, argv[2], &ok), length = arg_int(env, argv[3], &ok), max_bytes = arg_int(env, argv[4], &ok);
-  if (!ok || out_fd > INT32_MAX || in_fd > INT32_MAX) {
+  int64_t wait_ms = arg_int(env, argv[5], &ok);
+  if (!ok || out_fd > INT32_MAX || in_fd > INT32_MAX || wait_ms > 60000) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "sendfile: descriptors and sizes must be non-negative integers");
     return NULL;
   }
@@ -137,8 +146,9 @@ static napi_value js_sendfile(napi_env env, napi_callback_info info) {
   job->offset = offset;
   job->length = length;
   job->max_bytes = max_bytes;
+  job->wait_ms = (int)wait_ms;
   napi_value name;
-  if (napi_create_reference(env, argv[5], 1, &job->callback) != napi_ok ||
+  if (napi_create_reference(env, argv[6], 1, &job->callback) != napi_ok ||
       napi_create_string_utf8(env, "socketkit.sendfile", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_async_work(env, NULL, name, execute, complete, job, &job->work) != napi_ok ||
       napi_queue_async_work(env, job->work) != napi_ok) {

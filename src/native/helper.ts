@@ -19,10 +19,10 @@ export interface NativeHelper {
   close(fd: number): void;
   /**
    * On the thread pool: sends up to `min(length, maxBytes)` bytes of `inFd` from `offset` to the
-   * non-blocking socket `out`, stopping early when the socket is full or the file ends. The
-   * callback gets an errno (0 for none) and the bytes sent.
+   * non-blocking socket `out`, stopping early when the socket stays full for `waitMs` or the
+   * file ends. The callback gets an errno (0 for none) and the bytes sent.
    */
-  sendfile(out: number, inFd: number, offset: number, length: number, maxBytes: number, callback: (errno: number, bytes: number) => void): void;
+  sendfile(out: number, inFd: number, offset: number, length: number, maxBytes: number, waitMs: number, callback: (errno: number, bytes: number) => void): void;
   /** The kernel's TCP state of socket `fd` (7 = CLOSE, 8 = CLOSE_WAIT), or a negative errno. */
   tcpState(fd: number): number;
 }

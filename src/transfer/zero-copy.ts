@@ -4,10 +4,11 @@
  * socket, so the sending core makes no copy in user space: on loopback this is what takes a raw
  * transfer from about nc's speed to about iperf3 -Z's.
  *
- * Each sendfile call runs on the thread pool and stops when the socket is full; it never waits.
- * The wait for the socket to drain is Node's own: the next 64 KiB go through an ordinary
- * `socket.write`, and its callback (the kernel took them) starts the next sendfile. So the bytes
- * stay in order, nothing blocks a thread, and a slow peer costs no more than in the plain path.
+ * Each sendfile call runs on the thread pool; when the socket is full it polls for room for at
+ * most 2 ms, then hands back. A longer wait is Node's own: the next 64 KiB go through an
+ * ordinary `socket.write`, and its callback (the kernel took them) starts the next sendfile. So
+ * the bytes stay in order, no thread is held for long, and a slow peer costs no more than in the
+ * plain path.
  */
 import type { FileHandle } from 'node:fs/promises';
 import type { Socket } from 'node:net';
@@ -19,7 +20,13 @@ import { shrank } from './file-io.js';
 
 /** Bytes one sendfile call may move before it hands back (progress and failures are checked between calls). */
 export const SENDFILE_SLICE = 64 * 1024 * 1024;
-/** Bytes sent through Node's own write when the socket is full, to learn when it drains. */
+/**
+ * How long a sendfile call waits on the thread pool for a full socket to drain, ms: a reader
+ * that keeps up never costs a round trip through JS, and a slow one holds a pool thread no
+ * longer than this before the wait moves to Node's own write.
+ */
+const SENDFILE_WAIT_MS = 2;
+/** Bytes sent through Node's own write when the socket stays full, to learn when it drains. */
 const WAKE_SIZE = 64 * 1024;
 
 /** Options of {@link sendfileRange}. */
@@ -50,7 +57,7 @@ function errnoError(errno: number, what: string): SocketkitError {
 }
 
 function step(addon: NativeHelper, out: number, file: number, offset: number, length: number): Promise<{ errno: number; bytes: number }> {
-  return new Promise((resolve) => addon.sendfile(out, file, offset, length, SENDFILE_SLICE, (errno, bytes) => resolve({ errno, bytes })));
+  return new Promise((resolve) => addon.sendfile(out, file, offset, length, SENDFILE_SLICE, SENDFILE_WAIT_MS, (errno, bytes) => resolve({ errno, bytes })));
 }
 
 function write(socket: Socket, chunk: Buffer): Promise<void> {
