@@ -1,7 +1,8 @@
 /**
  * Echo servers compared on loopback, side by side in one run: socketkit's echo server against a
  * C epoll server (`bench/c/epoll_echo_server.c`) and a Python selectors server in the classic
- * tutorial's style (`bench/python/selectors_echo_server.py`), each driven by the same two
+ * tutorial's style (`bench/python/selectors_echo_server.py`), and beside the least a Node echo
+ * server can be (`bench/node/net_echo_server.js`: what Node itself costs), each driven by the same two
  * closed-loop clients: a small C client (`bench/c/echo_client.c`, so the client is never the
  * bottleneck) and `socketkit load`. Every combination of C = 1, 100, 1000 connections and
  * S = 64, 4096 bytes; server and client pinned to different cores with taskset.
@@ -30,7 +31,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const C_DIR = `${ROOT}bench/c`;
 const C_BIN = `${C_DIR}/bin`;
 
-export type ServerName = 'socketkit' | 'c-epoll' | 'python-selectors';
+export type ServerName = 'socketkit' | 'node-net' | 'c-epoll' | 'python-selectors';
 export type ClientName = 'c-client' | 'socketkit-load';
 
 /** One measured cell. */
@@ -54,6 +55,8 @@ export interface EchoBenchRatio {
   readonly vsC: number;
   /** socketkit / Python selectors (goal >= 1.1). */
   readonly vsPython: number;
+  /** socketkit / the bare Node `net` echo (what Node itself allows; no goal). */
+  readonly vsNode: number;
 }
 
 /** The idle cost of one server. */
@@ -108,6 +111,7 @@ const SERVERS: readonly ServerSpec[] = [
     args: [`${ROOT}bin/socketkit.js`, 'echo-server', '127.0.0.1:0', '--json', '-q'],
     port: /"address":"127\.0\.0\.1:(\d+)"/,
   },
+  { name: 'node-net', cmd: process.execPath, args: [`${ROOT}bench/node/net_echo_server.js`, '127.0.0.1', '0'], port: /listening on (\d+)/ },
   { name: 'c-epoll', cmd: `${C_BIN}/epoll_echo_server`, args: ['0', '127.0.0.1'], port: /listening on (\d+)/ },
   { name: 'python-selectors', cmd: 'python3', args: [`${ROOT}bench/python/selectors_echo_server.py`, '127.0.0.1', '0'], port: /listening on (\d+)/ },
 ];
@@ -225,7 +229,7 @@ const IDLE_CPU_WINDOW_MS = 5_000;
  * once it has been quiet for 2 s after a burst of connections (src/server/memory.ts), and V8's
  * memory reducer, armed by that collection, runs once about 8 s later: idle CPU is measured after both.
  */
-const SETTLE_MS: Readonly<Record<ServerName, number>> = { socketkit: 15_000, 'c-epoll': 1_000, 'python-selectors': 1_000 };
+const SETTLE_MS: Readonly<Record<ServerName, number>> = { socketkit: 15_000, 'node-net': 1_000, 'c-epoll': 1_000, 'python-selectors': 1_000 };
 
 function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -387,16 +391,16 @@ export async function benchEcho(options: EchoBenchOptions = {}): Promise<EchoBen
   const find = (server: ServerName, client: ClientName, c: number, s: number): number =>
     rows.find((r) => r.server === server && r.client === client && r.connections === c && r.size === s)?.roundTripsPerSecond ?? NaN;
   log('');
-  log(`socketkit's round trips/s over the references' (goals: >= 0.8x C epoll, >= 1.1x Python selectors)`);
-  log(`${'client'.padEnd(16)}${'C'.padStart(6)}${'S'.padStart(6)}${'vs C epoll'.padStart(12)}${'vs Python'.padStart(12)}`);
+  log(`socketkit's round trips/s over the references' (goals: >= 0.8x C epoll, >= 1.1x Python selectors; bare Node net: no goal)`);
+  log(`${'client'.padEnd(16)}${'C'.padStart(6)}${'S'.padStart(6)}${'vs C epoll'.padStart(12)}${'vs Python'.padStart(12)}${'vs Node net'.padStart(13)}`);
   for (const client of clients) {
     for (const c of connectionsList) {
       for (const s of sizes) {
         const sk = find('socketkit', client, c, s);
-        const ratio = { client, connections: c, size: s, vsC: sk / find('c-epoll', client, c, s), vsPython: sk / find('python-selectors', client, c, s) };
+        const ratio = { client, connections: c, size: s, vsC: sk / find('c-epoll', client, c, s), vsPython: sk / find('python-selectors', client, c, s), vsNode: sk / find('node-net', client, c, s) };
         ratios.push(ratio);
         const show = (x: number, goal: number): string => (Number.isFinite(x) ? `${x.toFixed(2)}x${x >= goal ? '' : ' *'}` : '-');
-        log(`${client.padEnd(16)}${String(c).padStart(6)}${String(s).padStart(6)}${show(ratio.vsC, 0.8).padStart(12)}${show(ratio.vsPython, 1.1).padStart(12)}`);
+        log(`${client.padEnd(16)}${String(c).padStart(6)}${String(s).padStart(6)}${show(ratio.vsC, 0.8).padStart(12)}${show(ratio.vsPython, 1.1).padStart(12)}${show(ratio.vsNode, 0).padStart(13)}`);
       }
     }
   }
@@ -409,7 +413,7 @@ export async function benchEcho(options: EchoBenchOptions = {}): Promise<EchoBen
     log(`${'server'.padEnd(18)}${'conns'.padStart(8)}${'open s'.padStart(8)}${'B/conn at once'.padStart(16)}${'B/conn idle'.padStart(13)}${'idle CPU'.padStart(10)}`);
     // The Python server is measured with fewer connections: its accept loop walks every socket
     // on every pass (it registers for writability), so 10,000 take about a minute to accept.
-    const plan: Array<[ServerSpec, number, number]> = servers.map((s) => [s, s.name === 'python-selectors' ? Math.min(idleN, 1000) : idleN, SETTLE_MS[s.name]]);
+    const plan: Array<[ServerSpec, number, number]> = servers.filter((s) => s.name !== 'node-net').map((s) => [s, s.name === 'python-selectors' ? Math.min(idleN, 1000) : idleN, SETTLE_MS[s.name]]);
     for (const [spec, n, settle] of plan) {
       try {
         const r = await measureIdle(spec, n, settle);
