@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Endpoint } from '../src/net/endpoint.js';
 import { nativeStatus } from '../src/native/helper.js';
 import { receiveRawStream, sendRawFile, type RawResult, type RawSink } from '../src/transfer/index.js';
+import { runCli } from './helpers/cli.js';
 import { rawConnect, startTestServer } from './helpers/net.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -64,10 +65,15 @@ function readSlowly(socket: Socket, every: number, pauseMs: number, onBytes?: (n
 const openFds = (): number => readdirSync('/proc/self/fd').length;
 
 describe('zero-copy raw sending', () => {
-  it('reports whether the native helper is there (CI requires it)', () => {
+  it('reports whether the native helper is there (CI requires it), also in --version', async () => {
     if (process.env['SOCKETKIT_REQUIRE_NATIVE'] === '1') assert.equal(status.available, true, status.reason);
     if (status.available) assert.equal(status.reason, undefined);
     else assert.match(status.reason ?? '', /\w/);
+    const r = await runCli(['--version']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout.toString(), status.available ? /^native helper: yes/m : /^native helper: no, /m);
+    const off = await runCli(['--version'], { env: { ...process.env, SOCKETKIT_NATIVE: '0' } });
+    assert.match(off.stdout.toString(), /^native helper: no, turned off by SOCKETKIT_NATIVE=0$/m);
   });
 
   for (const mode of MODES) {

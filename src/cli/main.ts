@@ -7,6 +7,7 @@ import { constants } from 'node:os';
 import { COMMANDS } from './registry.js';
 import { commandHelp, parseCommandArgs, type CommandIO } from './command.js';
 import { EXIT_FAILURE, SocketkitError, isSocketkitError, toSocketkitError } from '../core/errors.js';
+import { nativeStatus } from '../native/helper.js';
 
 function version(): string {
   try {
@@ -106,7 +107,8 @@ export async function main(argv: readonly string[], io: CommandIO = processIO())
     return name === undefined ? EXIT_FAILURE : 0;
   }
   if (name === '--version' || name === '-V') {
-    io.stdout.write(`socketkit ${version()}\n`);
+    const native = nativeStatus();
+    io.stdout.write(`socketkit ${version()}\nnative helper: ${native.available ? 'yes (sendfile for raw sends, reset detection for raw receives)' : `no, ${native.reason ?? 'unavailable'}`}\n`);
     return 0;
   }
   const entry = COMMANDS.find((c) => c.name === name);
