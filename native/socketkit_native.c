@@ -10,11 +10,14 @@
  *   dup(fd) -> fd2                  a private descriptor for the socket (see below)
  *   close(fd2)
  *   tcpState(fd) -> the kernel's TCP state (tcpi_state: 7 = CLOSE, 8 = CLOSE_WAIT) or -errno
+ *   socketError(fd) -> the socket's pending error (SO_ERROR: ECONNRESET after a reset), 0 for
+ *     none, or -errno; reading it clears it
  *   sendfile(out, in, offset, length, maxBytes, waitMs, callback(errno, bytes))
  *     On the libuv thread pool: calls sendfile(out, in, offset+sent, ...) until `length` bytes
- *     are sent, `maxBytes` were sent in this call, the socket stays full for `waitMs` (it is
- *     polled for room that long, so a fast reader never waits for a round trip through JS; a
- *     slow one holds the thread no longer than that), the file ends, or an error.
+ *     are sent, `maxBytes` were sent in this call, `waitMs` have passed since the call began
+ *     with the socket full (it is polled for room until then, so a fast reader never waits for
+ *     a round trip through JS, and no call holds a pool thread longer than that while the
+ *     socket is full), the file ends, or an error.
  *     callback(0, n) on success or a full socket (n may be 0); callback(errno, n) on an error;
  *     fewer bytes than asked with errno 0 means the socket stayed full, or the file ended
  *     (the caller tells the two apart by the file's size).
@@ -29,6 +32,7 @@
  * a clean end our socket is in CLOSE_WAIT; after a reset it is CLOSED.
  */
 #define _GNU_SOURCE
+#define _FILE_OFFSET_BITS 64
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <errno.h>
@@ -36,6 +40,8 @@
 #include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <netinet/in.h>
@@ -65,10 +71,19 @@ typedef struct {
   napi_async_work work;
 } job_t;
 
+_Static_assert(sizeof(off_t) == 8, "sendfile offsets must be 64-bit");
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void execute(napi_env env, void* data) {
   (void)env;
   job_t* job = data;
 #ifdef __linux__
+  const int64_t deadline = now_ms() + job->wait_ms;
   while (job->sent < job->length && job->sent < job->max_bytes) {
     off_t off = (off_t)(job->offset + job->sent);
     int64_t want = job->length - job->sent;
@@ -82,9 +97,11 @@ static void execute(napi_env env, void* data) {
     } else if (errno == EINTR) {
       continue;
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      /* Socket full: wait a little for room here; past that the caller waits, off the pool. */
+      /* Socket full: wait for room until the call's deadline; past it the caller waits, off the pool. */
+      int64_t left = deadline - now_ms();
+      if (left <= 0) break;
       struct pollfd p = {.fd = job->out_fd, .events = POLLOUT, .revents = 0};
-      int r = job->wait_ms > 0 ? poll(&p, 1, job->wait_ms) : 0;
+      int r = poll(&p, 1, (int)left);
       if (r > 0 || (r < 0 && errno == EINTR)) continue; /* room, or an error sendfile will report */
       break;
     } else {
@@ -112,7 +129,7 @@ static void complete(napi_env env, napi_status status, void* data) {
 
 static int64_t arg_int(napi_env env, napi_value v, int* ok) {
   double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok || d < 0 || d > 9007199254740991.0 || d != (double)(int64_t)d) {
+  if (napi_get_value_double(env, v, &d) != napi_ok || d != d || d < 0 || d > 9007199254740991.0 || d != (double)(int64_t)d) {
     *ok = 0;
     return 0;
   }
@@ -148,10 +165,21 @@ static napi_value js_sendfile(napi_env env, napi_callback_info info) {
   job->max_bytes = max_bytes;
   job->wait_ms = (int)wait_ms;
   napi_value name;
-  if (napi_create_reference(env, argv[6], 1, &job->callback) != napi_ok ||
-      napi_create_string_utf8(env, "socketkit.sendfile", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, execute, complete, job, &job->work) != napi_ok ||
-      napi_queue_async_work(env, job->work) != napi_ok) {
+  if (napi_create_reference(env, argv[6], 1, &job->callback) != napi_ok) {
+    free(job);
+    napi_throw_error(env, "ERR_NATIVE", "socketkit native: could not queue sendfile");
+    return NULL;
+  }
+  if (napi_create_string_utf8(env, "socketkit.sendfile", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, execute, complete, job, &job->work) != napi_ok) {
+    napi_delete_reference(env, job->callback);
+    free(job);
+    napi_throw_error(env, "ERR_NATIVE", "socketkit native: could not queue sendfile");
+    return NULL;
+  }
+  if (napi_queue_async_work(env, job->work) != napi_ok) {
+    napi_delete_async_work(env, job->work);
+    napi_delete_reference(env, job->callback);
     free(job);
     napi_throw_error(env, "ERR_NATIVE", "socketkit native: could not queue sendfile");
     return NULL;
@@ -203,12 +231,29 @@ static napi_value js_tcp_state(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value js_socket_error(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "socketError(fd): fd must be a descriptor");
+    return NULL;
+  }
+  int err = 0;
+  socklen_t len = sizeof err;
+  int value = getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 ? err : -errno;
+  CHECK(napi_create_int32(env, value, &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"sendfile", NULL, js_sendfile, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dup", NULL, js_dup, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tcpState", NULL, js_tcp_state, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"socketError", NULL, js_socket_error, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

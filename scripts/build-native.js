@@ -27,7 +27,7 @@ if (gyp === undefined) skip('node-gyp not found');
 const args = [gyp, 'rebuild', '--loglevel=error'];
 // This Node.js's own headers, when it has them, so nothing is downloaded.
 if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include/node/node_api.h'))) args.push(`--nodedir=${prefix}`);
-const r = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', timeout: 180_000 });
+const r = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', timeout: 180_000, maxBuffer: 64 * 1024 * 1024 });
 if (r.status !== 0) {
   const lines = `${r.stderr ?? ''}\n${r.stdout ?? ''}`.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('gyp info'));
   const reason = lines.find((l) => /error/i.test(l)) ?? lines[0] ?? (r.error ? String(r.error.message) : `node-gyp exited with ${r.status ?? r.signal}`);

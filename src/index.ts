@@ -15,6 +15,8 @@ export * from './net/endpoint.js';
 export * from './net/connect.js';
 export * from './net/listen.js';
 export * from './net/write.js';
+export { socketFd, endedByReset } from './net/socket-state.js';
+export { nativeStatus, type NativeStatus } from './native/helper.js';
 export * from './codec/index.js';
 export * from './echo/server.js';
 export * from './echo/client.js';

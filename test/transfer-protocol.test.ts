@@ -202,7 +202,7 @@ function cutAt(bytes: Uint8Array, points: readonly number[]): Uint8Array[] {
  * chunk in one shared buffer that is overwritten after the read. With `direct`, a consumer that
  * takes DATA synchronously is installed (it gets bytes while it waits in `next()`).
  */
-async function readThroughReusedBuffer(chunks: readonly Uint8Array[], direct: boolean): Promise<{ types: string[]; data: Buffer; directBytes: number }> {
+async function readThroughReusedBuffer(chunks: readonly Uint8Array[], direct: boolean | 'sometimes-behind'): Promise<{ types: string[]; data: Buffer; directBytes: number }> {
   const socket = fakeSocket();
   const hook = rawReadHook(16);
   const link = new Link(socket as unknown as Socket, { peer: 'test', stallTimeoutMs: 0, readHook: hook });
@@ -210,10 +210,19 @@ async function readThroughReusedBuffer(chunks: readonly Uint8Array[], direct: bo
   const data: Buffer[] = [];
   let directBytes = 0;
   if (direct) {
+    let calls = 0;
+    let behind = false;
     link.direct = (bytes) => {
+      // A consumer that is behind is given nothing more until it has caught up (the link queues).
+      assert.equal(behind, false, 'direct called while its last promise was pending');
       directBytes += bytes.byteLength;
       data.push(Buffer.from(bytes));
-      return undefined;
+      // Every other call, the consumer is behind for a moment: DATA must queue meanwhile.
+      if (direct !== 'sometimes-behind' || ++calls % 2 !== 0) return undefined;
+      behind = true;
+      return new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        behind = false;
+      });
     };
   }
   const feeding = (async () => {
@@ -288,8 +297,8 @@ describe('link reading (DATA fast path and codec path)', () => {
     );
   });
 
-  for (const direct of [false, true]) {
-    it(`from one reused read buffer${direct ? ', DATA taken directly' : ''}: nothing kept is overwritten, under arbitrary chunkings`, async () => {
+  for (const direct of [false, true, 'sometimes-behind'] as const) {
+    it(`from one reused read buffer${direct === true ? ', DATA taken directly' : direct ? ', DATA taken directly by a consumer sometimes behind' : ''}: nothing kept is overwritten, under arbitrary chunkings`, async () => {
       let sawDirect = 0;
       await fc.assert(
         fc.asyncProperty(fc.array(fc.uint8Array({ minLength: 1, maxLength: 600 }), { maxLength: 6 }), fc.array(fc.nat(), { maxLength: 12 }), async (datas, raw) => {

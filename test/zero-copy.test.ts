@@ -6,13 +6,14 @@ import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { truncate, writeFile } from 'node:fs/promises';
+import { open, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Endpoint } from '../src/net/endpoint.js';
 import { nativeStatus } from '../src/native/helper.js';
-import { receiveRawStream, sendRawFile, type RawResult, type RawSink } from '../src/transfer/index.js';
+import { receiveRawStream, sendRawFile, sendfileRange, type RawResult, type RawSink } from '../src/transfer/index.js';
+import { endedByReset } from '../src/net/socket-state.js';
 import { runCli } from './helpers/cli.js';
 import { rawConnect, startTestServer } from './helpers/net.js';
 import { tempDir } from './helpers/tmp.js';
@@ -64,6 +65,63 @@ function readSlowly(socket: Socket, every: number, pauseMs: number, onBytes?: (n
 
 const openFds = (): number => readdirSync('/proc/self/fd').length;
 
+describe('sendfileRange and the reset check', { skip: status.available ? false : `native helper unavailable: ${status.reason ?? '?'}` }, () => {
+  it('waits through Node when the socket stays full, and the bytes stay in order', async (t) => {
+    const dir = tempDir(t);
+    const data = randomBytes(16 * 1024 * 1024 + 5);
+    await writeFile(join(dir, 'f'), data);
+    let sending: Promise<{ handoffs: number }> | undefined;
+    const server = await startTestServer(
+      { kind: 'inet', host: '127.0.0.1', port: 0 },
+      (socket) => {
+        sending = (async () => {
+          const fh = await open(join(dir, 'f'), 'r');
+          try {
+            // No waiting on the thread pool: every full socket goes through Node's write.
+            const r = await sendfileRange(socket, fh, 0, data.length, { path: 'f', waitMs: 0 });
+            socket.end();
+            return r;
+          } finally {
+            await fh.close();
+          }
+        })();
+        sending.catch(() => undefined);
+      },
+      t,
+    );
+    const got = await readSlowly(await rawConnect(server.endpoint), 512 * 1024, 3);
+    const r = await sending!;
+    assert.equal(got.how, 'end');
+    assert.equal(got.sha256, createHash('sha256').update(data).digest('hex'));
+    assert.ok(r.handoffs > 0, `handoffs: ${r.handoffs}`);
+  });
+
+  it('a clean end after our own is not a reset; a reset behind data is', async (t) => {
+    // Our side closes first, then the peer: the socket ends up CLOSED, but with no error.
+    const clean = await startTestServer({ kind: 'inet', host: '127.0.0.1', port: 0 }, (s) => s.on('end', () => s.end()), t);
+    const a = await rawConnect(clean.endpoint);
+    a.resume();
+    a.end();
+    await new Promise((resolve) => a.once('end', resolve));
+    await sleep(20);
+    assert.equal(endedByReset(a), false);
+    a.destroy();
+    // The peer writes, then resets while we are paused: libuv says 'end'; the kernel says reset.
+    const rude = await startTestServer({ kind: 'inet', host: '127.0.0.1', port: 0 }, (s) => s.write(randomBytes(4 * 1024 * 1024), () => s.resetAndDestroy()), t);
+    const b = await rawConnect(rude.endpoint);
+    b.pause();
+    await sleep(100);
+    const how = await new Promise<string>((resolve) => {
+      b.once('end', () => resolve('end'));
+      b.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+      b.resume();
+    });
+    if (how === 'end') assert.equal(endedByReset(b), true);
+    else assert.equal(how, 'ECONNRESET');
+    b.destroy();
+  });
+});
+
 describe('zero-copy raw sending', () => {
   it('reports whether the native helper is there (CI requires it), also in --version', async () => {
     if (process.env['SOCKETKIT_REQUIRE_NATIVE'] === '1') assert.equal(status.available, true, status.reason);
@@ -103,11 +161,13 @@ describe('zero-copy raw sending', () => {
       assert.equal((await server.result).bytes, 0);
     });
 
-    it(`${mode.name}: a file that shrinks mid-send is ERR_SOURCE_CHANGED, and a paused raw receiver sees the reset, not an end`, { skip: mode.skip }, async (t) => {
+    for (const kind of ['tcp', 'unix'] as const) {
+    it(`${mode.name} over ${kind}: a file that shrinks mid-send is ERR_SOURCE_CHANGED${kind === 'tcp' ? ', and a paused raw receiver sees the reset, not an end' : ' (a Unix socket has no reset: it closes)'}`, { skip: mode.skip }, async (t) => {
       const dir = tempDir(t);
       const path = join(dir, 'f');
       await writeFile(path, randomBytes(48 * 1024 * 1024));
-      const server = await rawServer(t, { kind: 'inet', host: '127.0.0.1', port: 0 }, path, mode.zeroCopy);
+      const ep: Endpoint = kind === 'tcp' ? { kind: 'inet', host: '127.0.0.1', port: 0 } : { kind: 'unix', path: join(dir, 's.sock') };
+      const server = await rawServer(t, ep, path, mode.zeroCopy);
       // A sink that falls behind every 2 MiB (so the socket pauses), and the file shrinks at the first pause.
       let bytes = 0;
       let mark = 2 * 1024 * 1024;
@@ -132,10 +192,11 @@ describe('zero-copy raw sending', () => {
       received.catch(() => undefined);
       await assert.rejects(server.result, { code: 'ERR_SOURCE_CHANGED' });
       // libuv reports a reset that arrives behind data as an end; the native helper tells them apart.
-      if (status.available) await assert.rejects(received, { code: 'ERR_CONN_RESET' });
+      if (status.available && kind === 'tcp') await assert.rejects(received, { code: 'ERR_CONN_RESET' });
       else await received.catch(() => undefined);
       assert.ok(bytes < 48 * 1024 * 1024);
     });
+    }
 
     it(`${mode.name}: a reader that resets mid-stream fails the send with a connection error and leaks no descriptor`, { skip: mode.skip }, async (t) => {
       const dir = tempDir(t);

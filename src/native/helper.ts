@@ -12,19 +12,22 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
-/** The addon's functions (see `native/sendfile.c`). */
+/** The addon's functions (see `native/socketkit_native.c`). */
 export interface NativeHelper {
   /** A private duplicate of `fd` (close-on-exec), or a negative errno. */
   dup(fd: number): number;
   close(fd: number): void;
   /**
    * On the thread pool: sends up to `min(length, maxBytes)` bytes of `inFd` from `offset` to the
-   * non-blocking socket `out`, stopping early when the socket stays full for `waitMs` or the
-   * file ends. The callback gets an errno (0 for none) and the bytes sent.
+   * non-blocking socket `out`, stopping early when the file ends, or when the socket is full and
+   * `waitMs` have passed since the call began. The callback gets an errno (0 for none) and the
+   * bytes sent.
    */
   sendfile(out: number, inFd: number, offset: number, length: number, maxBytes: number, waitMs: number, callback: (errno: number, bytes: number) => void): void;
   /** The kernel's TCP state of socket `fd` (7 = CLOSE, 8 = CLOSE_WAIT), or a negative errno. */
   tcpState(fd: number): number;
+  /** The socket's pending error (SO_ERROR; reading clears it), 0 for none, or a negative errno. */
+  socketError(fd: number): number;
 }
 
 /** Whether the helper is there, and why not. */
@@ -45,7 +48,7 @@ function load(): { readonly addon: NativeHelper | undefined; readonly status: Na
   if (!existsSync(ADDON)) return { addon: undefined, status: { available: false, reason: 'the native helper was not built (npm install builds it when a C compiler is there)' } };
   try {
     const addon = createRequire(import.meta.url)(ADDON) as NativeHelper;
-    if (['sendfile', 'dup', 'close', 'tcpState'].some((f) => typeof (addon as unknown as Record<string, unknown>)[f] !== 'function')) {
+    if (['sendfile', 'dup', 'close', 'tcpState', 'socketError'].some((f) => typeof (addon as unknown as Record<string, unknown>)[f] !== 'function')) {
       return { addon: undefined, status: { available: false, reason: 'the native helper is from another version' } };
     }
     return { addon, status: { available: true } };

@@ -20,11 +20,28 @@ export function socketFd(socket: Socket): number | undefined {
 /**
  * Call on 'end': true when the peer reset the connection instead of closing it. libuv reports a
  * reset that arrives behind data as an end of stream, so a receiver that trusts 'end' can take
- * a cut stream for a whole one. False when it was a clean end, or when it cannot be known (no
- * native helper, not TCP, TLS).
+ * a cut stream for a whole one. A reset leaves the socket CLOSED with its error (ECONNRESET, or
+ * EPIPE after an earlier FIN) unread; a clean end leaves it in CLOSE_WAIT, or CLOSED without an
+ * error if our side had closed first. False when it was a clean end, or when it cannot be known
+ * (no native helper, not TCP, TLS). Reading the error clears it: call once.
  */
 export function endedByReset(socket: Socket): boolean {
   const helper = nativeHelper();
   const fd = socketFd(socket);
-  return helper !== undefined && fd !== undefined && helper.tcpState(fd) === TCP_CLOSE;
+  if (helper === undefined || fd === undefined || helper.tcpState(fd) !== TCP_CLOSE) return false;
+  return helper.socketError(fd) > 0;
+}
+
+/**
+ * Ends a connection so that the peer sees a failure, not a clean end: a TCP reset (RST) where
+ * there is one, else (Unix sockets, TLS over Unix) an ordinary close. Safe on a destroyed socket.
+ */
+export function resetConnection(socket: Socket): void {
+  if (socket.destroyed) return;
+  try {
+    socket.resetAndDestroy();
+  } catch {
+    // Not a TCP handle (a Unix socket): no RST exists; closing is all there is.
+    socket.destroy();
+  }
 }

@@ -4,7 +4,7 @@
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
-import { constants as fsc } from 'node:fs';
+import { constants as fsc, ftruncateSync } from 'node:fs';
 import { lstat, open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
@@ -156,7 +156,7 @@ export async function upload(ep: Endpoint, paths: readonly string[], options: Up
 }
 
 /** Flags for a raw `.part`: write, create, truncate (raw streams cannot resume), no links. */
-const RAW_PART_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | (fsc.O_NOFOLLOW ?? 0);
+const RAW_PART_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | (fsc.O_NOFOLLOW ?? 0);
 
 /**
  * Receives a raw stream from `ep` — a `serve --raw`, or `nc -l -p PORT < file` — into `out`.
@@ -210,17 +210,29 @@ export async function downloadRaw(ep: Endpoint, out: string | Writable, options:
   }
   if (existing !== undefined && options.force !== true) throw new SocketkitError('ERR_EXISTS', `${out} already exists (use --force to replace it)`);
   const part = target + PART_SUFFIX;
-  const socket = await connectNow();
+  // The .part is opened before connecting (a short stream could otherwise arrive, and end,
+  // before anyone listens for its end), and emptied only once the connection is up: a failed
+  // connect leaves an earlier .part as it was.
+  const hadPart = (await lstat(part).catch(() => undefined)) !== undefined;
   let fh: FileHandle;
   try {
     fh = await open(part, RAW_PART_FLAGS, 0o644);
   } catch (err) {
-    socket.destroy();
     throw (err as NodeJS.ErrnoException).code === 'ELOOP'
       ? new SocketkitError('ERR_PATH_UNSAFE', `${basename(part)} is a symbolic link; refusing to write through it`)
       : toSocketkitError(err, part);
   }
+  let socket: Socket;
   try {
+    socket = await connectNow();
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    if (!hadPart) await unlink(part).catch(() => undefined);
+    throw err;
+  }
+  try {
+    // Synchronously: no await between the connect and the receiver's listeners.
+    ftruncateSync(fh.fd, 0);
     const result = await receiveRawStream(socket, new SyncFileSink(fh.fd, part, 0), { ...common, ...(hook ? { hook } : {}) });
     await fh.sync();
     await fh.close();
@@ -241,6 +253,10 @@ export async function downloadRaw(ep: Endpoint, out: string | Writable, options:
 function onreadTransport(hook: RawReadHook): ConnectTransport {
   return {
     readyEvent: 'connect',
-    open: (ep) => (ep.kind === 'unix' ? netConnect({ path: ep.path, onread: hook.onread }) : netConnect({ host: ep.host, port: ep.port, onread: hook.onread })),
+    // allowHalfOpen as in the plain transport: our side stays writable after the peer's FIN.
+    open: (ep) =>
+      ep.kind === 'unix'
+        ? netConnect({ path: ep.path, onread: hook.onread, allowHalfOpen: true })
+        : netConnect({ host: ep.host, port: ep.port, onread: hook.onread, allowHalfOpen: true }),
   };
 }

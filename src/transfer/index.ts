@@ -41,6 +41,7 @@ export { checkWirePath } from './paths.js';
 export { Link, type LinkOptions } from './link.js';
 export { runSender, type SenderOptions } from './sender.js';
 export { runReceiver, type ReceiverOptions } from './receiver.js';
+export { canSendfile, sendfileRange, SENDFILE_SLICE, type SendfileRangeOptions } from './zero-copy.js';
 export { sendRawFile, receiveRawStream, type RawReceiveOptions, type RawResult, type RawSendOptions, type RawSink } from './raw.js';
 export { BufferPool, FileSink, SyncFileSink, readChunks, type ChunkSink, type FileSinkOptions } from './file-io.js';
 export { download, downloadRaw, upload, type DownloadOptions, type RawDownloadOptions, type TransferClientOptions, type UploadOptions } from './client.js';

@@ -53,9 +53,11 @@ export interface LinkOptions {
 }
 
 /**
- * Takes file bytes at once, while the read that brought them is current (see `Link.direct`).
- * Returns a promise when the consumer is behind (the socket pauses until it settles); throws to
- * fail the link.
+ * Takes file bytes at once, while the read that brought them is current (see `Link.direct`). It
+ * must be done with `bytes` when it returns (hashed, written synchronously): they may be a view
+ * of a read buffer that the next read overwrites. It returns a promise when the consumer is
+ * behind; the socket then pauses, and DATA is queued as usual until the promise settles. It
+ * throws to fail the link.
  */
 export type DirectData = (bytes: Uint8Array) => Promise<void> | undefined;
 
@@ -103,6 +105,8 @@ export class Link {
    * it, without a queue entry or a promise, and (with a read hook) without a copy.
    */
   direct: DirectData | undefined;
+  /** A `direct` call's promise has not settled yet. */
+  #directPending = false;
   readonly #timer: NodeJS.Timeout;
   readonly #closed: Promise<void>;
 
@@ -317,7 +321,7 @@ export class Link {
         const bytes = chunk.subarray(at, at + n);
         at += n;
         // The consumer waits with nothing queued: hand the bytes over now.
-        if (this.direct !== undefined && this.#waiter !== undefined && this.#queueHead === this.#queue.length) this.#handOver(bytes);
+        if (this.direct !== undefined && !this.#directPending && this.#waiter !== undefined && this.#queueHead === this.#queue.length) this.#handOver(bytes);
         else this.#enqueue({ type: 'data', bytes: this.#reused ? Buffer.from(bytes) : bytes }, n);
         continue;
       }
@@ -399,12 +403,17 @@ export class Link {
       return;
     }
     if (wait === undefined) return;
+    this.#directPending = true;
     this.socket.pause();
     wait.then(
       () => {
+        this.#directPending = false;
         if (!this.#failure && this.#queuedBytes <= this.#queueLimit / 2) this.socket.resume();
       },
-      (err: unknown) => this.fail(err),
+      (err: unknown) => {
+        this.#directPending = false;
+        this.fail(err);
+      },
     );
   }
 
@@ -422,7 +431,7 @@ export class Link {
       this.#queueHead = 0;
     }
     this.#queuedBytes -= size;
-    if (this.#queuedBytes <= this.#queueLimit / 2 && this.socket.isPaused() && !this.#failure) this.socket.resume();
+    if (this.#queuedBytes <= this.#queueLimit / 2 && this.socket.isPaused() && !this.#failure && !this.#directPending) this.socket.resume();
     return msg;
   }
 

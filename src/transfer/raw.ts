@@ -12,7 +12,7 @@ import type { Writable } from 'node:stream';
 import { open, type FileHandle } from 'node:fs/promises';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { waitDrain } from '../net/write.js';
-import { endedByReset } from '../net/socket-state.js';
+import { endedByReset, resetConnection } from '../net/socket-state.js';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_READ_AHEAD, DEFAULT_STALL_TIMEOUT_MS } from './constants.js';
 import { BufferPool, readChunks, type ChunkSink } from './file-io.js';
 import { canSendfile, sendfileRange } from './zero-copy.js';
@@ -85,7 +85,8 @@ export async function sendRawFile(socket: Socket, path: string, options: RawSend
   let failure: SocketkitError | undefined;
   const watch = new StallWatch(options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS, (err) => {
     failure ??= err;
-    socket.destroy(err);
+    // A reset, so the receiver does not take what it has for the whole file.
+    resetConnection(socket);
   });
   socket.on('error', (err) => {
     failure ??= toSocketkitError(err, options.peer);
@@ -140,7 +141,7 @@ export async function sendRawFile(socket: Socket, path: string, options: RawSend
   } catch (err) {
     const e = failure ?? toSocketkitError(err, options.peer);
     // A reset, not a FIN: the receiver must not take a cut stream for the whole file.
-    if (!socket.destroyed) socket.resetAndDestroy();
+    resetConnection(socket);
     throw e;
   } finally {
     watch.stop();

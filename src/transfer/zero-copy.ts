@@ -4,8 +4,8 @@
  * socket, so the sending core makes no copy in user space: on loopback this is what takes a raw
  * transfer from about nc's speed to about iperf3 -Z's.
  *
- * Each sendfile call runs on the thread pool; when the socket is full it polls for room for at
- * most 2 ms, then hands back. A longer wait is Node's own: the next 64 KiB go through an
+ * Each sendfile call runs on the thread pool; when the socket is full it polls for room until
+ * 2 ms after the call began, then hands back. A longer wait is Node's own: the next 64 KiB go through an
  * ordinary `socket.write`, and its callback (the kernel took them) starts the next sendfile. So
  * the bytes stay in order, no thread is held for long, and a slow peer costs no more than in the
  * plain path.
@@ -25,7 +25,7 @@ export const SENDFILE_SLICE = 64 * 1024 * 1024;
  * that keeps up never costs a round trip through JS, and a slow one holds a pool thread no
  * longer than this before the wait moves to Node's own write.
  */
-const SENDFILE_WAIT_MS = 2;
+export const SENDFILE_WAIT_MS = 2;
 /** Bytes sent through Node's own write when the socket stays full, to learn when it drains. */
 const WAKE_SIZE = 64 * 1024;
 
@@ -39,6 +39,14 @@ export interface SendfileRangeOptions {
   readonly onSent?: (sent: number) => void;
   /** A failure raised elsewhere (a stall, an abort): checked between steps, and thrown. */
   readonly failure?: () => SocketkitError | undefined;
+  /** How long one sendfile call may wait for a full socket on the thread pool, ms (default {@link SENDFILE_WAIT_MS}; 0: never). */
+  readonly waitMs?: number;
+}
+
+/** What {@link sendfileRange} did. */
+export interface SendfileRangeResult {
+  /** Times the socket stayed full and the wait went through Node's own write. */
+  readonly handoffs: number;
 }
 
 /** Whether {@link sendfileRange} can send to `socket` (the helper is built and the socket is plain TCP or Unix). */
@@ -56,8 +64,8 @@ function errnoError(errno: number, what: string): SocketkitError {
   return toSocketkitError(Object.assign(new Error(`sendfile: ${code}`), { code, errno: -errno, syscall: 'sendfile' }), what);
 }
 
-function step(addon: NativeHelper, out: number, file: number, offset: number, length: number): Promise<{ errno: number; bytes: number }> {
-  return new Promise((resolve) => addon.sendfile(out, file, offset, length, SENDFILE_SLICE, SENDFILE_WAIT_MS, (errno, bytes) => resolve({ errno, bytes })));
+function step(addon: NativeHelper, out: number, file: number, offset: number, length: number, waitMs: number): Promise<{ errno: number; bytes: number }> {
+  return new Promise((resolve) => addon.sendfile(out, file, offset, length, SENDFILE_SLICE, waitMs, (errno, bytes) => resolve({ errno, bytes })));
 }
 
 function write(socket: Socket, chunk: Buffer): Promise<void> {
@@ -72,26 +80,32 @@ function write(socket: Socket, chunk: Buffer): Promise<void> {
  * @throws SocketkitError `ERR_SOURCE_CHANGED` if the file ends before `end`, a connection error
  *   (`ERR_CONN_RESET`, `ERR_CONN_CLOSED`), the file's error, or `options.failure()`.
  */
-export async function sendfileRange(socket: Socket, fh: FileHandle, start: number, end: number, options: SendfileRangeOptions): Promise<void> {
+export async function sendfileRange(socket: Socket, fh: FileHandle, start: number, end: number, options: SendfileRangeOptions): Promise<SendfileRangeResult> {
   const addon = nativeHelper();
-  const fd = socketFd(socket);
-  if (addon === undefined || fd === undefined) throw new SocketkitError('ERR_USAGE', 'sendfile is not available for this socket');
+  if (addon === undefined || socketFd(socket) === undefined) throw new SocketkitError('ERR_USAGE', 'sendfile is not available for this socket');
+  if (socket.writableCorked > 0) throw new SocketkitError('ERR_USAGE', 'sendfile on a corked socket: uncork it first');
+  const waitMs = options.waitMs ?? SENDFILE_WAIT_MS;
   const check = (): void => {
     const failure = options.failure?.();
     if (failure) throw failure;
   };
   // Bytes written earlier must leave first: an empty write completes after them.
   if (socket.writableLength > 0) await write(socket, Buffer.alloc(0));
-  // A private descriptor: if Node closes the socket under a running call, the number cannot be
-  // reused for something else while the call still writes to it.
+  check();
+  // A private descriptor, taken now (the socket may have closed during the wait, and its number
+  // gone to something else): if Node closes the socket under a running call, the number cannot
+  // be reused for something else while the call still writes to it.
+  const fd = socketFd(socket);
+  if (fd === undefined) throw new SocketkitError('ERR_CONN_CLOSED', `connection to ${options.peer ?? 'peer'} closed`);
   const out = addon.dup(fd);
   if (out < 0) throw errnoError(-out, options.peer ?? 'peer');
   const wake = Buffer.allocUnsafe(WAKE_SIZE);
   let position = start;
+  let handoffs = 0;
   try {
     while (position < end) {
       check();
-      const { errno, bytes } = await step(addon, out, fh.fd, position, end - position);
+      const { errno, bytes } = await step(addon, out, fh.fd, position, end - position, waitMs);
       position += bytes;
       if (bytes > 0) options.onSent?.(position - start);
       if (errno !== 0) throw errnoError(errno, options.peer ?? 'peer');
@@ -99,6 +113,7 @@ export async function sendfileRange(socket: Socket, fh: FileHandle, start: numbe
       // The socket is full (or the file ended early): the next bytes go through Node, which
       // calls back once the kernel has taken them, that is, once there is room again.
       check();
+      handoffs++;
       const { bytesRead } = await fh.read(wake, 0, Math.min(WAKE_SIZE, end - position), position).catch((err: unknown) => {
         throw toSocketkitError(err, options.path);
       });
@@ -110,6 +125,7 @@ export async function sendfileRange(socket: Socket, fh: FileHandle, start: numbe
       options.onSent?.(position - start);
     }
     check();
+    return { handoffs };
   } finally {
     addon.close(out);
   }
