@@ -6,7 +6,9 @@
  *   on both ends, so this is its natural ceiling.
  * - `nc`: `nc -d -l -p PORT > /dev/null` receiving from `nc -N HOST PORT < FILE`.
  * - `iperf3 -Z`: the loopback link itself (`iperf3 -c -Z -n SIZE`, the sender zero-copy).
- * - `socketkit raw`: `serve FILE --raw` to `get --raw -o /dev/null`.
+ * - `socketkit raw`: `serve FILE --raw` to `get --raw -o /dev/null` (the server sends with
+ *   sendfile when the native helper is built), and the same with `SOCKETKIT_NATIVE=0` (reads
+ *   and writes), to show what the helper is worth.
  * - `socketkit framed`: `serve FILE` to `get --dir DIR` — SHA-256 on both ends, a `.part`
  *   written, fsynced, verified and renamed (DIR on tmpfs when it has room, so the disk is not
  *   what is measured).
@@ -23,7 +25,7 @@
  *
  * Run: `node dist/bench/transfer.js` (or within `npm run bench`). Environment:
  * - SOCKETKIT_BENCH_TRANSFER_SIZE: file size (default 2G; e.g. 256M for a quick run).
- * - SOCKETKIT_BENCH_TRANSFER_REPS: runs per tool (default 3).
+ * - SOCKETKIT_BENCH_TRANSFER_REPS: runs per tool (default 5: the machine is shared, and the paired ratio is a median).
  * - SOCKETKIT_BENCH_TRANSFER_DIR: where the file goes (default /dev/shm when it has room, else the temp folder).
  * - SOCKETKIT_BENCH_TRANSFER_PIN=0: do not pin processes to cores.
  */
@@ -36,11 +38,12 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseSize } from '../src/cli/values.js';
+import { nativeStatus } from '../src/native/helper.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = `${ROOT}bin/socketkit.js`;
 
-export type TransferTool = 'sha256' | 'nc' | 'iperf3 -Z' | 'socketkit raw' | 'socketkit framed';
+export type TransferTool = 'sha256' | 'nc' | 'iperf3 -Z' | 'socketkit raw' | 'raw, no sendfile' | 'socketkit framed';
 
 /** One tool's runs. Rates in bytes per second. */
 export interface TransferBenchRow {
@@ -73,7 +76,7 @@ export interface TransferBenchResult {
 export interface TransferBenchOptions {
   /** File size in bytes (default: SOCKETKIT_BENCH_TRANSFER_SIZE or 2 GiB). */
   readonly bytes?: number;
-  /** Runs per tool (default: SOCKETKIT_BENCH_TRANSFER_REPS or 3). */
+  /** Runs per tool (default: SOCKETKIT_BENCH_TRANSFER_REPS or 5). */
   readonly reps?: number;
   /** Where the table goes (default console.log). */
   readonly log?: (line: string) => void;
@@ -142,9 +145,9 @@ function lastJson(stdout: string): Record<string, unknown> {
 }
 
 /** Starts `socketkit serve ... --once --listen 127.0.0.1:0 --json` and resolves with its port once it listens. */
-async function serve(core: number | undefined, args: readonly string[]): Promise<{ port: number; done: Promise<Proc>; kill: () => void }> {
+async function serve(core: number | undefined, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<{ port: number; done: Promise<Proc>; kill: () => void }> {
   const [c, a] = pinned(core, process.execPath, [BIN, 'serve', ...args, '--once', '--listen', '127.0.0.1:0', '--json']);
-  const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let stdout = '';
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
@@ -227,13 +230,14 @@ async function once(tool: TransferTool, file: string, bytes: number, work: strin
       const j = JSON.parse(c.stdout) as { end: { sum_received: { bits_per_second: number } } };
       return j.end.sum_received.bits_per_second / 8;
     }
-    case 'socketkit raw': {
-      const server = await serve(cores.send, [file, '--raw', '-q']);
+    case 'socketkit raw':
+    case 'raw, no sendfile': {
+      const server = await serve(cores.send, [file, '--raw', '-q'], tool === 'socketkit raw' ? process.env : { ...process.env, SOCKETKIT_NATIVE: '0' });
       try {
         const c = await run(cores.recv, process.execPath, [BIN, 'get', `127.0.0.1:${server.port}`, '--raw', '-o', '/dev/null', '--json']).done;
-        if (c.code !== 0) throw new Error(`socketkit raw: ${c.stderr}`);
+        if (c.code !== 0) throw new Error(`${tool}: ${c.stderr}`);
         const j = lastJson(c.stdout);
-        if (j['bytes'] !== bytes) throw new Error(`socketkit raw: received ${String(j['bytes'])} bytes of ${bytes}`);
+        if (j['bytes'] !== bytes) throw new Error(`${tool}: received ${String(j['bytes'])} bytes of ${bytes}`);
         return bytes / Number(j['seconds']);
       } finally {
         await server.done;
@@ -274,7 +278,7 @@ export async function benchTransfer(options: TransferBenchOptions = {}): Promise
   const log = options.log ?? ((line: string) => console.log(line));
   const envSize = process.env['SOCKETKIT_BENCH_TRANSFER_SIZE'];
   const bytes = options.bytes ?? (envSize ? parseSize('SOCKETKIT_BENCH_TRANSFER_SIZE', envSize) : 2 * 1024 ** 3);
-  const reps = options.reps ?? Number(process.env['SOCKETKIT_BENCH_TRANSFER_REPS'] ?? 3);
+  const reps = options.reps ?? Number(process.env['SOCKETKIT_BENCH_TRANSFER_REPS'] ?? 5);
   const wantPin = (process.env['SOCKETKIT_BENCH_TRANSFER_PIN'] ?? '1') !== '0';
   const pin = wantPin && spawnSync('taskset', ['-c', '0', 'true']).status === 0 && availableParallelism() >= 2;
   const cores = pin ? { send: 0, recv: 1 } : {};
@@ -288,11 +292,13 @@ export async function benchTransfer(options: TransferBenchOptions = {}): Promise
   }
   const work = await mkdtemp(join(base, 'socketkit-bench-transfer-'));
   const file = join(work, 'file.bin');
-  const tools: TransferTool[] = ['sha256', 'nc', 'iperf3 -Z', 'socketkit raw', 'socketkit framed'];
+  const tools: TransferTool[] = ['sha256', 'nc', 'iperf3 -Z', 'socketkit raw', 'raw, no sendfile', 'socketkit framed'];
   const runs = new Map<TransferTool, number[]>(tools.map((t) => [t, []]));
   const failures = new Map<TransferTool, string>();
   try {
+    const native = nativeStatus();
     log(`transfer: ${(bytes / 1024 ** 3).toFixed(2)} GiB file in ${base}, ${reps} runs per tool, ${pin ? 'sender on core 0, receiver on core 1 (taskset)' : 'not pinned'}`);
+    log(`native helper: ${native.available ? 'yes (socketkit raw sends with sendfile)' : `no, ${native.reason ?? '?'} (socketkit raw reads and writes)`}`);
     await makeFile(file, bytes);
     const usable = tools.filter((t) => {
       if (t === 'nc' && !have('nc', '-h')) failures.set(t, 'nc not installed');
