@@ -10,6 +10,7 @@ import type { TourStep } from './tour.js';
 import { connect } from '../net/connect.js';
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import { formatBytes } from '../cli/report.js';
+import { nativeStatus } from '../native/helper.js';
 import { Link, download, downloadRaw, startFileServer, startReceiveServer, summaryError } from '../transfer/index.js';
 
 const LOOPBACK: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
@@ -71,10 +72,19 @@ export const transferStep: TourStep = {
     }
 
     // Raw mode: the bytes of one file, then close — what `nc HOST PORT > out` receives.
-    const raw = await startFileServer(LOOPBACK, { paths: [join(src, '2024', 'beach.raw')], raw: true });
+    let zeroCopy: boolean | undefined;
+    const raw = await startFileServer(LOOPBACK, {
+      paths: [join(src, '2024', 'beach.raw')],
+      raw: true,
+      onEvent: (e) => {
+        if (e.event === 'disconnect' && e.raw) zeroCopy = e.raw.zeroCopy === true;
+      },
+    });
     try {
       const got = await downloadRaw(raw.endpoint, join(root, 'beach-raw.bin'));
-      say(`serve --raw, get --raw: ${formatBytes(got.bytes)}, the file's bytes and a close, as \`nc HOST PORT > out\` receives them`);
+      await raw.close();
+      const how = zeroCopy ? 'sent with sendfile (no copy in user space)' : `sent with reads and writes (${nativeStatus().reason ?? 'no native helper'})`;
+      say(`serve --raw, get --raw: ${formatBytes(got.bytes)}, the file's bytes and a close, as \`nc HOST PORT > out\` receives them; ${how}`);
     } finally {
       await raw.close();
     }
