@@ -37,6 +37,7 @@
 #include <node_api.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -165,60 +166,52 @@ static napi_value js_sendfile(napi_env env, napi_callback_info info) {
   job->max_bytes = max_bytes;
   job->wait_ms = (int)wait_ms;
   napi_value name;
-  if (napi_create_reference(env, argv[6], 1, &job->callback) != napi_ok) {
-    free(job);
-    napi_throw_error(env, "ERR_NATIVE", "socketkit native: could not queue sendfile");
-    return NULL;
-  }
+  if (napi_create_reference(env, argv[6], 1, &job->callback) != napi_ok) goto fail_job;
   if (napi_create_string_utf8(env, "socketkit.sendfile", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_async_work(env, NULL, name, execute, complete, job, &job->work) != napi_ok) {
-    napi_delete_reference(env, job->callback);
-    free(job);
-    napi_throw_error(env, "ERR_NATIVE", "socketkit native: could not queue sendfile");
-    return NULL;
+    goto fail_ref;
   }
-  if (napi_queue_async_work(env, job->work) != napi_ok) {
-    napi_delete_async_work(env, job->work);
-    napi_delete_reference(env, job->callback);
-    free(job);
-    napi_throw_error(env, "ERR_NATIVE", "socketkit native: could not queue sendfile");
-    return NULL;
-  }
+  if (napi_queue_async_work(env, job->work) == napi_ok) return NULL;
+  napi_delete_async_work(env, job->work);
+fail_ref:
+  napi_delete_reference(env, job->callback);
+fail_job:
+  free(job);
+  napi_throw_error(env, "ERR_NATIVE", "socketkit native: could not queue sendfile");
   return NULL;
 }
 
-static napi_value js_dup(napi_env env, napi_callback_info info) {
+/* The one descriptor argument of dup, close, tcpState and socketError; false (with a JS
+ * TypeError thrown, unless `quiet`) when it is missing or negative. */
+static bool fd_arg(napi_env env, napi_callback_info info, const char* usage, bool quiet, int32_t* fd) {
   size_t argc = 1;
-  napi_value argv[1], result;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "dup(fd): fd must be a descriptor");
-    return NULL;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 1 && napi_get_value_int32(env, argv[0], fd) == napi_ok && *fd >= 0) {
+    return true;
   }
+  if (!quiet) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", usage);
+  return false;
+}
+
+static napi_value js_dup(napi_env env, napi_callback_info info) {
+  napi_value result;
+  int32_t fd;
+  if (!fd_arg(env, info, "dup(fd): fd must be a descriptor", false, &fd)) return NULL;
   int fd2 = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   CHECK(napi_create_int32(env, fd2 < 0 ? -errno : fd2, &result));
   return result;
 }
 
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
-  if (argc >= 1 && napi_get_value_int32(env, argv[0], &fd) == napi_ok && fd >= 0) close(fd);
+  if (fd_arg(env, info, NULL, true, &fd)) close(fd);
   return NULL;
 }
 
 static napi_value js_tcp_state(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_value result;
   int32_t fd;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "tcpState(fd): fd must be a descriptor");
-    return NULL;
-  }
+  if (!fd_arg(env, info, "tcpState(fd): fd must be a descriptor", false, &fd)) return NULL;
   int state;
 #ifdef __linux__
   struct tcp_info ti;
@@ -232,14 +225,9 @@ static napi_value js_tcp_state(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_socket_error(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_value result;
   int32_t fd;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "socketError(fd): fd must be a descriptor");
-    return NULL;
-  }
+  if (!fd_arg(env, info, "socketError(fd): fd must be a descriptor", false, &fd)) return NULL;
   int err = 0;
   socklen_t len = sizeof err;
   int value = getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 ? err : -errno;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Endpoint } from '../src/net/endpoint.js';
-import { nativeStatus } from '../src/native/helper.js';
+import { nativeHelper, nativeStatus } from '../src/native/helper.js';
 import { receiveRawStream, sendRawFile, sendfileRange, type RawResult, type RawSink } from '../src/transfer/index.js';
 import { endedByReset } from '../src/net/socket-state.js';
 import { runCli } from './helpers/cli.js';
@@ -94,6 +94,17 @@ describe('sendfileRange and the reset check', { skip: status.available ? false :
     assert.equal(got.how, 'end');
     assert.equal(got.sha256, createHash('sha256').update(data).digest('hex'));
     assert.ok(r.handoffs > 0, `handoffs: ${r.handoffs}`);
+  });
+
+  it('the helper refuses bad arguments with a coded error, never a crash', () => {
+    const helper = nativeHelper()!;
+    assert.throws(() => helper.dup(-1), { code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => helper.tcpState(-1), { code: 'ERR_INVALID_ARG_TYPE' });
+    assert.ok(helper.tcpState(0) < 0, 'stdin is not a TCP socket: a negative errno');
+    const cb = (): void => assert.fail('no call may be queued');
+    assert.throws(() => (helper.sendfile as unknown as (...a: unknown[]) => void)(1, 2, 3, 4, 5, 6), { code: 'ERR_INVALID_ARG_TYPE' });
+    for (const bad of [NaN, -1, 2 ** 53, 1.5]) assert.throws(() => helper.sendfile(1, 2, bad, 4, 5, 6, cb), { code: 'ERR_OUT_OF_RANGE' }, String(bad));
+    assert.throws(() => helper.sendfile(1, 2, 0, 4, 5, 60_001, cb), { code: 'ERR_OUT_OF_RANGE' });
   });
 
   it('a clean end after our own is not a reset; a reset behind data is', async (t) => {
