@@ -2,7 +2,9 @@
  * Echo servers compared on loopback, side by side in one run: socketkit's echo server against a
  * C epoll server (`bench/c/epoll_echo_server.c`) and a Python selectors server in the classic
  * tutorial's style (`bench/python/selectors_echo_server.py`), and beside the least a Node echo
- * server can be (`bench/node/net_echo_server.js`: what Node itself costs), each driven by the same two
+ * server can be (`bench/node/net_echo_server.js`: what Node itself costs) and one below `net`,
+ * on Node's internal libuv handles (`bench/node/libuv_echo_server.js`, not an API to ship: it
+ * shows how far down Node goes), each driven by the same two
  * closed-loop clients: a small C client (`bench/c/echo_client.c`, so the client is never the
  * bottleneck) and `socketkit load`. Every combination of C = 1, 100, 1000 connections and
  * S = 64, 4096 bytes; server and client pinned to different cores with taskset.
@@ -31,7 +33,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const C_DIR = `${ROOT}bench/c`;
 const C_BIN = `${C_DIR}/bin`;
 
-export type ServerName = 'socketkit' | 'node-net' | 'c-epoll' | 'python-selectors';
+export type ServerName = 'socketkit' | 'node-net' | 'node-libuv' | 'c-epoll' | 'python-selectors';
 export type ClientName = 'c-client' | 'socketkit-load';
 
 /** One measured cell. */
@@ -112,6 +114,7 @@ const SERVERS: readonly ServerSpec[] = [
     port: /"address":"127\.0\.0\.1:(\d+)"/,
   },
   { name: 'node-net', cmd: process.execPath, args: [`${ROOT}bench/node/net_echo_server.js`, '127.0.0.1', '0'], port: /listening on (\d+)/ },
+  { name: 'node-libuv', cmd: process.execPath, args: [`${ROOT}bench/node/libuv_echo_server.js`, '127.0.0.1', '0'], port: /listening on (\d+)/ },
   { name: 'c-epoll', cmd: `${C_BIN}/epoll_echo_server`, args: ['0', '127.0.0.1'], port: /listening on (\d+)/ },
   { name: 'python-selectors', cmd: 'python3', args: [`${ROOT}bench/python/selectors_echo_server.py`, '127.0.0.1', '0'], port: /listening on (\d+)/ },
 ];
@@ -229,7 +232,7 @@ const IDLE_CPU_WINDOW_MS = 5_000;
  * once it has been quiet for 2 s after a burst of connections (src/server/memory.ts), and V8's
  * memory reducer, armed by that collection, runs once about 8 s later: idle CPU is measured after both.
  */
-const SETTLE_MS: Readonly<Record<ServerName, number>> = { socketkit: 15_000, 'node-net': 1_000, 'c-epoll': 1_000, 'python-selectors': 1_000 };
+const SETTLE_MS: Readonly<Record<ServerName, number>> = { socketkit: 15_000, 'node-net': 1_000, 'node-libuv': 1_000, 'c-epoll': 1_000, 'python-selectors': 1_000 };
 
 function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -413,7 +416,7 @@ export async function benchEcho(options: EchoBenchOptions = {}): Promise<EchoBen
     log(`${'server'.padEnd(18)}${'conns'.padStart(8)}${'open s'.padStart(8)}${'B/conn at once'.padStart(16)}${'B/conn idle'.padStart(13)}${'idle CPU'.padStart(10)}`);
     // The Python server is measured with fewer connections: its accept loop walks every socket
     // on every pass (it registers for writability), so 10,000 take about a minute to accept.
-    const plan: Array<[ServerSpec, number, number]> = servers.filter((s) => s.name !== 'node-net').map((s) => [s, s.name === 'python-selectors' ? Math.min(idleN, 1000) : idleN, SETTLE_MS[s.name]]);
+    const plan: Array<[ServerSpec, number, number]> = servers.filter((s) => s.name !== 'node-net' && s.name !== 'node-libuv').map((s) => [s, s.name === 'python-selectors' ? Math.min(idleN, 1000) : idleN, SETTLE_MS[s.name]]);
     for (const [spec, n, settle] of plan) {
       try {
         const r = await measureIdle(spec, n, settle);
