@@ -6,7 +6,7 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { createServer, type Socket } from 'node:net';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,28 +14,14 @@ import { PROBE_HEADER_SIZE, ping, startUdpEchoServer, udpEcho, type PingEvent } 
 import { startEchoServer } from '../src/echo/server.js';
 import type { InetEndpoint } from '../src/net/endpoint.js';
 import { main } from '../src/cli/main.js';
-import { captureIO, ndjson } from './helpers/cli.js';
+import { captureIO, hasCommand, ndjson } from './helpers/cli.js';
+import { hasIPv6 } from './helpers/net.js';
 
 // ---- helpers -------------------------------------------------------------------------------
 
 const V4: InetEndpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
 /** Short enough to keep runs fast, long enough that a loaded machine does not lose replies. */
 const FAST = { intervalMs: 5, timeoutMs: 1000 } as const;
-
-async function hasIPv6(): Promise<boolean> {
-  const s = createSocket('udp6');
-  return new Promise((resolve) => {
-    s.once('error', () => {
-      s.close();
-      resolve(false);
-    });
-    s.bind(0, '::1', () => s.close(() => resolve(true)));
-  });
-}
-
-function hasCommand(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-}
 
 /** The sequence number inside a probe (for echoes that misbehave per probe). */
 const seqOf = (m: Buffer): number => (m.length >= PROBE_HEADER_SIZE ? m.readUInt32BE(8) : -1);

@@ -7,21 +7,15 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, connect as netConnect, type Socket } from 'node:net';
-import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Endpoint } from '../src/net/endpoint.js';
 import { startReceiveServer, startFileServer, type TransferServer } from '../src/transfer/index.js';
+import { BIN } from './helpers/cli.js';
+import { freePort } from './helpers/net.js';
+import { tempDir } from './helpers/tmp.js';
 
-const BIN = fileURLToPath(new URL('../../bin/socketkit.js', import.meta.url));
 const LOOPBACK: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
-
-async function tempDir(t: TestContext): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'sk-transfer-cli-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 interface Run {
   readonly code: number | null;
@@ -69,14 +63,6 @@ async function listening(child: ChildProcess): Promise<string> {
   });
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
 async function track<T extends TransferServer>(t: TestContext, server: Promise<T>): Promise<T> {
   const s = await server;
   t.after(() => s.close());
@@ -87,7 +73,7 @@ const addr = (ep: Endpoint): string => (ep.kind === 'inet' ? `${ep.host}:${ep.po
 
 describe('raw interop with nc', () => {
   it('serve --raw → nc HOST PORT > out', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-cli-');
     const data = randomBytes(5 * 1024 * 1024 + 11);
     await writeFile(join(dir, 'f'), data);
     const server = start(t, process.execPath, [BIN, 'serve', join(dir, 'f'), '--raw', '--once', '--listen', '127.0.0.1:0', '--json']);
@@ -104,7 +90,7 @@ describe('raw interop with nc', () => {
   });
 
   it('nc -N -l -p PORT < file → get --raw -o out', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-cli-');
     const data = randomBytes(5 * 1024 * 1024 + 13);
     await writeFile(join(dir, 'f'), data);
     const port = await freePort();
@@ -128,7 +114,7 @@ describe('raw interop with nc', () => {
   });
 
   it('get --raw -o - writes the stream to standard output', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-cli-');
     const data = randomBytes(300_000);
     await writeFile(join(dir, 'f'), data);
     const server = await track(t, startFileServer(LOOPBACK, { paths: [join(dir, 'f')], raw: true }));
@@ -145,7 +131,7 @@ describe('raw interop with nc', () => {
 
 describe('resume after the sender is killed', () => {
   it('send killed with SIGKILL mid-stream leaves a .part; send again resumes to a verified identical file', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-cli-');
     const size = 32 * 1024 * 1024;
     const data = randomBytes(size);
     await writeFile(join(dir, 'big.bin'), data);
@@ -212,7 +198,7 @@ describe('resume after the sender is killed', () => {
 
 describe('commands: errors, exit codes, output modes', () => {
   it('serve --once and get: files arrive, get prints one summary line, -q prints nothing', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-cli-');
     await mkdir(join(dir, 'src', 'sub'), { recursive: true });
     await writeFile(join(dir, 'src', 'a.txt'), 'alpha');
     await writeFile(join(dir, 'src', 'sub', 'b.bin'), randomBytes(100_000));
@@ -231,7 +217,7 @@ describe('commands: errors, exit codes, output modes', () => {
   });
 
   it('an existing file is refused: exit 2 with one coded line; the file is untouched', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-cli-');
     await writeFile(join(dir, 'a.txt'), 'new');
     await mkdir(join(dir, 'out'));
     await writeFile(join(dir, 'out', 'a.txt'), 'old');
@@ -247,7 +233,7 @@ describe('commands: errors, exit codes, output modes', () => {
   });
 
   it('usage errors are coded: raw without -o, raw with --resume, a missing path', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-cli-');
     for (const args of [
       ['get', '127.0.0.1:9', '--raw'],
       ['get', '127.0.0.1:9', '--raw', '-o', join(dir, 'x'), '--resume'],
@@ -262,7 +248,7 @@ describe('commands: errors, exit codes, output modes', () => {
   });
 
   it('a full disk is one coded line: get --raw -o /dev/full exits 2 with ERR_DISK_FULL', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-cli-');
     await writeFile(join(dir, 'f'), randomBytes(200_000));
     const server = await track(t, startFileServer(LOOPBACK, { paths: [join(dir, 'f')], raw: true }));
     const run = await cli(t, 'get', addr(server.endpoint), '--raw', '-o', '/dev/full');
@@ -271,7 +257,7 @@ describe('commands: errors, exit codes, output modes', () => {
   });
 
   it('receive --once with send: --json events and summary', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-cli-');
     const data = randomBytes(2 * 1024 * 1024);
     await writeFile(join(dir, 'f.bin'), data);
     const recv = start(t, process.execPath, [BIN, 'receive', '--once', '--listen', '127.0.0.1:0', '--dir', join(dir, 'in'), '--json']);

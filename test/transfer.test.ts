@@ -6,8 +6,7 @@ import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
-import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, lstat, mkdir, readFile, readdir, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect } from '../src/net/connect.js';
 import type { Endpoint } from '../src/net/endpoint.js';
@@ -24,14 +23,9 @@ import {
   type TransferServer,
 } from '../src/transfer/index.js';
 import { collectEntries } from '../src/transfer/entries.js';
+import { tempDir } from './helpers/tmp.js';
 
 const LOOPBACK: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
-
-async function tempDir(t: TestContext): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'sk-transfer-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 async function writeRandom(path: string, size: number): Promise<Buffer> {
   const data = randomBytes(size);
@@ -126,7 +120,7 @@ describe('framed transfer: sizes', () => {
   ];
   for (const [name, size] of sizes) {
     it(`serve/get a ${name} file, byte-identical and verified`, async (t) => {
-      const dir = await tempDir(t);
+      const dir = tempDir(t, 'sk-transfer-');
       const data = await writeRandom(join(dir, 'src.bin'), size);
       const server = await track(t, startFileServer(LOOPBACK, { paths: [join(dir, 'src.bin')] }));
       const events: TransferEvent[] = [];
@@ -144,7 +138,7 @@ describe('framed transfer: sizes', () => {
   }
 
   it('over IPv6 and a Unix socket too', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-');
     const data = await writeRandom(join(dir, 'f'), 300_000);
     const endpoints: Endpoint[] = [{ kind: 'unix', path: join(dir, 's.sock') }];
     const v6 = await new Promise<boolean>((resolve) => {
@@ -162,7 +156,7 @@ describe('framed transfer: sizes', () => {
   });
 
   it('serves many clients at once', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-');
     const data = await writeRandom(join(dir, 'f'), 3 * 1024 * 1024);
     const server = await track(t, startFileServer(LOOPBACK, { paths: [join(dir, 'f')] }));
     const results = await Promise.all(Array.from({ length: 6 }, (_, i) => download(server.endpoint, { dir: join(dir, `c${i}`) })));
@@ -173,7 +167,7 @@ describe('framed transfer: sizes', () => {
   });
 
   it('writes the one file to -o OUT, and refuses several entries for one OUT', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-');
     const data = await writeRandom(join(dir, 'a'), 1000);
     await writeRandom(join(dir, 'b'), 10);
     const one = await track(t, startFileServer(LOOPBACK, { paths: [join(dir, 'a')] }));
@@ -187,7 +181,7 @@ describe('framed transfer: sizes', () => {
 
 describe('framed transfer: folders', () => {
   it('send/receive a tree: structure, empty folders, empty files, modes and times kept; links inside not followed', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-');
     const src = join(dir, 'proj');
     await mkdir(join(src, 'a', 'b', 'c'), { recursive: true });
     await mkdir(join(src, 'empty'));
@@ -227,7 +221,7 @@ describe('framed transfer: folders', () => {
 
 describe('framed transfer: resume', () => {
   it('an interrupted upload leaves a .part; sending again continues it into a verified, identical file', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-');
     const size = 24 * 1024 * 1024;
     const data = await writeRandom(join(dir, 'big.bin'), size);
     const inbox = join(dir, 'inbox');
@@ -254,7 +248,7 @@ describe('framed transfer: resume', () => {
   });
 
   it('a .part that is not a prefix of the file (stale) is restarted from 0, not completed into a wrong file', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-');
     const data = await writeRandom(join(dir, 'f.bin'), 3 * 1024 * 1024);
     const out = join(dir, 'out');
     await mkdir(out);
@@ -269,7 +263,7 @@ describe('framed transfer: resume', () => {
   });
 
   it('--resume continues an existing shorter file with the final name, verifying the whole', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-');
     const data = await writeRandom(join(dir, 'f.bin'), 2 * 1024 * 1024);
     const out = join(dir, 'out');
     await mkdir(out);
@@ -286,7 +280,7 @@ describe('framed transfer: resume', () => {
 
 describe('framed transfer: integrity and safety', () => {
   it('a corrupted stream is caught by the hash: ERR_HASH_MISMATCH, no final file, no .part', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-');
     await writeRandom(join(dir, 'f.bin'), 4 * 1024 * 1024);
     const inbox = join(dir, 'inbox');
     const server = await track(t, startReceiveServer(LOOPBACK, { dir: inbox }));
@@ -301,7 +295,7 @@ describe('framed transfer: integrity and safety', () => {
   });
 
   it('refuses paths that leave the target folder, with ERR_PATH_UNSAFE, and creates nothing outside', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-');
     const inbox = join(dir, 'inbox');
     const outside = join(dir, 'outside');
     await mkdir(inbox);
@@ -327,7 +321,7 @@ describe('framed transfer: integrity and safety', () => {
   });
 
   it('a hostile server cannot make get write outside its folder either', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-');
     const out = join(dir, 'out');
     // A server that speaks the protocol and offers ../evil.
     const server = createServer((socket) => {
@@ -349,7 +343,7 @@ describe('framed transfer: integrity and safety', () => {
   });
 
   it('never overwrites an existing file without force; replaces it with force', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-');
     const data = await writeRandom(join(dir, 'f.txt'), 1000);
     const out = join(dir, 'out');
     await mkdir(out);
@@ -365,7 +359,7 @@ describe('framed transfer: integrity and safety', () => {
   });
 
   it('a sender that goes silent mid-file fails with ERR_STALLED instead of hanging; no final file', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-');
     const inbox = join(dir, 'inbox');
     const server = await track(t, startReceiveServer(LOOPBACK, { dir: inbox, stallTimeoutMs: 300 }));
     const socket = await connect(server.endpoint);
@@ -387,7 +381,7 @@ describe('framed transfer: integrity and safety', () => {
   });
 
   it('names the mismatch when a framed get meets a raw server, or two senders meet', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-');
     await writeFile(join(dir, 'f'), randomBytes(100_000));
     const raw = await track(t, startFileServer(LOOPBACK, { paths: [join(dir, 'f')], raw: true }));
     await assert.rejects(download(raw.endpoint, { dir: join(dir, 'o1') }), { code: 'ERR_TRANSFER_PROTOCOL' });
@@ -396,7 +390,7 @@ describe('framed transfer: integrity and safety', () => {
   });
 
   it('a file that shrinks while being sent is aborted with ERR_SOURCE_CHANGED; the others still arrive', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-');
     await writeRandom(join(dir, 'a'), 1000);
     const b = await writeRandom(join(dir, 'b'), 1000);
     const entries = await collectEntries([join(dir, 'a'), join(dir, 'b')]);
@@ -412,7 +406,7 @@ describe('framed transfer: integrity and safety', () => {
   });
 
   it('answers a message out of order with ERR_TRANSFER_PROTOCOL and closes', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-');
     const server = await track(t, startReceiveServer(LOOPBACK, { dir }));
     const socket = await connect(server.endpoint);
     const link = new Link(socket, { peer: 'receiver' });
@@ -427,7 +421,7 @@ describe('framed transfer: integrity and safety', () => {
 
 describe('raw transfer', () => {
   it('serve --raw streams the file and closes; downloadRaw writes it via .part and renames', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-');
     const data = await writeRandom(join(dir, 'f'), 9 * 1024 * 1024 + 7);
     const server = await track(t, startFileServer(LOOPBACK, { paths: [join(dir, 'f')], raw: true }));
     const r = await downloadRaw(server.endpoint, join(dir, 'out'));
@@ -439,7 +433,7 @@ describe('raw transfer', () => {
   });
 
   it('a raw stream that is reset mid-way leaves no file under the final name (what arrived stays in .part)', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-');
     await writeRandom(join(dir, 'f'), 1024 * 1024);
     // A raw "server" that sends half the bytes and then resets the connection.
     const server = createServer((socket) => {
@@ -453,7 +447,7 @@ describe('raw transfer', () => {
   });
 
   it('refuses raw mode for a folder or several files', async (t) => {
-    const dir = await tempDir(t);
+    const dir = tempDir(t, 'sk-transfer-');
     await writeFile(join(dir, 'a'), 'a');
     await assert.rejects(startFileServer(LOOPBACK, { paths: [dir], raw: true }), { code: 'ERR_USAGE' });
     await assert.rejects(startFileServer(LOOPBACK, { paths: [join(dir, 'a'), join(dir, 'a')], raw: true }), { code: 'ERR_USAGE' });

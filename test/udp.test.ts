@@ -22,22 +22,12 @@ import {
 import type { InetEndpoint } from '../src/net/endpoint.js';
 import { main } from '../src/cli/main.js';
 import { captureIO, ndjson } from './helpers/cli.js';
+import { hasIPv6 } from './helpers/net.js';
 
 // ---- helpers -------------------------------------------------------------------------------
 
 const V4: InetEndpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
 const V6: InetEndpoint = { kind: 'inet', host: '::1', port: 0 };
-
-async function hasIPv6(): Promise<boolean> {
-  const s = createSocket('udp6');
-  return new Promise((resolve) => {
-    s.once('error', () => {
-      s.close();
-      resolve(false);
-    });
-    s.bind(0, '::1', () => s.close(() => resolve(true)));
-  });
-}
 
 /** A UDP "echo" whose reply to each datagram is decided by `reply` (undefined: no reply). */
 async function startOddEcho(
