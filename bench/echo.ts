@@ -28,6 +28,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { startServer, type ServerSpec } from './servers.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const C_DIR = `${ROOT}bench/c`;
@@ -98,15 +99,7 @@ export interface EchoBenchOptions {
   readonly log?: (line: string) => void;
 }
 
-interface ServerSpec {
-  readonly name: ServerName;
-  readonly cmd: string;
-  readonly args: readonly string[];
-  /** Finds the port in the server's standard output. */
-  readonly port: RegExp;
-}
-
-const SERVERS: readonly ServerSpec[] = [
+const SERVERS: ReadonlyArray<ServerSpec<ServerName>> = [
   {
     name: 'socketkit',
     cmd: process.execPath,
@@ -124,52 +117,6 @@ function pinned(core: number | undefined, cmd: string, args: readonly string[]):
   // bash -c 'ulimit -n <hard>; exec "$@"': 10,000 connections need more than the usual 1,024 descriptors.
   const inner = ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', 'bench', ...(core !== undefined ? ['taskset', '-c', String(core)] : []), cmd, ...args];
   return { cmd: 'bash', args: inner };
-}
-
-interface Running {
-  readonly child: ChildProcess;
-  readonly port: number;
-  readonly pid: number;
-  stop(): Promise<void>;
-}
-
-async function startServer(spec: ServerSpec, core: number | undefined): Promise<Running> {
-  const p = pinned(core, spec.cmd, spec.args);
-  const child = spawn(p.cmd, p.args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  child.stderr!.on('data', (c: Buffer) => {
-    if (err.length < 4096) err += c.toString();
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${spec.name} did not start within 10 s: ${err}`)), 10_000);
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = spec.port.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${spec.name} exited (${code}) before listening: ${err}`));
-    });
-  });
-  child.stdout!.resume();
-  return {
-    child,
-    port,
-    pid: child.pid!,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
 }
 
 /** Runs a client to completion and returns its standard output (rejects on failure). */
@@ -272,8 +219,8 @@ async function closeIdle(child: ChildProcess): Promise<void> {
   clearTimeout(t);
 }
 
-async function measureIdle(spec: ServerSpec, n: number, settleMs: number): Promise<IdleRow> {
-  const server = await startServer(spec, undefined);
+async function measureIdle(spec: ServerSpec<ServerName>, n: number, settleMs: number): Promise<IdleRow> {
+  const server = await startServer(spec, pinned(undefined, spec.cmd, spec.args));
   try {
     // Warm up first (code paths compiled and paged in, buffers allocated) so "before" is the
     // baseline of a server that has served, and the difference is what connections cost.
@@ -366,7 +313,7 @@ export async function benchEcho(options: EchoBenchOptions = {}): Promise<EchoBen
         for (let run = 0; run < repeats; run++) {
           for (const spec of servers) {
             let row: EchoBenchRow | undefined;
-            const server = await startServer(spec, serverCore);
+            const server = await startServer(spec, pinned(serverCore, spec.cmd, spec.args));
             try {
               const m = await measure(client, server.port, connections, size, seconds, clientCore);
               row = { server: spec.name, client, connections, size, ...m };
@@ -416,7 +363,7 @@ export async function benchEcho(options: EchoBenchOptions = {}): Promise<EchoBen
     log(`${'server'.padEnd(18)}${'conns'.padStart(8)}${'open s'.padStart(8)}${'B/conn at once'.padStart(16)}${'B/conn idle'.padStart(13)}${'idle CPU'.padStart(10)}`);
     // The Python server is measured with fewer connections: its accept loop walks every socket
     // on every pass (it registers for writability), so 10,000 take about a minute to accept.
-    const plan: Array<[ServerSpec, number, number]> = servers.filter((s) => s.name !== 'node-net' && s.name !== 'node-libuv').map((s) => [s, s.name === 'python-selectors' ? Math.min(idleN, 1000) : idleN, SETTLE_MS[s.name]]);
+    const plan: Array<[ServerSpec<ServerName>, number, number]> = servers.filter((s) => s.name !== 'node-net' && s.name !== 'node-libuv').map((s) => [s, s.name === 'python-selectors' ? Math.min(idleN, 1000) : idleN, SETTLE_MS[s.name]]);
     for (const [spec, n, settle] of plan) {
       try {
         const r = await measureIdle(spec, n, settle);

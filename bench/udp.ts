@@ -8,10 +8,10 @@
  *
  * Run: `node dist/bench/udp.js` (or as part of `npm run bench`).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ping } from '../src/udp/ping.js';
 import type { InetEndpoint } from '../src/net/endpoint.js';
+import { startServer, type ServerSpec } from './servers.js';
 
 /** One measured configuration. */
 export interface UdpBenchRow {
@@ -44,14 +44,6 @@ export interface UdpBenchOptions {
 const PAYLOAD_SIZES = [64, 1400] as const;
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-interface ServerSpec {
-  readonly name: string;
-  readonly cmd: string;
-  readonly args: readonly string[];
-  /** Finds the port in the server's standard output. */
-  readonly port: RegExp;
-}
-
 const SERVERS: readonly ServerSpec[] = [
   {
     name: 'socketkit echo-server --udp',
@@ -68,45 +60,6 @@ const SERVERS: readonly ServerSpec[] = [
 ];
 
 /** Starts a server process and resolves with its port once it says it is listening. */
-async function startServer(spec: ServerSpec): Promise<{ port: number; stop: () => Promise<void> }> {
-  const child: ChildProcess = spawn(spec.cmd, [...spec.args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const stop = (): Promise<void> =>
-    new Promise((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    });
-  try {
-    const port = await new Promise<number>((resolve, reject) => {
-      let text = '';
-      const timer = setTimeout(() => reject(new Error(`${spec.name} did not report its port in 10 s`)), 10_000);
-      child.once('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`${spec.name} exited (${code}) before listening`));
-      });
-      child.stdout!.on('data', (c: Buffer) => {
-        // Only the first line matters; later output (JSON events) is read and dropped.
-        if (text.length > 4096) return;
-        text += c.toString();
-        const m = spec.port.exec(text);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-      });
-    });
-    child.stdout!.resume();
-    return { port, stop };
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-}
-
 async function measure(server: string, ep: InetEndpoint, size: number, durationMs: number): Promise<UdpBenchRow> {
   // Warm-up (JIT, ARP-free loopback caches, the server's first-peer path), not counted.
   await ping(ep, { count: 0, intervalMs: 0, size, timeoutMs: 1000, signal: AbortSignal.timeout(Math.min(300, durationMs / 4)) });
