@@ -105,12 +105,15 @@ export async function sendRawFile(socket: Socket, path: string, options: RawSend
       throw toSocketkitError(err, path);
     }
     const size = (await fh.stat()).size;
+    /** Why sending must stop: a failure seen elsewhere, or a connection that is gone. */
+    const stopped = (): SocketkitError | undefined =>
+      failure ?? (socket.destroyed ? new SocketkitError('ERR_CONN_CLOSED', `${options.peer ?? 'peer'} closed the connection after ${sent} bytes`) : undefined);
     const zeroCopy = (options.zeroCopy ?? true) && canSendfile(socket);
     if (zeroCopy) {
       await sendfileRange(socket, fh, 0, size, {
         path,
         ...(options.peer !== undefined ? { peer: options.peer } : {}),
-        failure: () => failure ?? (socket.destroyed ? new SocketkitError('ERR_CONN_CLOSED', `${options.peer ?? 'peer'} closed the connection after ${sent} bytes`) : undefined),
+        failure: stopped,
         onSent: (n) => {
           watch.touch();
           sent = n;
@@ -120,8 +123,8 @@ export async function sendRawFile(socket: Socket, path: string, options: RawSend
     } else {
       const pool = new BufferPool(options.chunkSize ?? DEFAULT_CHUNK_SIZE, options.readAhead ?? DEFAULT_READ_AHEAD);
       for await (const chunk of readChunks(fh, 0, size, pool, path)) {
-        if (failure) throw failure;
-        if (socket.destroyed) throw new SocketkitError('ERR_CONN_CLOSED', `${options.peer ?? 'peer'} closed the connection after ${sent} bytes`);
+        const stop = stopped();
+        if (stop) throw stop;
         // No wait for 'drain': the pool bounds what is in flight (a chunk comes back when the
         // kernel has taken it), and the next read overlaps this write.
         socket.write(chunk, () => {
