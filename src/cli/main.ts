@@ -8,6 +8,7 @@ import { COMMANDS } from './registry.js';
 import { commandHelp, parseCommandArgs, type CommandIO } from './command.js';
 import { EXIT_FAILURE, SocketkitError, isSocketkitError, toSocketkitError } from '../core/errors.js';
 import { nativeStatus } from '../native/helper.js';
+import { neutralise } from '../core/terminal-text.js';
 
 function version(): string {
   try {
@@ -78,7 +79,7 @@ export function processIO(): CommandIO {
 function printError(io: CommandIO, err: unknown, debug: boolean): number {
   const e = toSocketkitError(err);
   // One line, whatever the message holds (some system and aggregate errors span several).
-  io.stderr.write(`socketkit: ${e.message.replace(/\s*\n\s*/g, ' ')} (${e.code})\n`);
+  io.stderr.write(`socketkit: ${neutralise(e.message.replace(/\s*\n\s*/g, ' '))} (${e.code})\n`);
   if (debug && err instanceof Error) io.stderr.write(`${err.stack ?? ''}\n`);
   else if (!(err instanceof SocketkitError) && e.code === 'ERR_INTERNAL') {
     io.stderr.write('(this looks like a bug in socketkit; run again with --debug for details)\n');

@@ -4,10 +4,14 @@
  * above them. Several files at once (a server with many clients) get one line each.
  *
  * Written for a TTY; when the stream is not one, nothing is drawn and `line()` simply prints.
+ * Labels and lines are peer-controlled (file names, messages): they are neutralised here, where
+ * they are drawn, and labels are measured in terminal columns (wide characters take two), so a
+ * long or wide name never wraps the line and breaks the redraw.
  */
 import type { Writable } from 'node:stream';
 import type { TransferEvent, TransferSummary } from '../transfer/index.js';
-import { formatBytes, type Reporter } from './report.js';
+import { fitColumns, neutralise } from '../core/terminal-text.js';
+import { formatBytes, terminalLines, type Reporter } from './report.js';
 
 /** Options of {@link ProgressBars}. */
 export interface ProgressOptions {
@@ -58,13 +62,6 @@ export function formatEta(seconds: number): string {
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
 }
 
-/** Shortens `text` to `width` characters, keeping its end (the file name) and marking the cut. */
-function fit(text: string, width: number): string {
-  if (text.length <= width) return text;
-  if (width <= 1) return text.slice(-width);
-  return `…${text.slice(text.length - width + 1)}`;
-}
-
 /** Live progress bars, keyed by whatever identifies a file in flight. */
 export class ProgressBars {
   readonly #stream: Writable & { columns?: number };
@@ -92,7 +89,7 @@ export class ProgressBars {
   start(key: string, label: string, size: number | undefined, offset = 0): void {
     if (!this.#enabled) return;
     const now = performance.now();
-    this.#bars.set(key, { label, size, offset, bytes: offset, started: now, rate: 0, lastSampleAt: now, lastSampleBytes: offset });
+    this.#bars.set(key, { label: neutralise(label), size, offset, bytes: offset, started: now, rate: 0, lastSampleAt: now, lastSampleBytes: offset });
     this.#dirty = true;
   }
 
@@ -113,12 +110,13 @@ export class ProgressBars {
 
   /** Prints a permanent line above the bars. */
   line(text: string): void {
+    const safe = terminalLines(text);
     if (!this.#enabled) {
-      this.#stream.write(`${text}\n`);
+      this.#stream.write(`${safe}\n`);
       return;
     }
     this.#clear();
-    this.#stream.write(`${text}\n`);
+    this.#stream.write(`${safe}\n`);
     this.#draw();
   }
 
@@ -171,7 +169,7 @@ function render(bar: Bar, width: number): string {
   const rate = bar.rate > 0 ? bar.rate : (bar.bytes - bar.offset) / Math.max(0.001, (performance.now() - bar.started) / 1000);
   if (bar.size === undefined) {
     const tail = `  ${formatBytes(bar.bytes).padStart(9)}  ${formatRate(rate).padStart(9)}`;
-    return `${fit(bar.label, width - tail.length)}${tail}`;
+    return `${fitColumns(bar.label, width - tail.length)}${tail}`;
   }
   const fraction = bar.size === 0 ? 1 : Math.min(1, bar.bytes / bar.size);
   const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
@@ -184,7 +182,7 @@ function render(bar: Bar, width: number): string {
   const labelWidth = Math.max(8, room - cells - 4);
   const filled = Math.floor(fraction * cells);
   const gauge = `[${'='.repeat(filled)}${filled < cells ? '>' : ''}${' '.repeat(Math.max(0, cells - filled - 1))}]`;
-  return `${fit(bar.label, labelWidth).padEnd(labelWidth)}  ${gauge}${tail}`;
+  return `${fitColumns(bar.label, labelWidth, true)}  ${gauge}${tail}`;
 }
 
 // ---- transfer views -------------------------------------------------------------------------

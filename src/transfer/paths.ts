@@ -2,7 +2,9 @@
  * Paths from the wire, and where they may land.
  *
  * A receiver never trusts a peer's path: it must be relative, `/`-separated, free of `.`, `..`
- * and empty components, of control characters and backslashes, and once joined to the target
+ * and empty components, of backslashes and of every code point a terminal acts on (C0, DEL,
+ * C1, line/paragraph separators, bidirectional controls: see `core/terminal-text.ts`), so a
+ * name that could rewrite a screen never becomes a file name either; once joined to the target
  * folder it must stay inside it even through symbolic links that already exist there. What
  * fails is refused with `ERR_PATH_UNSAFE`; nothing is created outside the target folder.
  *
@@ -14,6 +16,7 @@ import { lstat, mkdir, realpath } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { MAX_NAME_BYTES, MAX_PATH_BYTES } from './constants.js';
+import { hasTerminalUnsafe } from '../core/terminal-text.js';
 import { clean } from './protocol.js';
 
 /** The coded error for a path that would leave the target folder or is not a plain relative path. */
@@ -29,8 +32,7 @@ export function unsafePath(path: string, why: string): SocketkitError {
 export function checkWirePath(path: string): string | undefined {
   if (path.length === 0) return 'empty path';
   if (Buffer.byteLength(path, 'utf8') > MAX_PATH_BYTES) return `longer than ${MAX_PATH_BYTES} bytes`;
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(path)) return 'contains control characters';
+  if (hasTerminalUnsafe(path)) return 'contains control characters (C0, C1, separators or bidirectional controls)';
   if (path.includes('\\')) return 'contains a backslash';
   if (path.startsWith('/')) return 'absolute path';
   if (/^[A-Za-z]:/.test(path)) return 'drive-letter path';

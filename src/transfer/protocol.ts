@@ -13,6 +13,7 @@
  * See the README ("File transfer protocol") for the full dialogue.
  */
 import { SocketkitError } from '../core/errors.js';
+import { neutralise } from '../core/terminal-text.js';
 import { encodeHeader } from '../codec/index.js';
 import { MAX_CONTROL_BYTES, TRANSFER_MAGIC, TRANSFER_PROTOCOL_VERSION } from './constants.js';
 
@@ -355,12 +356,7 @@ function coded(b: Record<string, unknown>): { code: string; message: string } {
   return { code, message };
 }
 
-/**
- * Makes text from a peer safe for a terminal: control characters (which could move the cursor
- * or rewrite the screen) become `?`, and the length is bounded.
- */
+/** Makes text from a peer safe for a terminal, bounded to `max` characters (see `core/terminal-text.ts`). */
 export function clean(text: string, max: number): string {
-  // eslint-disable-next-line no-control-regex
-  const safe = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
-  return safe.length > max ? `${safe.slice(0, max - 1)}…` : safe;
+  return neutralise(text, max);
 }
