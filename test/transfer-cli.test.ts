@@ -165,7 +165,7 @@ describe('resume after the sender is killed', () => {
         }),
     );
     const sender = start(t, process.execPath, [BIN, 'send', `127.0.0.1:${(proxy.address() as { port: number }).port}`, join(dir, 'big.bin'), '--json']);
-    const part = join(inbox, 'big.bin.part');
+    const part = join(inbox, '.big.bin.sk-partial');
     let kept = 0;
     for (let i = 0; i < 200 && kept < 4 * 1024 * 1024; i++) {
       await new Promise((r) => setTimeout(r, 25));

@@ -133,7 +133,7 @@ describe('framed transfer: sizes', () => {
       assert.ok(got.equals(data));
       const done = events.find((e) => e.event === 'file-done');
       assert.equal(done?.event === 'file-done' ? done.sha256 : undefined, sha(data));
-      assert.equal(await exists(join(dir, 'out', 'src.bin.part')), false, 'no .part left');
+      assert.equal(await exists(join(dir, 'out', '.src.bin.sk-partial')), false, 'no .part left');
     });
   }
 
@@ -229,7 +229,7 @@ describe('framed transfer: resume', () => {
     // The network is cut after 6 MiB: the sender fails, the receiver keeps what it got.
     const cut = await proxy(t, server.endpoint, { cutAfter: 6 * 1024 * 1024 });
     await assert.rejects(upload(cut, [join(dir, 'big.bin')], { stallTimeoutMs: 5000 }));
-    const part = join(inbox, 'big.bin.part');
+    const part = join(inbox, '.big.bin.sk-partial');
     // The receiver notices the cut on its own side a moment later, and flushes what it has.
     for (let i = 0; i < 250 && (server.stats.connections === 0 || server.stats.active > 0); i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(server.stats.active, 0);
@@ -252,7 +252,7 @@ describe('framed transfer: resume', () => {
     const data = await writeRandom(join(dir, 'f.bin'), 3 * 1024 * 1024);
     const out = join(dir, 'out');
     await mkdir(out);
-    await writeFile(join(out, 'f.bin.part'), randomBytes(1024 * 1024));
+    await writeFile(join(out, '.f.bin.sk-partial'), randomBytes(1024 * 1024));
     const server = await track(t, startFileServer(LOOPBACK, { paths: [join(dir, 'f.bin')] }));
     const events: TransferEvent[] = [];
     const summary = await download(server.endpoint, { dir: out, onEvent: (e) => events.push(e) });
@@ -291,7 +291,7 @@ describe('framed transfer: integrity and safety', () => {
     assert.equal(summary.failures[0]?.code, 'ERR_HASH_MISMATCH');
     assert.equal(summaryError(summary)?.exitCode, 1);
     assert.equal(await exists(join(inbox, 'f.bin')), false);
-    assert.equal(await exists(join(inbox, 'f.bin.part')), false);
+    assert.equal(await exists(join(inbox, '.f.bin.sk-partial')), false);
   });
 
   it('refuses paths that leave the target folder, with ERR_PATH_UNSAFE, and creates nothing outside', async (t) => {
@@ -377,7 +377,7 @@ describe('framed transfer: integrity and safety', () => {
     assert.equal(await exists(join(inbox, 'f')), false);
     for (let i = 0; i < 100 && server.stats.failed === 0; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(server.stats.failed, 1);
-    assert.equal((await stat(join(inbox, 'f.part'))).size, 100);
+    assert.equal((await stat(join(inbox, '.f.sk-partial'))).size, 100);
   });
 
   it('names the mismatch when a framed get meets a raw server, or two senders meet', async (t) => {
@@ -429,7 +429,7 @@ describe('raw transfer', () => {
     assert.ok((await readFile(join(dir, 'out'))).equals(data));
     await assert.rejects(downloadRaw(server.endpoint, join(dir, 'out')), { code: 'ERR_EXISTS' });
     await downloadRaw(server.endpoint, join(dir, 'out'), { force: true });
-    assert.equal(await exists(join(dir, 'out.part')), false);
+    assert.equal(await exists(join(dir, '.out.sk-partial')), false);
   });
 
   it('a raw stream that is reset mid-way leaves no file under the final name (what arrived stays in .part)', async (t) => {

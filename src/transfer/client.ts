@@ -14,7 +14,7 @@ import { PART_SUFFIX } from './constants.js';
 import { collectEntries, type SkippedEntry } from './entries.js';
 import type { TransferEvent, TransferSummary } from './events.js';
 import { Link } from './link.js';
-import { place, syncDir } from './place.js';
+import { partialPath, place, syncDir } from './place.js';
 import { SyncFileSink } from './file-io.js';
 import { rawReadHook, receiveRawStream, streamSink, type RawReadHook, type RawResult } from './raw.js';
 import { runReceiver } from './receiver.js';
@@ -209,7 +209,7 @@ export async function downloadRaw(ep: Endpoint, out: string | Writable, options:
     }
   }
   if (existing !== undefined && options.force !== true) throw new SocketkitError('ERR_EXISTS', `${out} already exists (use --force to replace it)`);
-  const part = target + PART_SUFFIX;
+  const part = partialPath(target);
   // The .part is opened before connecting (a short stream could otherwise arrive, and end,
   // before anyone listens for its end), and emptied only once the connection is up: a failed
   // connect leaves an earlier .part as it was.

@@ -31,8 +31,11 @@ export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
  */
 export const DEFAULT_OFFER_WINDOW = 64;
 
-/** What a receiver appends to a file's name while the file is incomplete or unverified. */
-export const PART_SUFFIX = '.part';
+/**
+ * What ends a file's name while it is incomplete or unverified: `NAME` is written as
+ * `.NAME.sk-partial` (see `partialPath` in place.ts), a name no user file has by accident.
+ */
+export const PART_SUFFIX = '.sk-partial';
 
 /** Received bytes a connection queues for its consumer before it pauses the socket (and TCP slows the sender). */
 export const DEFAULT_RECEIVE_QUEUE_BYTES = 8 * 1024 * 1024;

@@ -15,15 +15,15 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
-import { lstat, mkdir, open, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, realpath, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
-import { DEFAULT_CHUNK_SIZE, DEFAULT_FINALIZE_CONCURRENCY, PART_SUFFIX } from './constants.js';
+import { DEFAULT_CHUNK_SIZE, DEFAULT_FINALIZE_CONCURRENCY } from './constants.js';
 import type { TransferEvent, TransferFailure, TransferSummary } from './events.js';
 import { BufferPool, FileSink, SyncFileSink, readChunks, type ChunkSink } from './file-io.js';
 import type { Link } from './link.js';
 import { checkWirePath, resolveUnder, unsafePath } from './paths.js';
-import { lstatOrUndefined, place, syncDir } from './place.js';
+import { adoptForResume, lstatOrUndefined, partialPath, place, receivedMode, removeIfEmpty, syncDir } from './place.js';
 import { clean, negotiateVersion, protocolError, type OfferMessage } from './protocol.js';
 
 /** Options of {@link runReceiver}. */
@@ -74,6 +74,8 @@ interface Incoming {
   readonly offset: number;
   /** SHA-256 state over those bytes. */
   readonly prefixHash: Hash | undefined;
+  /** --resume: the user's file under the final name holding the prefix, adopted at BEGIN if confirmed. */
+  readonly adopt?: string;
 }
 
 /** The file whose data is arriving. */
@@ -188,6 +190,7 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
     current = cur;
     emit({ event: 'file-start', path: incoming.offer.path, size: incoming.offer.size, offset });
     try {
+      if (incoming.adopt !== undefined) await adoptForResume(incoming.adopt, incoming.part, incoming.offset, offset, clean(incoming.offer.path, 200));
       cur.fh = await open(incoming.part, PART_FLAGS, 0o600);
       const st = await cur.fh.stat();
       if (!st.isFile()) throw unsafePath(incoming.offer.path, `${basename(incoming.part)} is not a regular file`);
@@ -288,7 +291,7 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
           { exitCode: 1 },
         );
       }
-      await fh.chmod(offer.mode & 0o777);
+      await fh.chmod(receivedMode(offer.mode));
       await fh.utimes(new Date(), new Date(offer.mtimeMs));
       await link.busy(fh.sync());
       await fh.close();
@@ -397,8 +400,8 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
     if (cur !== undefined) {
       await cur.sink?.flush().catch(() => undefined);
       await cur.fh?.close().catch(() => undefined);
-      // An empty `.part` holds nothing to resume from.
-      if (cur.fh !== undefined && cur.offset + cur.received === 0) await unlink(cur.incoming.part).catch(() => undefined);
+      // An empty partial file holds nothing to resume from.
+      if (cur.fh !== undefined) await removeIfEmpty(cur.incoming.part);
     }
     await Promise.allSettled([...finalizing]);
     for (const target of myClaims) claims.delete(target);
@@ -437,18 +440,17 @@ async function prepareFile(root: string, offer: OfferMessage, options: ReceiverO
     target = await resolveUnder(root, offer.path, true);
   }
   if (claims.has(target)) throw new SocketkitError('ERR_BUSY', `'${clean(offer.path, 200)}' is being received by another connection`);
-  const part = target + PART_SUFFIX;
+  const part = partialPath(target);
   const shown = clean(offer.path, 200);
   let partSize = await sizeOf(part, offer.path);
+  let adopt: string | undefined;
   const existing = await lstatOrUndefined(target);
   if (existing !== undefined) {
     if (existing.isDirectory()) throw new SocketkitError('ERR_EXISTS', `'${shown}' exists and is a folder`);
     const continuable = options.resume === true && existing.isFile() && existing.size <= offer.size && partSize === undefined;
     if (continuable) {
-      // --resume: the existing file is taken as the partial one; it is verified like any other.
-      await rename(target, part).catch((err: unknown) => {
-        throw toSocketkitError(err, target);
-      });
+      // --resume: the existing file's prefix is offered; it becomes the partial file only if the sender confirms it (at BEGIN).
+      adopt = target;
       partSize = existing.size;
     } else if (options.force !== true) {
       throw new SocketkitError('ERR_EXISTS', `'${shown}' already exists (use --force to replace it${options.resume === true ? '' : ', or --resume to continue it'})`);
@@ -460,10 +462,10 @@ async function prepareFile(root: string, offer: OfferMessage, options: ReceiverO
     let offset = 0;
     // A `.part` longer than the file cannot be its prefix: it is cut to 0 at BEGIN.
     if (partSize !== undefined && partSize > 0 && partSize <= offer.size) {
-      prefixHash = await hashPrefix(part, partSize, link);
+      prefixHash = await hashPrefix(adopt ?? part, partSize, link);
       offset = partSize;
     }
-    return { id: offer.id, offer, target, part, offset, prefixHash };
+    return { id: offer.id, offer, target, part, offset, prefixHash, ...(adopt !== undefined ? { adopt } : {}) };
   } catch (err) {
     claims.delete(target);
     throw err;
