@@ -146,6 +146,8 @@ export class ProgressBars {
       shown++;
     }
     if (shown > this.#maxBars) lines.push(`  … and ${shown - this.#maxBars} more`);
+    // Nothing on screen and nothing to show: no control sequence at all.
+    if (lines.length === 0 && this.#drawn === 0) return;
     const up = this.#drawn > 0 ? `\x1b[${this.#drawn}A\r` : '';
     this.#stream.write(`${up}${lines.map((l) => `${l}\x1b[K\n`).join('')}\x1b[J`);
     this.#drawn = lines.length;

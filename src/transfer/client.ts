@@ -89,7 +89,7 @@ async function openLink(ep: Endpoint, options: TransferClientOptions, fastReads 
     ...(options.stallTimeoutMs !== undefined ? { stallTimeoutMs: options.stallTimeoutMs } : {}),
     ...(hook ? { readHook: hook } : {}),
   });
-  const onAbort = (): void => link.fail(new SocketkitError('ERR_ABORTED', 'transfer aborted; partial files are kept as .part for a resume'));
+  const onAbort = (): void => link.fail(new SocketkitError('ERR_ABORTED', 'transfer aborted; partial files are kept (as .NAME.sk-partial) for a resume'));
   options.signal?.addEventListener('abort', onAbort, { once: true });
   return { link, detach: () => options.signal?.removeEventListener('abort', onAbort) };
 }
