@@ -25,6 +25,7 @@ const HOSTILE = ['esc_\x1b]0;pwned\x07', '\x1b[2J\x1b[31mRED', 'c1_\u009b31mRED'
  * below (CSI K, CSI J) and carriage returns. Everything else must be plain text.
  */
 function withoutOwnSequences(text: string): string {
+  // eslint-disable-next-line no-control-regex
   return text.replace(/\x1b\[\d*[AKJ]/g, '').replace(/\r/g, '');
 }
 
