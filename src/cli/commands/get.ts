@@ -16,16 +16,16 @@ const command: Command = {
   args: 'ADDR',
   description:
     'Entries are written under the current folder (or --dir DIR) with the names the server gives, after checking that every path stays ' +
-    'inside it. Each file is written as NAME.part, verified by SHA-256, fsynced and renamed. An existing file is refused unless --force; ' +
-    'a NAME.part left by an interrupted transfer is continued and the whole file verified. With --raw, every byte that arrives is written ' +
+    'inside it. Each file is written as .NAME.sk-partial, verified by SHA-256, fsynced and renamed. An existing file is refused unless --force; ' +
+    'a .NAME.sk-partial left by an interrupted transfer is continued and the whole file verified. With --raw, every byte that arrives is written ' +
     'to OUT (-o - for standard output) until the sender closes; this also works against `nc -N -l -p PORT < file` (without -N, that nc ' +
-    'never closes, which ends in ERR_STALLED after --stall-timeout; the bytes are kept in OUT.part).',
+    'never closes, which ends in ERR_STALLED after --stall-timeout; the bytes are kept in .OUT.sk-partial).',
   options: {
     out: { type: 'string', short: 'o', value: 'OUT', help: 'write the one file offered here (raw: required; - is standard output)' },
     dir: { type: 'string', value: 'DIR', help: 'write entries under DIR (created if missing)', default: '.' },
     raw: { type: 'boolean', help: 'receive a raw byte stream (no protocol, no verification)' },
     force: { type: 'boolean', help: 'replace existing files' },
-    resume: { type: 'boolean', help: 'also continue an existing shorter file with the final name (a .part is always continued)' },
+    resume: { type: 'boolean', help: 'also continue an existing shorter file with the final name if the sender confirms it is a prefix (else ERR_EXISTS); a .NAME.sk-partial is always continued' },
     'stall-timeout': { type: 'string', value: 'SECONDS', help: 'fail when the transfer makes no progress this long (0: never)', default: String(DEFAULT_STALL_TIMEOUT_MS / 1000) },
     timeout: { type: 'string', value: 'SECONDS', help: 'connect timeout', default: '10' },
     ...CLIENT_SECURITY_OPTIONS,

@@ -15,14 +15,14 @@ const command: Command = {
   summary: 'Accept files and folders from `socketkit send` clients into a folder, checked and verified.',
   args: '',
   description:
-    'Every entry a client sends is checked (relative, inside DIR, no link escapes), written as NAME.part, verified by SHA-256, fsynced and ' +
-    'renamed; a failed file never appears under its name. Existing files are refused unless --force. A NAME.part from an interrupted ' +
+    'Every entry a client sends is checked (relative, inside DIR, no link escapes), written as .NAME.sk-partial, verified by SHA-256, fsynced and ' +
+    'renamed; a failed file never appears under its name. Existing files are refused unless --force. A .NAME.sk-partial from an interrupted ' +
     'upload is continued when the client sends again, and the whole file verified. Runs until SIGINT/SIGTERM, or one client with --once.',
   options: {
     listen: { type: 'string', value: 'ADDR', help: 'address to listen on: PORT, HOST:PORT, [IPV6]:PORT, unix:PATH', default: `${DEFAULT_LISTEN_HOST}:${DEFAULT_PORT}` },
     dir: { type: 'string', value: 'DIR', help: 'folder to write into (created if missing)', default: '.' },
     force: { type: 'boolean', help: 'replace existing files' },
-    resume: { type: 'boolean', help: 'also continue an existing shorter file with the final name (a .part is always continued)' },
+    resume: { type: 'boolean', help: 'also continue an existing shorter file with the final name if the sender confirms it is a prefix (else ERR_EXISTS); a .NAME.sk-partial is always continued' },
     once: { type: 'boolean', help: 'receive from one client, then exit with its outcome' },
     'stall-timeout': { type: 'string', value: 'SECONDS', help: 'drop a client whose transfer makes no progress this long (0: never)', default: String(DEFAULT_STALL_TIMEOUT_MS / 1000) },
     grace: { type: 'string', value: 'SECONDS', help: 'on SIGINT/SIGTERM, let live transfers finish this long', default: String(DEFAULT_GRACE_MS / 1000) },

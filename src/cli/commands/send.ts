@@ -16,7 +16,7 @@ const command: Command = {
   description:
     'Each PATH arrives under its own name (a folder with everything in it; links inside folders are skipped). Each file streams with its ' +
     'SHA-256 computed on the way; the receiver verifies it before the file appears under its name. A file the receiver already has in part ' +
-    '(NAME.part) continues from there. Whether existing files may be replaced is the receiver\'s choice (receive --force).',
+    '(.NAME.sk-partial) continues from there. Whether existing files may be replaced is the receiver\'s choice (receive --force).',
   options: {
     'stall-timeout': { type: 'string', value: 'SECONDS', help: 'fail when the transfer makes no progress this long (0: never)', default: String(DEFAULT_STALL_TIMEOUT_MS / 1000) },
     timeout: { type: 'string', value: 'SECONDS', help: 'connect timeout', default: '10' },
