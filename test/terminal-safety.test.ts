@@ -3,8 +3,6 @@
 // scripted hostile peers, checked byte by byte.
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect as netConnect, type Socket } from 'node:net';
-import { once } from 'node:events';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { displayWidth, escapeJsonLine, fitColumns, neutralise } from '../src/core/terminal-text.js';
@@ -14,7 +12,7 @@ import { PassThrough } from 'node:stream';
 import { BIN, hasCommand } from './helpers/cli.js';
 import { freePort } from './helpers/net.js';
 import { runUnderPty } from './helpers/pty.js';
-import { SkftPeer, scriptedServer } from './helpers/skft-peer.js';
+import { SkftPeer, connectWhenListening, scriptedServer } from './helpers/skft-peer.js';
 import { tempDir } from './helpers/tmp.js';
 
 /** Names a hostile peer offers: an OSC title change with BEL, a screen clear, an 8-bit CSI, bidi, a line separator. */
@@ -55,22 +53,6 @@ async function offerHostile(peer: SkftPeer): Promise<void> {
   // The sender closes once every answer is in (README, "Dialogue" 4); then the receiver does.
   peer.end();
   await peer.closed();
-}
-
-/** Connects to 127.0.0.1:port, retrying while nothing listens yet (bounded by `timeoutMs`). */
-async function connectWhenListening(port: number, timeoutMs: number): Promise<Socket> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const socket = netConnect({ host: '127.0.0.1', port });
-    try {
-      await once(socket, 'connect');
-      return socket;
-    } catch (err) {
-      socket.destroy();
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
 }
 
 describe('terminal text: one neutralising function', () => {
@@ -149,7 +131,7 @@ describe('the CLI under a pseudo-terminal against hostile peers', { skip: !hasCo
     const port = await freePort();
     const running = runUnderPty(process.execPath, [BIN, 'receive', '--once', '--insecure', '--listen', `127.0.0.1:${port}`, '--dir', join(dir, 'in')], t);
     // --once: the first connection is the client, so no probe; connect until it listens.
-    const socket = await connectWhenListening(port, 10_000);
+    const socket = await connectWhenListening(port);
     t.after(() => socket.destroy());
     await offerHostile(new SkftPeer(socket));
     const r = await running;

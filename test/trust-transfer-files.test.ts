@@ -5,8 +5,6 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { connect as netConnect, type Socket } from 'node:net';
-import { once } from 'node:events';
 import { lstat, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Endpoint } from '../src/net/endpoint.js';
@@ -14,7 +12,7 @@ import { download, startFileServer, startReceiveServer, upload, type TransferSer
 import { isPartialName, partialPath, processUmask, receivedMode } from '../src/transfer/place.js';
 import { BIN, spawnProcess } from './helpers/cli.js';
 import { freePort } from './helpers/net.js';
-import { SkftPeer } from './helpers/skft-peer.js';
+import { SkftPeer, connectWhenListening } from './helpers/skft-peer.js';
 import { tempDir } from './helpers/tmp.js';
 
 const LOOPBACK: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
@@ -31,22 +29,6 @@ async function exists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-/** Connects to a scripted peer's target, retrying while nothing listens yet (bounded). */
-async function connectWhenListening(port: number, timeoutMs = 10_000): Promise<Socket> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const socket = netConnect({ host: '127.0.0.1', port });
-    try {
-      await once(socket, 'connect');
-      return socket;
-    } catch (err) {
-      socket.destroy();
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
 }
 
 /** A scripted sender on `socket`: sends each file whole (offset 0) and returns the RESULT codes. */

@@ -6,7 +6,7 @@
  * It uses only the pure encoders of `src/transfer/protocol.ts`, not the library's link, so it
  * stays an independent second implementation of the wire format.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { encodeFrame } from '../../src/codec/index.js';
 import { dataPrefix, encodeControl, encodeHello, parseHello, parseMessage, type ControlMessage, type Hello, type HelloInfo, type Message, type TransferRole } from '../../src/transfer/protocol.js';
@@ -111,4 +111,23 @@ export async function scriptedServer(t: CleanupContext, script: (peer: SkftPeer)
     return new Promise<void>((resolve) => server.close(() => resolve()));
   });
   return { server, port: (server.address() as { port: number }).port };
+}
+
+/**
+ * Connects to 127.0.0.1:port, retrying while nothing listens yet (bounded by `timeoutMs`). For
+ * servers started with `--once`, where a probe connection would be taken for the one client.
+ */
+export async function connectWhenListening(port: number, timeoutMs = 10_000): Promise<Socket> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const socket = netConnect({ host: '127.0.0.1', port });
+    try {
+      await once(socket, 'connect');
+      return socket;
+    } catch (err) {
+      socket.destroy();
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
 }
