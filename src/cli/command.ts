@@ -9,16 +9,44 @@ import { parseArgs } from 'node:util';
 import type { Writable } from 'node:stream';
 import { SocketkitError } from '../core/errors.js';
 
-export interface OptionSpec {
+export interface OptionSpec<T = unknown> {
   readonly type: 'string' | 'boolean';
   readonly short?: string;
   readonly multiple?: boolean;
   /** Shown in help after the option name, e.g. `SECONDS`. */
   readonly value?: string;
   readonly help: string;
-  /** A default, shown in help. */
-  readonly default?: string | boolean;
+  /**
+   * The value when the option is not given: typed like `parse`'s result (a string for options
+   * without `parse`). Constructors in `options.ts` take it from the library's DEFAULT_* constants,
+   * so each default is written once.
+   */
+  readonly default?: T;
+  /** How help shows the default (default: `String(default)`). */
+  readonly show?: string;
+  /** Turns the text given on the command line into the typed value; throws ERR_USAGE naming the option. */
+  readonly parse?: (option: string, text: string) => T;
+  /** Another option without which this one does not apply: giving it alone is a usage error. */
+  readonly needs?: string;
 }
+
+/** The typed value of one option, from its spec. */
+export type OptionValue<S> = S extends { readonly type: 'boolean' }
+  ? boolean
+  : S extends { readonly multiple: true }
+    ? S extends { readonly parse: (option: string, text: string) => infer T }
+      ? T[]
+      : string[]
+    : S extends { readonly parse: (option: string, text: string) => infer T }
+      ? S extends { readonly default: unknown }
+        ? T
+        : T | undefined
+      : S extends { readonly default: string }
+        ? string
+        : string | undefined;
+
+/** The typed values of a command's options. */
+export type OptionValues<O> = { readonly [K in keyof O]: OptionValue<O[K]> };
 
 /** Where a command writes; tests pass their own streams to run commands in-process. */
 export interface CommandIO {
@@ -31,6 +59,8 @@ export interface CommandIO {
 
 export interface CommandContext<V> {
   readonly values: V;
+  /** The options given on the command line (a default that was filled in is not "given"). */
+  readonly given?: ReadonlySet<string>;
   readonly positionals: readonly string[];
   readonly io: CommandIO;
   readonly global: GlobalFlags;
@@ -54,6 +84,20 @@ export interface Command {
   run(ctx: CommandContext<Record<string, string | boolean | string[] | undefined>>): Promise<number>;
 }
 
+/** A command whose `run` sees its options typed from their specs. */
+export interface CommandDefinition<O extends Readonly<Record<string, OptionSpec>>> extends Omit<Command, 'options' | 'run'> {
+  readonly options: O;
+  run(ctx: CommandContext<OptionValues<O>>): Promise<number>;
+}
+
+/**
+ * Declares a command with typed option values: `values.timeout` is the number of milliseconds
+ * that `options.duration(...)` parsed, never a string to parse again.
+ */
+export function defineCommand<const O extends Readonly<Record<string, OptionSpec>>>(def: CommandDefinition<O>): Command {
+  return def as unknown as Command;
+}
+
 /** Options every command takes. */
 export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   json: { type: 'boolean', help: 'machine-readable output: NDJSON events and a JSON summary on stdout' },
@@ -70,7 +114,8 @@ export function commandHelp(cmd: Command): string {
   const all = { ...cmd.options, ...GLOBAL_OPTIONS };
   const rows = Object.entries(all).map(([name, o]) => {
     const flag = `${o.short ? `-${o.short}, ` : '    '}--${name}${o.type === 'string' ? ` ${o.value ?? 'VALUE'}` : ''}`;
-    const def = o.default !== undefined && o.default !== false ? ` (default ${String(o.default)})` : '';
+    const shown = o.show ?? (o.default !== undefined && o.default !== false ? String(o.default) : undefined);
+    const def = shown !== undefined ? ` (default ${shown})` : '';
     return [flag, `${o.help}${def}${o.multiple ? ' (repeatable)' : ''}`] as const;
   });
   const width = Math.max(...rows.map(([f]) => f.length));
@@ -83,7 +128,8 @@ export function commandHelp(cmd: Command): string {
 }
 
 export interface Parsed {
-  readonly values: Record<string, string | boolean | string[] | undefined>;
+  readonly values: Record<string, unknown>;
+  readonly given?: ReadonlySet<string>;
   readonly positionals: string[];
   readonly global: GlobalFlags;
   readonly help: boolean;
@@ -98,16 +144,29 @@ export function parseCommandArgs(cmd: Command, argv: readonly string[]): Parsed 
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: [...argv], options: config, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: joinNegativeValues(argv, all), options: config, allowPositionals: true, strict: true });
   } catch (err) {
     const msg = err instanceof Error ? err.message.split('\n')[0]! : String(err);
     throw new SocketkitError('ERR_USAGE', msg.replace(/\. To specify a positional argument.*$/, ''));
   }
-  const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
-  const help = values['help'] === true;
-  const global: GlobalFlags = { json: values['json'] === true, quiet: values['quiet'] === true, debug: values['debug'] === true };
-  for (const [name, o] of Object.entries(cmd.options)) {
-    if (values[name] === undefined && o.default !== undefined) values[name] = o.default;
+  const raw = parsed.values as Record<string, string | boolean | string[] | undefined>;
+  const help = raw['help'] === true;
+  const global: GlobalFlags = { json: raw['json'] === true, quiet: raw['quiet'] === true, debug: raw['debug'] === true };
+  const given = new Set(Object.keys(raw).filter((k) => raw[k] !== undefined));
+  const values: Record<string, unknown> = { ...raw };
+  if (!help) {
+    for (const [name, o] of Object.entries(cmd.options)) {
+      const v = raw[name];
+      if (v === undefined) {
+        if (o.default !== undefined) values[name] = o.default;
+        continue;
+      }
+      if (o.needs !== undefined && !given.has(o.needs)) {
+        throw new SocketkitError('ERR_USAGE', `--${name} applies only with --${o.needs}`);
+      }
+      const parse = o.parse;
+      if (parse) values[name] = Array.isArray(v) ? v.map((t) => parse(name, t)) : typeof v === 'string' ? parse(name, v) : v;
+    }
   }
   const n = parsed.positionals.length;
   if (!help && n < cmd.positionals.min) {
@@ -116,5 +175,33 @@ export function parseCommandArgs(cmd: Command, argv: readonly string[]): Parsed 
   if (!help && n > cmd.positionals.max) {
     throw new SocketkitError('ERR_USAGE', `${cmd.name}: unexpected argument '${parsed.positionals[cmd.positionals.max]}'`);
   }
-  return { values, positionals: parsed.positionals, global, help };
+  return { values, given, positionals: parsed.positionals, global, help };
+}
+
+/**
+ * parseArgs takes `-c -5` for two options and calls it ambiguous; a string option followed by
+ * something that reads as a negative number gets it as its value, so the option's own check can
+ * say what range it takes.
+ */
+function joinNegativeValues(argv: readonly string[], all: Readonly<Record<string, OptionSpec>>): string[] {
+  const takesValue = new Set<string>();
+  for (const [name, o] of Object.entries(all)) {
+    if (o.type !== 'string') continue;
+    takesValue.add(`--${name}`);
+    if (o.short) takesValue.add(`-${o.short}`);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const next = argv[i + 1];
+    if (takesValue.has(a) && next !== undefined && /^-\d|^-\.\d/.test(next)) {
+      out.push(a.startsWith('--') ? `${a}=${next}` : `${a}${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
 }

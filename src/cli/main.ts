@@ -134,7 +134,7 @@ export async function main(argv: readonly string[], io: CommandIO = processIO())
       io.stdout.write(commandHelp(cmd));
       return 0;
     }
-    return await cmd.run({ values: parsed.values, positionals: parsed.positionals, io, global: parsed.global });
+    return await cmd.run({ values: parsed.values as Record<string, string | boolean | string[] | undefined>, given: parsed.given, positionals: parsed.positionals, io, global: parsed.global });
   } catch (err) {
     const status = printError(io, err, debug);
     if (isSocketkitError(err) && err.code === 'ERR_USAGE') io.stderr.write(`Run 'socketkit ${name} --help' for usage.\n`);
