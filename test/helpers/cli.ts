@@ -7,7 +7,14 @@
  *   test ends.
  * - `LineWatcher` records every line a stream produces and lets a test wait for one that
  *   matches, including lines that arrived before it started waiting.
- * - `hasCommand(name)` tells interop tests whether an external tool is installed.
+ * - `hasCommand(name)` tells interop tests whether an external tool is installed, and
+ *   `requireTool(t, name, pkg)` skips the test with a visible reason when it is not (or fails
+ *   it, when SOCKETKIT_REQUIRE_TOOLS=1, as CI sets).
+ *
+ * Every child is started in its own process group and killed as a group (`kill(-pid)`), so a
+ * program's own children (`ncat --exec /bin/cat`'s `cat`, `socat EXEC:cat`'s `cat`) die with
+ * it; groups still alive when the test process exits (a test-runner timeout included) are
+ * killed then.
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -41,6 +48,58 @@ export interface RunOptions {
   readonly gid?: number;
 }
 
+/** Process groups of children still running: killed when the test process exits. */
+const liveGroups = new Set<number>();
+let exitHookInstalled = false;
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+function killAllGroups(): void {
+  for (const pid of liveGroups) killGroup(pid, 'SIGKILL');
+  liveGroups.clear();
+}
+
+/**
+ * Starts `command` in a new process group (detached) and tracks the group until the child has
+ * exited, so it and its descendants can be killed together, and are, if the test process exits
+ * (or is told to stop) first.
+ */
+function spawnGroup(command: string, args: readonly string[], options: SpawnOptions): ChildProcess {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', killAllGroups);
+    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+      process.once(sig, () => {
+        killAllGroups();
+        process.kill(process.pid, sig); // the default action, now that our listener is gone
+      });
+    }
+  }
+  const child = spawn(command, [...args], { ...options, detached: true });
+  const pid = child.pid;
+  if (pid !== undefined) {
+    liveGroups.add(pid);
+    // The group may outlive its leader (a child's child): kill what is left when the leader exits.
+    child.once('exit', () => {
+      killGroup(pid, 'SIGKILL');
+      liveGroups.delete(pid);
+    });
+  }
+  return child;
+}
+
+/** Sends `signal` to the child's whole process group (see `spawnGroup`). */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid !== undefined) killGroup(child.pid, signal);
+  else child.kill(signal);
+}
+
 /**
  * Runs `command args` to completion and collects its output; never rejects because of the
  * exit status (assert on `code`). Rejects only when the program cannot be started at all.
@@ -54,13 +113,13 @@ export function run(command: string, args: readonly string[], options: RunOption
       ...(options.uid !== undefined ? { uid: options.uid } : {}),
       ...(options.gid !== undefined ? { gid: options.gid } : {}),
     };
-    const child = spawn(command, [...args], spawnOptions);
+    const child = spawnGroup(command, args, spawnOptions);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
+      signalGroup(child, 'SIGKILL');
     }, options.timeoutMs ?? 15_000);
     child.stdout!.on('data', (c: Buffer) => out.push(c));
     child.stderr!.on('data', (c: Buffer) => err.push(c));
@@ -155,11 +214,11 @@ export interface Spawned {
 
 /**
  * Starts `command args` in the background with stdin closed (unless `keepStdin`), watching its
- * stdout and stderr line by line. With `t`, it is SIGKILLed (if still running) when the test
- * ends.
+ * stdout and stderr line by line. `kill` signals its whole process group. With `t`, the group is
+ * SIGKILLed (if still running) when the test ends.
  */
 export function spawnProcess(command: string, args: readonly string[], t?: CleanupContext, options: { keepStdin?: boolean } & Pick<RunOptions, 'env' | 'cwd'> = {}): Spawned {
-  const child = spawn(command, [...args], {
+  const child = spawnGroup(command, args, {
     stdio: [options.keepStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     ...(options.env ? { env: options.env } : {}),
     ...(options.cwd ? { cwd: options.cwd } : {}),
@@ -173,7 +232,7 @@ export function spawnProcess(command: string, args: readonly string[], t?: Clean
   });
   const running = (): boolean => child.exitCode === null && child.signalCode === null;
   const kill = (signal: NodeJS.Signals = 'SIGTERM'): void => {
-    if (running()) child.kill(signal);
+    if (running()) signalGroup(child, signal);
   };
   const waitExit = async (timeoutMs = 10_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> => {
     const timer = setTimeout(() => kill('SIGKILL'), timeoutMs);
@@ -257,4 +316,34 @@ export function ndjson(text: string): Record<string, unknown>[] {
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** The part of node:test's TestContext `requireTool` needs. */
+export interface SkipContext {
+  skip(message?: string): void;
+}
+
+/** True when env SOCKETKIT_REQUIRE_TOOLS=1: a missing outside program fails the test (CI). */
+export const REQUIRE_TOOLS = process.env.SOCKETKIT_REQUIRE_TOOLS === '1';
+
+/**
+ * The one gate for tests that need an outside program: returns its full path when `tool` is on
+ * PATH. When it is missing, the test is skipped with a reason naming the Debian package `pkg`
+ * (and `undefined` is returned: the test should return), or, with SOCKETKIT_REQUIRE_TOOLS=1,
+ * this throws, so CI cannot pass by skipping.
+ *
+ * @example
+ * ```ts
+ * it('talks to nc', async (t) => {
+ *   if (!requireTool(t, 'nc', 'netcat-openbsd')) return;
+ * });
+ * ```
+ */
+export function requireTool(t: SkipContext, tool: string, pkg: string, why?: string): string | undefined {
+  const path = hasCommand(tool);
+  if (path !== undefined) return path;
+  const reason = `${tool} is not installed (Debian package ${pkg})${why ? `: ${why}` : ''}`;
+  if (REQUIRE_TOOLS) throw new Error(`${reason}; SOCKETKIT_REQUIRE_TOOLS=1 requires it`);
+  t.skip(`${reason}; set SOCKETKIT_REQUIRE_TOOLS=1 to fail instead`);
+  return undefined;
 }
