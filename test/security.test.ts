@@ -385,9 +385,9 @@ describe('refusals, each with its code', () => {
     const slow = await tlsEchoServer(t, v4, tlsListenTransport({ cert: cert.cert, key: cert.key, handshakeTimeoutMs: 60_000 }));
     const quitter = await rawConnect(slow.endpoint);
     t.after(() => quitter.destroy());
-    await waitUntil(() => slow.listener.connections.size === 1, 'the connection');
+    await waitUntil(() => slow.listener.pending === 1, 'the connection');
     quitter.end();
-    await waitUntil(() => slow.listener.connections.size === 0, 'the server to close the connection after the EOF');
+    await waitUntil(() => slow.listener.open === 0, 'the server to close the connection after the EOF');
   });
 
   it('unusable certificates, keys and option combinations: ERR_TLS_CONFIG / ERR_USAGE', async () => {

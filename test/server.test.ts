@@ -114,7 +114,7 @@ describe('managed server: connection limit', () => {
   it('connectionLimit() checks the listener and rejects a nonsensical limit', () => {
     assert.throws(() => connectionLimit(0), { code: 'ERR_INVALID_ARG' });
     const admit = connectionLimit(1);
-    const fake = (n: number) => ({ connections: { size: n } }) as never;
+    const fake = (n: number) => ({ open: n }) as never;
     assert.equal(admit({} as Socket, fake(0)), undefined);
     assert.equal(typeof admit({} as Socket, fake(1)), 'string');
   });

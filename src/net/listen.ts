@@ -4,11 +4,25 @@
  * The listener tracks every open connection in a Set so it can report them and shut down
  * gracefully: `close(graceMs)` stops accepting, lets live connections finish for up to
  * `graceMs`, destroys the rest, waits for every `'close'`, and is safe to call twice.
+ *
+ * Socket identity lives here and only here: `connections` holds the sockets the handler was
+ * given (for TLS, the TLS socket, so byte counts are plaintext and 'close' is the connection's
+ * end); a TLS connection still in its handshake is a raw socket held apart (`pending`), counted
+ * as accepted only when the handshake completes and as refused if it never does.
+ *
+ * Out of descriptors: libuv keeps a spare descriptor of its own and, when accept() fails with
+ * EMFILE, closes it, accepts and closes every pending connection and reopens it, without telling
+ * JavaScript (the connections just vanish). So each connection is admitted only if one more
+ * descriptor can still be opened: the connection that took the last one is closed at once,
+ * counted (`refused`, `acceptErrors`) and reported ('accept-error', ERR_NO_DESCRIPTORS), and the
+ * server keeps accepting as soon as descriptors free up. Every excess connection goes through
+ * this path, so none is lost silently.
  */
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
 import { lstat, unlink } from 'node:fs/promises';
-import { existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, openSync, unlinkSync } from 'node:fs';
+import { devNull } from 'node:os';
 import cluster from 'node:cluster';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
@@ -56,27 +70,58 @@ export interface ListenOptions {
 }
 
 export interface ListenerCounters {
-  /** Connections admitted since start. */
+  /** Connections admitted and handed to the handler since start (TLS: handshake completed). */
   accepted: number;
-  /** Connections refused by `admit`. */
+  /**
+   * Connections closed without being served: refused by `admit`, for lack of a descriptor, or
+   * (TLS) whose handshake failed or never completed.
+   */
   refused: number;
+  /** Of those, connections lost because the process ran out of descriptors, and other accept failures. */
+  acceptErrors: number;
 }
 
 export type ListenerStatus = { readonly state: 'listening' } | { readonly state: 'closing' } | { readonly state: 'closed' };
 
 export interface ListenerEvents {
+  /** Refused by `admit` (not for descriptors or handshakes: those are reported elsewhere, once each kind). */
   refused: [peer: string, reason: string];
+  /** A connection lost to an accept failure; ERR_NO_DESCRIPTORS when the process is out of descriptors. */
+  'accept-error': [error: SocketkitError];
+}
+
+/** The one error of every connection refused for lack of a descriptor. */
+const NO_DESCRIPTORS = (): SocketkitError =>
+  new SocketkitError('ERR_NO_DESCRIPTORS', 'out of file descriptors (the process limit, see ulimit -n): new connections are being closed unserved');
+
+/** Whether this process can still open one more descriptor (two system calls: open and close). */
+function descriptorSpare(): boolean {
+  try {
+    closeSync(openSync(devNull, 'r'));
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code !== 'EMFILE' && code !== 'ENFILE';
+  }
+}
+
+function ignoreError(): void {
+  // A socket being refused or abandoned: its errors are of no interest.
 }
 
 /** A listening server and the connections it holds. */
 export class Listener extends EventEmitter<ListenerEvents> {
   /** The bound address (with the real port when 0 was asked for). */
   readonly endpoint: Endpoint;
-  readonly counters: ListenerCounters = { accepted: 0, refused: 0 };
+  readonly counters: ListenerCounters = { accepted: 0, refused: 0, acceptErrors: 0 };
   readonly #server: Server;
+  /** The sockets handed to the handler. */
   readonly #sockets = new Set<Socket>();
+  /** Raw sockets of TLS connections still in their handshake. */
+  readonly #handshaking = new Set<Socket>();
   /** One 'close' listener for every socket: a closure per connection would cost memory per connection. */
   readonly #onSocketClose: (this: Socket) => void;
+  readonly #onHandshakeClose: (this: Socket) => void;
   #status: ListenerStatus = { state: 'listening' };
   #closing: Promise<void> | undefined;
 
@@ -86,15 +131,31 @@ export class Listener extends EventEmitter<ListenerEvents> {
     this.#server = server;
     this.endpoint = endpoint;
     const sockets = this.#sockets;
+    const handshaking = this.#handshaking;
+    const counters = this.counters;
     this.#onSocketClose = function (this: Socket) {
       sockets.delete(this);
       onClose?.(this);
     };
+    // Still in the set when it closes: the handshake failed or was abandoned.
+    this.#onHandshakeClose = function (this: Socket) {
+      if (handshaking.delete(this)) counters.refused++;
+    };
   }
 
-  /** The open connections (raw sockets). */
+  /** The open connections: the sockets the handler was given (for TLS, the TLS sockets). */
   get connections(): ReadonlySet<Socket> {
     return this.#sockets;
+  }
+
+  /** TLS connections still in their handshake (admitted, not yet handed to the handler). */
+  get pending(): number {
+    return this.#handshaking.size;
+  }
+
+  /** Connections holding a slot: open ones and those still in their handshake. */
+  get open(): number {
+    return this.#sockets.size + this.#handshaking.size;
   }
 
   get status(): ListenerStatus {
@@ -106,10 +167,32 @@ export class Listener extends EventEmitter<ListenerEvents> {
     return this.#server;
   }
 
-  /** @internal */
+  /** @internal a connection handed to the handler: counted as accepted and tracked until it closes. */
   track(socket: Socket): void {
+    this.counters.accepted++;
     this.#sockets.add(socket);
     socket.on('close', this.#onSocketClose); // 'close' is emitted once; no once() wrapper needed
+  }
+
+  /** @internal a raw socket whose TLS handshake has begun. */
+  trackHandshake(raw: Socket): void {
+    this.#handshaking.add(raw);
+    raw.on('close', this.#onHandshakeClose);
+  }
+
+  /** @internal the handshake on `raw` completed and `secure` (its TLS socket) is the connection now. */
+  handshakeDone(raw: Socket | undefined, secure: Socket): boolean {
+    // A handshake completing on a raw socket we no longer hold (refused, or closing): not ours to serve.
+    if (raw === undefined || !this.#handshaking.delete(raw)) return false;
+    this.track(secure);
+    return true;
+  }
+
+  /** @internal a connection lost to an accept failure (counted as refused too when it was a connection). */
+  acceptFailed(error: SocketkitError, wasConnection: boolean): void {
+    this.counters.acceptErrors++;
+    if (wasConnection) this.counters.refused++;
+    this.emit('accept-error', error);
   }
 
   /**
@@ -124,6 +207,8 @@ export class Listener extends EventEmitter<ListenerEvents> {
   async #close(graceMs: number): Promise<void> {
     this.#status = { state: 'closing' };
     const serverClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    // Handshakes in progress are not connections yet: they do not get the grace period.
+    for (const raw of this.#handshaking) raw.destroy();
     if (this.#sockets.size > 0 && graceMs > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(finish, graceMs);
@@ -139,8 +224,9 @@ export class Listener extends EventEmitter<ListenerEvents> {
     }
     // The server's close callback can run before the destroyed sockets emit 'close': wait for
     // each, so that once this resolves `connections` is empty and every close has been seen.
-    const closed = [...this.#sockets].map((s) => new Promise<void>((resolve) => s.once('close', () => resolve())));
-    for (const s of this.#sockets) s.destroy();
+    const all = [...this.#sockets, ...this.#handshaking];
+    const closed = all.map((s) => (s.closed ? Promise.resolve() : new Promise<void>((resolve) => s.once('close', () => resolve()))));
+    for (const s of all) s.destroy();
     await Promise.all([serverClosed, ...closed]);
     if (this.endpoint.kind === 'unix') ownedUnixSockets.delete(this.endpoint.path); // closing removed it
     this.#status = { state: 'closed' };
@@ -242,22 +328,42 @@ export async function listen(ep: Endpoint, options: ListenOptions): Promise<List
   // A cluster worker's socket file belongs to the primary (which bound it); so does one a
   // caller told us not to clear.
   if (ep.kind === 'unix' && options.clearStaleUnixSocket !== false && !cluster.isWorker) ownUnixSocket(ep.path);
-  server.on('error', () => undefined); // after bind, errors belong to connections
+  // After bind, the server reports accept failures here (libuv handles EMFILE itself and
+  // reports only what its spare descriptor could not absorb).
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    const out = err.code === 'EMFILE' || err.code === 'ENFILE';
+    listener.acceptFailed(out ? NO_DESCRIPTORS() : toSocketkitError(err, formatEndpoint(bound)), false);
+  });
+  const secure = transport.readyEvent === 'secureConnection';
   server.on('connection', (socket: Socket) => {
+    if (!descriptorSpare()) {
+      socket.on('error', ignoreError);
+      socket.destroy(); // frees the descriptor at once: the next connection can be accepted
+      listener.acceptFailed(NO_DESCRIPTORS(), true);
+      return;
+    }
     const reason = options.admit?.(socket, listener);
     if (reason !== undefined) {
       listener.counters.refused++;
       listener.emit('refused', formatPeer(socket.remoteAddress, socket.remotePort), reason);
-      socket.on('error', () => undefined);
+      socket.on('error', ignoreError);
       socket.destroy();
       return;
     }
-    listener.counters.accepted++;
+    if (secure) {
+      listener.trackHandshake(socket);
+      return;
+    }
     listener.track(socket);
-    if (transport.readyEvent === 'connection') options.onConnection(socket);
+    options.onConnection(socket);
   });
-  if (transport.readyEvent === 'secureConnection') {
-    server.on('secureConnection', (socket: Socket) => options.onConnection(socket));
+  if (secure) {
+    server.on('secureConnection', (socket: Socket) => {
+      // Node keeps the raw socket under a server-side TLS socket as `_parent`.
+      const raw = (socket as Socket & { _parent?: Socket })._parent;
+      if (listener.handshakeDone(raw, socket)) options.onConnection(socket);
+      else socket.destroy();
+    });
   }
   if (options.signal) {
     if (options.signal.aborted) void listener.close(0);

@@ -35,7 +35,7 @@ function isToPrimary(m: unknown): m is ToPrimary {
 export function resolveWorkerCount(text: string): number {
   if (text === 'auto') return availableParallelism();
   if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 1024) {
-    throw new SocketkitError('ERR_USAGE', `--workers: '${text}' is not 'auto' or a whole number from 1 to 1024`);
+    throw new SocketkitError('ERR_USAGE', `worker count '${text}' is not 'auto' or a whole number from 1 to 1024`);
   }
   return Number(text);
 }
@@ -111,7 +111,8 @@ export class ClusterPrimary {
     return new Promise<string>((resolve, reject) => {
       let started = false;
       worker.on('message', (m: unknown) => {
-        if (!isToPrimary(m)) return;
+        // A message still in flight from a worker that has died (its slot may be a replacement's now).
+        if (!isToPrimary(m) || slot.worker !== worker || slot.exited) return;
         switch (m.socketkit) {
           case 'listening':
             started = true;
@@ -142,9 +143,12 @@ export class ClusterPrimary {
         // Stopping, or stopped by a signal of its own (Ctrl-C reaches every process of the group): not a crash.
         if (this.#stopping || slot.finished) return;
         this.#options.onEvent?.({ event: 'worker-exit', worker: index, pid: worker.process.pid ?? 0, code, signal });
-        if (slot.retired) return;
+        if (slot.retired) {
+          this.#depart(slot);
+          return;
+        }
         // Keep what it counted, then replace it after a pause (a worker that dies at once must not spin).
-        this.#departed.push(slot.last);
+        this.#depart(slot);
         setTimeout(() => {
           if (this.#stopping) return;
           this.#fork(index, slot).then(
@@ -154,6 +158,16 @@ export class ClusterPrimary {
         }, DEFAULT_WORKER_RESTART_DELAY_MS).unref();
       });
     });
+  }
+
+  /**
+   * A worker that died: its totals move to the departed (once, and out of its slot, so the
+   * slot's replacement starts from zero and nothing is counted twice), and its open
+   * connections leave the count: they died with it.
+   */
+  #depart(slot: Slot): void {
+    this.#departed.push({ ...slot.last, connections: 0 });
+    slot.last = ZERO_STATS;
   }
 
   #answered(seq: number, index: number): void {

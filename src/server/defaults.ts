@@ -12,3 +12,5 @@ export const DEFAULT_WORKER_STATS_TIMEOUT_MS = 1_000;
 export const DEFAULT_WORKER_EXIT_MARGIN_MS = 5_000;
 /** A worker that dies unexpectedly is replaced after this delay, milliseconds (no busy restart loop). */
 export const DEFAULT_WORKER_RESTART_DELAY_MS = 1_000;
+/** Connections lost to accept failures (out of descriptors) are reported at most once per this, milliseconds. */
+export const ACCEPT_ERROR_REPORT_MS = 1_000;

@@ -7,14 +7,14 @@ import { SocketkitError } from '../core/errors.js';
 export type AdmitCheck = (socket: Socket, listener: Listener) => string | undefined;
 
 /**
- * Refuses a new connection while `max` are open: it is closed at once (before any byte is read),
+ * Refuses a new connection while `max` are open (TLS handshakes in progress included): it is closed at once (before any byte is read),
  * counted in `listener.counters.refused` and reported through the listener's 'refused' event,
  * while the connections already open keep being served.
  */
 export function connectionLimit(max: number): AdmitCheck {
   if (!Number.isSafeInteger(max) || max < 1) throw new SocketkitError('ERR_INVALID_ARG', `connection limit must be a whole number from 1, not ${max}`);
   const reason = `connection limit reached (${max} open)`;
-  return (_socket, listener) => (listener.connections.size >= max ? reason : undefined);
+  return (_socket, listener) => (listener.open >= max ? reason : undefined);
 }
 
 /**

@@ -47,7 +47,11 @@ export interface ServeOptions {
   readonly statsIntervalMs?: number;
   /**
    * Keep server processes small (see memory.ts): V8's young generation capped, and one full
-   * collection after a burst of connections once the server is quiet. Default true.
+   * collection after a burst of connections once the server is quiet. Default false: it sets
+   * process-wide V8 flags at run time (--semi-space-growth-factor, --expose-gc,
+   * --compact-on-every-full-gc), which Node documents may behave unpredictably; a library must
+   * not do that to the process it is loaded in. Without it, 10,000 idle echo connections cost
+   * about the same once V8's own memory reducer has run (see the README's measurements).
    */
   readonly smallHeap?: boolean;
   readonly onListening?: (address: string, workers: number) => void;
@@ -67,7 +71,7 @@ export interface ServeResult {
 
 /** The idle compactor of a server process, when `smallHeap` is on. */
 function compactor(server: ManagedServer, on: boolean | undefined): IdleCompactor | undefined {
-  if (on === false) return undefined;
+  if (on !== true) return undefined;
   keepYoungGenerationSmall();
   return new IdleCompactor(() => ({ accepted: server.listener.counters.accepted, connections: server.listener.connections.size, roundTrips: server.counters.roundTrips }));
 }
@@ -115,7 +119,7 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
   const link = workerLink();
   if (link) {
     // ---- Cluster worker.
-    if (options.smallHeap !== false) keepYoungGenerationSmall(); // before the first connection
+    if (options.smallHeap === true) keepYoungGenerationSmall(); // before the first connection
     const max = options.maxConnections !== undefined ? shareOfLimit(options.maxConnections, link.count, link.index) : undefined;
     let server: ManagedServer;
     try {
@@ -162,7 +166,7 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
   }
 
   // ---- Single process.
-  if (options.smallHeap !== false) keepYoungGenerationSmall(); // before the first connection
+  if (options.smallHeap === true) keepYoungGenerationSmall(); // before the first connection
   const server = await options.start({ maxConnections: options.maxConnections, clearStaleUnixSocket: true });
   const compact = compactor(server, options.smallHeap);
   options.onListening?.(formatEndpoint(server.endpoint), 1);

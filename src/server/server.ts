@@ -5,7 +5,9 @@
  * - a connection limit: past it, new connections are refused (closed before any byte is read,
  *   counted, reported) while the open ones keep being served;
  * - an idle timeout, by one sweep timer for the whole server (see idle.ts);
- * - live statistics: connections, accepted, refused, idle-closed, bytes, round trips;
+ * - live statistics: connections, accepted, refused, idle-closed, bytes, round trips; for TLS,
+ *   bytes are plaintext and a connection counts as accepted once its handshake completes;
+ * - connections lost for lack of descriptors counted and reported, rate-limited (see listen.ts);
  * - graceful close: stop accepting, let live connections finish for a grace period.
  *
  * Small per connection on purpose (10,000 idle connections must cost little): the server adds
@@ -20,6 +22,9 @@ import { toSocketkitError } from '../core/errors.js';
 import { connectionLimit, type AdmitCheck } from './limits.js';
 import { IdleSweeper } from './idle.js';
 import { newCounters, type ServerCounters, type ServerStats } from './stats.js';
+import { Throttle } from './throttle.js';
+import { ACCEPT_ERROR_REPORT_MS } from './defaults.js';
+import type { SocketkitError } from '../core/errors.js';
 
 /** What a managed server reports about connections. */
 export type ServerEvent =
@@ -36,6 +41,17 @@ export type ServerEvent =
     }
   | { readonly event: 'refused'; readonly peer: string; readonly reason: string }
   | { readonly event: 'idle'; readonly peer: string; readonly idleMs: number };
+
+/**
+ * Connections lost to accept failures (ERR_NO_DESCRIPTORS: out of descriptors), reported the
+ * first at once, then at most once a second with how many since the previous report.
+ */
+export interface AcceptErrorReport {
+  readonly code: string;
+  readonly message: string;
+  /** Connections lost since the previous report. */
+  readonly count: number;
+}
 
 /** Serves one connection. It must end the socket when the peer ends (listen() keeps sockets half-open). */
 export type SocketHandler = (socket: Socket) => void;
@@ -54,6 +70,8 @@ export interface ManagedServerOptions {
   readonly idleTimeoutMs?: number;
   /** Per-connection events. Without it the server keeps no per-connection state at all. */
   readonly onEvent?: (e: ServerEvent) => void;
+  /** Accept failures, rate-limited (independent of `onEvent`: a quiet server still says it is out of descriptors). */
+  readonly onAcceptError?: (e: AcceptErrorReport) => void;
   /** Abort stops the server (as `close(0)`). */
   readonly signal?: AbortSignal;
   readonly backlog?: number;
@@ -77,12 +95,14 @@ export class ManagedServer {
   readonly listener: Listener;
   readonly counters: ServerCounters;
   readonly #sweeper: IdleSweeper | undefined;
+  readonly #acceptErrors: Throttle<SocketkitError> | undefined;
 
   /** @internal use `startServer()` */
-  constructor(listener: Listener, counters: ServerCounters, sweeper: IdleSweeper | undefined) {
+  constructor(listener: Listener, counters: ServerCounters, sweeper: IdleSweeper | undefined, acceptErrors: Throttle<SocketkitError> | undefined) {
     this.listener = listener;
     this.counters = counters;
     this.#sweeper = sweeper;
+    this.#acceptErrors = acceptErrors;
   }
 
   /** The bound address (with the real port when 0 was asked for). */
@@ -102,6 +122,7 @@ export class ManagedServer {
       connections: this.listener.connections.size,
       accepted: this.listener.counters.accepted,
       refused: this.listener.counters.refused,
+      acceptErrors: this.listener.counters.acceptErrors,
       idleClosed: this.counters.idleClosed,
       bytesIn,
       bytesOut,
@@ -112,11 +133,13 @@ export class ManagedServer {
   /** Graceful stop (idempotent): no new connections; live ones get `graceMs` to finish, then are closed. */
   close(graceMs = 0): Promise<void> {
     this.#sweeper?.stop();
+    this.#acceptErrors?.flush();
     return this.listener.close(graceMs);
   }
 }
 
-function peerOf(socket: Socket, ep: Endpoint, id: number): string {
+/** How a connection's peer is named in events: its address, or `unix#ID` on a Unix socket. */
+export function peerOf(socket: Socket, ep: Endpoint, id: number): string {
   return ep.kind === 'unix' ? `unix#${id}` : formatPeer(socket.remoteAddress, socket.remotePort);
 }
 
@@ -183,6 +206,12 @@ export async function startServer(ep: Endpoint, options: ManagedServerOptions): 
     ...(options.clearStaleUnixSocket !== undefined ? { clearStaleUnixSocket: options.clearStaleUnixSocket } : {}),
   });
   if (onEvent) listener.on('refused', (peer, reason) => onEvent({ event: 'refused', peer, reason }));
+  // Counted always (in the statistics); reported, rate-limited, to whoever listens.
+  const onAcceptError = options.onAcceptError;
+  const acceptErrors = onAcceptError
+    ? new Throttle<SocketkitError>(ACCEPT_ERROR_REPORT_MS, (e, count) => onAcceptError({ code: e.code, message: e.message, count }))
+    : undefined;
+  if (acceptErrors) listener.on('accept-error', (e) => acceptErrors.hit(e));
 
   const idleMs = options.idleTimeoutMs ?? 0;
   const sweeper =
@@ -199,7 +228,7 @@ export async function startServer(ep: Endpoint, options: ManagedServerOptions): 
           },
         })
       : undefined;
-  const server = new ManagedServer(listener, counters, sweeper);
+  const server = new ManagedServer(listener, counters, sweeper, acceptErrors);
   // Abort closes the whole server (sweeper included), not just the listener.
   if (options.signal) {
     const stop = (): void => void server.close(0);

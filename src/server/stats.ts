@@ -26,8 +26,13 @@ export interface ServerStats {
   readonly connections: number;
   /** Connections admitted since start. */
   readonly accepted: number;
-  /** Connections refused (over --max-conns) since start. */
+  /**
+   * Connections closed unserved since start: over the connection limit, denied, out of
+   * descriptors, or (TLS) without a completed handshake.
+   */
   readonly refused: number;
+  /** Of those, connections lost because the process was out of descriptors (or another accept failure). */
+  readonly acceptErrors: number;
   /** Connections closed for being idle since start. */
   readonly idleClosed: number;
   readonly bytesIn: number;
@@ -37,7 +42,7 @@ export interface ServerStats {
 }
 
 /** All zeros: the identity of {@link sumStats}. */
-export const ZERO_STATS: ServerStats = { connections: 0, accepted: 0, refused: 0, idleClosed: 0, bytesIn: 0, bytesOut: 0, roundTrips: 0 };
+export const ZERO_STATS: ServerStats = { connections: 0, accepted: 0, refused: 0, acceptErrors: 0, idleClosed: 0, bytesIn: 0, bytesOut: 0, roundTrips: 0 };
 
 /** Adds snapshots field by field (a cluster's workers into one total). */
 export function sumStats(list: Iterable<ServerStats>): ServerStats {
@@ -46,6 +51,7 @@ export function sumStats(list: Iterable<ServerStats>): ServerStats {
     t.connections += s.connections;
     t.accepted += s.accepted;
     t.refused += s.refused;
+    t.acceptErrors += s.acceptErrors ?? 0; // a worker of an older build may not send it
     t.idleClosed += s.idleClosed;
     t.bytesIn += s.bytesIn;
     t.bytesOut += s.bytesOut;

@@ -5,17 +5,13 @@ import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/
 import { fileURLToPath } from 'node:url';
 import { createReporter, formatBytes } from '../report.js';
 import { flag, parseCount, parseDurationMs, parseSize, str } from '../values.js';
-import { resolveWorkerCount, serve, startManagedEchoServer, workerLink, type ServerEvent, type ServerStats, type StatsRates } from '../../server/index.js';
+import { resolveWorkerCount, serve, startManagedEchoServer, workerLink, type ServerEvent } from '../../server/index.js';
 import { runUdpEchoServer } from './udp-echo.js';
 import { SERVER_SECURITY_OPTIONS, securityArgs, serverSecurity } from '../security-options.js';
+import { acceptErrorLine, serverStatsText as statsText, statsLine } from '../server-report.js';
 
 /** What a cluster worker runs: this CLI (in-process callers such as tests have another argv[1]). */
 const CLI_SCRIPT = fileURLToPath(new URL('../../../../bin/socketkit.js', import.meta.url));
-
-function statsText(s: ServerStats, r: StatsRates): string {
-  const n = (x: number): string => Math.round(x).toLocaleString('en-US');
-  return `stats: ${n(s.connections)} open, ${n(s.accepted)} accepted, ${n(s.refused)} refused, ${n(s.idleClosed)} idle-closed; ${n(r.roundTripsPerSecond)} round trips/s, in ${formatBytes(Math.round(r.bytesInPerSecond))}/s, out ${formatBytes(Math.round(r.bytesOutPerSecond))}/s`;
-}
 
 function describe(e: ServerEvent): string {
   switch (e.event) {
@@ -103,6 +99,7 @@ const command: Command = {
           ...(one.maxConnections !== undefined ? { maxConnections: one.maxConnections } : {}),
           ...(idleTimeoutMs !== undefined && idleTimeoutMs > 0 ? { idleTimeoutMs } : {}),
           ...(onEvent ? { onEvent } : {}),
+          onAcceptError: (e) => acceptErrorLine(report, io, global, e),
           ...sec.listen,
         }),
       onListening: (where, n) =>
@@ -112,7 +109,7 @@ const command: Command = {
           `${framed ? 'framed ' : ''}echo server listening on ${where}${n > 1 ? ` (${n} workers)` : ''}`,
         ),
       // Asked for explicitly, so printed even with -q (which only silences the per-connection lines).
-      onStats: (st, r) => (global.quiet && !global.json ? io.stderr.write(`${statsText(st, r)}\n`) : report.event('stats', { ...st, ...r }, statsText(st, r))),
+      onStats: (st, r) => statsLine(report, io, global, st, r),
       onStopping: (open, ms) => report.log(`stopping: ${open} connection(s) open, waiting up to ${ms / 1000} s`),
       onClusterEvent: (e) => {
         const { event, ...fields } = e;
