@@ -12,3 +12,8 @@ export const DEFAULT_WORKER_STATS_TIMEOUT_MS = 1_000;
 export const DEFAULT_WORKER_EXIT_MARGIN_MS = 5_000;
 /** A worker that dies unexpectedly is replaced after this delay, milliseconds (no busy restart loop). */
 export const DEFAULT_WORKER_RESTART_DELAY_MS = 1_000;
+/**
+ * Default memory budget of a server process for bytes it buffers for its peers (the framed echo's
+ * partial messages and replies waiting for a slow reader): 256 MiB.
+ */
+export const DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024;
