@@ -54,6 +54,20 @@ export const CLIENT_SECURITY_OPTIONS: Readonly<Record<string, OptionSpec>> = {
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
+/** The options that ask for TLS or a PSK, on either side. */
+const TLS_OPTION_NAMES = ['tls', 'cert', 'key', 'psk-file', 'ca', 'pin'] as const;
+
+/**
+ * UDP has no TLS here: refuses any TLS or PSK option given with --udp (ERR_USAGE), rather than
+ * sending or echoing plaintext the user asked to be encrypted. The one check for every --udp command.
+ */
+export function refuseTlsWithUdp(values: Values): void {
+  const given = TLS_OPTION_NAMES.filter((n) => values[n] !== undefined && values[n] !== false);
+  if (given.length > 0) {
+    throw new SocketkitError('ERR_USAGE', `TLS and PSK are for TCP and Unix sockets, not --udp (remove ${given.map((n) => `--${n}`).join(', ')})`);
+  }
+}
+
 function str(values: Values, name: string): string | undefined {
   const v = values[name];
   return typeof v === 'string' ? v : undefined;
@@ -79,6 +93,8 @@ export interface ServerSecurity {
   readonly listen: { readonly transport?: ListenTransport; readonly admit?: ListenOptions['admit'] };
   /** The certificate's SHA-256 fingerprint (certificate mode), for clients' --pin. */
   readonly fingerprint?: string;
+  /** The allow/deny list (empty when none was given), for servers without sockets (UDP). */
+  readonly access: AccessList;
 }
 
 export interface ServerSecurityOptions {
@@ -136,6 +152,7 @@ export async function serverSecurity(values: Values, report: Reporter, options: 
     mode,
     listen: { ...(transport ? { transport } : {}), ...(access.empty ? {} : { admit: access.admit }) },
     ...(fingerprint !== undefined ? { fingerprint } : {}),
+    access,
   };
 }
 

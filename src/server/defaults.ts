@@ -14,3 +14,8 @@ export const DEFAULT_WORKER_EXIT_MARGIN_MS = 5_000;
 export const DEFAULT_WORKER_RESTART_DELAY_MS = 1_000;
 /** Connections lost to accept failures (out of descriptors) are reported at most once per this, milliseconds. */
 export const ACCEPT_ERROR_REPORT_MS = 1_000;
+/**
+ * Default memory budget of a server process for bytes it buffers for its peers (the framed echo's
+ * partial messages and replies waiting for a slow reader): 256 MiB.
+ */
+export const DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024;

@@ -7,7 +7,9 @@
  * 'drain'. The peer's half-close is honoured: everything it sent is echoed, then we end too.
  */
 import type { Socket } from 'node:net';
-import { MessageConnection } from '../message/index.js';
+import { echoFramesOn } from '../message/index.js';
+import { MemoryBudget } from './budget.js';
+import { DEFAULT_MEMORY_BUDGET } from './defaults.js';
 import type { Protocol } from './server.js';
 import { startServer, type ManagedServer, type ManagedServerOptions } from './server.js';
 import type { Endpoint } from '../net/endpoint.js';
@@ -35,21 +37,16 @@ export const byteEcho: Protocol = (counters) => {
   };
 };
 
-/** Echo of whole messages (4-byte big-endian length, then the payload); each message is a round trip. */
-export function framedEcho(options: { readonly maxMessageSize?: number } = {}): Protocol {
-  return (counters) => (socket) => {
-    const conn = new MessageConnection(socket, options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
-    void (async () => {
-      try {
-        for await (const message of conn) {
-          counters.roundTrips++;
-          await conn.send(message);
-        }
-        await conn.end();
-      } catch {
-        conn.close();
-      }
-    })();
+/**
+ * Echo of whole messages (4-byte big-endian length, then the payload); each message is a round
+ * trip. What the connections buffer is counted in `budget` (see `echoFramesOn`).
+ */
+export function framedEcho(options: { readonly maxMessageSize?: number; readonly budget?: MemoryBudget } = {}): Protocol {
+  return (counters) => {
+    const onMessage = (): void => {
+      counters.roundTrips++;
+    };
+    return (socket) => echoFramesOn(socket, { ...options, onMessage });
   };
 }
 
@@ -58,11 +55,14 @@ export interface ManagedEchoServerOptions extends Omit<ManagedServerOptions, 'pr
   readonly framed?: boolean;
   /** With `framed`: the largest message accepted, bytes. */
   readonly maxMessageSize?: number;
+  /** With `framed`: the bytes all connections may buffer together. Default a new budget of {@link DEFAULT_MEMORY_BUDGET}. */
+  readonly memoryBudget?: MemoryBudget;
 }
 
 /** Starts the echo server with limits, idle timeout and statistics (`socketkit echo-server`). */
 export function startManagedEchoServer(ep: Endpoint, options: ManagedEchoServerOptions = {}): Promise<ManagedServer> {
-  const { framed, maxMessageSize, ...rest } = options;
-  const protocol = framed ? framedEcho(maxMessageSize === undefined ? {} : { maxMessageSize }) : byteEcho;
+  const { framed, maxMessageSize, memoryBudget, ...rest } = options;
+  const budget = memoryBudget ?? new MemoryBudget(DEFAULT_MEMORY_BUDGET);
+  const protocol = framed ? framedEcho({ budget, ...(maxMessageSize === undefined ? {} : { maxMessageSize }) }) : byteEcho;
   return startServer(ep, { ...rest, protocol });
 }

@@ -30,6 +30,12 @@ export const DEFAULT_UDP_PEER_IDLE_MS = 60_000;
  */
 export const DEFAULT_UDP_SEND_QUEUE_LIMIT = 1024;
 
+/**
+ * Per-peer events (first datagram, gone, denied) the echo server reports one by one per second;
+ * beyond this, one summary per second says how many there were.
+ */
+export const DEFAULT_UDP_PEER_EVENTS_PER_SECOND = 20;
+
 /** Pause between ping probes, ms (like ping(8)). */
 export const DEFAULT_PING_INTERVAL_MS = 1000;
 /** A probe with no reply for this long (ms) is lost; a reply after it is "late". */

@@ -13,7 +13,7 @@
 import { performance } from 'node:perf_hooks';
 import type { RemoteInfo } from 'node:dgram';
 import { formatPeer, type InetEndpoint, type Endpoint } from '../net/endpoint.js';
-import { DEFAULT_UDP_MAX_PEERS, DEFAULT_UDP_PEER_IDLE_MS, DEFAULT_UDP_SEND_QUEUE_LIMIT, maxUdpPayload } from './constants.js';
+import { DEFAULT_UDP_MAX_PEERS, DEFAULT_UDP_PEER_EVENTS_PER_SECOND, DEFAULT_UDP_PEER_IDLE_MS, DEFAULT_UDP_SEND_QUEUE_LIMIT, maxUdpPayload } from './constants.js';
 import { PeerTable, type PeerCounters } from './peers.js';
 import { bindUdp, closeQuietly, toUdpError, type DgramSocket } from './socket.js';
 
@@ -35,6 +35,23 @@ export type UdpEchoServerEvent =
       readonly ms: number;
       readonly peers: number;
     }
+  | { readonly event: 'denied'; readonly peer: string; readonly reason: string }
+  | {
+      /**
+       * Per-peer events beyond {@link UdpEchoServerOptions.peerEventsPerSecond} in one window are
+       * not reported one by one; this counts what the window held instead.
+       */
+      readonly event: 'peer-summary';
+      /** Length of the window, ms. */
+      readonly ms: number;
+      readonly peersNew: number;
+      readonly peersEnded: number;
+      readonly peersEvicted: number;
+      readonly denied: number;
+      /** How many of those events were not reported one by one. */
+      readonly suppressed: number;
+      readonly peers: number;
+    }
   | { readonly event: 'error'; readonly peer?: string; readonly code: string; readonly message: string };
 
 /** Totals since start (all peers, including forgotten ones). */
@@ -51,6 +68,8 @@ export interface UdpEchoServerStats {
   peersSeen: number;
   /** Peers pushed out of the table to make room. */
   peersEvicted: number;
+  /** Datagrams refused by `admit` (no reply, no peer entry). */
+  denied: number;
   /** Peers in the table now. */
   peers: number;
 }
@@ -65,7 +84,33 @@ export interface UdpEchoServerOptions {
   readonly peerIdleMs?: number;
   /** Echoes allowed in the send queue before new ones are dropped. Default {@link DEFAULT_UDP_SEND_QUEUE_LIMIT}. */
   readonly sendQueueLimit?: number;
+  /**
+   * Checks each datagram's source address before anything else: a reason to refuse it (the
+   * datagram gets no reply, takes no place in the peer table, and is counted in `denied`), or
+   * undefined to echo it. An `AccessList`'s `check` fits: `(a) => list.check(a).allowed ? undefined : reason`.
+   */
+  readonly admit?: (address: string) => string | undefined;
+  /**
+   * Most `peer`, `peer-end` and `denied` events reported one by one per second; the rest of that
+   * second is counted in one `peer-summary` event (a flood of sources, or peers cycling through
+   * a full table, cannot turn into a flood of log lines). Default {@link DEFAULT_UDP_PEER_EVENTS_PER_SECOND}.
+   */
+  readonly peerEventsPerSecond?: number;
 }
+
+/** Counts of one rate-limit window of per-peer events. */
+interface PeerWindow {
+  start: number;
+  reported: number;
+  suppressed: number;
+  peersNew: number;
+  peersEnded: number;
+  peersEvicted: number;
+  denied: number;
+}
+
+/** The length of a rate-limit window of per-peer events, ms. */
+const PEER_EVENT_WINDOW_MS = 1000;
 
 export type UdpEchoServerStatus = { readonly state: 'listening' } | { readonly state: 'closing' } | { readonly state: 'closed' };
 
@@ -82,6 +127,10 @@ export class UdpEchoServer {
   readonly #onEvent: ((e: UdpEchoServerEvent) => void) | undefined;
   readonly #sendQueueLimit: number;
   readonly #idleTimer: NodeJS.Timeout | undefined;
+  readonly #admit: ((address: string) => string | undefined) | undefined;
+  readonly #peerEventLimit: number;
+  #window: PeerWindow = { start: 0, reported: 0, suppressed: 0, peersNew: 0, peersEnded: 0, peersEvicted: 0, denied: 0 };
+  #windowTimer: NodeJS.Timeout | undefined;
   #status: UdpEchoServerStatus = { state: 'listening' };
   #closing: Promise<void> | undefined;
 
@@ -94,7 +143,9 @@ export class UdpEchoServer {
     this.#peers = new PeerTable(options.maxPeers ?? DEFAULT_UDP_MAX_PEERS);
     this.#onEvent = options.onEvent;
     this.#sendQueueLimit = options.sendQueueLimit ?? DEFAULT_UDP_SEND_QUEUE_LIMIT;
-    this.#stats = { datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0, sendErrors: 0, peersSeen: 0, peersEvicted: 0, peers: 0 };
+    this.#admit = options.admit;
+    this.#peerEventLimit = options.peerEventsPerSecond ?? DEFAULT_UDP_PEER_EVENTS_PER_SECOND;
+    this.#stats = { datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0, sendErrors: 0, peersSeen: 0, peersEvicted: 0, denied: 0, peers: 0 };
     socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo));
     // After bind, an error concerns one datagram (an unconnected socket sees no ICMP errors on
     // Linux, but other systems may report them): count it, keep serving.
@@ -127,16 +178,26 @@ export class UdpEchoServer {
 
   #onMessage(msg: Buffer, rinfo: RemoteInfo): void {
     if (this.#status.state !== 'listening') return;
-    const peer = formatPeer(rinfo.address, rinfo.port);
     const now = performance.now();
+    this.#tick(now);
+    const peer = formatPeer(rinfo.address, rinfo.port);
+    const refusal = this.#admit?.(rinfo.address);
+    if (refusal !== undefined) {
+      this.#stats.denied++;
+      this.#window.denied++;
+      this.#peerEvent(() => ({ event: 'denied', peer, reason: refusal }));
+      return;
+    }
     const { counters, added, evicted } = this.#peers.touch(peer, now);
     if (evicted !== undefined) {
       this.#stats.peersEvicted++;
+      this.#window.peersEvicted++;
       this.#end(evicted, 'evicted');
     }
     if (added) {
       this.#stats.peersSeen++;
-      this.#onEvent?.({ event: 'peer', peer, peers: this.#peers.size });
+      this.#window.peersNew++;
+      this.#peerEvent(() => ({ event: 'peer', peer, peers: this.#peers.size }));
     }
     counters.datagramsIn++;
     counters.bytesIn += msg.length;
@@ -165,8 +226,53 @@ export class UdpEchoServer {
     this.#onEvent?.({ event: 'error', ...(peer !== undefined ? { peer } : {}), code: e.code, message: e.message });
   }
 
+  /**
+   * Reports a per-peer event unless this window has had its share; then it is only counted, and
+   * the window ends with one `peer-summary`. (`make` builds the event only when it is reported.)
+   */
+  #peerEvent(make: () => UdpEchoServerEvent): void {
+    if (this.#onEvent === undefined) return;
+    if (this.#window.reported < this.#peerEventLimit) {
+      this.#window.reported++;
+      this.#onEvent(make());
+      return;
+    }
+    this.#window.suppressed++;
+    // The summary must come even if no datagram arrives after the window ends.
+    if (this.#windowTimer === undefined) {
+      this.#windowTimer = setTimeout(() => this.#flushWindow(), Math.max(0, this.#window.start + PEER_EVENT_WINDOW_MS - performance.now()));
+      this.#windowTimer.unref();
+    }
+  }
+
+  /** Starts a new window of per-peer events when the current one is over. */
+  #tick(now: number): void {
+    if (now - this.#window.start >= PEER_EVENT_WINDOW_MS) this.#flushWindow();
+  }
+
+  /** Ends the current window: one `peer-summary` if anything in it went unreported. */
+  #flushWindow(): void {
+    if (this.#windowTimer !== undefined) clearTimeout(this.#windowTimer);
+    this.#windowTimer = undefined;
+    const w = this.#window;
+    if (w.suppressed > 0) {
+      this.#onEvent?.({
+        event: 'peer-summary',
+        ms: Math.round(Math.min(performance.now() - w.start, PEER_EVENT_WINDOW_MS)),
+        peersNew: w.peersNew,
+        peersEnded: w.peersEnded,
+        peersEvicted: w.peersEvicted,
+        denied: w.denied,
+        suppressed: w.suppressed,
+        peers: this.#peers.size,
+      });
+    }
+    this.#window = { start: performance.now(), reported: 0, suppressed: 0, peersNew: 0, peersEnded: 0, peersEvicted: 0, denied: 0 };
+  }
+
   #end(p: PeerCounters, reason: PeerEndReason): void {
-    this.#onEvent?.({
+    if (reason !== 'evicted') this.#window.peersEnded++;
+    this.#peerEvent(() => ({
       event: 'peer-end',
       peer: p.peer,
       reason,
@@ -176,10 +282,11 @@ export class UdpEchoServer {
       bytesOut: p.bytesOut,
       ms: Math.round(p.lastSeen - p.firstSeen),
       peers: this.#peers.size,
-    });
+    }));
   }
 
   #expire(cutoff: number): void {
+    this.#tick(performance.now());
     for (const p of this.#peers.expire(cutoff)) this.#end(p, 'idle');
   }
 
@@ -200,7 +307,9 @@ export class UdpEchoServer {
       while (this.#queued() > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 5));
     }
     await closeQuietly(this.#socket);
+    this.#tick(performance.now());
     for (const p of this.#peers.drain()) this.#end(p, 'stopped');
+    this.#flushWindow();
     this.#status = { state: 'closed' };
   }
 

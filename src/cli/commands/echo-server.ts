@@ -7,6 +7,8 @@ import { createReporter, formatBytes } from '../report.js';
 import { flag, parseCount, parseDurationMs, parseSize, str } from '../values.js';
 import { resolveWorkerCount, serve, startManagedEchoServer, workerLink, type ServerEvent } from '../../server/index.js';
 import { runUdpEchoServer } from './udp-echo.js';
+import { MemoryBudget } from '../../server/budget.js';
+import { DEFAULT_MEMORY_BUDGET } from '../../server/defaults.js';
 import { SERVER_SECURITY_OPTIONS, securityArgs, serverSecurity } from '../security-options.js';
 import { acceptErrorLine, serverStatsText as statsText, statsLine } from '../server-report.js';
 
@@ -35,6 +37,7 @@ const command: Command = {
     grace: { type: 'string', value: 'SECONDS', help: 'on SIGINT/SIGTERM, let live connections finish this long', default: String(DEFAULT_GRACE_MS / 1000) },
     framed: { type: 'boolean', help: 'echo whole length-prefixed messages (4-byte big-endian length, then the payload)' },
     'max-message': { type: 'string', value: 'SIZE', help: 'with --framed: the largest message accepted', default: '16MiB' },
+    'memory-budget': { type: 'string', value: 'SIZE', help: 'with --framed: the most bytes all clients together may have buffered (per worker); a client whose message would overspend it is closed (ERR_MEMORY_BUDGET)', default: '256MiB' },
     'max-conns': { type: 'string', value: 'N', help: 'serve at most N connections at once (split evenly between workers); more are refused: closed, counted, logged' },
     'idle-timeout': { type: 'string', value: 'SECONDS', help: 'close connections with no byte in or out for this long (slowloris)' },
     workers: { type: 'string', value: 'N|auto', help: 'serve from N processes (auto: one per core), behind one address', default: '1' },
@@ -56,6 +59,7 @@ const command: Command = {
     const report = createReporter(io, global);
     const framed = flag(values, 'framed');
     const maxMessageSize = parseSize('max-message', str(values, 'max-message') ?? '16MiB');
+    const memoryBudget = parseSize('memory-budget', str(values, 'memory-budget') ?? String(DEFAULT_MEMORY_BUDGET));
     const maxText = str(values, 'max-conns');
     const maxConnections = maxText !== undefined ? parseCount('max-conns', maxText) : undefined;
     const idleText = str(values, 'idle-timeout');
@@ -76,6 +80,7 @@ const command: Command = {
       positionals[0] ?? String(DEFAULT_PORT),
       '--grace', String(graceMs / 1000),
       '--max-message', String(maxMessageSize),
+      '--memory-budget', String(memoryBudget),
       ...(framed ? ['--framed'] : []),
       ...(maxConnections !== undefined ? ['--max-conns', String(maxConnections)] : []),
       ...(idleTimeoutMs !== undefined ? ['--idle-timeout', `${idleTimeoutMs}ms`] : []),
@@ -95,6 +100,7 @@ const command: Command = {
         startManagedEchoServer(ep, {
           framed,
           maxMessageSize,
+          memoryBudget: new MemoryBudget(memoryBudget),
           clearStaleUnixSocket: one.clearStaleUnixSocket,
           ...(one.maxConnections !== undefined ? { maxConnections: one.maxConnections } : {}),
           ...(idleTimeoutMs !== undefined && idleTimeoutMs > 0 ? { idleTimeoutMs } : {}),

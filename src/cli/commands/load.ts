@@ -4,7 +4,7 @@ import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_CONNECT_HOST } from '../../core/defaults.js';
 import { SocketkitError } from '../../core/errors.js';
 import { createReporter, formatBytes, formatMs } from '../report.js';
-import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
+import { CLIENT_SECURITY_OPTIONS, clientSecurity, refuseTlsWithUdp } from '../security-options.js';
 import { flag, parseCount, parseDurationMs, parseSize, str } from '../values.js';
 import { runLoad, parseMessages, DEFAULT_CONNECT_RATE, MAX_LOAD_CONNECTIONS, type LoadProgress, type LoadResult, type LoadProtocol } from '../../load/index.js';
 
@@ -94,8 +94,8 @@ const command: Command = {
     const specs = values['messages'];
     const messages = Array.isArray(specs) && specs.length > 0 ? await parseMessages(specs) : undefined;
     const report = createReporter(io, global);
+    if (udp) refuseTlsWithUdp(values);
     const sec = await clientSecurity(values);
-    if (udp && sec.mode !== 'plain') throw new SocketkitError('ERR_USAGE', 'TLS and PSK are for TCP and Unix sockets, not --udp');
 
     let live = false;
     const clearLine = (): void => {

@@ -12,16 +12,19 @@ import { startUdpEchoServer, type UdpEchoServerEvent } from '../../udp/server.js
 import { udpEcho } from '../../udp/client.js';
 import { createReporter, formatBytes, formatMs } from '../report.js';
 import { flag, parseCount, parseDurationMs, str } from '../values.js';
+import { refuseTlsWithUdp, serverSecurity } from '../security-options.js';
 
 type Ctx = CommandContext<Record<string, string | boolean | string[] | undefined>>;
 
 /** Most retries `echo --udp` accepts: enough for any lossy path, not a way to flood. */
 const MAX_RETRIES = 100;
 
-function refuseFramed(values: Ctx['values']): void {
+/** What --udp cannot be combined with: framing (a datagram is a message) and TLS (see `refuseTlsWithUdp`). */
+function refuseTcpOnly(values: Ctx['values']): void {
   if (flag(values, 'framed')) {
     throw new SocketkitError('ERR_USAGE', '--framed and --udp cannot be combined: each datagram is already one whole message');
   }
+  refuseTlsWithUdp(values);
 }
 
 function describe(e: UdpEchoServerEvent): string {
@@ -33,6 +36,13 @@ function describe(e: UdpEchoServerEvent): string {
         `- ${e.peer} ${e.reason === 'idle' ? 'went quiet' : e.reason === 'evicted' ? 'forgotten (peer table full)' : 'at stop'}: ` +
         `in ${e.datagramsIn} datagram(s) / ${formatBytes(e.bytesIn)}, out ${e.datagramsOut} / ${formatBytes(e.bytesOut)}, over ${e.ms} ms`
       );
+    case 'denied':
+      return `! ${e.peer} denied: ${e.reason} (no reply)`;
+    case 'peer-summary':
+      return (
+        `~ last ${(e.ms / 1000).toFixed(1)} s: ${e.peersNew} new peer(s), ${e.peersEvicted} forgotten (peer table full), ` +
+        `${e.peersEnded} went quiet or stopped, ${e.denied} datagram(s) denied; ${e.suppressed} line(s) not shown (${e.peers} peer(s) known)`
+      );
     case 'error':
       return `! ${e.peer ?? 'socket'}: ${e.message} (${e.code})`;
   }
@@ -40,11 +50,20 @@ function describe(e: UdpEchoServerEvent): string {
 
 /** `socketkit echo-server --udp [ADDR]`: echo every datagram to its sender until SIGINT/SIGTERM. */
 export async function runUdpEchoServer({ values, positionals, io, global }: Ctx): Promise<number> {
-  refuseFramed(values);
+  refuseTcpOnly(values);
   const ep = parseEndpoint(positionals[0] ?? String(DEFAULT_PORT), { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
   const graceMs = parseDurationMs('grace', str(values, 'grace') ?? String(DEFAULT_GRACE_MS / 1000));
   const report = createReporter(io, global);
+  const { access } = await serverSecurity(values, report);
   const server = await startUdpEchoServer(ep, {
+    ...(access.empty
+      ? {}
+      : {
+          admit: (address: string) => {
+            const d = access.check(address);
+            return d.allowed ? undefined : d.reason;
+          },
+        }),
     onEvent: (e) => {
       const { event, ...fields } = e;
       report.event(event, fields, describe(e));
@@ -68,7 +87,7 @@ export async function runUdpEchoServer({ values, positionals, io, global }: Ctx)
     { transport: 'udp', ...s },
     `udp echo server stopped: ${s.peersSeen} peer(s), in ${s.datagramsIn} datagram(s) / ${formatBytes(s.bytesIn)}, ` +
       `out ${s.datagramsOut} / ${formatBytes(s.bytesOut)}${s.dropped ? `, ${s.dropped} dropped (send queue full)` : ''}` +
-      `${s.sendErrors ? `, ${s.sendErrors} send error(s)` : ''}${s.peersEvicted ? `, ${s.peersEvicted} peer(s) forgotten` : ''}`,
+      `${s.sendErrors ? `, ${s.sendErrors} send error(s)` : ''}${s.denied ? `, ${s.denied} datagram(s) denied` : ''}${s.peersEvicted ? `, ${s.peersEvicted} peer(s) forgotten` : ''}`,
   );
   return 0;
 }
@@ -93,7 +112,7 @@ async function readDatagram(stdin: NodeJS.ReadableStream): Promise<Buffer> {
 
 /** `socketkit echo --udp ADDR [MESSAGE]`: one datagram out, one back, checked. */
 export async function runUdpEcho({ values, positionals, io, global }: Ctx): Promise<number> {
-  refuseFramed(values);
+  refuseTcpOnly(values);
   const ep = parseEndpoint(positionals[0]!, { defaultHost: DEFAULT_CONNECT_HOST });
   const timeoutMs = parseDurationMs('timeout', str(values, 'timeout') ?? '10');
   const retries = parseCount('retries', str(values, 'retries') ?? '0', 0, MAX_RETRIES);
