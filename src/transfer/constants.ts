@@ -40,6 +40,24 @@ export const PART_SUFFIX = '.sk-partial';
 /** Received bytes a connection queues for its consumer before it pauses the socket (and TCP slows the sender). */
 export const DEFAULT_RECEIVE_QUEUE_BYTES = 8 * 1024 * 1024;
 
+/**
+ * Messages a connection queues for its consumer before it stops reading. With the byte limit,
+ * this bounds a queue of tiny messages (a flood of OFFERs or of 5-byte frames).
+ */
+export const DEFAULT_RECEIVE_QUEUE_MESSAGES = 1024;
+
+/**
+ * What one queued message is counted as besides its frame bytes: the objects that hold it (the
+ * parsed message, its queue entry, a path string). An estimate on the high side.
+ */
+export const QUEUED_MESSAGE_OVERHEAD = 256;
+
+/**
+ * Files a receiver accepts ahead of the one being streamed (the sender's window, 64, and the
+ * file whose BEGIN is next): an OFFER beyond them is a protocol error.
+ */
+export const MAX_OFFERS_AHEAD = 64;
+
 /** Bytes a file sink queues or has in flight before its writer must wait. */
 export const DEFAULT_SINK_HIGH_WATER = 8 * 1024 * 1024;
 

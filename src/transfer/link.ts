@@ -5,12 +5,13 @@
  *
  * Both roles use it; the sender and receiver modules hold the protocol logic.
  */
+import { once, setMaxListeners } from 'node:events';
 import type { Socket } from 'node:net';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { FrameDecoder, writeFrame } from '../codec/index.js';
 import { waitDrain } from '../net/write.js';
 import type { RawReadHook } from './raw.js';
-import { DEFAULT_RECEIVE_QUEUE_BYTES, DEFAULT_STALL_TIMEOUT_MS } from './constants.js';
+import { DEFAULT_RECEIVE_QUEUE_BYTES, DEFAULT_RECEIVE_QUEUE_MESSAGES, DEFAULT_STALL_TIMEOUT_MS, QUEUED_MESSAGE_OVERHEAD } from './constants.js';
 import {
   type ControlMessage,
   type Hello,
@@ -32,6 +33,15 @@ const KEEPALIVE_MS = 2000;
 /** A DATA frame's prefix: 4 bytes of length, 1 of type. */
 const DATA_PREFIX_SIZE = 5;
 
+/**
+ * The codec path takes received bytes this many at a time, and checks the queue between two
+ * slices: a read full of tiny frames then overshoots the queue's limits by at most one slice.
+ */
+const DECODE_SLICE = 16 * 1024;
+
+/** How long a failed link waits for the peer to take its ERROR and close, ms. */
+const ERROR_GRACE_MS = 2000;
+
 /** Options of a {@link Link}. */
 export interface LinkOptions {
   /** Who the peer is, for messages (e.g. `127.0.0.1:50312`). */
@@ -43,8 +53,13 @@ export interface LinkOptions {
   readonly stallTimeoutMs?: number;
   /** The largest frame accepted from the peer (default 16 MiB, the codec's default). */
   readonly maxFrameSize?: number;
-  /** Received bytes queued for the consumer before the socket is paused (default 8 MiB). */
+  /**
+   * Received bytes queued for the consumer (each message counted with a fixed overhead for its
+   * object) before the link stops reading (default 8 MiB).
+   */
   readonly queueBytes?: number;
+  /** Messages queued for the consumer before the link stops reading (default 1024). */
+  readonly queueMessages?: number;
   /**
    * For a socket made with {@link rawReadHook}'s `onread` (one read buffer, reused for every
    * read): reads arrive through the hook, and the link copies whatever it keeps past a read.
@@ -78,7 +93,13 @@ export class Link {
   readonly peer: string;
   readonly #decoder: FrameDecoder;
   readonly #queueLimit: number;
+  readonly #queueCountLimit: number;
   readonly #stallMs: number;
+  /** Received bytes not parsed yet because the queue was full (a copy; at most one read). */
+  #held: Buffer | undefined;
+  /** The most the queue has held, in messages and in counted bytes (see `queueStats`). */
+  #peakMessages = 0;
+  #peakBytes = 0;
   readonly #frames: Uint8Array[] = [];
   /** Messages not yet handed out, each with the frame bytes it holds (what the queue limit counts). */
   #queue: Array<{ readonly msg: Message; readonly size: number }> = [];
@@ -91,9 +112,11 @@ export class Link {
   #dataLeft = 0;
   #ended = false;
   #failure: SocketkitError | undefined;
-  readonly #failed: Promise<never>;
-  #rejectFailed!: (err: Error) => void;
+  /** Aborted, with the failure as its reason, when the link fails: what `guard()` waits on. */
+  readonly #failed = new AbortController();
   #lastProgress = performance.now();
+  /** While set, NOOPs from the peer are not progress (see `setWaitingForPeer`). */
+  #waitingForPeer = false;
   #lastWrite = performance.now();
   #localSinceTick = false;
   #busy = 0;
@@ -108,20 +131,16 @@ export class Link {
   /** A `direct` call's promise has not settled yet. */
   #directPending = false;
   readonly #timer: NodeJS.Timeout;
-  readonly #closed: Promise<void>;
 
   constructor(socket: Socket, options: LinkOptions) {
     this.socket = socket;
     this.peer = options.peer;
     this.#decoder = new FrameDecoder(options.maxFrameSize === undefined ? {} : { maxFrameSize: options.maxFrameSize });
     this.#queueLimit = options.queueBytes ?? DEFAULT_RECEIVE_QUEUE_BYTES;
+    this.#queueCountLimit = options.queueMessages ?? DEFAULT_RECEIVE_QUEUE_MESSAGES;
     this.#stallMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
-    this.#failed = new Promise<never>((_, reject) => {
-      this.#rejectFailed = reject;
-    });
-    // Nobody may be racing against it yet; an unobserved rejection is not an error here.
-    this.#failed.catch(() => undefined);
-    this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    // Every guarded wait adds one listener and removes it when it settles; a few run at once.
+    setMaxListeners(64, this.#failed.signal);
     const hook = options.readHook;
     this.#reused = hook !== undefined;
     if (hook) {
@@ -144,6 +163,36 @@ export class Link {
   /** The error the link failed with, if it did. */
   get failure(): SocketkitError | undefined {
     return this.#failure;
+  }
+
+  /** The stall timeout, ms (0: none). */
+  get stallTimeoutMs(): number {
+    return this.#stallMs;
+  }
+
+  /**
+   * What the receive queue holds now and the most it has held: messages, and bytes counted with
+   * the per-message overhead. Whatever a peer sends, these stay within the limits plus what one
+   * slice of a read can add.
+   */
+  get queueStats(): { readonly messages: number; readonly bytes: number; readonly peakMessages: number; readonly peakBytes: number; readonly held: number } {
+    return {
+      messages: this.#queue.length - this.#queueHead,
+      bytes: this.#queuedBytes,
+      peakMessages: this.#peakMessages,
+      peakBytes: this.#peakBytes,
+      held: this.#held?.byteLength ?? 0,
+    };
+  }
+
+  /**
+   * While `waiting` (a receiver holds a file that waits for its data), keepalives from the peer
+   * do not count as progress: only its real messages, file bytes and our own local work do. A
+   * peer that offers a file and then sends only NOOPs is failed with `ERR_STALLED` after the
+   * stall timeout, and the name it held is free again.
+   */
+  setWaitingForPeer(waiting: boolean): void {
+    this.#waitingForPeer = waiting;
   }
 
   /** Sends our hello: the first frame, always. */
@@ -238,9 +287,33 @@ export class Link {
     }
   }
 
-  /** Races `work` against the link's failure, so that no local wait outlives a dead link. */
+  /**
+   * `work`, or the link's failure if that comes first, so that no local wait outlives a dead
+   * link. The wait listens on an AbortSignal and stops listening when `work` settles: nothing is
+   * left attached to anything long-lived (a `Promise.race` against one long-lived promise would
+   * keep a reaction per call until the link dies).
+   */
   guard<T>(work: Promise<T>): Promise<T> {
-    return Promise.race([work, this.#failed]);
+    const signal = this.#failed.signal;
+    if (signal.aborted) {
+      // `work` may still reject later; it is not awaited by anyone then.
+      work.catch(() => undefined);
+      return Promise.reject(signal.reason as Error);
+    }
+    return new Promise<T>((resolve, reject) => {
+      const onFailed = (): void => reject(signal.reason as Error);
+      signal.addEventListener('abort', onFailed, { once: true });
+      work.then(
+        (value) => {
+          signal.removeEventListener('abort', onFailed);
+          resolve(value);
+        },
+        (err: unknown) => {
+          signal.removeEventListener('abort', onFailed);
+          reject(err as Error);
+        },
+      );
+    });
   }
 
   /**
@@ -252,15 +325,33 @@ export class Link {
     const e = toSocketkitError(err, this.peer);
     if (this.#failure) return;
     this.#setFailure(e);
+    this.#stopTimer();
     const s = this.socket;
     if (tellPeer && !s.destroyed && s.writable) {
       writeFrame(s, encodeControl({ type: 'error', code: e.code, message: e.message }));
       s.end();
-      // Give the ERROR a moment to leave, then make sure the socket goes.
-      setTimeout(() => s.destroy(), 1000).unref();
+      // The ERROR must reach the peer before the connection goes: closing with unread bytes
+      // would send a reset, and a reset can discard the ERROR at the peer. So keep reading (and
+      // dropping) until the peer closes, bounded; `closed()` waits for that.
+      this.#held = undefined;
+      s.resume();
+      this.#closing = true;
+      setTimeout(() => s.destroy(), ERROR_GRACE_MS).unref();
     } else {
       s.destroy();
     }
+  }
+
+  /**
+   * Closes the connection and resolves once the socket is closed: at once, or after a failure
+   * that was told to the peer, when the peer has closed its side (at most about 2 s). Never
+   * rejects.
+   */
+  async closed(): Promise<void> {
+    const s = this.socket;
+    if (!this.#closing) this.destroy();
+    if (s.closed) return;
+    await once(s, 'close').catch(() => undefined);
   }
 
   /**
@@ -275,18 +366,23 @@ export class Link {
       s.end();
       // Whatever the peer still sends (nothing, by the protocol) is drained, not queued.
       s.resume();
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.#closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
-      clearTimeout(timer);
+      // An abort of the timeout is the end of the grace period, not an error.
+      await once(s, 'close', { signal: AbortSignal.timeout(graceMs) }).catch(() => undefined);
     }
     s.destroy();
   }
 
-  /** Destroys the connection at once (no ERROR message). */
+  /**
+   * Destroys the connection at once (no ERROR message); after a failure that told the peer,
+   * the connection instead closes once the ERROR is out (see `fail`).
+   */
   destroy(): void {
     this.#stopTimer();
-    this.socket.destroy();
+    if (!this.#closing) this.socket.destroy();
   }
+
+  /** A failure was told to the peer; the socket goes when the peer closes, or after a grace period. */
+  #closing = false;
 
   // ---- internals ----------------------------------------------------------------------------
 
@@ -310,9 +406,29 @@ export class Link {
    * Everything else, including a DATA prefix split across chunks, takes the codec's path.
    */
   #onData(chunk: Buffer): void {
-    this.#lastProgress = performance.now();
+    if (this.#failure) return;
+    if (!this.#waitingForPeer) this.#lastProgress = performance.now();
+    const at = this.#take(chunk, 0);
+    if (at < chunk.byteLength && !this.#failure) {
+      // The queue is full: stop reading, and keep the rest of this read (a copy: the buffer may
+      // be reused) until the consumer has taken half the queue.
+      this.#held = Buffer.from(chunk.subarray(at));
+    }
+    if (this.#held !== undefined || this.#full()) this.socket.pause();
+    this.#wake();
+  }
+
+  /** The queue is at one of its limits: parse nothing more until the consumer catches up. */
+  #full(): boolean {
+    return this.#queuedBytes >= this.#queueLimit || this.#queue.length - this.#queueHead >= this.#queueCountLimit;
+  }
+
+  /**
+   * Parses `chunk` from `at` until it is consumed or the queue is full; returns where it
+   * stopped.
+   */
+  #take(chunk: Buffer, at: number): number {
     const size = chunk.byteLength;
-    let at = 0;
     while (at < size && this.#failure === undefined) {
       if (this.#dataLeft > 0) {
         // Inside a DATA payload on the fast path: this chunk's share of it, uncopied.
@@ -320,11 +436,14 @@ export class Link {
         this.#dataLeft -= n;
         const bytes = chunk.subarray(at, at + n);
         at += n;
+        this.#lastProgress = performance.now();
         // The consumer waits with nothing queued: hand the bytes over now.
         if (this.direct !== undefined && !this.#directPending && this.#waiter !== undefined && this.#queueHead === this.#queue.length) this.#handOver(bytes);
-        else this.#enqueue({ type: 'data', bytes: this.#reused ? Buffer.from(bytes) : bytes }, n);
+        else this.#enqueue({ type: 'data', bytes: this.#keep(bytes) }, n);
+        if (this.#full()) break;
         continue;
       }
+      if (this.#full()) break;
       if (
         this.#hello !== undefined &&
         this.#decoder.atFrameBoundary &&
@@ -337,19 +456,47 @@ export class Link {
         const length = chunk.readUInt32BE(at);
         if (length > this.#decoder.maxFrameSize) {
           this.fail(new SocketkitError('ERR_FRAME_TOO_LARGE', `peer announced a frame of ${length} bytes, more than the maximum frame size of ${this.#decoder.maxFrameSize} bytes`));
-          return;
+          return size;
         }
         this.#dataLeft = length - 1;
         at += DATA_PREFIX_SIZE;
         continue;
       }
-      // The decoder keeps what it has not parsed yet, so a reused read buffer is copied first.
-      const rest = at === 0 ? chunk : chunk.subarray(at);
+      // The codec's path, a slice at a time so that the queue is checked between slices. The
+      // decoder keeps what it has not parsed yet, so a reused read buffer is copied first.
+      const end = Math.min(size, at + DECODE_SLICE);
+      const rest = at === 0 && end === size ? chunk : chunk.subarray(at, end);
       this.#decode(this.#reused ? Buffer.from(rest) : rest);
-      break;
+      at = end;
     }
-    if (this.#queuedBytes > this.#queueLimit) this.socket.pause();
-    this.#wake();
+    return at;
+  }
+
+  /**
+   * What a queued DATA payload keeps: a copy when it is a view of a reused read buffer, or a
+   * small view of a much larger chunk (which it would otherwise keep alive entirely).
+   */
+  #keep(bytes: Uint8Array): Uint8Array {
+    if (this.#reused || bytes.buffer.byteLength > 2 * bytes.byteLength + QUEUED_MESSAGE_OVERHEAD) return Buffer.from(bytes);
+    return bytes;
+  }
+
+  /** The consumer has made room: parse what was held back, then read again. */
+  #release(): void {
+    const held = this.#held;
+    if (held !== undefined) {
+      this.#held = undefined;
+      const at = this.#take(held, 0);
+      if (at < held.byteLength && !this.#failure) {
+        this.#held = held.subarray(at);
+        return;
+      }
+    }
+    if (this.#endPending) {
+      this.#endPending = false;
+      this.#onEnd();
+    }
+    if (!this.#failure && !this.#directPending) this.socket.resume();
   }
 
   /** The codec's path: every frame `bytes` completes, parsed and queued. */
@@ -383,7 +530,13 @@ export class Link {
         this.fail(err);
         break;
       }
-      if (msg.type !== 'noop') this.#enqueue(msg, frame.byteLength);
+      if (msg.type === 'noop') {
+        // A keepalive: progress unless we hold a file that waits for the peer's data.
+        if (!this.#waitingForPeer) this.#lastProgress = performance.now();
+        continue;
+      }
+      this.#lastProgress = performance.now();
+      this.#enqueue(msg.type === 'data' ? { type: 'data', bytes: this.#keep(msg.bytes) } : msg, frame.byteLength);
     }
     frames.length = 0;
     if (failure !== undefined && !this.#failure) {
@@ -408,7 +561,7 @@ export class Link {
     wait.then(
       () => {
         this.#directPending = false;
-        if (!this.#failure && this.#queuedBytes <= this.#queueLimit / 2) this.socket.resume();
+        if (!this.#failure && this.#held === undefined && this.#queuedBytes <= this.#queueLimit / 2) this.socket.resume();
       },
       (err: unknown) => {
         this.#directPending = false;
@@ -417,9 +570,14 @@ export class Link {
     );
   }
 
-  #enqueue(msg: Message, size: number): void {
+  /** Queues a message, counted as its frame bytes plus a fixed overhead for the objects. */
+  #enqueue(msg: Message, frameBytes: number): void {
+    const size = frameBytes + QUEUED_MESSAGE_OVERHEAD;
     this.#queue.push({ msg, size });
     this.#queuedBytes += size;
+    const count = this.#queue.length - this.#queueHead;
+    if (count > this.#peakMessages) this.#peakMessages = count;
+    if (this.#queuedBytes > this.#peakBytes) this.#peakBytes = this.#queuedBytes;
   }
 
   #shift(): Message {
@@ -431,7 +589,14 @@ export class Link {
       this.#queueHead = 0;
     }
     this.#queuedBytes -= size;
-    if (this.#queuedBytes <= this.#queueLimit / 2 && this.socket.isPaused() && !this.#failure && !this.#directPending) this.socket.resume();
+    if (
+      !this.#failure &&
+      (this.#held !== undefined || this.socket.isPaused()) &&
+      this.#queuedBytes <= this.#queueLimit / 2 &&
+      this.#queue.length - this.#queueHead <= this.#queueCountLimit / 2
+    ) {
+      this.#release();
+    }
     return msg;
   }
 
@@ -450,7 +615,14 @@ export class Link {
     }
   }
 
+  /** The peer's end arrived while bytes were held back: it counts once they are parsed. */
+  #endPending = false;
+
   #onEnd(): void {
+    if (this.#held !== undefined) {
+      this.#endPending = true;
+      return;
+    }
     if (this.#hello === undefined) {
       this.#setFailure(new SocketkitError('ERR_CONN_CLOSED', `${this.peer} closed the connection before saying hello`));
       return;
@@ -468,13 +640,14 @@ export class Link {
 
   #onClose(): void {
     this.#stopTimer();
-    if (!this.#ended) this.#setFailure(new SocketkitError('ERR_CONN_CLOSED', `connection to ${this.peer} closed mid-transfer`));
+    // An end still waiting behind held-back bytes is a clean end once they are parsed.
+    if (!this.#ended && !this.#endPending) this.#setFailure(new SocketkitError('ERR_CONN_CLOSED', `connection to ${this.peer} closed mid-transfer`));
   }
 
   #setFailure(err: SocketkitError): void {
     if (this.#failure) return;
     this.#failure = err;
-    this.#rejectFailed(err);
+    this.#failed.abort(err);
     const h = this.#helloWaiter;
     this.#helloWaiter = undefined;
     h?.reject(err);

@@ -14,11 +14,12 @@
  *   sender checks the hash against its own file and restarts from 0 if they differ.
  */
 import { createHash, type Hash } from 'node:crypto';
+import { EventEmitter, once } from 'node:events';
 import { constants as fsc } from 'node:fs';
 import { lstat, mkdir, open, realpath, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
-import { DEFAULT_CHUNK_SIZE, DEFAULT_FINALIZE_CONCURRENCY } from './constants.js';
+import { DEFAULT_CHUNK_SIZE, DEFAULT_FINALIZE_CONCURRENCY, DEFAULT_STALL_TIMEOUT_MS, MAX_OFFERS_AHEAD } from './constants.js';
 import type { TransferEvent, TransferFailure, TransferSummary } from './events.js';
 import { BufferPool, FileSink, SyncFileSink, readChunks, type ChunkSink } from './file-io.js';
 import type { Link } from './link.js';
@@ -99,6 +100,52 @@ const PROGRESS_STEP = 1024 * 1024;
 /** Flags for a `.part`: write, create, never through a symbolic link. */
 const PART_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | (fsc.O_NOFOLLOW ?? 0);
 
+/**
+ * Tells connections waiting for a claimed name that it is free: one emitter per claims set,
+ * an event named by the target path. (The set is shared by the connections of one server.)
+ */
+const claimReleases = new WeakMap<Set<string>, EventEmitter>();
+
+function releasesOf(claims: Set<string>): EventEmitter {
+  let e = claimReleases.get(claims);
+  if (e === undefined) {
+    e = new EventEmitter();
+    // Any number of connections may wait for names; each listener goes when its wait ends.
+    e.setMaxListeners(0);
+    claimReleases.set(claims, e);
+  }
+  return e;
+}
+
+/** Frees a claimed name and wakes whoever waits for it. */
+function releaseClaim(claims: Set<string>, target: string): void {
+  if (claims.delete(target)) claimReleases.get(claims)?.emit(target);
+}
+
+/**
+ * Waits until no other connection claims `target` (its file is still being flushed, or its
+ * connection is still dying), at most the stall timeout; then claims it.
+ *
+ * @throws SocketkitError `ERR_BUSY` if the name is still claimed after that.
+ */
+async function claim(claims: Set<string>, target: string, shown: string, link: Link): Promise<void> {
+  if (claims.has(target)) {
+    const ms = link.stallTimeoutMs > 0 ? link.stallTimeoutMs : DEFAULT_STALL_TIMEOUT_MS;
+    const signal = AbortSignal.timeout(ms);
+    const releases = releasesOf(claims);
+    while (claims.has(target)) {
+      try {
+        // busy(): the peer gets keepalives meanwhile, and a dead link ends the wait.
+        await link.busy(once(releases, target, { signal }));
+      } catch (err) {
+        if (signal.aborted) throw new SocketkitError('ERR_BUSY', `'${shown}' is being received by another connection`);
+        throw err;
+      }
+    }
+  }
+  claims.add(target);
+}
+
 /** Errors after which no later file can succeed either: the transfer stops. */
 function isFatal(err: SocketkitError): boolean {
   return err.code === 'ERR_DISK_FULL';
@@ -137,9 +184,11 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
     emit({ event: 'file-failed', path, code, message });
   };
   const release = (target: string): void => {
-    claims.delete(target);
     myClaims.delete(target);
+    releaseClaim(claims, target);
   };
+  /** Finalisations running: a slot frees when one ends (`#slot` resolves). */
+  let slotFree: (() => void) | undefined;
 
   /** Answers one offer: checks it, prepares what is needed, replies. */
   const onOffer = async (offer: OfferMessage, root: string): Promise<void> => {
@@ -252,7 +301,7 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
     }
     current = undefined;
     const digest = cur.hash.digest('hex');
-    while (finalizing.size >= limit) await link.guard(Promise.race(finalizing));
+    while (finalizing.size >= limit) await link.guard(new Promise<void>((resolve) => (slotFree = resolve)));
     const job = finalize(cur, sha256, digest).then(
       () => {
         files++;
@@ -270,6 +319,9 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
     const tracked: Promise<void> = job.finally(() => {
       release(cur.incoming.target);
       finalizing.delete(tracked);
+      const free = slotFree;
+      slotFree = undefined;
+      free?.();
     });
     finalizing.add(tracked);
   };
@@ -354,6 +406,11 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
       switch (msg.type) {
         case 'offer':
           if (done) throw protocolError('offer after DONE');
+          // Files accepted ahead of the one streaming (or of the next to stream): the sender's
+          // window. Each holds a name; a peer may not hold more.
+          if (msg.kind === 'file' && (current !== undefined ? accepted.length : accepted.length - 1) >= MAX_OFFERS_AHEAD) {
+            throw protocolError(`more than ${MAX_OFFERS_AHEAD} files offered ahead of the one being sent`);
+          }
           if (options.out !== undefined && ++offers > 1) throw new SocketkitError('ERR_USAGE', 'the sender offers several entries, but the output is one file (use --dir)');
           await onOffer(msg, root);
           await link.writable();
@@ -385,6 +442,8 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
         default:
           throw protocolError(`unexpected '${msg.type}' message from the sender`);
       }
+      // A file accepted and waiting for its data: keepalives alone do not keep its name.
+      link.setWaitingForPeer(current !== undefined || accepted.length > 0);
     }
     completed = true;
   } catch (err) {
@@ -394,7 +453,9 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
   } finally {
     link.direct = undefined;
     // Whatever happened: the file being received keeps its `.part` for a resume, files already
-    // complete are still verified and placed, and every claim is released.
+    // complete are still verified and placed, and every claim is released as soon as nothing
+    // of this connection touches its file any more (a retry may be waiting for it).
+    for (const waiting of accepted.splice(0)) release(waiting.target);
     const cur = current;
     current = undefined;
     if (cur !== undefined) {
@@ -402,10 +463,13 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
       await cur.fh?.close().catch(() => undefined);
       // An empty partial file holds nothing to resume from.
       if (cur.fh !== undefined) await removeIfEmpty(cur.incoming.part);
+      release(cur.incoming.target);
     }
     await Promise.allSettled([...finalizing]);
-    for (const target of myClaims) claims.delete(target);
+    for (const target of myClaims) releaseClaim(claims, target);
     if (completed) await link.finish();
+    // After a failure told to the peer: its ERROR is out before the connection goes.
+    else await link.closed();
   }
   return { files, dirs, bytes, transferred, seconds: (performance.now() - t0) / 1000, failures };
 }
@@ -439,9 +503,20 @@ async function prepareFile(root: string, offer: OfferMessage, options: ReceiverO
   } else {
     target = await resolveUnder(root, offer.path, true);
   }
-  if (claims.has(target)) throw new SocketkitError('ERR_BUSY', `'${clean(offer.path, 200)}' is being received by another connection`);
   const part = partialPath(target);
   const shown = clean(offer.path, 200);
+  // Claimed before anything is looked at: the `.part` may still be changing under another connection.
+  await claim(claims, target, shown, link);
+  try {
+    return await inspect(target, part, shown, offer, options, link);
+  } catch (err) {
+    releaseClaim(claims, target);
+    throw err;
+  }
+}
+
+/** Works out how much of an offered, claimed file is already here. */
+async function inspect(target: string, part: string, shown: string, offer: OfferMessage, options: ReceiverOptions, link: Link): Promise<Incoming> {
   let partSize = await sizeOf(part, offer.path);
   let adopt: string | undefined;
   const existing = await lstatOrUndefined(target);
@@ -456,20 +531,14 @@ async function prepareFile(root: string, offer: OfferMessage, options: ReceiverO
       throw new SocketkitError('ERR_EXISTS', `'${shown}' already exists (use --force to replace it${options.resume === true ? '' : ', or --resume to continue it'})`);
     }
   }
-  claims.add(target);
-  try {
-    let prefixHash: Hash | undefined;
-    let offset = 0;
-    // A `.part` longer than the file cannot be its prefix: it is cut to 0 at BEGIN.
-    if (partSize !== undefined && partSize > 0 && partSize <= offer.size) {
-      prefixHash = await hashPrefix(adopt ?? part, partSize, link);
-      offset = partSize;
-    }
-    return { id: offer.id, offer, target, part, offset, prefixHash, ...(adopt !== undefined ? { adopt } : {}) };
-  } catch (err) {
-    claims.delete(target);
-    throw err;
+  let prefixHash: Hash | undefined;
+  let offset = 0;
+  // A partial longer than the file cannot be its prefix: it is cut to 0 at BEGIN.
+  if (partSize !== undefined && partSize > 0 && partSize <= offer.size) {
+    prefixHash = await hashPrefix(adopt ?? part, partSize, link);
+    offset = partSize;
   }
+  return { id: offer.id, offer, target, part, offset, prefixHash, ...(adopt !== undefined ? { adopt } : {}) };
 }
 
 /** The size of a regular `.part`, undefined if there is none; refuses anything else under that name. */

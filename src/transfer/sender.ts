@@ -175,14 +175,11 @@ export async function runSender(link: Link, entries: readonly TransferEntry[], o
       } else {
         if (entry.kind !== 'file') throw protocolError(`receiver asked for the data of the folder ${entry.path}`);
         if (reply.offset > entry.size) throw protocolError(`receiver holds ${reply.offset} bytes of ${entry.path}, which has ${entry.size}`);
-        const sent = await sendFile(link, id, entry, reply, pool, emit);
-        if (sent.ok) {
-          transferred += sent.transferred;
-          outstanding.set(id, { entry, offset: sent.offset, sha256: sent.sha256, started: sent.started });
-        } else {
-          transferred += sent.transferred;
-          fail(entry, sent.error.code, sent.error.message);
-        }
+        // The file is recorded as sent when its END goes out, inside sendFile: its RESULT can
+        // arrive while sendFile still closes the file, and must find it.
+        const sent = await sendFile(link, id, entry, reply, pool, emit, (o) => outstanding.set(id, o));
+        transferred += sent.transferred;
+        if (!sent.ok) fail(entry, sent.error.code, sent.error.message);
       }
     }
     allResults = deferred();
@@ -200,13 +197,13 @@ export async function runSender(link: Link, entries: readonly TransferEntry[], o
   return { files, dirs, bytes, transferred, seconds: (performance.now() - t0) / 1000, failures };
 }
 
-type SendOutcome =
-  | { readonly ok: true; readonly offset: number; readonly sha256: string; readonly transferred: number; readonly started: number }
-  | { readonly ok: false; readonly error: SocketkitError; readonly transferred: number };
+type SendOutcome = { readonly ok: true; readonly transferred: number } | { readonly ok: false; readonly error: SocketkitError; readonly transferred: number };
 
 /**
- * Streams one accepted file: BEGIN, DATA..., END. A problem with the file itself (gone, shrunk,
- * unreadable) is reported to the receiver with ABORT and returned; a problem with the link throws.
+ * Streams one accepted file: BEGIN, DATA..., END. `sent` records the file just before its END
+ * goes out (its RESULT may come back before this function has closed the file). A problem with
+ * the file itself (gone, shrunk, unreadable) is reported to the receiver with ABORT and
+ * returned; a problem with the link throws.
  */
 async function sendFile(
   link: Link,
@@ -215,6 +212,7 @@ async function sendFile(
   reply: Extract<ReplyMessage, { action: 'receive' }>,
   pool: BufferPool,
   emit: (e: TransferEvent) => void,
+  sent: (o: Outstanding) => void,
 ): Promise<SendOutcome> {
   const started = performance.now();
   let fh: FileHandle | undefined;
@@ -255,8 +253,9 @@ async function sendFile(
       emit({ event: 'file-progress', path: entry.path, size: entry.size, bytes: position });
     }
     const sha256 = hash.digest('hex');
+    sent({ entry, offset, sha256, started });
     link.send({ type: 'end', id, sha256 });
-    return { ok: true, offset, sha256, transferred, started };
+    return { ok: true, transferred };
   } catch (err) {
     if (link.failure) throw link.failure;
     const error = toSocketkitError(err, entry.source);
