@@ -242,7 +242,7 @@ describe('managed server: many connections and statistics', () => {
   it('sums and rates', () => {
     const a = { ...ZERO_STATS, connections: 2, accepted: 5, roundTrips: 100, bytesIn: 1000, bytesOut: 1000 };
     const b = { ...ZERO_STATS, connections: 1, accepted: 1, refused: 2, roundTrips: 50, bytesIn: 10, bytesOut: 10 };
-    assert.deepEqual(sumStats([a, b]), { connections: 3, accepted: 6, refused: 2, idleClosed: 0, bytesIn: 1010, bytesOut: 1010, roundTrips: 150 });
+    assert.deepEqual(sumStats([a, b]), { connections: 3, accepted: 6, refused: 2, acceptErrors: 0, idleClosed: 0, bytesIn: 1010, bytesOut: 1010, roundTrips: 150 });
     const r = ratesBetween(b, a, 2000);
     assert.deepEqual([r.seconds, r.roundTripsPerSecond, r.bytesInPerSecond, r.acceptedPerSecond], [2, 25, 495, 2]);
     assert.equal(resolveWorkerCount('3'), 3);

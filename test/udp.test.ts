@@ -217,7 +217,7 @@ describe('UDP echo over IPv4', () => {
 
   it('serves many clients at once and counts datagrams and bytes per peer', async (t) => {
     const events: UdpEchoServerEvent[] = [];
-    const server = await startUdpEchoServer(V4, { onEvent: (e) => events.push(e) });
+    const server = await startUdpEchoServer(V4, { peerEventsPerSecond: 1000, onEvent: (e) => events.push(e) });
     t.after(() => server.close());
     const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => udpEcho(server.endpoint, Buffer.from(`client ${i}`), { timeoutMs: 2000, retries: 3 })));
     replies.forEach((r, i) => assert.equal(r.reply.toString(), `client ${i}`));
