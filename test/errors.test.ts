@@ -3,6 +3,7 @@
 // non-zero exit, a stack trace only with --debug). Codes are asserted, never message text.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { inspect } from 'node:util';
 import { EXIT_FAILURE, EXIT_MISMATCH, SocketkitError, isSocketkitError, toSocketkitError } from '../src/core/errors.js';
 import { parseDurationMs, parseCount, parseSize } from '../src/cli/values.js';
 import { runMain } from './helpers/cli.js';
@@ -104,7 +105,7 @@ describe('toSocketkitError', () => {
   it('calls anything unrecognised ERR_INTERNAL (a bug), keeping its message on one line', () => {
     for (const weird of [new TypeError('boom'), 'a string', 42, undefined, null, { code: 'not-a-system-code' }]) {
       const e = toSocketkitError(weird);
-      assert.equal(e.code, 'ERR_INTERNAL', String(weird));
+      assert.equal(e.code, 'ERR_INTERNAL', inspect(weird));
       assert.equal(e.exitCode, EXIT_FAILURE);
     }
   });

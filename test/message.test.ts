@@ -28,7 +28,7 @@ async function withEchoServer(ep: Endpoint, maxMessageSize: number | undefined, 
 async function transports(): Promise<{ name: string; ep: Endpoint; cleanup: () => Promise<void> }[]> {
   const dir = await mkdtemp(join(tmpdir(), 'socketkit-msg-'));
   return [
-    { name: 'tcp', ep: { kind: 'inet', host: '127.0.0.1', port: 0 }, cleanup: async () => undefined },
+    { name: 'tcp', ep: { kind: 'inet', host: '127.0.0.1', port: 0 }, cleanup: () => Promise.resolve() },
     { name: 'unix', ep: { kind: 'unix', path: join(dir, 'm.sock') }, cleanup: () => rm(dir, { recursive: true, force: true }) },
   ];
 }

@@ -71,7 +71,7 @@ async function startChild(cmd: string, args: string[]): Promise<{ port: number; 
   const port = await new Promise<number>((resolve, reject) => {
     let text = '';
     const timer = setTimeout(() => reject(new Error(`${cmd} did not report its port`)), 10_000);
-    child.stdout!.on('data', (c: Buffer) => {
+    child.stdout.on('data', (c: Buffer) => {
       text += c.toString();
       const m = /listening on (\d+)/.exec(text);
       if (m) {

@@ -108,7 +108,7 @@ describe('raw interop with nc', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(run?.code, 0, run?.stderr);
-    const summary = JSON.parse(run!.stdout.trim().split('\n').at(-1)!) as { bytes: number };
+    const summary = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { bytes: number };
     assert.equal(summary.bytes, data.length);
     assert.ok((await readFile(join(dir, 'out'))).equals(data));
   });

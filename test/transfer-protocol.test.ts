@@ -89,7 +89,7 @@ describe('messages', () => {
     assert.deepEqual([...prefix], [0, 0, 0, 4, MessageType.DATA]);
     const msg = parseMessage(Buffer.concat([prefix.subarray(4), Buffer.from('abc')]));
     assert.equal(msg.type, 'data');
-    assert.equal(Buffer.from((msg as Extract<Message, { type: 'data' }>).bytes).toString(), 'abc');
+    assert.equal(Buffer.from((msg).bytes).toString(), 'abc');
   });
 
   // Each row: a frame payload a peer might send that must be refused as a protocol error.
@@ -363,7 +363,7 @@ describe('link reading (DATA fast path and codec path)', () => {
     // A real socket keeps the process alive while it waits; this stand-in does not.
     const alive = setTimeout(() => undefined, 10_000);
     try {
-      socket.push(Buffer.from(encodeFrame(encodeHello('sender', {}))[0]!));
+      socket.push(Buffer.from(encodeFrame(encodeHello('sender', {}))[0]));
       await link.readHello();
       await assert.rejects(link.next(), { code: 'ERR_STALLED' });
     } finally {

@@ -34,7 +34,7 @@ function probe(ep: Endpoint & { kind: 'inet' }, t: CleanupContext): Promise<{ so
 function inet(address: string): Endpoint & { kind: 'inet' } {
   const ep = parseEndpoint(address, { defaultHost: '127.0.0.1' });
   assert.equal(ep.kind, 'inet');
-  return ep as Endpoint & { kind: 'inet' };
+  return ep;
 }
 
 describe('out of descriptors (the real binary under ulimit -n 64)', () => {

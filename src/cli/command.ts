@@ -95,7 +95,7 @@ export interface CommandDefinition<O extends Readonly<Record<string, OptionSpec>
  * that `options.duration(...)` parsed, never a string to parse again.
  */
 export function defineCommand<const O extends Readonly<Record<string, OptionSpec>>>(def: CommandDefinition<O>): Command {
-  return def as unknown as Command;
+  return def;
 }
 
 /** Options every command takes. */
@@ -106,6 +106,11 @@ export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
+/** A typed default as help shows it. */
+function showDefault(v: unknown): string {
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v);
+}
+
 /** Renders a command's help text. */
 export function commandHelp(cmd: Command): string {
   const lines = [`Usage: socketkit ${cmd.name}${cmd.args ? ` ${cmd.args}` : ''} [options]`, '', cmd.summary];
@@ -114,7 +119,7 @@ export function commandHelp(cmd: Command): string {
   const all = { ...cmd.options, ...GLOBAL_OPTIONS };
   const rows = Object.entries(all).map(([name, o]) => {
     const flag = `${o.short ? `-${o.short}, ` : '    '}--${name}${o.type === 'string' ? ` ${o.value ?? 'VALUE'}` : ''}`;
-    const shown = o.show ?? (o.default !== undefined && o.default !== false ? String(o.default) : undefined);
+    const shown = o.show ?? (o.default !== undefined && o.default !== false ? showDefault(o.default) : undefined);
     const def = shown !== undefined ? ` (default ${shown})` : '';
     return [flag, `${o.help}${def}${o.multiple ? ' (repeatable)' : ''}`] as const;
   });

@@ -309,6 +309,7 @@ export async function* decodeFrames(source: AsyncIterable<Uint8Array>, options: 
     // Frames that preceded a bad prefix in the same chunk are delivered before its error.
     yield* frames;
     frames.length = 0;
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows what the source threw, unchanged
     if (failure !== undefined) throw failure;
   }
   decoder.end();

@@ -355,7 +355,7 @@ export class FileSink implements ChunkSink {
         this.#inFlightBytes = bytes;
         let n: number;
         try {
-          ({ bytesWritten: n } = await this.#fh.writev(batch as NodeJS.ArrayBufferView[], this.#position ?? undefined));
+          ({ bytesWritten: n } = await this.#fh.writev(batch, this.#position ?? undefined));
         } catch (err) {
           throw toSocketkitError(err, this.#path);
         }

@@ -310,7 +310,8 @@ export class Link {
         },
         (err: unknown) => {
           signal.removeEventListener('abort', onFailed);
-          reject(err as Error);
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the work's own rejection on, unchanged
+          reject(err);
         },
       );
     });

@@ -229,7 +229,7 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
       incoming,
       offset,
       started: performance.now(),
-      hash: resumed ? incoming.prefixHash! : createHash('sha256'),
+      hash: resumed ? incoming.prefixHash : createHash('sha256'),
       fh: undefined,
       sink: undefined,
       received: 0,
@@ -434,6 +434,7 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
           if (current !== undefined || accepted.length > 0) throw protocolError('DONE before every accepted file was sent');
           done = true;
           await link.guard(Promise.all(finalizing));
+          // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows the finalizer's own failure, unchanged
           if (fatal) throw fatal;
           break;
         case 'error':

@@ -164,6 +164,7 @@ export async function runSender(link: Link, entries: readonly TransferEntry[], o
     for (let id = 0; id < entries.length; id++) {
       const entry = entries[id]!;
       const reply = await link.guard(answers[id]!.promise);
+      // eslint-disable-next-line @typescript-eslint/no-array-delete -- a sparse table keyed by file id: the answered slot is freed
       delete answers[id];
       offerUpTo(id + 1 + window);
       if (reply.action === 'skip') {
