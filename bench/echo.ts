@@ -125,8 +125,8 @@ function runClient(cmd: string, args: readonly string[], timeoutMs: number): Pro
     const child = spawn(cmd, [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
@@ -197,10 +197,10 @@ async function openIdle(port: number, n: number): Promise<{ child: ChildProcess;
   const p = pinned(undefined, process.execPath, ['-e', IDLE_CLIENT, String(port), String(n)]);
   const child = spawn(p.cmd, p.args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let err = '';
-  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
   const seconds = await new Promise<number>((resolve, reject) => {
     let out = '';
-    child.stdout!.on('data', (c: Buffer) => {
+    child.stdout.on('data', (c: Buffer) => {
       out += c.toString();
       const m = /open (\d+) (\d+)/.exec(out);
       if (m) resolve(Number(m[2]) / 1000);

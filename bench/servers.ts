@@ -30,7 +30,7 @@ export interface RunningServer {
 export async function startServer(spec: ServerSpec, launch: { readonly cmd: string; readonly args: readonly string[] } = spec): Promise<RunningServer> {
   const child = spawn(launch.cmd, [...launch.args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
-  child.stderr!.on('data', (c: Buffer) => {
+  child.stderr.on('data', (c: Buffer) => {
     if (err.length < 4096) err += c.toString();
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -53,7 +53,7 @@ export async function startServer(spec: ServerSpec, launch: { readonly cmd: stri
         clearTimeout(timer);
         reject(new Error(`${spec.name} exited (${code}) before listening: ${err}`));
       });
-      child.stdout!.on('data', (c: Buffer) => {
+      child.stdout.on('data', (c: Buffer) => {
         // Only the first lines matter; later output (JSON events) is read and dropped.
         if (out.length > 4096) return;
         out += c.toString();
@@ -64,7 +64,7 @@ export async function startServer(spec: ServerSpec, launch: { readonly cmd: stri
         }
       });
     });
-    child.stdout!.resume();
+    child.stdout.resume();
     return { child, port, pid: child.pid!, stop };
   } catch (e) {
     await stop();

@@ -65,8 +65,8 @@ async function startServe(args: readonly string[]): Promise<{ endpoint: Endpoint
   const child = spawn(process.execPath, [BIN, 'serve', ...args, '--listen', '127.0.0.1:0', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
   let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const lines = createInterface({ input: child.stdout! });
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const lines = createInterface({ input: child.stdout });
   const address = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 15_000);
     lines.on('line', (line) => {
