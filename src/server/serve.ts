@@ -106,6 +106,9 @@ function statsTicker(intervalMs: number | undefined, read: () => ServerStats | P
         last = stats;
         lastAt = now;
       })
+      // A reporter that throws (or a cluster answer that failed) costs this beat, not the
+      // process: an unhandled rejection here would end the server.
+      .catch(() => undefined)
       .finally(() => {
         busy = false;
       });
