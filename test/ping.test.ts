@@ -14,7 +14,7 @@ import { PROBE_HEADER_SIZE, ping, startUdpEchoServer, udpEcho, type PingEvent } 
 import { startEchoServer } from '../src/echo/server.js';
 import type { InetEndpoint } from '../src/net/endpoint.js';
 import { main } from '../src/cli/main.js';
-import { captureIO, hasCommand, ndjson } from './helpers/cli.js';
+import { captureIO, ndjson, requireTool } from './helpers/cli.js';
 import { hasIPv6 } from './helpers/net.js';
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -266,7 +266,7 @@ describe('ping over UDP', () => {
 
 describe('interop with plain UDP echoes', () => {
   it('a Python recvfrom/sendto loop', async (t) => {
-    if (!hasCommand('python3')) return t.skip('python3 not installed');
+    if (!requireTool(t, 'python3', 'python3')) return;
     const py = await startChild('python3', pythonEcho(65535));
     t.after(py.stop);
     const ep: InetEndpoint = { kind: 'inet', host: '127.0.0.1', port: py.port };
@@ -278,7 +278,7 @@ describe('interop with plain UDP echoes', () => {
   });
 
   it('a Python loop with a too-small buffer: the cut is reported, not hidden', async (t) => {
-    if (!hasCommand('python3')) return t.skip('python3 not installed');
+    if (!requireTool(t, 'python3', 'python3')) return;
     const py = await startChild('python3', pythonEcho(1024));
     t.after(py.stop);
     const ep: InetEndpoint = { kind: 'inet', host: '127.0.0.1', port: py.port };
@@ -288,7 +288,7 @@ describe('interop with plain UDP echoes', () => {
   });
 
   it('socat UDP-RECVFROM:PORT,fork EXEC:cat', async (t) => {
-    if (!hasCommand('socat')) return t.skip('socat not installed');
+    if (!requireTool(t, 'socat', 'socat')) return;
     const probe = createSocket('udp4');
     await new Promise<void>((r) => probe.bind(0, '127.0.0.1', () => r()));
     const port = probe.address().port;

@@ -12,7 +12,7 @@ import { generateCertificate, generatePsk, formatPsk, loadPskFile, tlsConnectTra
 import { download, startFileServer, startReceiveServer, upload } from '../src/transfer/index.js';
 import { parseEndpoint, type Endpoint } from '../src/net/endpoint.js';
 import { SocketkitError } from '../src/core/errors.js';
-import { hasCommand, run, runCli, runMain, spawnCli, type Spawned } from './helpers/cli.js';
+import { requireTool, run, runCli, runMain, spawnCli, type Spawned } from './helpers/cli.js';
 import { tempDir, type CleanupContext } from './helpers/tmp.js';
 
 let cert: GeneratedCertificate;
@@ -134,12 +134,12 @@ describe('echo-server and echo with security options', () => {
     const f = files(t);
     const { address, endpoint } = await startServer(t, ['echo-server', '127.0.0.1:0', '--cert', f.cert, '--key', f.key]);
     const port = String((endpoint as { port: number }).port);
-    const socat = hasCommand('socat');
+    const socat = requireTool(t, 'socat', 'socat');
     if (socat) {
       const r = await run(socat, ['-', `OPENSSL:${address},cafile=${f.cert}`], { input: 'via socat\n', timeoutMs: 10_000 });
       assert.equal(r.stdout.toString(), 'via socat\n', r.stderr);
     }
-    const ncat = hasCommand('ncat');
+    const ncat = requireTool(t, 'ncat', 'ncat');
     if (ncat) {
       // ncat checks DNS names only, so it connects as localhost (which the certificate names).
       const r = await run(ncat, ['--ssl', '--ssl-trustfile', f.cert, 'localhost', port], { input: 'via ncat\n', timeoutMs: 10_000 });

@@ -11,7 +11,7 @@ import { mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Endpoint } from '../src/net/endpoint.js';
 import { startReceiveServer, startFileServer, type TransferServer } from '../src/transfer/index.js';
-import { BIN } from './helpers/cli.js';
+import { BIN, requireTool } from './helpers/cli.js';
 import { freePort } from './helpers/net.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -73,6 +73,7 @@ const addr = (ep: Endpoint): string => (ep.kind === 'inet' ? `${ep.host}:${ep.po
 
 describe('raw interop with nc', () => {
   it('serve --raw → nc HOST PORT > out', async (t) => {
+    if (!requireTool(t, 'nc', 'netcat-openbsd')) return;
     const dir = tempDir(t, 'sk-transfer-cli-');
     const data = randomBytes(5 * 1024 * 1024 + 11);
     await writeFile(join(dir, 'f'), data);
@@ -90,6 +91,7 @@ describe('raw interop with nc', () => {
   });
 
   it('nc -N -l -p PORT < file → get --raw -o out', async (t) => {
+    if (!requireTool(t, 'nc', 'netcat-openbsd')) return;
     const dir = tempDir(t, 'sk-transfer-cli-');
     const data = randomBytes(5 * 1024 * 1024 + 13);
     await writeFile(join(dir, 'f'), data);
