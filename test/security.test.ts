@@ -126,9 +126,9 @@ describe('self-signed certificates', () => {
   it('refuses bad names and validity', async () => {
     assert.equal(parseAltName('ip:[::1]').value, '::1');
     assert.equal(parseAltName('Example.ORG').value, 'example.org');
-    assert.equal(await codeOf(() => parseAltName('IP:300.1.1.1')), 'ERR_USAGE');
-    assert.equal(await codeOf(() => parseAltName('bad name!')), 'ERR_USAGE');
-    assert.equal(await codeOf(() => generateCertificate({ days: 0 })), 'ERR_USAGE');
+    assert.equal(await codeOf(() => parseAltName('IP:300.1.1.1')), 'ERR_INVALID_ARG');
+    assert.equal(await codeOf(() => parseAltName('bad name!')), 'ERR_INVALID_ARG');
+    assert.equal(await codeOf(() => generateCertificate({ days: 0 })), 'ERR_INVALID_ARG');
     assert.equal(await codeOf(() => certificateFingerprint('not a certificate')), 'ERR_TLS_CONFIG');
   });
 });
@@ -140,9 +140,9 @@ describe('pins', () => {
     assert.equal(parsePin(cert.fingerprint.toLowerCase()), cert.fingerprint);
     assert.equal(parsePin(`sha256:${plain}`), cert.fingerprint);
   });
-  it('refuses anything but 32 bytes of hex (ERR_USAGE)', async () => {
-    assert.equal(await codeOf(() => parsePin('AB:CD')), 'ERR_USAGE');
-    assert.equal(await codeOf(() => parsePin('z'.repeat(64))), 'ERR_USAGE');
+  it('refuses anything but 32 bytes of hex (ERR_INVALID_ARG)', async () => {
+    assert.equal(await codeOf(() => parsePin('AB:CD')), 'ERR_INVALID_ARG');
+    assert.equal(await codeOf(() => parsePin('z'.repeat(64))), 'ERR_INVALID_ARG');
   });
 });
 
@@ -175,11 +175,11 @@ describe('PSK files', () => {
 });
 
 describe('access lists and the plaintext-listener rule', () => {
-  it('parses CIDR blocks and single addresses; refuses junk (ERR_USAGE)', async () => {
+  it('parses CIDR blocks and single addresses; refuses junk (ERR_INVALID_ARG)', async () => {
     assert.deepEqual(parseCidr('10.0.0.0/8'), { address: '10.0.0.0', prefix: 8, family: 'ipv4', text: '10.0.0.0/8' });
     assert.equal(parseCidr('::1').prefix, 128);
     assert.equal(parseCidr('[2001:db8::]/32').family, 'ipv6');
-    for (const bad of ['10.0.0.0/33', 'example.org', '10.0.0.0/x', '::/129']) assert.equal(await codeOf(() => parseCidr(bad)), 'ERR_USAGE');
+    for (const bad of ['10.0.0.0/33', 'example.org', '10.0.0.0/x', '::/129']) assert.equal(await codeOf(() => parseCidr(bad)), 'ERR_INVALID_ARG');
   });
 
   it('deny wins over allow; with allow entries everyone else is refused; IPv4-mapped peers count as IPv4', () => {
@@ -390,14 +390,14 @@ describe('refusals, each with its code', () => {
     await waitUntil(() => slow.listener.open === 0, 'the server to close the connection after the EOF');
   });
 
-  it('unusable certificates, keys and option combinations: ERR_TLS_CONFIG / ERR_USAGE', async () => {
+  it('unusable certificates, keys and option combinations: ERR_TLS_CONFIG / ERR_INVALID_ARG', async () => {
     assert.equal(await codeOf(() => tlsListenTransport({ cert: cert.cert, key: other.key })), 'ERR_TLS_CONFIG');
     assert.equal(await codeOf(() => tlsListenTransport({ cert: 'junk', key: cert.key })), 'ERR_TLS_CONFIG');
-    assert.equal(await codeOf(() => tlsListenTransport({ cert: cert.cert })), 'ERR_USAGE');
-    assert.equal(await codeOf(() => tlsListenTransport({ cert: cert.cert, key: cert.key, psk: psk() })), 'ERR_USAGE');
-    assert.equal(await codeOf(() => tlsConnectTransport({ psk: psk(), pin: cert.fingerprint })), 'ERR_USAGE');
+    assert.equal(await codeOf(() => tlsListenTransport({ cert: cert.cert })), 'ERR_INVALID_ARG');
+    assert.equal(await codeOf(() => tlsListenTransport({ cert: cert.cert, key: cert.key, psk: psk() })), 'ERR_INVALID_ARG');
+    assert.equal(await codeOf(() => tlsConnectTransport({ psk: psk(), pin: cert.fingerprint })), 'ERR_INVALID_ARG');
     assert.equal(await codeOf(() => tlsConnectTransport({ ca: 'no certificate here' })), 'ERR_TLS_CONFIG');
-    assert.equal(await codeOf(() => tlsConnectTransport({ pin: 'abc' })), 'ERR_USAGE');
+    assert.equal(await codeOf(() => tlsConnectTransport({ pin: 'abc' })), 'ERR_INVALID_ARG');
   });
 });
 

@@ -247,8 +247,8 @@ describe('managed server: many connections and statistics', () => {
     assert.deepEqual([r.seconds, r.roundTripsPerSecond, r.bytesInPerSecond, r.acceptedPerSecond], [2, 25, 495, 2]);
     assert.equal(resolveWorkerCount('3'), 3);
     assert.ok(resolveWorkerCount('auto') >= 1);
-    assert.throws(() => resolveWorkerCount('0'), { code: 'ERR_USAGE' });
-    assert.throws(() => resolveWorkerCount('many'), { code: 'ERR_USAGE' });
+    assert.throws(() => resolveWorkerCount('0'), { code: 'ERR_INVALID_ARG' });
+    assert.throws(() => resolveWorkerCount('many'), { code: 'ERR_INVALID_ARG' });
   });
 });
 

@@ -112,11 +112,21 @@ describe('messages', () => {
   }
 
   it('makes peer error codes and messages safe to print', () => {
-    const frame = encodeControl({ type: 'error', code: 'rm -rf /', message: 'line\u001b[2J\nbreak' });
+    // A peer may send any string as its code; encodeControl only takes ours, so build the frame by hand.
+    const frame = Buffer.concat([Uint8Array.of(MessageType.ERROR), Buffer.from(JSON.stringify({ code: 'rm -rf /\u001b[2J', message: 'line\u001b[2J\nbreak' }))]);
     const msg = parseMessage(frame) as Extract<Message, { type: 'error' }>;
     assert.equal(msg.code, 'ERR_PEER');
+    // The unknown code is kept in the message, neutralised.
+    assert.match(msg.message, /^rm -rf \//);
     // eslint-disable-next-line no-control-regex
     assert.doesNotMatch(msg.message, /[\u0000-\u001f]/);
+  });
+
+  it('keeps a known peer code as it is', () => {
+    const frame = Buffer.concat([Uint8Array.of(MessageType.ERROR), Buffer.from(JSON.stringify({ code: 'ERR_DISK_FULL', message: 'no space' }))]);
+    const msg = parseMessage(frame) as Extract<Message, { type: 'error' }>;
+    assert.equal(msg.code, 'ERR_DISK_FULL');
+    assert.equal(msg.message, 'no space');
   });
 });
 

@@ -9,6 +9,7 @@ import { commandHelp, parseCommandArgs, type CommandIO } from './command.js';
 import { EXIT_FAILURE, SocketkitError, isSocketkitError, toSocketkitError } from '../core/errors.js';
 import { nativeStatus } from '../native/helper.js';
 import { neutralise } from '../core/terminal-text.js';
+import { adviceFor, usageError } from './usage.js';
 
 function version(): string {
   try {
@@ -77,9 +78,10 @@ export function processIO(): CommandIO {
 
 /** Prints an error the CLI way: one line, the stack only with --debug. Returns its exit status. */
 function printError(io: CommandIO, err: unknown, debug: boolean): number {
-  const e = toSocketkitError(err);
+  const e = toSocketkitError(usageError(err));
+  const advice = adviceFor(e.code);
   // One line, whatever the message holds (some system and aggregate errors span several).
-  io.stderr.write(`socketkit: ${neutralise(e.message.replace(/\s*\n\s*/g, ' '))} (${e.code})\n`);
+  io.stderr.write(`socketkit: ${neutralise(e.message.replace(/\s*\n\s*/g, ' '))}${advice === undefined ? '' : `; ${advice}`} (${e.code})\n`);
   if (debug && err instanceof Error) io.stderr.write(`${err.stack ?? ''}\n`);
   else if (!(err instanceof SocketkitError) && e.code === 'ERR_INTERNAL') {
     io.stderr.write('(this looks like a bug in socketkit; run again with --debug for details)\n');

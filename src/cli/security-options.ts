@@ -13,6 +13,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { OptionSpec } from './command.js';
 import type { Reporter } from './report.js';
+import { asUsage } from './usage.js';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import type { Endpoint } from '../net/endpoint.js';
 import type { ConnectTransport } from '../net/connect.js';
@@ -21,6 +22,8 @@ import {
   AccessList,
   certificateFingerprint,
   loadPskFile,
+  parseCidr,
+  parsePin,
   requireSecureListener,
   tlsConnectTransport,
   tlsListenTransport,
@@ -116,7 +119,10 @@ export async function serverSecurity(values: Values, report: Reporter, options: 
   const certPath = str(values, 'cert');
   const keyPath = str(values, 'key');
   const pskPath = str(values, 'psk-file');
-  const access = new AccessList({ allow: list(values, 'allow'), deny: list(values, 'deny') });
+  const access = new AccessList({
+    allow: list(values, 'allow').map((t) => asUsage('allow', () => parseCidr(t).text)),
+    deny: list(values, 'deny').map((t) => asUsage('deny', () => parseCidr(t).text)),
+  });
   const wantsCert = values['tls'] === true || certPath !== undefined || keyPath !== undefined;
   if (pskPath !== undefined && wantsCert) throw new SocketkitError('ERR_USAGE', 'choose one: --tls with --cert/--key, or --psk-file');
   if (wantsCert && (certPath === undefined || keyPath === undefined)) {
@@ -126,7 +132,7 @@ export async function serverSecurity(values: Values, report: Reporter, options: 
   const announce = options.announce ?? true;
   if (options.requireSecure && options.endpoint) {
     const warning = requireSecureListener(options.endpoint, mode, values['insecure'] === true);
-    if (warning && announce) report.log(warning);
+    if (warning && announce) report.log(`${warning} (as --insecure asked)`);
   }
   const onHandshakeError = (peer: string, err: SocketkitError): void =>
     report.event('refused', { peer, reason: err.message, code: err.code }, `! ${peer} refused: ${err.message} (${err.code})`);
@@ -178,7 +184,9 @@ export async function clientSecurity(values: Values): Promise<ClientSecurity> {
   }
   if (!wantsTls) return { mode: 'plain', connect: {} };
   const ca = caPath === undefined ? undefined : await readPem('ca', caPath);
-  return { mode: 'tls', connect: { transport: tlsConnectTransport({ ...(ca ? { ca } : {}), ...(pin !== undefined ? { pin } : {}) }) } };
+  const pinned = pin === undefined ? undefined : asUsage('pin', () => parsePin(pin));
+  const transport = tlsConnectTransport({ ...(ca ? { ca } : {}), ...(pinned !== undefined ? { pin: pinned } : {}) });
+  return { mode: 'tls', connect: { transport } };
 }
 
 /**

@@ -6,25 +6,82 @@
  * `socketkit: <message> (<code>)` and exits with `exitCode`.
  */
 
-/** Stable error codes. Later modules add their own; the string is the contract. */
-export type ErrorCode =
-  | 'ERR_USAGE'
-  | 'ERR_BAD_ADDRESS'
-  | 'ERR_UNKNOWN_HOST'
-  | 'ERR_CONN_REFUSED'
-  | 'ERR_CONN_RESET'
-  | 'ERR_CONN_CLOSED'
-  | 'ERR_ADDR_IN_USE'
-  | 'ERR_ADDR_NOT_AVAILABLE'
-  | 'ERR_PERMISSION'
-  | 'ERR_UNREACHABLE'
-  | 'ERR_TIMEOUT'
-  | 'ERR_ABORTED'
-  | 'ERR_NOT_FOUND'
-  | 'ERR_DISK_FULL'
-  | 'ERR_IO'
-  | 'ERR_ECHO_MISMATCH'
-  | (string & {});
+/**
+ * Every error code socketkit raises, with what it means: the one table. The string is the
+ * contract (tests and callers match on it), the summary is what the README's table says.
+ * A code not listed here does not compile; a code read from a peer goes through `asErrorCode`.
+ */
+export const ERROR_CODES = {
+  // Usage and arguments
+  ERR_USAGE: 'a command line that cannot run: unknown option, missing argument, bad option value',
+  ERR_INVALID_ARG: 'a library function called with a value out of its range',
+  // Addresses and connections
+  ERR_BAD_ADDRESS: 'an address that does not parse',
+  ERR_UNKNOWN_HOST: 'a host name that does not resolve',
+  ERR_CONN_REFUSED: 'nothing listening there',
+  ERR_CONN_RESET: 'the peer reset the connection',
+  ERR_CONN_CLOSED: 'the peer closed the connection mid-conversation',
+  ERR_ADDR_IN_USE: 'the port (or Unix path) is taken',
+  ERR_ADDR_NOT_AVAILABLE: 'the address is not one of this machine\'s',
+  ERR_PERMISSION: 'permission denied (a low port without privileges, a protected path)',
+  ERR_UNREACHABLE: 'no route to the host or network',
+  ERR_TIMEOUT: 'connect or reply timed out',
+  ERR_ABORTED: 'stopped by a signal or by the caller',
+  // Files and the machine
+  ERR_NOT_FOUND: 'no such file or Unix socket',
+  ERR_DISK_FULL: 'no space left on the device (or the quota is spent)',
+  ERR_IO: 'another error of the operating system, named in the message',
+  ERR_NO_DESCRIPTORS: 'out of file descriptors: a server refuses connections until some free up',
+  ERR_MEMORY_BUDGET: 'a server\'s memory budget is spent: the connection that needed more is closed',
+  // Echo and framing
+  ERR_ECHO_MISMATCH: 'the echo differs from what was sent, or is short',
+  ERR_ECHO_TRUNCATED: 'UDP: the reply datagram was cut',
+  ERR_FRAME_TOO_LARGE: 'a frame over the size limit',
+  ERR_FRAME_TRUNCATED: 'the stream ended inside a frame',
+  ERR_DATAGRAM_TOO_LARGE: 'a datagram over the protocol maximum (nothing sent)',
+  ERR_NO_REPLY: 'UDP: no reply came back at all',
+  ERR_UDP_UNIX_UNSUPPORTED: 'a unix: address with UDP (Node has no Unix datagram sockets)',
+  // File transfer
+  ERR_HASH_MISMATCH: 'the received file\'s SHA-256 differs from the sender\'s',
+  ERR_PATH_UNSAFE: 'a file name that could escape the target folder or act on a terminal',
+  ERR_EXISTS: 'the file exists and is not replaced without being told to',
+  ERR_STALLED: 'a transfer made no progress for the stall timeout',
+  ERR_BUSY: 'another connection is writing that file now',
+  ERR_SOURCE_CHANGED: 'the file changed while it was being sent',
+  ERR_TRANSFER_PROTOCOL: 'the peer broke the transfer protocol (or does not speak it)',
+  ERR_TRANSFER_ROLE: 'both sides want to send, or both to receive',
+  ERR_TRANSFER_VERSION: 'no protocol version both sides speak',
+  ERR_PEER: 'the peer reported an error with a code this version does not know',
+  // Security
+  ERR_TLS_CERT: 'untrusted, self-signed or wrong-name certificate',
+  ERR_TLS_PIN_MISMATCH: 'the certificate\'s fingerprint is not the pinned one',
+  ERR_TLS_PSK: 'wrong key or identity, or the server answered with a certificate instead of the key',
+  ERR_TLS_PLAINTEXT_PEER: 'plaintext talking to TLS, either way round',
+  ERR_TLS_HANDSHAKE: 'other handshake failures, or a hang-up during the handshake',
+  ERR_TLS_HANDSHAKE_TIMEOUT: 'the handshake did not finish in time',
+  ERR_TLS_CONFIG: 'an unusable certificate, key, CA or PSK file',
+  ERR_ACCESS_DENIED: 'refused by the allow/deny lists (in the server\'s log)',
+  ERR_INSECURE_LISTENER: 'a plaintext file server on a non-loopback address',
+  // Servers
+  ERR_WORKER_FAILED: 'a server worker process failed to start',
+  ERR_INTERNAL: 'a bug in socketkit: please report it',
+} as const satisfies Readonly<Record<`ERR_${string}`, string>>;
+
+/** A socketkit error code: a key of `ERROR_CODES`. */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** True when `code` is one of socketkit's error codes. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code);
+}
+
+/**
+ * A code that came from outside (a peer's ERROR frame, a worker's message) as one of ours:
+ * itself when it is one, otherwise `ERR_PEER` (the caller keeps the original in its message).
+ */
+export function asErrorCode(code: unknown): ErrorCode {
+  return isErrorCode(code) ? code : 'ERR_PEER';
+}
 
 /** Exit status for failures of verification (the peer answered, but wrongly). */
 export const EXIT_MISMATCH = 1;

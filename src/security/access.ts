@@ -21,18 +21,18 @@ export interface Cidr {
   readonly text: string;
 }
 
-/** Parses `10.0.0.0/8`, `192.0.2.7`, `2001:db8::/32`, `[::1]`; throws ERR_USAGE naming `option`. */
-export function parseCidr(text: string, option = 'allow'): Cidr {
+/** Parses `10.0.0.0/8`, `192.0.2.7`, `2001:db8::/32`, `[::1]`; throws ERR_INVALID_ARG when malformed. */
+export function parseCidr(text: string): Cidr {
   const t = text.trim();
   const slash = t.indexOf('/');
   const addr = (slash < 0 ? t : t.slice(0, slash)).replace(/^\[(.*)\]$/, '$1');
   const fam = isIP(addr);
-  if (fam === 0) throw new SocketkitError('ERR_USAGE', `--${option}: '${text}' is not an IP address or CIDR block (like 10.0.0.0/8 or 2001:db8::/32)`);
+  if (fam === 0) throw new SocketkitError('ERR_INVALID_ARG', `'${text}' is not an IP address or CIDR block (like 10.0.0.0/8 or 2001:db8::/32)`);
   const max = fam === 4 ? 32 : 128;
   let prefix = max;
   if (slash >= 0) {
     const p = t.slice(slash + 1);
-    if (!/^\d{1,3}$/.test(p) || Number(p) > max) throw new SocketkitError('ERR_USAGE', `--${option}: '${text}' has a prefix length outside 0-${max}`);
+    if (!/^\d{1,3}$/.test(p) || Number(p) > max) throw new SocketkitError('ERR_INVALID_ARG', `'${text}' has a prefix length outside 0-${max}`);
     prefix = Number(p);
   }
   return { address: addr, prefix, family: fam === 4 ? 'ipv4' : 'ipv6', text: t };
@@ -68,8 +68,8 @@ export class AccessList {
   readonly #deny: BlockList;
 
   constructor(options: AccessListOptions = {}) {
-    this.allow = (options.allow ?? []).map((t) => parseCidr(t, 'allow'));
-    this.deny = (options.deny ?? []).map((t) => parseCidr(t, 'deny'));
+    this.allow = (options.allow ?? []).map((t) => parseCidr(t));
+    this.deny = (options.deny ?? []).map((t) => parseCidr(t));
     this.#allow = blockList(this.allow);
     this.#deny = blockList(this.deny);
   }
@@ -85,10 +85,10 @@ export class AccessList {
     const a = unmapped(address);
     if (this.#deny.check(a.address, a.family)) {
       const rule = this.deny.find((r) => blockList([r]).check(a.address, a.family));
-      return { allowed: false, reason: `access denied: ${a.address} matches --deny ${rule?.text ?? '?'} (ERR_ACCESS_DENIED)` };
+      return { allowed: false, reason: `access denied: ${a.address} matches the deny rule ${rule?.text ?? '?'} (ERR_ACCESS_DENIED)` };
     }
     if (this.allow.length > 0 && !this.#allow.check(a.address, a.family)) {
-      return { allowed: false, reason: `access denied: ${a.address} is not in --allow ${this.allow.map((r) => r.text).join(', ')} (ERR_ACCESS_DENIED)` };
+      return { allowed: false, reason: `access denied: ${a.address} is not in the allow list ${this.allow.map((r) => r.text).join(', ')} (ERR_ACCESS_DENIED)` };
     }
     return { allowed: true };
   }

@@ -62,17 +62,17 @@ const OID = {
 
 const DNS_NAME = /^(?=.{1,253}$)(\*\.)?[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*$/;
 
-/** Parses `DNS:name`, `IP:addr`, or a bare name or IP literal; throws ERR_USAGE when malformed. */
+/** Parses `DNS:name`, `IP:addr`, or a bare name or IP literal; throws ERR_INVALID_ARG when malformed. */
 export function parseAltName(text: string): AltName {
   const t = text.trim();
   const m = /^(dns|ip):(.*)$/i.exec(t);
   const kind = m ? m[1]!.toLowerCase() : isIP(t.replace(/^\[|\]$/g, '')) ? 'ip' : 'dns';
   const value = (m ? m[2]! : t).trim().replace(/^\[|\]$/g, '');
   if (kind === 'ip') {
-    if (isIP(value) === 0) throw new SocketkitError('ERR_USAGE', `--san: '${text}' is not an IP address`);
+    if (isIP(value) === 0) throw new SocketkitError('ERR_INVALID_ARG', `'${text}' is not an IP address`);
     return { type: 'ip', value };
   }
-  if (!DNS_NAME.test(value)) throw new SocketkitError('ERR_USAGE', `--san: '${text}' is not a DNS name (or write IP:ADDRESS)`);
+  if (!DNS_NAME.test(value)) throw new SocketkitError('ERR_INVALID_ARG', `'${text}' is not a DNS name (or write IP:ADDRESS)`);
   return { type: 'dns', value: value.toLowerCase() };
 }
 
@@ -157,7 +157,7 @@ function publicKeyId(spki: Buffer): Uint8Array {
 export async function generateCertificate(options: CertificateOptions = {}): Promise<GeneratedCertificate> {
   const days = options.days ?? DEFAULT_CERT_DAYS;
   if (!Number.isInteger(days) || days < 1 || days > MAX_CERT_DAYS) {
-    throw new SocketkitError('ERR_USAGE', `certificate validity must be 1 to ${MAX_CERT_DAYS} days, not ${days}`);
+    throw new SocketkitError('ERR_INVALID_ARG', `certificate validity must be 1 to ${MAX_CERT_DAYS} days, not ${days}`);
   }
   const commonName = (options.commonName ?? DEFAULT_CERT_NAME).trim();
   const cnName = parseAltName(commonName);

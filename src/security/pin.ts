@@ -5,11 +5,11 @@
  */
 import { SocketkitError } from '../core/errors.js';
 
-/** Normalises a SHA-256 fingerprint to upper-case colon-separated hex; throws ERR_USAGE when malformed. */
+/** Normalises a SHA-256 fingerprint to upper-case colon-separated hex; throws ERR_INVALID_ARG when malformed. */
 export function parsePin(text: string): string {
   const hex = text.trim().replace(/^sha-?256[:=/]/i, '').replace(/[:\s]/g, '');
   if (!/^[0-9a-f]{64}$/i.test(hex)) {
-    throw new SocketkitError('ERR_USAGE', `--pin: '${text}' is not a SHA-256 fingerprint (64 hex digits, colons optional)`);
+    throw new SocketkitError('ERR_INVALID_ARG', `pin '${text}' is not a SHA-256 fingerprint (64 hex digits, colons optional)`);
   }
   return formatFingerprint(hex);
 }

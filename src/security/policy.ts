@@ -28,8 +28,8 @@ export function requireSecureListener(ep: Endpoint, mode: SecurityMode, insecure
   if (!insecure) {
     throw new SocketkitError(
       'ERR_INSECURE_LISTENER',
-      `refusing to serve files on ${where} in plaintext: use --tls --cert FILE --key FILE, or --psk-file FILE (or --insecure to accept the risk)`,
+      `refusing to serve files on ${where} in plaintext: use TLS with a certificate or a pre-shared key, or accept the risk explicitly`,
     );
   }
-  return `warning: serving on ${where} without encryption (--insecure): anyone on the network can read and alter the transfer`;
+  return `warning: serving on ${where} without encryption: anyone on the network can read and alter the transfer`;
 }

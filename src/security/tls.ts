@@ -132,7 +132,7 @@ function clientError(err: unknown, what: string, mode: 'tls' | 'psk', psk: PreSh
     if (SELF_SIGNED.has(code)) {
       return new SocketkitError(
         'ERR_TLS_CERT',
-        `${what} has a self-signed certificate that is not trusted (${code}): pin it with --pin FINGERPRINT or trust it with --ca CERT`,
+        `${what} has a self-signed certificate that is not trusted (${code}): pin its fingerprint, or trust it as a CA`,
         { cause: err },
       );
     }
@@ -156,7 +156,7 @@ function clientError(err: unknown, what: string, mode: 'tls' | 'psk', psk: PreSh
     );
   }
   if (code.startsWith('ERR_SSL_')) {
-    const hint = code === 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE' ? ' (does the server want a pre-shared key? then use --psk-file)' : '';
+    const hint = code === 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE' ? ' (does the server want a pre-shared key?)' : '';
     return new SocketkitError('ERR_TLS_HANDSHAKE', `TLS handshake with ${what} failed: ${firstLine(err)}${hint}`, { cause: err });
   }
   return toSocketkitError(err, what);
@@ -172,18 +172,18 @@ function caList(ca: Pem | readonly Pem[] | undefined): Pem[] | undefined {
       try {
         new X509Certificate(b);
       } catch (err) {
-        throw new SocketkitError('ERR_TLS_CONFIG', `--ca: a certificate in the file cannot be parsed (${firstLine(err)})`, { cause: err });
+        throw new SocketkitError('ERR_TLS_CONFIG', `CA: a certificate in the file cannot be parsed (${firstLine(err)})`, { cause: err });
       }
       certs.push(b);
     }
   }
-  if (certs.length === 0) throw new SocketkitError('ERR_TLS_CONFIG', '--ca: no PEM certificate found in the file');
+  if (certs.length === 0) throw new SocketkitError('ERR_TLS_CONFIG', 'CA: no PEM certificate found in the file');
   return certs;
 }
 
 /**
  * A transport for `connect()` (and everything built on it) that speaks TLS or TLS-PSK.
- * Throws ERR_USAGE for contradictory options and ERR_TLS_CONFIG for unusable CA files.
+ * Throws ERR_INVALID_ARG for contradictory options and ERR_TLS_CONFIG for unusable CA files.
  *
  * @example
  * ```ts
@@ -196,7 +196,7 @@ export function tlsConnectTransport(options: TlsClientOptions = {}): TlsConnectT
   const ca = caList(options.ca);
   const psk = options.psk;
   if (psk && (ca !== undefined || pin !== undefined)) {
-    throw new SocketkitError('ERR_USAGE', 'a pre-shared key replaces certificates: --psk-file cannot be combined with --ca or --pin');
+    throw new SocketkitError('ERR_INVALID_ARG', 'a pre-shared key replaces certificates: psk cannot be combined with ca or pin');
   }
   const mode = psk ? 'psk' : 'tls';
   const base: tls.ConnectionOptions = psk
@@ -273,7 +273,7 @@ function serverError(err: unknown, socket: TLSSocket, mode: 'tls' | 'psk', ident
   const code = codeOf(err);
   const raw = rawOf(socket);
   if (NOT_TLS.has(code)) {
-    return new SocketkitError('ERR_TLS_PLAINTEXT_PEER', `client sent plaintext, not TLS (${firstLine(err)}): it needs --tls${mode === 'psk' ? ' or --psk-file' : ''}`, { cause: err });
+    return new SocketkitError('ERR_TLS_PLAINTEXT_PEER', `client sent plaintext, not TLS (${firstLine(err)}): it needs ${mode === 'psk' ? 'TLS with the pre-shared key' : 'TLS'}`, { cause: err });
   }
   if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') {
     return new SocketkitError('ERR_TLS_HANDSHAKE', `no TLS handshake within ${timeoutMs / 1000} s (a plaintext client waiting for us to speak?)`, { cause: err });
@@ -283,9 +283,9 @@ function serverError(err: unknown, socket: TLSSocket, mode: 'tls' | 'psk', ident
     // and already reported) is not a handshake failure.
     if (raw.bytesRead === 0) return undefined;
     if (raw.bytesRead < MIN_CLIENT_HELLO_BYTES) {
-      return new SocketkitError('ERR_TLS_PLAINTEXT_PEER', `client sent ${raw.bytesRead} bytes that are not a TLS handshake and hung up: a plaintext client (it needs --tls${mode === 'psk' ? ' or --psk-file' : ''})`, { cause: err });
+      return new SocketkitError('ERR_TLS_PLAINTEXT_PEER', `client sent ${raw.bytesRead} bytes that are not a TLS handshake and hung up: a plaintext client (it needs ${mode === 'psk' ? 'TLS with the pre-shared key' : 'TLS'})`, { cause: err });
     }
-    const why = mode === 'tls' ? ': it probably does not trust our certificate (give it --pin or --ca)' : '';
+    const why = mode === 'tls' ? ': it probably does not trust our certificate (it needs our fingerprint pinned, or our certificate as its CA)' : '';
     return new SocketkitError('ERR_TLS_HANDSHAKE', `client hung up during the TLS handshake${why}`, { cause: err });
   }
   if (mode === 'psk' && (PSK_FAILURE.has(code) || code.startsWith('ERR_SSL_'))) {
@@ -317,10 +317,10 @@ function configError(what: string, err: unknown): SocketkitError {
 export function tlsListenTransport(options: TlsServerOptions): TlsListenTransport {
   const { psk, cert, key } = options;
   if (psk && (cert !== undefined || key !== undefined)) {
-    throw new SocketkitError('ERR_USAGE', 'choose one: a certificate (--cert/--key) or a pre-shared key (--psk-file)');
+    throw new SocketkitError('ERR_INVALID_ARG', 'choose one: a certificate and key, or a pre-shared key');
   }
   if (!psk && (cert === undefined || key === undefined)) {
-    throw new SocketkitError('ERR_USAGE', 'TLS needs both a certificate and its key (--cert FILE --key FILE; make them with socketkit cert)');
+    throw new SocketkitError('ERR_INVALID_ARG', 'TLS needs both a certificate and its key');
   }
   const mode = psk ? 'psk' : 'tls';
   const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
@@ -328,12 +328,12 @@ export function tlsListenTransport(options: TlsServerOptions): TlsListenTranspor
     try {
       new X509Certificate(cert!);
     } catch (err) {
-      throw configError('--cert: not a PEM certificate', err);
+      throw configError('certificate: not a PEM certificate', err);
     }
     try {
       tls.createSecureContext({ cert: cert!, key: key! });
     } catch (err) {
-      throw configError('--cert/--key', err);
+      throw configError('certificate and key', err);
     }
   }
   const identities = new WeakMap<TLSSocket, string>();

@@ -11,7 +11,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { SocketkitError, toSocketkitError } from '../core/errors.js';
+import { SocketkitError, asErrorCode, toSocketkitError, type ErrorCode } from '../core/errors.js';
 import { sumStats, ZERO_STATS, type ServerStats } from './stats.js';
 import { DEFAULT_WORKER_EXIT_MARGIN_MS, DEFAULT_WORKER_RESTART_DELAY_MS, DEFAULT_WORKER_STATS_TIMEOUT_MS } from './defaults.js';
 
@@ -25,7 +25,7 @@ type ToPrimary =
   | { readonly socketkit: 'listening'; readonly address: string }
   | { readonly socketkit: 'stats'; readonly seq: number; readonly stats: ServerStats }
   | { readonly socketkit: 'final'; readonly stats: ServerStats }
-  | { readonly socketkit: 'failed'; readonly code: string; readonly message: string };
+  | { readonly socketkit: 'failed'; readonly code: ErrorCode; readonly message: string };
 
 function isToPrimary(m: unknown): m is ToPrimary {
   return typeof m === 'object' && m !== null && typeof (m as { socketkit?: unknown }).socketkit === 'string';
@@ -35,7 +35,7 @@ function isToPrimary(m: unknown): m is ToPrimary {
 export function resolveWorkerCount(text: string): number {
   if (text === 'auto') return availableParallelism();
   if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 1024) {
-    throw new SocketkitError('ERR_USAGE', `worker count '${text}' is not 'auto' or a whole number from 1 to 1024`);
+    throw new SocketkitError('ERR_INVALID_ARG', `worker count '${text}' is not 'auto' or a whole number from 1 to 1024`);
   }
   return Number(text);
 }
@@ -44,7 +44,7 @@ export function resolveWorkerCount(text: string): number {
 export type ClusterEvent =
   | { readonly event: 'worker-exit'; readonly worker: number; readonly pid: number; readonly code: number | null; readonly signal: string | null }
   | { readonly event: 'worker-restart'; readonly worker: number; readonly pid: number }
-  | { readonly event: 'worker-failed'; readonly worker: number; readonly code: string; readonly message: string };
+  | { readonly event: 'worker-failed'; readonly worker: number; readonly code: ErrorCode; readonly message: string };
 
 export interface ClusterOptions {
   /** How many workers. */
@@ -127,7 +127,7 @@ export class ClusterPrimary {
             slot.finished = true;
             break;
           case 'failed':
-            if (!started) reject(new SocketkitError(m.code, m.message));
+            if (!started) reject(new SocketkitError(asErrorCode(m.code), m.message));
             slot.retired = true;
             this.#options.onEvent?.({ event: 'worker-failed', worker: index, code: m.code, message: m.message });
             break;

@@ -24,7 +24,7 @@ import { IdleSweeper } from './idle.js';
 import { newCounters, type ServerCounters, type ServerStats } from './stats.js';
 import { Throttle } from './throttle.js';
 import { ACCEPT_ERROR_REPORT_MS } from './defaults.js';
-import type { SocketkitError } from '../core/errors.js';
+import type { ErrorCode, SocketkitError } from '../core/errors.js';
 
 /** What a managed server reports about connections. */
 export type ServerEvent =
@@ -47,7 +47,7 @@ export type ServerEvent =
  * first at once, then at most once a second with how many since the previous report.
  */
 export interface AcceptErrorReport {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly message: string;
   /** Connections lost since the previous report. */
   readonly count: number;

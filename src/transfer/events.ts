@@ -2,7 +2,7 @@
  * What a transfer reports as it goes, and what it returns: the same shapes for both roles, so
  * one progress display and one summary serve `serve`, `get`, `send` and `receive`.
  */
-import { EXIT_MISMATCH, SocketkitError } from '../core/errors.js';
+import { EXIT_MISMATCH, SocketkitError, type ErrorCode } from '../core/errors.js';
 
 /** Progress and outcome of the entries of one transfer (one connection). */
 export type TransferEvent =
@@ -32,12 +32,12 @@ export type TransferEvent =
       readonly ms: number;
     }
   | { readonly event: 'dir'; readonly path: string }
-  | { readonly event: 'file-failed'; readonly path: string; readonly code: string; readonly message: string };
+  | { readonly event: 'file-failed'; readonly path: string; readonly code: ErrorCode; readonly message: string };
 
 /** One entry that did not make it, and why. */
 export interface TransferFailure {
   readonly path: string;
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly message: string;
 }
 

@@ -12,7 +12,7 @@
  * BEGIN, DATA..., END(sha256 of the whole file); the receiver verifies and answers RESULT.
  * See the README ("File transfer protocol") for the full dialogue.
  */
-import { SocketkitError } from '../core/errors.js';
+import { SocketkitError, asErrorCode, type ErrorCode } from '../core/errors.js';
 import { neutralise } from '../core/terminal-text.js';
 import { encodeHeader } from '../codec/index.js';
 import { MAX_CONTROL_BYTES, TRANSFER_MAGIC, TRANSFER_PROTOCOL_VERSION } from './constants.js';
@@ -93,12 +93,12 @@ export type ReplyMessage =
       readonly prefixSha256?: string;
     }
   | { readonly type: 'reply'; readonly id: number; readonly action: 'created' }
-  | { readonly type: 'reply'; readonly id: number; readonly action: 'skip'; readonly code: string; readonly message: string };
+  | { readonly type: 'reply'; readonly id: number; readonly action: 'skip'; readonly code: ErrorCode; readonly message: string };
 
 /** The receiver's verdict on a file after its END. */
 export type ResultMessage =
   | { readonly type: 'result'; readonly id: number; readonly ok: true; readonly sha256: string }
-  | { readonly type: 'result'; readonly id: number; readonly ok: false; readonly code: string; readonly message: string };
+  | { readonly type: 'result'; readonly id: number; readonly ok: false; readonly code: ErrorCode; readonly message: string };
 
 /** Every message after the hello. */
 export type Message =
@@ -107,11 +107,11 @@ export type Message =
   | { readonly type: 'begin'; readonly id: number; readonly offset: number }
   | { readonly type: 'data'; readonly bytes: Uint8Array }
   | { readonly type: 'end'; readonly id: number; readonly sha256: string }
-  | { readonly type: 'abort'; readonly id: number; readonly code: string; readonly message: string }
+  | { readonly type: 'abort'; readonly id: number; readonly code: ErrorCode; readonly message: string }
   | { readonly type: 'done' }
   | ReplyMessage
   | ResultMessage
-  | { readonly type: 'error'; readonly code: string; readonly message: string };
+  | { readonly type: 'error'; readonly code: ErrorCode; readonly message: string };
 
 /** A control message: every message but DATA. */
 export type ControlMessage = Exclude<Message, { type: 'data' }>;
@@ -350,9 +350,11 @@ function sha256Hex(b: Record<string, unknown>, name: string): string {
 }
 
 /** A peer's error code and message, made safe to print: a code-shaped code, no control characters. */
-function coded(b: Record<string, unknown>): { code: string; message: string } {
-  const code = typeof b['code'] === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(b['code']) ? b['code'] : 'ERR_PEER';
-  const message = typeof b['message'] === 'string' ? clean(b['message'], 300) : 'no reason given';
+function coded(b: Record<string, unknown>): { code: ErrorCode; message: string } {
+  const code = asErrorCode(b['code']);
+  const text = typeof b['message'] === 'string' ? clean(b['message'], 300) : 'no reason given';
+  // A code this version does not know keeps its name in the message (made safe), as ERR_PEER.
+  const message = code === 'ERR_PEER' && typeof b['code'] === 'string' && b['code'] !== 'ERR_PEER' ? `${clean(b['code'], 64)}: ${text}` : text;
   return { code, message };
 }
 

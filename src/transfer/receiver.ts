@@ -18,7 +18,7 @@ import { EventEmitter, once } from 'node:events';
 import { constants as fsc } from 'node:fs';
 import { lstat, mkdir, open, realpath, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { SocketkitError, toSocketkitError } from '../core/errors.js';
+import { SocketkitError, toSocketkitError, type ErrorCode } from '../core/errors.js';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_FINALIZE_CONCURRENCY, DEFAULT_STALL_TIMEOUT_MS, MAX_OFFERS_AHEAD } from './constants.js';
 import type { TransferEvent, TransferFailure, TransferSummary } from './events.js';
 import { BufferPool, FileSink, SyncFileSink, readChunks, type ChunkSink } from './file-io.js';
@@ -179,7 +179,7 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
   const finalizing = new Set<Promise<void>>();
   let fatal: SocketkitError | undefined;
 
-  const failEntry = (path: string, code: string, message: string): void => {
+  const failEntry = (path: string, code: ErrorCode, message: string): void => {
     failures.push({ path, code, message });
     emit({ event: 'file-failed', path, code, message });
   };
@@ -356,7 +356,7 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
   };
 
   /** ABORT from the sender: the file cannot be completed; keep what arrived for a later resume. */
-  const onAbort = async (id: number, code: string, message: string): Promise<void> => {
+  const onAbort = async (id: number, code: ErrorCode, message: string): Promise<void> => {
     let incoming: Incoming;
     if (current !== undefined && current.incoming.id === id) {
       const cur = current;

@@ -10,7 +10,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
-import { SocketkitError, toSocketkitError } from '../core/errors.js';
+import { SocketkitError, toSocketkitError, type ErrorCode } from '../core/errors.js';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_OFFER_WINDOW, DEFAULT_READ_AHEAD } from './constants.js';
 import { countEntries, type TransferEntry } from './entries.js';
 import type { TransferEvent, TransferFailure, TransferSummary } from './events.js';
@@ -84,7 +84,7 @@ export async function runSender(link: Link, entries: readonly TransferEntry[], o
   const outstanding = new Map<number, Outstanding>();
   let allResults: Deferred<void> | undefined;
 
-  const fail = (entry: TransferEntry, code: string, message: string): void => {
+  const fail = (entry: TransferEntry, code: ErrorCode, message: string): void => {
     failures.push({ path: entry.path, code, message });
     emit({ event: 'file-failed', path: entry.path, code, message });
   };

@@ -8,7 +8,7 @@
  * datagram over the protocol maximum is refused before anything is sent, never cut.
  */
 import { performance } from 'node:perf_hooks';
-import { EXIT_MISMATCH, SocketkitError } from '../core/errors.js';
+import { EXIT_MISMATCH, SocketkitError, type ErrorCode } from '../core/errors.js';
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import { closeQuietly, connectUdp, datagramTooLarge, requireInet, toUdpError } from './socket.js';
 
@@ -36,7 +36,7 @@ export interface UdpEchoResult {
   readonly peer: string;
 }
 
-function mismatch(code: string, message: string): SocketkitError {
+function mismatch(code: ErrorCode, message: string): SocketkitError {
   return new SocketkitError(code, message, { exitCode: EXIT_MISMATCH });
 }
 

@@ -21,7 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
-import { SocketkitError, toSocketkitError } from '../core/errors.js';
+import { SocketkitError, toSocketkitError, type ErrorCode } from '../core/errors.js';
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import { connect } from '../net/connect.js';
 import { waitDrain } from '../net/write.js';
@@ -83,7 +83,7 @@ export interface PingSummary {
   /** True when the run was stopped by `signal`. */
   readonly interrupted: boolean;
   /** Set when a transport failure ended the run early (the TCP connection closed, ...). */
-  readonly error?: { readonly code: string; readonly message: string };
+  readonly error?: { readonly code: ErrorCode; readonly message: string };
 }
 
 /** Sends probes; the run hands it received bytes through the callbacks given at open. */
@@ -112,7 +112,7 @@ function resolveOptions(options: PingOptions): Required<Omit<PingOptions, 'signa
   const intervalMs = options.intervalMs ?? DEFAULT_PING_INTERVAL_MS;
   const size = options.size ?? DEFAULT_PING_SIZE;
   const timeoutMs = options.timeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
-  const usage = (m: string): SocketkitError => new SocketkitError('ERR_USAGE', m);
+  const usage = (m: string): SocketkitError => new SocketkitError('ERR_INVALID_ARG', m);
   if (transport !== 'udp' && transport !== 'tcp') throw usage(`transport must be udp or tcp, not ${String(transport)}`);
   if (!Number.isInteger(count) || count < 0 || count > MAX_PING_COUNT) throw usage(`count must be a whole number from 0 to ${MAX_PING_COUNT}`);
   if (!Number.isFinite(intervalMs) || intervalMs < 0) throw usage('interval must be 0 or more milliseconds');

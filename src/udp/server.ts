@@ -16,6 +16,7 @@ import { formatPeer, type InetEndpoint, type Endpoint } from '../net/endpoint.js
 import { DEFAULT_UDP_MAX_PEERS, DEFAULT_UDP_PEER_EVENTS_PER_SECOND, DEFAULT_UDP_PEER_IDLE_MS, DEFAULT_UDP_SEND_QUEUE_LIMIT, maxUdpPayload } from './constants.js';
 import { PeerTable, type PeerCounters } from './peers.js';
 import { bindUdp, closeQuietly, toUdpError, type DgramSocket } from './socket.js';
+import type { ErrorCode } from '../core/errors.js';
 
 /** Why a peer's counters were released. */
 export type PeerEndReason = 'idle' | 'evicted' | 'stopped';
@@ -52,7 +53,7 @@ export type UdpEchoServerEvent =
       readonly suppressed: number;
       readonly peers: number;
     }
-  | { readonly event: 'error'; readonly peer?: string; readonly code: string; readonly message: string };
+  | { readonly event: 'error'; readonly peer?: string; readonly code: ErrorCode; readonly message: string };
 
 /** Totals since start (all peers, including forgotten ones). */
 export interface UdpEchoServerStats {

@@ -7,6 +7,7 @@ import type { Command } from '../command.js';
 import { SocketkitError, toSocketkitError } from '../../core/errors.js';
 import { createReporter } from '../report.js';
 import { flag, parseCount, str } from '../values.js';
+import { asUsage } from '../usage.js';
 import {
   DEFAULT_CERT_DAYS,
   DEFAULT_CERT_FILE,
@@ -17,6 +18,7 @@ import {
   certificateFingerprint,
   formatPsk,
   generateCertificate,
+  parseAltName,
   generatePsk,
 } from '../../security/index.js';
 
@@ -89,6 +91,7 @@ const command: Command = {
     if (certPath === keyPath) throw new SocketkitError('ERR_USAGE', '--cert and --key must be different files');
     const days = parseCount('days', str(values, 'days') ?? String(DEFAULT_CERT_DAYS), 1, MAX_CERT_DAYS);
     const sans = values['san'];
+    for (const s of Array.isArray(sans) ? sans : []) asUsage('san', () => parseAltName(s));
     const generated = await generateCertificate({
       commonName: str(values, 'name') ?? DEFAULT_CERT_NAME,
       altNames: Array.isArray(sans) ? sans : [],
