@@ -1,6 +1,11 @@
 /**
  * socketkit's library API. Every CLI command is a thin layer over these functions.
  *
+ * This list is curated: it names what a program using socketkit needs, and nothing of how the
+ * systems are built (buffer pools, file sinks, the transfer link, worker plumbing, heap tuning,
+ * tuning constants). Internals can change without a major version; what is here cannot.
+ * test/exports.test.ts holds this list to the README's table.
+ *
  * @example
  * ```ts
  * import { parseEndpoint, startEchoServer, echoMessage } from 'socketkit';
@@ -9,21 +14,118 @@
  * await server.close();
  * ```
  */
-export * from './core/errors.js';
-export * from './core/defaults.js';
-export * from './net/endpoint.js';
-export * from './net/connect.js';
-export * from './net/listen.js';
-export * from './net/write.js';
+
+// Errors: one class, one table of codes.
+export {
+  ERROR_CODES,
+  EXIT_FAILURE,
+  EXIT_MISMATCH,
+  SocketkitError,
+  asErrorCode,
+  isErrorCode,
+  isSocketkitError,
+  toSocketkitError,
+  type ErrorCode,
+  type SocketkitErrorOptions,
+} from './core/errors.js';
+export { DEFAULT_PORT, DEFAULT_LISTEN_HOST, DEFAULT_CONNECT_HOST, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_GRACE_MS } from './core/defaults.js';
+
+// Addresses, connections, listeners, writes.
+export {
+  parseEndpoint,
+  formatEndpoint,
+  formatPeer,
+  resolveInet,
+  type Endpoint,
+  type InetEndpoint,
+  type UnixEndpoint,
+  type ParseEndpointOptions,
+  type ResolvedInet,
+} from './net/endpoint.js';
+export { connect, type ConnectOptions, type ConnectTransport } from './net/connect.js';
+export { listen, type Listener, type ListenOptions, type ListenTransport, type ListenerCounters, type ListenerStatus, type ListenerEvents } from './net/listen.js';
+export { waitDrain, writeWithBackpressure, endAndFlush } from './net/write.js';
 export { socketFd, endedByReset } from './net/socket-state.js';
 export { nativeStatus, type NativeStatus } from './native/helper.js';
-export * from './codec/index.js';
-export * from './echo/server.js';
-export * from './echo/client.js';
-export * from './message/index.js';
-export * from './echo/framed.js';
-export * from './udp/index.js';
-export * from './server/index.js';
-export * from './load/index.js';
-export * from './transfer/index.js';
-export * from './security/index.js';
+
+// The framing codec (no sockets).
+export { DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_SIZE, MAX_FRAME_LENGTH } from './codec/constants.js';
+export { FrameDecoder, decodeFrames, type FrameDecoderOptions } from './codec/frame-decoder.js';
+export { encodeFrame, encodeHeader, writeFrame, type FrameEncoderOptions } from './codec/frame-encoder.js';
+
+// Whole-message connections.
+export {
+  MessageConnection,
+  connectMessages,
+  listenMessages,
+  echoMessages,
+  type MessageOptions,
+  type ConnectMessagesOptions,
+  type ListenMessagesOptions,
+} from './message/connection.js';
+export { echoFramesOn, type FramedEchoSocketOptions } from './message/echo.js';
+
+// TCP and Unix echo.
+export { startEchoServer, type EchoServer, type EchoServerEvent, type EchoServerOptions, type EchoServerStats, type ConnectionHandler } from './echo/server.js';
+export { echoStream, echoMessage, type EchoClientOptions, type EchoResult } from './echo/client.js';
+export { echoFramed, type FramedEchoOptions, type FramedEchoResult } from './echo/framed.js';
+
+// UDP echo and ping.
+export { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6, maxUdpPayload } from './udp/constants.js';
+export { PROBE_HEADER_SIZE, encodeProbe, decodeProbe, type ProbeFields, type ProbeDecodeResult } from './udp/probe.js';
+export { percentile, summarizeRtts, type RttSummary } from './udp/stats.js';
+export {
+  startUdpEchoServer,
+  type UdpEchoServer,
+  type UdpEchoServerEvent,
+  type UdpEchoServerOptions,
+  type UdpEchoServerStats,
+  type UdpEchoServerStatus,
+  type PeerEndReason,
+} from './udp/server.js';
+export { udpEcho, type UdpEchoOptions, type UdpEchoResult } from './udp/client.js';
+export { ping, type PingEvent, type PingOptions, type PingReplyStatus, type PingSummary, type PingTransport } from './udp/ping.js';
+
+// The managed server: limits, idle sweep, statistics, memory budget, cluster workers.
+export { startServer, type ManagedServer, type ManagedServerOptions, type Protocol, type ServerEvent, type SocketHandler, type AcceptErrorReport } from './server/server.js';
+export { startManagedEchoServer, type ManagedEchoServerOptions } from './server/echo.js';
+export { StatsMeter, sumStats, ZERO_STATS, type ServerStats, type StatsRates } from './server/stats.js';
+export { connectionLimit, type AdmitCheck } from './server/limits.js';
+export { IdleSweeper, type IdleSweeperOptions } from './server/idle.js';
+export { MemoryBudget } from './server/budget.js';
+export { startCluster, resolveWorkerCount, type ClusterEvent, type ClusterOptions, type ClusterPrimary } from './server/cluster.js';
+export { serve, type ServeOptions, type ServeResult, type StartOneOptions } from './server/serve.js';
+
+// The load generator.
+export { runLoad, type LoadOptions, type LoadProgress, type LoadResult } from './load/run.js';
+export { LatencyRecorder, type LatencySummary } from './load/histogram.js';
+export { parseMessages, payloadOfSize } from './load/messages.js';
+export { type LoadProtocol } from './load/connections.js';
+
+// File transfer.
+export { DEFAULT_CHUNK_SIZE, DEFAULT_STALL_TIMEOUT_MS, TRANSFER_MAGIC, TRANSFER_PROTOCOL_VERSION } from './transfer/constants.js';
+export { collectEntries, countEntries, type CollectOptions, type SkippedEntry, type TransferEntry } from './transfer/entries.js';
+export { summaryError, type TransferEvent, type TransferFailure, type TransferSummary } from './transfer/events.js';
+export { checkWirePath } from './transfer/paths.js';
+export { runSender, type SenderOptions } from './transfer/sender.js';
+export { runReceiver, type ReceiverOptions } from './transfer/receiver.js';
+export { canSendfile, sendfileRange, type SendfileRangeOptions } from './transfer/zero-copy.js';
+export { sendRawFile, receiveRawStream, type RawReceiveOptions, type RawResult, type RawSendOptions, type RawSink } from './transfer/raw.js';
+export { download, downloadRaw, upload, type DownloadOptions, type RawDownloadOptions, type TransferClientOptions, type UploadOptions } from './transfer/client.js';
+export {
+  startFileServer,
+  startReceiveServer,
+  type FileServerOptions,
+  type ReceiveServerOptions,
+  type TransferServerEvent,
+  type TransferServerStats,
+} from './transfer/server.js';
+
+// Security: TLS, TLS-PSK, certificates, pins, access lists.
+export { DEFAULT_CERT_DAYS, MAX_CERT_DAYS, DEFAULT_PSK_IDENTITY, DEFAULT_HANDSHAKE_TIMEOUT_MS } from './security/constants.js';
+export { generateCertificate, certificateFingerprint, parseAltName, type AltName, type CertificateOptions, type GeneratedCertificate } from './security/cert.js';
+export { parsePin, formatFingerprint } from './security/pin.js';
+export { parsePsk, loadPskFile, generatePsk, formatPsk, type PreSharedKey } from './security/psk.js';
+export { AccessList, parseCidr, type AccessDecision, type AccessListOptions, type Cidr } from './security/access.js';
+export { requireSecureListener, isLoopbackHost, type SecurityMode } from './security/policy.js';
+export { tlsConnectTransport, tlsListenTransport, type TlsClientOptions, type TlsServerOptions, type TlsConnectTransport, type TlsListenTransport } from './security/tls.js';
