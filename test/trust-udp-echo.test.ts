@@ -54,40 +54,42 @@ describe('UDP refuses TLS options (1c)', () => {
 });
 
 describe('UDP echo applies --allow/--deny to datagrams (1c)', () => {
+  /**
+   * Starts the server with `args`, sends one datagram from `outsider` and then round-trips one
+   * from `insider`. Both go through the server's one socket in order: once the later one is
+   * echoed and the denial logged, a reply to the first would already have been sent.
+   */
+  async function outsiderThenInsider(t: CleanupContext, args: string[], outsider: string, insider: string) {
+    const { proc, port } = await startUdpServer(t, args);
+    const out = await udpSocket(t, outsider);
+    const inside = await udpSocket(t, insider);
+    let outsiderReplies = 0;
+    out.on('message', () => outsiderReplies++);
+    out.send('let me in', port, '127.0.0.1');
+    assert.equal(await roundTrip(inside, port, 'hello'), 'hello');
+    const denied = JSON.parse(await proc.stdout.waitFor((l) => l.includes('"denied"'))) as { peer: string; reason: string };
+    return { proc, denied, outsiderReplies: () => outsiderReplies };
+  }
+
   it('a denied source gets no reply and is counted; an allowed one is echoed', async (t) => {
     // Linux routes all of 127/8 to loopback: 127.0.0.2 is the denied source, 127.0.0.1 the allowed one.
-    const { proc, port } = await startUdpServer(t, ['--deny', '127.0.0.2']);
-    const denied = await udpSocket(t, '127.0.0.2');
-    const allowed = await udpSocket(t, '127.0.0.1');
-    let deniedReplies = 0;
-    denied.on('message', () => deniedReplies++);
-    denied.send('let me in', port, '127.0.0.1');
-    // Both go through the server's one socket in order: once the later one is echoed and the
-    // denial logged, a reply to the first would already have been sent.
-    assert.equal(await roundTrip(allowed, port, 'hello'), 'hello');
-    const line = JSON.parse(await proc.stdout.waitFor((l) => l.includes('"denied"'))) as { peer: string; reason: string };
-    assert.match(line.peer, /^127\.0\.0\.2:\d+$/);
-    assert.match(line.reason, /ERR_ACCESS_DENIED/);
+    const { proc, denied, outsiderReplies } = await outsiderThenInsider(t, ['--deny', '127.0.0.2'], '127.0.0.2', '127.0.0.1');
+    assert.match(denied.peer, /^127\.0\.0\.2:\d+$/);
+    assert.match(denied.reason, /ERR_ACCESS_DENIED/);
     proc.kill('SIGTERM');
     assert.equal((await proc.waitExit()).code, 0);
     const stopped = ndjson(proc.stdout.text).find((e) => e['event'] === 'stopped')!;
     assert.equal(stopped['denied'], 1);
     assert.equal(stopped['datagramsIn'], 1, 'the denied datagram is not echoed or counted as served');
-    assert.equal(deniedReplies, 0);
+    assert.equal(outsiderReplies(), 0);
     const tracked = ndjson(proc.stdout.text).filter((e) => (e['event'] === 'peer' || e['event'] === 'peer-end') && String(e['peer']).startsWith('127.0.0.2:'));
     assert.deepEqual(tracked, [], 'a denied source takes no place in the peer table');
   });
 
   it('--allow admits only its block', async (t) => {
-    const { proc, port } = await startUdpServer(t, ['--allow', '127.0.0.2/32']);
-    const outside = await udpSocket(t, '127.0.0.1');
-    const inside = await udpSocket(t, '127.0.0.2');
-    let outsideReplies = 0;
-    outside.on('message', () => outsideReplies++);
-    outside.send('x', port, '127.0.0.1');
-    assert.equal(await roundTrip(inside, port, 'in'), 'in');
-    await proc.stdout.waitFor((l) => l.includes('"denied"'));
-    assert.equal(outsideReplies, 0);
+    const { denied, outsiderReplies } = await outsiderThenInsider(t, ['--allow', '127.0.0.2/32'], '127.0.0.1', '127.0.0.2');
+    assert.match(denied.peer, /^127\.0\.0\.1:\d+$/);
+    assert.equal(outsiderReplies(), 0);
   });
 });
 

@@ -66,12 +66,17 @@ export class AccessList {
   readonly deny: readonly Cidr[];
   readonly #allow: BlockList;
   readonly #deny: BlockList;
+  /** One list per deny rule, built once, to name the rule that matched (a UDP server checks every datagram). */
+  readonly #denyEach: readonly { readonly rule: Cidr; readonly list: BlockList }[];
+  readonly #allowText: string;
 
   constructor(options: AccessListOptions = {}) {
     this.allow = (options.allow ?? []).map((t) => parseCidr(t));
     this.deny = (options.deny ?? []).map((t) => parseCidr(t));
     this.#allow = blockList(this.allow);
     this.#deny = blockList(this.deny);
+    this.#denyEach = this.deny.map((rule) => ({ rule, list: blockList([rule]) }));
+    this.#allowText = this.allow.map((r) => r.text).join(', ');
   }
 
   /** True when there is no rule at all (every peer is admitted). */
@@ -84,11 +89,11 @@ export class AccessList {
     if (address === undefined || isIP(address) === 0) return { allowed: true };
     const a = unmapped(address);
     if (this.#deny.check(a.address, a.family)) {
-      const rule = this.deny.find((r) => blockList([r]).check(a.address, a.family));
+      const rule = this.#denyEach.find((d) => d.list.check(a.address, a.family))?.rule;
       return { allowed: false, reason: `access denied: ${a.address} matches the deny rule ${rule?.text ?? '?'} (ERR_ACCESS_DENIED)` };
     }
     if (this.allow.length > 0 && !this.#allow.check(a.address, a.family)) {
-      return { allowed: false, reason: `access denied: ${a.address} is not in the allow list ${this.allow.map((r) => r.text).join(', ')} (ERR_ACCESS_DENIED)` };
+      return { allowed: false, reason: `access denied: ${a.address} is not in the allow list ${this.#allowText} (ERR_ACCESS_DENIED)` };
     }
     return { allowed: true };
   }
