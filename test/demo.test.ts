@@ -13,5 +13,14 @@ describe('socketkit demo', () => {
     assert.equal((out.match(/^ {3}ok \(\d+ ms\)$/gm) ?? []).length, 5, 'one ok per system');
     assert.match(out, /^5 of 5 systems passed\.$/m);
     assert.match(out, /get --raw: .*; sent with (sendfile|reads and writes)/);
+    // Every step's lines are one table: a label column of 28, the text beside it in one straight
+    // column; a label too long for the column (a Unix socket's path) has a line of its own.
+    const body = out.split('\n').filter((l) => l.startsWith('   ') && !/^ {3}ok \(\d+ ms\)$/.test(l));
+    assert.ok(body.length > 20);
+    for (const line of body) {
+      const ownLine = /^ {3}\S{28,}$/.test(line);
+      const aligned = /^ {3}(?:\S+(?: \S+)*)? *$/.test(line.slice(0, 31)) && line.length > 32 && line[31] === ' ' && line[32] !== ' ';
+      assert.ok(ownLine || aligned, `not in the table's columns: ${JSON.stringify(line)}`);
+    }
   });
 });

@@ -9,6 +9,7 @@ import { displayWidth, escapeJsonLine, fitColumns, neutralise } from '../src/cor
 import { checkWirePath } from '../src/transfer/paths.js';
 import { ProgressBars } from '../src/cli/progress.js';
 import { PassThrough } from 'node:stream';
+import { once } from 'node:events';
 import { BIN, hasCommand } from './helpers/cli.js';
 import { freePort } from './helpers/net.js';
 import { runUnderPty } from './helpers/pty.js';
@@ -83,7 +84,7 @@ describe('terminal text: one neutralising function', () => {
     const bars = new ProgressBars({ stream, enabled: true, intervalMs: 5 });
     bars.start('k', `${'写真'.repeat(40)}\x1b[2J.jpg`, 1000);
     bars.update('k', 500);
-    await new Promise((r) => setTimeout(r, 30));
+    await once(stream, 'data', { signal: AbortSignal.timeout(5000) });
     bars.close();
     const drawn = withoutOwnSequences(chunks.join('')).split('\n').filter((l) => l.includes('%'));
     assert.ok(drawn.length > 0, 'a bar was drawn');

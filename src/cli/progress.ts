@@ -11,6 +11,7 @@
 import type { Writable } from 'node:stream';
 import type { TransferEvent, TransferSummary } from '../transfer/index.js';
 import { fitColumns, neutralise } from '../core/terminal-text.js';
+import type { ErrorCode } from '../core/errors.js';
 import { formatBytes, terminalLines, type Reporter } from './report.js';
 
 /** Options of {@link ProgressBars}. */
@@ -25,7 +26,8 @@ export interface ProgressOptions {
   readonly maxBars?: number;
 }
 
-interface Bar {
+/** One file in flight, as a bar draws it. */
+export interface Bar {
   readonly label: string;
   /** Total bytes, or undefined when unknown (a raw stream). */
   readonly size: number | undefined;
@@ -136,16 +138,17 @@ export class ProgressBars {
 
   #draw(): void {
     this.#dirty = false;
-    const width = Math.max(40, (this.#stream.columns ?? 80) - 1);
+    // One column short of the terminal: a line that fills the last column wraps on some terminals.
+    const width = Math.max(1, (this.#stream.columns ?? 80) - 1);
     const now = performance.now();
     const lines: string[] = [];
     let shown = 0;
     for (const bar of this.#bars.values()) {
       this.#sample(bar, now);
-      if (shown < this.#maxBars) lines.push(render(bar, width));
+      if (shown < this.#maxBars) lines.push(renderBar(bar, width, now));
       shown++;
     }
-    if (shown > this.#maxBars) lines.push(`  … and ${shown - this.#maxBars} more`);
+    if (shown > this.#maxBars) lines.push(fitColumns(`  … and ${shown - this.#maxBars} more`, width));
     // Nothing on screen and nothing to show: no control sequence at all.
     if (lines.length === 0 && this.#drawn === 0) return;
     const up = this.#drawn > 0 ? `\x1b[${this.#drawn}A\r` : '';
@@ -166,25 +169,52 @@ export class ProgressBars {
   }
 }
 
-/** One bar: `label  [=====>    ]  45%  1.2 GiB / 2.0 GiB  870 MB/s  ETA 0:03`. */
-function render(bar: Bar, width: number): string {
-  const rate = bar.rate > 0 ? bar.rate : (bar.bytes - bar.offset) / Math.max(0.001, (performance.now() - bar.started) / 1000);
+/** Columns a label keeps at least before the bar gives up fields for it. */
+const MIN_LABEL = 8;
+
+/**
+ * One bar: `label  [=====>    ]  45%  1.2 GiB / 2.0 GiB  870 MB/s  ETA 0:03`, never wider than
+ * `width` columns (a line that wraps breaks the redraw). On a narrow terminal fields go first,
+ * least useful first (the total, the ETA, the bytes, the gauge, the rate), then the label
+ * shrinks, and the percentage stays to the last.
+ */
+export function renderBar(bar: Readonly<Bar>, width: number, now = performance.now()): string {
+  const rate = bar.rate > 0 ? bar.rate : (bar.bytes - bar.offset) / Math.max(0.001, (now - bar.started) / 1000);
+  // Fixed-width fields, so the line does not jump as the numbers change length.
+  const bytes = formatBytes(bar.bytes).padStart(9);
+  const speed = formatRate(rate).padStart(9);
   if (bar.size === undefined) {
-    const tail = `  ${formatBytes(bar.bytes).padStart(9)}  ${formatRate(rate).padStart(9)}`;
-    return `${fitColumns(bar.label, width - tail.length)}${tail}`;
+    for (const tail of [`  ${bytes}  ${speed}`, `  ${bytes}`, '']) {
+      if (tail === '' || width - tail.length >= MIN_LABEL) return `${fitColumns(bar.label, Math.max(0, width - tail.length))}${tail}`;
+    }
   }
-  const fraction = bar.size === 0 ? 1 : Math.min(1, bar.bytes / bar.size);
+  const size = bar.size ?? 0;
+  const fraction = size === 0 ? 1 : Math.min(1, bar.bytes / size);
   const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
-  const eta = rate > 0 ? (bar.size - bar.bytes) / rate : Infinity;
-  // Fixed-width fields, so the bar does not jump as the numbers change length.
-  const tail = `  ${pct}  ${formatBytes(bar.bytes).padStart(9)} / ${formatBytes(bar.size).padEnd(9)}  ${formatRate(rate).padStart(9)}  ETA ${formatEta(eta)}`;
-  const room = width - tail.length;
-  // The bar takes what the label leaves, between 10 and 30 cells.
-  const cells = Math.max(10, Math.min(30, room - 24));
-  const labelWidth = Math.max(8, room - cells - 4);
-  const filled = Math.floor(fraction * cells);
-  const gauge = `[${'='.repeat(filled)}${filled < cells ? '>' : ''}${' '.repeat(Math.max(0, cells - filled - 1))}]`;
-  return `${fitColumns(bar.label, labelWidth, true)}  ${gauge}${tail}`;
+  const eta = `ETA ${formatEta(rate > 0 ? (size - bar.bytes) / rate : Infinity)}`;
+  const total = formatBytes(size).padEnd(9);
+  const tails = [
+    { gauge: true, tail: `  ${pct}  ${bytes} / ${total}  ${speed}  ${eta}` },
+    { gauge: true, tail: `  ${pct}  ${bytes}  ${speed}  ${eta}` },
+    { gauge: true, tail: `  ${pct}  ${speed}  ${eta}` },
+    { gauge: true, tail: `  ${pct}  ${speed}` },
+    { gauge: false, tail: `  ${pct}  ${speed}` },
+    { gauge: false, tail: `  ${pct}` },
+  ];
+  for (const { gauge, tail } of tails) {
+    const room = width - tail.length;
+    if (gauge) {
+      // The gauge takes what the label leaves, between 10 and 30 cells (plus brackets and gap).
+      const cells = Math.min(30, room - MIN_LABEL - 4);
+      if (cells < 10) continue;
+      const labelWidth = room - cells - 4;
+      const filled = Math.floor(fraction * cells);
+      const drawn = `[${'='.repeat(filled)}${filled < cells ? '>' : ''}${' '.repeat(Math.max(0, cells - filled - 1))}]`;
+      return `${fitColumns(bar.label, labelWidth, true)}  ${drawn}${tail}`;
+    }
+    if (room >= MIN_LABEL || (tail === `  ${pct}` && room >= 0)) return `${fitColumns(bar.label, room, true)}${tail}`;
+  }
+  return fitColumns(pct.trim(), width);
 }
 
 // ---- transfer views -------------------------------------------------------------------------
@@ -193,6 +223,11 @@ function render(bar: Bar, width: number): string {
 export interface TransferView {
   /** Feeds one event of a transfer; `conn` tells concurrent connections apart (servers). */
   onEvent(e: TransferEvent, conn?: number): void;
+  /**
+   * Connection `conn` ended: every file of it still in flight failed with it (a client that was
+   * killed or reset sends no failure of its own), so its bar goes and a FAILED line takes its place.
+   */
+  connectionEnded(conn: number, code: ErrorCode, message: string): void;
   /** A permanent line for people (stderr); nothing in JSON or quiet mode. */
   line(text: string): void;
   /** Stops drawing. */
@@ -211,12 +246,15 @@ export function createTransferView(report: Reporter, stderr: Writable & { column
   const bars = new ProgressBars({ stream: stderr, enabled: report.tty });
   const lastJson = new Map<string, number>();
   const people = !report.json && !report.quiet;
-  return {
+  /** Files in flight by bar key, with their connection, for `connectionEnded`. */
+  const inFlight = new Map<string, { readonly conn: number | undefined; readonly path: string }>();
+  const view: TransferView = {
     onEvent(e, conn) {
       const key = conn === undefined ? e.path : `${conn}\u0000${e.path}`;
       const label = conn === undefined ? e.path : `#${conn} ${e.path}`;
       switch (e.event) {
         case 'file-start':
+          inFlight.set(key, { conn, path: e.path });
           bars.start(key, label, e.size, e.offset);
           if (report.json) report.event('file-start', { ...(conn !== undefined ? { conn } : {}), path: e.path, size: e.size, offset: e.offset });
           break;
@@ -233,6 +271,7 @@ export function createTransferView(report: Reporter, stderr: Writable & { column
         }
         case 'file-done': {
           lastJson.delete(key);
+          inFlight.delete(key);
           const moved = e.size - e.offset;
           const resumed = e.offset > 0 ? `, resumed at ${formatBytes(e.offset)}` : '';
           // A rate over a few bytes or milliseconds says nothing; it is shown from 64 KiB on.
@@ -245,12 +284,18 @@ export function createTransferView(report: Reporter, stderr: Writable & { column
         }
         case 'file-failed':
           lastJson.delete(key);
+          inFlight.delete(key);
           bars.finish(key, people ? `  FAILED  ${label}: ${e.message} (${e.code})` : undefined);
           if (report.json) report.event('file-failed', { ...(conn !== undefined ? { conn } : {}), path: e.path, code: e.code, message: e.message });
           break;
         case 'dir':
           if (report.json) report.event('dir', { ...(conn !== undefined ? { conn } : {}), path: e.path });
           break;
+      }
+    },
+    connectionEnded(conn, code, message) {
+      for (const [, f] of [...inFlight].filter(([, f]) => f.conn === conn)) {
+        view.onEvent({ event: 'file-failed', path: f.path, code, message }, conn);
       }
     },
     line(text) {
@@ -260,6 +305,7 @@ export function createTransferView(report: Reporter, stderr: Writable & { column
       bars.close();
     },
   };
+  return view;
 }
 
 /** `3 files, 1.20 GiB in 1.38 s, 0.93 GB/s` (and what failed, and what was resumed). */

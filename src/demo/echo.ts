@@ -9,7 +9,7 @@ import { formatBytes, formatMs } from '../cli/report.js';
 
 export const echoStep: TourStep = {
   title: 'TCP echo: server and client over IPv4, IPv6 and a Unix socket',
-  async run({ say, tmp, ipv6 }) {
+  async run({ row, tmp, ipv6 }) {
     const endpoints: Endpoint[] = [{ kind: 'inet', host: '127.0.0.1', port: 0 }];
     if (ipv6) endpoints.push({ kind: 'inet', host: '::1', port: 0 });
     endpoints.push({ kind: 'unix', path: join(tmp, 'echo.sock') });
@@ -18,15 +18,15 @@ export const echoStep: TourStep = {
       try {
         const where = formatEndpoint(server.endpoint);
         const r = await echoMessage(server.endpoint, Buffer.from('Hola mundo'));
-        say(`${where.padEnd(28)} sent "Hola mundo", got "${r.reply.toString()}" back in ${formatMs(r.firstByteMs)}`);
+        row(where, `sent "Hola mundo", got "${r.reply.toString()}" back in ${formatMs(r.firstByteMs)}`);
         if (ep.kind === 'inet' && ep.host === '127.0.0.1') {
           const payload = randomBytes(4 * 1024 * 1024);
           const big = await echoStream(server.endpoint, chunks(payload, 64 * 1024));
-          say(`${''.padEnd(28)} ${formatBytes(big.bytesSent)} of random bytes echoed intact in ${formatMs(big.totalMs)}`);
+          row('', `${formatBytes(big.bytesSent)} of random bytes echoed intact in ${formatMs(big.totalMs)}`);
           const t0 = performance.now();
           const many = await Promise.all(Array.from({ length: 50 }, (_, i) => echoMessage(server.endpoint, Buffer.from(`client ${i}`))));
           const ok = many.every((m, i) => m.reply.toString() === `client ${i}`);
-          say(`${''.padEnd(28)} 50 clients at once, ${ok ? 'all' : 'NOT all'} echoed correctly in ${formatMs(performance.now() - t0)}`);
+          row('', `50 clients at once, ${ok ? 'all' : 'NOT all'} echoed correctly in ${formatMs(performance.now() - t0)}`);
           if (!ok) throw new Error('a concurrent client got a wrong echo');
         }
       } finally {

@@ -17,14 +17,14 @@ function line(r: LoadResult): string {
 
 export const loadStep: TourStep = {
   title: 'Load: many connections against the hardened echo server, closed and open loop, and its connection limit',
-  async run({ say }) {
+  async run({ row }) {
     const server = await startManagedEchoServer({ kind: 'inet', host: '127.0.0.1', port: 0 }, { idleTimeoutMs: 30_000 });
     try {
       const where = formatEndpoint(server.endpoint);
       const closed = await runLoad(server.endpoint, { connections: 200, size: 64, durationMs: 700 });
-      say(`${where.padEnd(28)} 200 connections, 64 B, closed loop: ${line(closed)}`);
+      row(where, `200 connections, 64 B, closed loop: ${line(closed)}`);
       const open = await runLoad(server.endpoint, { connections: 20, size: 4096, rate: 2000, durationMs: 500 });
-      say(`${''.padEnd(28)} 20 connections, 4 KiB, open loop at 2,000/s: ${line(open)}`);
+      row('', `20 connections, 4 KiB, open loop at 2,000/s: ${line(open)}`);
       if (closed.errors + open.errors > 0) throw new Error('the load saw errors');
     } finally {
       await server.close();
@@ -33,7 +33,7 @@ export const loadStep: TourStep = {
     try {
       const r = await runLoad(limited.endpoint, { connections: 15, size: 64, durationMs: 300 });
       const s = limited.stats();
-      say(`${formatEndpoint(limited.endpoint).padEnd(28)} --max-conns 10, 15 clients: ${s.refused} refused, ${r.connected} served: ${line(r)}`);
+      row(formatEndpoint(limited.endpoint), `--max-conns 10, 15 clients: ${s.refused} refused, ${r.connected} served: ${line(r)}`);
       if (s.refused !== 5 || r.connected !== 10 || r.roundTrips === 0) throw new Error('the connection limit did not hold');
     } finally {
       await limited.close();

@@ -33,12 +33,12 @@ function expect(code: string, want: string): string {
 
 export const securityStep: TourStep = {
   title: 'Security: TLS with a pinned self-signed certificate, TLS-PSK, and every refusal with its code',
-  async run({ say, tmp }) {
+  async run({ row, tmp }) {
     const v4: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
     const t0 = performance.now();
     const cert = await generateCertificate();
-    say(`made a self-signed certificate for localhost, 127.0.0.1, ::1 in ${formatMs(performance.now() - t0)}`);
-    say(`  SHA-256 ${cert.fingerprint}`);
+    row('certificate', `self-signed, for localhost, 127.0.0.1 and ::1, made in ${formatMs(performance.now() - t0)}`);
+    row('', `SHA-256 ${cert.fingerprint}`);
 
     const serverErrors: SocketkitError[] = [];
     const onHandshakeError = (_peer: string, err: SocketkitError): void => void serverErrors.push(err);
@@ -46,15 +46,15 @@ export const securityStep: TourStep = {
     try {
       const where = formatEndpoint(tlsServer.endpoint);
       const r = await echoMessage(tlsServer.endpoint, Buffer.from('Hola mundo'), { transport: tlsConnectTransport({ pin: cert.fingerprint }) });
-      say(`${where.padEnd(22)} TLS, pinned: sent "Hola mundo", got "${r.reply.toString()}" back (connect + handshake ${formatMs(r.connectMs)})`);
+      row(where, `TLS, pinned: sent "Hola mundo", got "${r.reply.toString()}" back (connect + handshake ${formatMs(r.connectMs)})`);
       const ca = await echoMessage(tlsServer.endpoint, Buffer.from('x'), { transport: tlsConnectTransport({ ca: cert.cert }) });
-      say(`${''.padEnd(22)} TLS, --ca: chain and name 127.0.0.1 verified (${ca.reply.length} byte echoed)`);
-      say(`${''.padEnd(22)} system CAs only: refused, ${expect(await refusedWith(() => echoMessage(tlsServer.endpoint, Buffer.from('x'), { transport: tlsConnectTransport() })), 'ERR_TLS_CERT')}`);
+      row('', `TLS, --ca: chain and name 127.0.0.1 verified (${ca.reply.length} byte echoed)`);
+      row('', `system CAs only: refused, ${expect(await refusedWith(() => echoMessage(tlsServer.endpoint, Buffer.from('x'), { transport: tlsConnectTransport() })), 'ERR_TLS_CERT')}`);
       const otherPin = createHash('sha256').update('another certificate').digest('hex');
-      say(`${''.padEnd(22)} wrong pin: refused, ${expect(await refusedWith(() => echoMessage(tlsServer.endpoint, Buffer.from('x'), { transport: tlsConnectTransport({ pin: otherPin }) })), 'ERR_TLS_PIN_MISMATCH')}`);
+      row('', `wrong pin: refused, ${expect(await refusedWith(() => echoMessage(tlsServer.endpoint, Buffer.from('x'), { transport: tlsConnectTransport({ pin: otherPin }) })), 'ERR_TLS_PIN_MISMATCH')}`);
       const plain = await refusedWith(() => echoMessage(tlsServer.endpoint, Buffer.from('hello, in plain text')));
       await waitFor(() => serverErrors.some((e) => e.code === 'ERR_TLS_PLAINTEXT_PEER'));
-      say(`${''.padEnd(22)} plaintext client: its echo failed (${plain}); the server logged ERR_TLS_PLAINTEXT_PEER`);
+      row('', `plaintext client: its echo failed (${plain}); the server logged ERR_TLS_PLAINTEXT_PEER`);
     } finally {
       await tlsServer.close();
     }
@@ -70,7 +70,7 @@ export const securityStep: TourStep = {
       const s = await download(files.endpoint, { dir: dst, transport: tlsConnectTransport({ pin: cert.fingerprint }) });
       const same = (await readFile(join(dst, 'secret.bin'))).equals(data);
       if (!same || s.files !== 1) throw new Error('the file did not arrive intact over TLS');
-      say(`file transfer over TLS: ${formatBytes(s.bytes)} served, downloaded and verified in ${formatMs(s.seconds * 1000)}`);
+      row(formatEndpoint(files.endpoint), `file transfer over TLS: ${formatBytes(s.bytes)} served, downloaded and verified in ${formatMs(s.seconds * 1000)}`);
     } finally {
       await files.close();
     }
@@ -79,9 +79,9 @@ export const securityStep: TourStep = {
     const pskServer = await startEchoServer(v4, { transport: tlsListenTransport({ psk }) });
     try {
       const r = await echoMessage(pskServer.endpoint, Buffer.from('shared secret only'), { transport: tlsConnectTransport({ psk }) });
-      say(`TLS-PSK (32-byte key, identity 'tour'): "${r.reply.toString()}" echoed, no certificate involved`);
+      row(formatEndpoint(pskServer.endpoint), `TLS-PSK (32-byte key, identity 'tour'): "${r.reply.toString()}" echoed, no certificate involved`);
       const wrong = { identity: 'tour', key: randomBytes(32) };
-      say(`TLS-PSK with the wrong key: refused, ${expect(await refusedWith(() => echoMessage(pskServer.endpoint, Buffer.from('x'), { transport: tlsConnectTransport({ psk: wrong }) })), 'ERR_TLS_PSK')}`);
+      row('', `TLS-PSK with the wrong key: refused, ${expect(await refusedWith(() => echoMessage(pskServer.endpoint, Buffer.from('x'), { transport: tlsConnectTransport({ psk: wrong }) })), 'ERR_TLS_PSK')}`);
     } finally {
       await pskServer.close();
     }
@@ -90,7 +90,7 @@ export const securityStep: TourStep = {
     try {
       await refusedWith(() => echoMessage(denied.endpoint, Buffer.from('x')));
       await waitFor(() => denied.stats.refused > 0);
-      say(`--allow 10.0.0.0/8: 127.0.0.1 closed before a byte was read, counted (${denied.stats.refused} refused), ERR_ACCESS_DENIED`);
+      row(formatEndpoint(denied.endpoint), `--allow 10.0.0.0/8: 127.0.0.1 closed before a byte was read, counted (${denied.stats.refused} refused), ERR_ACCESS_DENIED`);
     } finally {
       await denied.close();
     }

@@ -16,6 +16,12 @@ import { transferStep } from './transfer.js';
 export interface TourContext {
   /** Writes one indented report line. */
   readonly say: (line: string) => void;
+  /**
+   * Writes one line of a two-column table: `label` (an address, or '' to continue the row above)
+   * in a column of its own, `text` beside it. A label too long for the column gets a line of its
+   * own, so the text column stays straight whatever the address (a Unix socket's path).
+   */
+  readonly row: (label: string, text: string) => void;
   /** A temporary folder, removed after the tour. */
   readonly tmp: string;
   /** Whether ::1 is usable on this machine. */
@@ -45,7 +51,8 @@ export async function runTour(write: (text: string) => void, steps: readonly Tou
       write(`\n${i + 1}. ${step.title}\n`);
       const t0 = performance.now();
       try {
-        await step.run({ say: (line) => write(`   ${line}\n`), tmp, ipv6 });
+        const say = (line: string): void => write(`   ${line}\n`);
+        await step.run({ say, row: (label, text) => tableRow(say, label, text), tmp, ipv6 });
         passed++;
         write(`   ok (${Math.round(performance.now() - t0)} ms)\n`);
       } catch (err) {
@@ -59,6 +66,17 @@ export async function runTour(write: (text: string) => void, steps: readonly Tou
   }
   write(`\n${passed} of ${steps.length} systems passed${failed ? `, ${failed} failed` : ''}.\n`);
   return { passed, failed };
+}
+
+/** Width of the tour's label column. */
+export const LABEL_COLUMN = 28;
+
+function tableRow(say: (line: string) => void, label: string, text: string): void {
+  if (label.length >= LABEL_COLUMN) {
+    say(label);
+    label = '';
+  }
+  say(`${label.padEnd(LABEL_COLUMN)} ${text}`);
 }
 
 async function hasIPv6(): Promise<boolean> {

@@ -24,7 +24,7 @@ async function startLossyEcho(): Promise<{ ep: InetEndpoint; close: () => Promis
 
 export const udpStep: TourStep = {
   title: 'UDP: datagram echo over IPv4 and IPv6, the size limit, ping, and loss made visible',
-  async run({ say, ipv6 }) {
+  async run({ row, ipv6 }) {
     const endpoints: InetEndpoint[] = [{ kind: 'inet', host: '127.0.0.1', port: 0 }];
     if (ipv6) endpoints.push({ kind: 'inet', host: '::1', port: 0 });
     for (const ep of endpoints) {
@@ -32,20 +32,21 @@ export const udpStep: TourStep = {
       try {
         const where = formatEndpoint(server.endpoint);
         const r = await udpEcho(server.endpoint, Buffer.from('Hola mundo'), { timeoutMs: 1000, retries: 2 });
-        say(`${where.padEnd(28)} sent "Hola mundo", got "${r.reply.toString()}" back in ${formatMs(r.rttMs)}`);
+        row(where, `sent "Hola mundo", got "${r.reply.toString()}" back in ${formatMs(r.rttMs)}`);
         const max = await udpEcho(server.endpoint, Buffer.alloc(server.maxPayload, 0x2a), { timeoutMs: 1000, retries: 2 });
-        say(`${''.padEnd(28)} the largest datagram, ${max.bytesSent.toLocaleString('en-US')} bytes, came back whole`);
+        row('', `the largest datagram, ${max.bytesSent.toLocaleString('en-US')} bytes, came back whole`);
         try {
           await udpEcho(server.endpoint, Buffer.alloc(server.maxPayload + 1));
           throw new Error('an oversize datagram was not refused');
         } catch (err) {
           if (!isSocketkitError(err) || err.code !== 'ERR_DATAGRAM_TOO_LARGE') throw err;
-          say(`${''.padEnd(28)} one byte more is refused before sending, never cut (${err.code})`);
+          row('', `one byte more is refused before sending, never cut (${err.code})`);
         }
         if (ep.host === '127.0.0.1') {
           const s = await ping(server.endpoint, { count: 1000, intervalMs: 0, size: 64, timeoutMs: 1000 });
-          say(
-            `${''.padEnd(28)} ping: ${s.sent} probes back to back, ${s.lossPercent.toFixed(1)}% loss, ` +
+          row(
+            '',
+            `ping: ${s.sent.toLocaleString('en-US')} probes back to back, ${s.lossPercent.toFixed(1)}% loss, ` +
               `p50 ${formatMs(s.rtt.p50)}, p99 ${formatMs(s.rtt.p99)}, p99.9 ${formatMs(s.rtt.p999)}`,
           );
           if (s.received === 0) throw new Error('ping got no reply from our own server');
@@ -57,7 +58,7 @@ export const udpStep: TourStep = {
     const lossy = await startLossyEcho();
     try {
       const s = await ping(lossy.ep, { count: 20, intervalMs: 5, timeoutMs: 200 });
-      say(`${'an echo dropping every other'.padEnd(28)} ping: ${s.sent} sent, ${s.received} received, ${s.lossPercent.toFixed(0)}% loss reported`);
+      row('lossy echo (drops 1 in 2)', `ping: ${s.sent} sent, ${s.received} received, ${s.lossPercent.toFixed(0)}% loss reported`);
     } finally {
       await lossy.close();
     }
