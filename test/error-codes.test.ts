@@ -90,3 +90,30 @@ describe('library values and CLI flags', () => {
     assert.match(r.stderr, /^socketkit: refusing to serve files on .*; give --tls --cert FILE --key FILE, or --psk-file FILE, or --insecure .*\(ERR_INSECURE_LISTENER\)\n/);
   });
 });
+
+describe('hints: the library guesses, the CLI says what to type (issue 12, item 13)', () => {
+  it('a plaintext echo to a TLS server suggests --tls and a pin', async (t) => {
+    const { runMain } = await import('./helpers/cli.js');
+    const { generateCertificate, tlsListenTransport, startEchoServer } = await import('../src/index.js');
+    const cert = await generateCertificate();
+    const server = await startEchoServer({ kind: 'inet', host: '127.0.0.1', port: 0 }, { transport: tlsListenTransport({ cert: cert.cert, key: cert.key }) });
+    t.after(() => server.close());
+    const ep = server.endpoint;
+    assert.equal(ep.kind, 'inet');
+    const r = await runMain(['echo', `127.0.0.1:${ep.kind === 'inet' ? ep.port : 0}`, 'hello']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^socketkit: .*without echoing a byte.*; for a TLS server, add --tls with --pin FINGERPRINT or --ca CERT .*\(ERR_ECHO_MISMATCH\)\n/);
+  });
+
+  it('an echo server that echoes part and closes gets no TLS hint', async (t) => {
+    const { createServer } = await import('node:net');
+    const { runMain } = await import('./helpers/cli.js');
+    const server = createServer((s) => s.once('data', (d) => s.end(d.subarray(0, 2))));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => server.close());
+    const port = (server.address() as { port: number }).port;
+    const r = await runMain(['echo', `127.0.0.1:${port}`, 'hello']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.doesNotMatch(r.stderr, /TLS/);
+  });
+});

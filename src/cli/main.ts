@@ -79,7 +79,7 @@ export function processIO(): CommandIO {
 /** Prints an error the CLI way: one line, the stack only with --debug. Returns its exit status. */
 function printError(io: CommandIO, err: unknown, debug: boolean): number {
   const e = toSocketkitError(usageError(err));
-  const advice = adviceFor(e.code);
+  const advice = adviceFor(e);
   // One line, whatever the message holds (some system and aggregate errors span several).
   io.stderr.write(`socketkit: ${neutralise(e.message.replace(/\s*\n\s*/g, ' '))}${advice === undefined ? '' : `; ${advice}`} (${e.code})\n`);
   if (debug && err instanceof Error) io.stderr.write(`${err.stack ?? ''}\n`);

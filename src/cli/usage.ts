@@ -4,7 +4,7 @@
  * it says so, as the usage error it is for a user. It also knows the flags that fix a failure, so
  * `adviceFor` gives them for the error line (the library's message says what, this says how).
  */
-import { SocketkitError, type ErrorCode } from '../core/errors.js';
+import { SocketkitError, type ErrorCode, type ErrorHint } from '../core/errors.js';
 
 /** Runs `parse`; a library ERR_INVALID_ARG becomes ERR_USAGE naming `--flag`. */
 export function asUsage<T>(flag: string, parse: () => T): T {
@@ -31,7 +31,14 @@ const ADVICE: Partial<Record<ErrorCode, string>> = {
   ERR_INSECURE_LISTENER: 'give --tls --cert FILE --key FILE, or --psk-file FILE, or --insecure to accept the risk',
 };
 
-/** The advice for `code`, or undefined. */
-export function adviceFor(code: ErrorCode): string | undefined {
-  return ADVICE[code];
+/** What to type when the library has a good guess at the cause. */
+const HINTS: Record<ErrorHint, string> = {
+  'maybe-tls-server': 'for a TLS server, add --tls with --pin FINGERPRINT or --ca CERT (or --psk-file FILE)',
+  'peer-speaks-skft': "the server speaks socketkit's transfer protocol: drop --raw",
+  'peer-is-raw': 'the server sends raw bytes (serve --raw, nc -l): try --raw',
+};
+
+/** The advice for an error: from its hint when it has one, else from its code; or undefined. */
+export function adviceFor(err: SocketkitError): string | undefined {
+  return err.hint !== undefined ? HINTS[err.hint] : ADVICE[err.code];
 }

@@ -88,21 +88,37 @@ export const EXIT_MISMATCH = 1;
 /** Exit status for usage, address, connection and I/O failures. */
 export const EXIT_FAILURE = 2;
 
+/**
+ * What the library suspects is behind a failure, for a front end to turn into advice in its own
+ * words (the CLI names its flags; the library never does).
+ */
+export type ErrorHint =
+  /** The peer closed at once without a byte: it may be a TLS server, and this was plaintext. */
+  | 'maybe-tls-server'
+  /** The peer speaks socketkit's framed transfer protocol, and this side expected raw bytes. */
+  | 'peer-speaks-skft'
+  /** The peer sends raw bytes, and this side expected socketkit's framed transfer protocol. */
+  | 'peer-is-raw';
+
 export interface SocketkitErrorOptions {
   readonly cause?: unknown;
   readonly exitCode?: number;
+  readonly hint?: ErrorHint;
 }
 
 /** The base class of every error socketkit raises on purpose. */
 export class SocketkitError extends Error {
   readonly code: ErrorCode;
   readonly exitCode: number;
+  /** What the library suspects is behind it, when it has a good guess. */
+  readonly hint: ErrorHint | undefined;
 
   constructor(code: ErrorCode, message: string, options: SocketkitErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'SocketkitError';
     this.code = code;
     this.exitCode = options.exitCode ?? EXIT_FAILURE;
+    this.hint = options.hint;
   }
 }
 

@@ -16,7 +16,7 @@ import { connect, type ConnectOptions, type ConnectTransport } from '../net/conn
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import { writeWithBackpressure } from '../net/write.js';
 import { Fifo } from '../core/fifo.js';
-import { EXIT_MISMATCH, SocketkitError, toSocketkitError } from '../core/errors.js';
+import { EXIT_MISMATCH, SocketkitError, toSocketkitError, type ErrorHint } from '../core/errors.js';
 
 /** How long (ms) the client waits, after its input has ended, for the echo before half-closing. */
 export const DEFAULT_HALF_CLOSE_WAIT_MS = 250;
@@ -85,8 +85,8 @@ class EchoVerifier {
   }
 }
 
-function mismatch(message: string): SocketkitError {
-  return new SocketkitError('ERR_ECHO_MISMATCH', message, { exitCode: EXIT_MISMATCH });
+function mismatch(message: string, hint?: ErrorHint): SocketkitError {
+  return new SocketkitError('ERR_ECHO_MISMATCH', message, { exitCode: EXIT_MISMATCH, ...(hint ? { hint } : {}) });
 }
 
 /**
@@ -135,7 +135,12 @@ export async function echoStream(ep: Endpoint, input: AsyncIterable<Uint8Array> 
   const onAbort = (): void => fail(new SocketkitError('ERR_ABORTED', `echo to ${what} aborted`));
   if (options.signal?.aborted) onAbort();
   else options.signal?.addEventListener('abort', onAbort, { once: true });
-  const short = (): SocketkitError => mismatch(`${what} closed the connection after echoing ${bytesReceived} of ${bytesSent} bytes`);
+  // A plaintext client of a TLS server sees exactly this: the server reads a few bytes that are
+  // not a ClientHello and closes without a word.
+  const short = (): SocketkitError =>
+    bytesReceived === 0 && options.transport === undefined
+      ? mismatch(`${what} closed the connection without echoing a byte of ${bytesSent} (is it a TLS server?)`, 'maybe-tls-server')
+      : mismatch(`${what} closed the connection after echoing ${bytesReceived} of ${bytesSent} bytes`);
   if (idle > 0) {
     socket.setTimeout(idle, () => {
       // Only an echo we are waiting for can time out; slow input (a person typing) cannot.
