@@ -72,8 +72,11 @@ export abstract class LoadConnection {
 
   /** Writes request number `sent` and returns its size in bytes. */
   abstract send(): number;
-  /** One small echo before the run, proving the server has accepted and serves this connection. */
-  abstract warmUp(timeoutMs: number): Promise<void>;
+  /**
+   * One small echo before the run, proving the server has accepted and serves this connection.
+   * Fails with ERR_TIMEOUT after `timeoutMs`, and with ERR_ABORTED as soon as `signal` aborts.
+   */
+  abstract warmUp(timeoutMs: number, signal?: AbortSignal): Promise<void>;
   /** Closes at once (idempotent); no more reports. */
   abstract close(): void;
 
@@ -96,9 +99,9 @@ export abstract class LoadConnection {
     else this.failWith(err);
   }
 
-  /** Sends the warm-up with `send` and waits until `warm()` is settled, or `timeoutMs` passes. */
-  protected awaitWarmUp(timeoutMs: number, send: () => void): Promise<void> {
-    return withTimeout(this.what, timeoutMs, (settle) => {
+  /** Sends the warm-up with `send` and waits until `warm()` is settled, `timeoutMs` passes, or `signal` aborts. */
+  protected awaitWarmUp(timeoutMs: number, signal: AbortSignal | undefined, send: () => void): Promise<void> {
+    return withTimeout(this.what, timeoutMs, signal, (settle) => {
       this.warm = (err) => {
         this.warm = undefined;
         settle(err);
@@ -108,15 +111,23 @@ export abstract class LoadConnection {
   }
 }
 
-/** Waits for `settle` to be called, or fails after `timeoutMs`. */
-function withTimeout(what: string, timeoutMs: number, start: (settle: (err?: SocketkitError) => void) => void): Promise<void> {
+/** Waits for `settle` to be called; fails after `timeoutMs`, or at once when `signal` aborts. */
+function withTimeout(what: string, timeoutMs: number, signal: AbortSignal | undefined, start: (settle: (err?: SocketkitError) => void) => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
+    const aborted = (): SocketkitError => new SocketkitError('ERR_ABORTED', `first echo from ${what} abandoned (aborted)`);
+    if (signal?.aborted) {
+      reject(aborted());
+      return;
+    }
     const timer = setTimeout(() => settle(new SocketkitError('ERR_TIMEOUT', `no echo of the first byte from ${what} in ${timeoutMs / 1000} s`)), timeoutMs);
+    const onAbort = (): void => settle(aborted());
+    signal?.addEventListener('abort', onAbort, { once: true });
     let settled = false;
     function settle(err?: SocketkitError): void {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       if (err) reject(err);
       else resolve();
     }
@@ -143,8 +154,8 @@ export class StreamConnection extends LoadConnection {
     socket.on('close', () => this.lost(new SocketkitError('ERR_CONN_CLOSED', `${what} closed the connection`)));
   }
 
-  warmUp(timeoutMs: number): Promise<void> {
-    return this.awaitWarmUp(timeoutMs, () => this.socket.write(WARM_UP));
+  warmUp(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return this.awaitWarmUp(timeoutMs, signal, () => this.socket.write(WARM_UP));
   }
 
   send(): number {
@@ -219,8 +230,8 @@ export class FramedConnection extends LoadConnection {
     }
   }
 
-  warmUp(timeoutMs: number): Promise<void> {
-    return this.awaitWarmUp(timeoutMs, () => void this.conn.send(WARM_UP).catch((err: unknown) => this.lost(toSocketkitError(err, this.what))));
+  warmUp(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return this.awaitWarmUp(timeoutMs, signal, () => void this.conn.send(WARM_UP).catch((err: unknown) => this.lost(toSocketkitError(err, this.what))));
   }
 
   send(): number {
@@ -283,12 +294,12 @@ export class UdpConnection extends LoadConnection {
     return this.#outstanding.size;
   }
 
-  warmUp(timeoutMs: number): Promise<void> {
+  warmUp(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     // Up to 3 tries: a datagram may be lost, that is not a reason to give up on the server.
     const tries = 3;
     const each = Math.max(1, Math.floor(timeoutMs / tries));
     const attempt = (left: number): Promise<void> =>
-      this.awaitWarmUp(each, () => this.socket.send(WARM_UP)).catch((err: unknown) => {
+      this.awaitWarmUp(each, signal, () => this.socket.send(WARM_UP)).catch((err: unknown) => {
         const e = toSocketkitError(err, this.what);
         if (e.code === 'ERR_TIMEOUT' && left > 1) return attempt(left - 1);
         throw e;

@@ -15,8 +15,16 @@
  * Connections are opened at a bounded rate, a few at a time, each confirmed by a one-byte echo
  * (not measured) before it counts as open, so a server's listen backlog is never overrun; the
  * measured run starts when all are open.
+ *
+ * Every request is accounted for exactly once: `scheduled = completed + failed + unsent`.
+ * Open loop, a request is scheduled when it falls due; closed loop, when it is sent (so nothing
+ * is ever unsent there and `sent = completed + failed`). A connection that fails fails every
+ * request outstanding on it, each counted with that failure's reason; requests due on it that
+ * were never written, and requests due later on it, are unsent. Requests still unanswered once
+ * the run has stopped and drained fail as `unanswered`.
  */
 import { setMaxListeners } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import type { ConnectTransport } from '../net/connect.js';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
@@ -70,6 +78,32 @@ export interface LoadOptions {
   readonly progressIntervalMs?: number;
   /** Called as connections are opened (for a progress line while thousands connect). */
   readonly onConnecting?: (opened: number, failed: number, total: number) => void;
+  /**
+   * Called with each reply of the measured run, and the index of its connection (0-based). The
+   * reply has been checked byte for byte against its request, so `reply` is that request's
+   * message (do not modify it).
+   */
+  readonly onReply?: (connection: number, reply: Buffer) => void;
+}
+
+/** Why requests failed, one count per request. */
+export interface LoadFailures {
+  /** No reply within the timeout (UDP: the datagram or its echo was lost). */
+  readonly timeout: number;
+  /** Outstanding when their connection failed: closed or reset by the server, a write error. */
+  readonly connection: number;
+  /** The reply differed from the request (and every request outstanding with it on that connection). */
+  readonly mismatch: number;
+  /** Still in flight once the run had stopped and the drain was over (or was cut short by an abort). */
+  readonly unanswered: number;
+}
+
+/** Why scheduled requests were never sent (open loop only). */
+export interface LoadUnsent {
+  /** Due on a connection that had failed, or waiting on it when it failed. */
+  readonly connectionDown: number;
+  /** Due but still waiting (in-flight limit or backpressure) when the run ended. */
+  readonly queued: number;
 }
 
 /** A progress report during the run. */
@@ -102,7 +136,28 @@ export interface LoadResult {
   readonly connectMs: number;
   /** Seconds measured: from the start of the run to the last echo. */
   readonly seconds: number;
-  /** Requests sent in the measured run. */
+  /**
+   * Requests of the measured run: open loop, those that fell due before the run stopped; closed
+   * loop, those sent. Always `completed + failed + unsent`.
+   */
+  readonly scheduled: number;
+  /** Requests written (`completed + failed`). */
+  readonly sent: number;
+  /** Requests whose reply came back intact (the same as `roundTrips`). */
+  readonly completed: number;
+  /** Requests that failed: `failures` says why. */
+  readonly failed: number;
+  readonly failures: LoadFailures;
+  /** Scheduled requests never sent (open loop): `unsentBy` says why. Closed loop: 0. */
+  readonly unsent: number;
+  readonly unsentBy: LoadUnsent;
+  /** Requests in flight when sending stopped: the drain then completed or failed each of them. */
+  readonly inFlightAtStop: number;
+  /** Connections that failed with no request outstanding: while opening, or idle in the run. */
+  readonly connectionErrors: number;
+  /** The run was cut short by `signal` (while connecting, running or draining). */
+  readonly interrupted: boolean;
+  /** Requests sent in the measured run (the same as `sent`). */
   readonly requests: number;
   readonly roundTrips: number;
   readonly roundTripsPerSecond: number;
@@ -111,9 +166,9 @@ export interface LoadResult {
   readonly bytesReceived: number;
   /** Payload bytes echoed per second (one direction). */
   readonly bytesPerSecond: number;
-  /** Failed connections, bad echoes, timeouts and (UDP) lost datagrams. */
+  /** `failed + connectionErrors`: every failed request, and every connection that failed with none outstanding. */
   readonly errors: number;
-  /** Errors by code, e.g. `{ ERR_CONN_REFUSED: 2 }`. */
+  /** `errors` by code, e.g. `{ ERR_CONN_REFUSED: 2 }`; the counts add up to `errors`. */
   readonly errorCodes: Readonly<Record<string, number>>;
   /** UDP: echoes that matched no request in flight (late after being counted lost, or duplicated). */
   readonly stray: number;
@@ -157,51 +212,79 @@ export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<
 
   const errorCodes: Record<string, number> = {};
   let errors = 0;
-  const countError = (err: SocketkitError): void => {
-    errors++;
-    errorCodes[err.code] = (errorCodes[err.code] ?? 0) + 1;
+  /** Counts `n` errors of `code` (a failed connection, or requests that failed). */
+  const countError = (code: string, n = 1): void => {
+    errors += n;
+    errorCodes[code] = (errorCodes[code] ?? 0) + n;
   };
+  let connectionErrors = 0;
+  const connectionError = (err: SocketkitError): void => {
+    connectionErrors++;
+    countError(err.code);
+  };
+  const failures = { timeout: 0, connection: 0, mismatch: 0, unanswered: 0 };
+  let failed = 0;
+  /** Counts `n` requests failed by `err` (or, with `unanswered`, left without a reply at the end). */
+  const failRequests = (n: number, code: string, reason: keyof LoadFailures): void => {
+    if (n <= 0) return;
+    failed += n;
+    failures[reason] += n;
+    countError(code, n);
+  };
+  const reasonOf = (err: SocketkitError): keyof LoadFailures =>
+    err.code === 'ERR_TIMEOUT' ? 'timeout' : err.code === 'ERR_ECHO_MISMATCH' ? 'mismatch' : 'connection';
+  const unsentBy = { connectionDown: 0, queued: 0 };
+  let interrupted = false;
 
   // ---- Connect phase: bounded rate, bounded concurrency, each confirmed by a one-byte echo.
   const tConnect = performance.now();
   const slots: Array<LoadConnection | undefined> = new Array<LoadConnection | undefined>(count);
   let firstError: SocketkitError | undefined;
   let opened = 0;
-  let failed = 0;
+  let openFailed = 0;
   {
     const connectRate = options.connectRate ?? DEFAULT_CONNECT_RATE;
     const concurrency = Math.min(count, options.connectConcurrency ?? DEFAULT_CONNECT_CONCURRENCY);
     // One signal for the connects in flight, with room for all of them (each adds an abort listener).
     const connectAbort = new AbortController();
     setMaxListeners(concurrency + 8, connectAbort.signal);
-    const forward = (): void => connectAbort.abort();
+    const forward = (): void => {
+      interrupted = true;
+      connectAbort.abort();
+    };
     signal?.addEventListener('abort', forward, { once: true });
-    if (signal?.aborted) connectAbort.abort();
+    if (signal?.aborted) forward();
     let next = 0;
     const opener = async (): Promise<void> => {
       while (next < count && !connectAbort.signal.aborted) {
         const i = next++;
         const dueAt = tConnect + (i * 1000) / connectRate;
         const wait = dueAt - performance.now();
-        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+        if (wait > 1) {
+          // Paced: an abort ends the wait (and the loop) at once.
+          await delay(wait, undefined, { signal: connectAbort.signal }).catch(() => undefined);
+          if (connectAbort.signal.aborted) break;
+        }
         let conn: LoadConnection | undefined;
         try {
           conn = await openConnection(protocol, ep, i, messages, { timeoutMs, signal: connectAbort.signal, ...(options.maxMessageSize !== undefined ? { maxMessageSize: options.maxMessageSize } : {}), ...(options.transport ? { transport: options.transport } : {}) });
-          await conn.warmUp(timeoutMs);
+          await conn.warmUp(timeoutMs, connectAbort.signal);
           slots[i] = conn;
           opened++;
         } catch (err) {
           conn?.close();
+          // Abandoned because the opening was stopped (abort, or nothing works): not a failure of its own.
+          if (connectAbort.signal.aborted) break;
           const e = toSocketkitError(err, what);
           firstError ??= e;
-          failed++;
-          countError(e);
+          openFailed++;
+          connectionError(e);
           // A datagram over the size limit fails every connection the same way: stop at once.
           if (e.code === 'ERR_DATAGRAM_TOO_LARGE') throw e;
           // Nothing works at all (no server, wrong address): do not try thousands more.
-          if (opened === 0 && failed >= concurrency) connectAbort.abort();
+          if (opened === 0 && openFailed >= concurrency) connectAbort.abort();
         }
-        options.onConnecting?.(opened, failed, count);
+        options.onConnecting?.(opened, openFailed, count);
       }
     };
     const openers = Array.from({ length: concurrency }, opener);
@@ -215,6 +298,30 @@ export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<
   }
   const conns = slots.filter((c): c is LoadConnection => c !== undefined);
   const connectMs = performance.now() - tConnect;
+  const result = (r: Omit<LoadResult, 'target' | 'protocol' | 'mode' | 'rate' | 'connections' | 'connectMs' | 'errors' | 'errorCodes' | 'connectionErrors' | 'interrupted' | 'failed' | 'failures' | 'unsentBy' | 'unsent' | 'requests' | 'completed'>): LoadResult => ({
+    target: what,
+    protocol,
+    mode: open ? 'open' : 'closed',
+    rate: rate ?? null,
+    connections: count,
+    connectMs,
+    ...r,
+    completed: r.roundTrips,
+    failed,
+    failures: { ...failures },
+    unsent: unsentBy.connectionDown + unsentBy.queued,
+    unsentBy: { ...unsentBy },
+    requests: r.sent,
+    connectionErrors,
+    errors,
+    errorCodes,
+    interrupted,
+  });
+  if (interrupted) {
+    // Stopped while connecting: nothing was measured; the result says how far opening got.
+    for (const c of conns) c.close();
+    return result({ connected: conns.length, seconds: 0, scheduled: 0, sent: 0, inFlightAtStop: 0, roundTrips: 0, roundTripsPerSecond: 0, bytesSent: 0, bytesReceived: 0, bytesPerSecond: 0, stray: 0, latency: new LatencyRecorder().summary() });
+  }
   if (conns.length === 0) {
     throw firstError ?? new SocketkitError('ERR_ABORTED', `load on ${what} aborted before any connection opened`);
   }
@@ -222,8 +329,12 @@ export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<
   // ---- Measured run.
   const recorder = new LatencyRecorder();
   const C = conns.length;
+  /** Each connection's place among those open (the schedule's k mod C; its slot index may differ). */
+  const position = new Map(conns.map((c, i) => [c, i] as const));
   let roundTrips = 0;
   let requests = 0;
+  let scheduled = 0;
+  let inFlightAtStop = 0;
   let bytesSent = 0;
   let bytesReceived = 0;
   let alive = C;
@@ -251,6 +362,7 @@ export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<
     if (!running) return;
     running = false;
     tStopped = performance.now();
+    inFlightAtStop = inFlight;
     onStopped();
   };
 
@@ -262,6 +374,7 @@ export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<
       conn.lastSendAt = now;
       conn.lastProgressAt = now;
       requests++;
+      scheduled++;
       inFlight++;
       bytesSent += conn.send();
       if (requests >= budget) stop();
@@ -278,12 +391,13 @@ export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<
   const hooks: ConnectionHooks = {
     complete(conn, seq) {
       const now = performance.now();
-      recorder.record(now - (open ? scheduledAt(conn.index, seq) : conn.lastSendAt));
+      recorder.record(now - (open ? scheduledAt(position.get(conn) ?? 0, seq) : conn.lastSendAt));
       roundTrips++;
       inFlight--;
       bytesReceived += conn.messageOf(seq).length;
       conn.lastProgressAt = now;
       tLast = now;
+      options.onReply?.(conn.index, conn.messageOf(seq));
       pump(conn);
       if (!running) maybeDone();
     },
@@ -291,14 +405,19 @@ export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<
       if (!conn.alive) return;
       conn.close();
       alive--;
-      const unanswered = conn.sent - conn.done;
-      inFlight -= unanswered;
-      if (running || unanswered > 0) countError(err);
+      // Every request outstanding on it fails with this reason; one that was idle is one connection error.
+      const outstanding = conn.sent - conn.done;
+      inFlight -= outstanding;
+      if (outstanding > 0) failRequests(outstanding, err.code, reasonOf(err));
+      else if (running) connectionError(err);
+      // Requests due on it and not yet written will never be.
+      unsentBy.connectionDown += conn.due - Math.min(conn.due, conn.sent);
+      conn.due = conn.sent;
       if (alive === 0) stop();
       maybeDone();
     },
     lost(conn, _seq, err) {
-      countError(err);
+      failRequests(1, err.code, reasonOf(err));
       inFlight--;
       conn.lastProgressAt = performance.now();
       pump(conn);
@@ -311,9 +430,14 @@ export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<
   for (const c of conns) c.attach(hooks);
 
   const timers: NodeJS.Timeout[] = [];
-  const onAbort = (): void => stop();
+  // An abort stops at once: no more sending, and no drain (what is in flight stays unanswered).
+  const onAbort = (): void => {
+    interrupted = true;
+    stop();
+    wake?.();
+  };
   signal?.addEventListener('abort', onAbort, { once: true });
-  if (signal?.aborted) stop();
+  if (signal?.aborted) onAbort();
   if (Number.isFinite(durationMs)) timers.push(setTimeout(stop, durationMs));
 
   // Reply timeouts: one timer for all connections.
@@ -361,8 +485,12 @@ export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<
       const now = performance.now();
       const dueK = Math.min(totalRequests, Math.floor((now - t0) / perRequestMs) + 1);
       for (; nextK < dueK; nextK++) {
+        scheduled++;
         const conn = conns[nextK % C]!;
-        if (!conn.alive) continue;
+        if (!conn.alive) {
+          unsentBy.connectionDown++;
+          continue;
+        }
         conn.due++;
         pump(conn);
       }
@@ -380,7 +508,7 @@ export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<
   await stopped;
   // Sending has stopped: give echoes in flight a moment (a counted run: up to the timeout), then close everything.
   const drainMs = Number.isFinite(budget) ? timeoutMs : Math.min(options.drainMs ?? DEFAULT_DRAIN_MS, timeoutMs);
-  if (alive > 0 && inFlight > 0) {
+  if (alive > 0 && inFlight > 0 && !interrupted) {
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, drainMs);
       wake = () => {
@@ -398,36 +526,30 @@ export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<
   signal?.removeEventListener('abort', onAbort);
   let stray = 0;
   for (const c of conns) {
-    // Requests still unanswered after the drain are errors: timeouts (UDP: each datagram lost).
-    if (c instanceof UdpConnection) {
-      if (c.alive) c.expire(Infinity, 0);
-      stray += c.stray;
-    } else if (c.alive && c.sent > c.done) {
-      countError(new SocketkitError('ERR_TIMEOUT', `${c.sent - c.done} echo(es) from ${what} still outstanding at the end`));
+    if (c instanceof UdpConnection) stray += c.stray;
+    if (c.alive) {
+      // Still unanswered after the drain (ERR_TIMEOUT), or when an abort cut it short (ERR_ABORTED).
+      failRequests(c.sent - c.done, interrupted ? 'ERR_ABORTED' : 'ERR_TIMEOUT', 'unanswered');
+      // Due but never written (in-flight limit or backpressure) when the run ended.
+      unsentBy.queued += c.due - Math.min(c.due, c.sent);
     }
     c.alive = false;
     c.close();
   }
   // Measured until the last echo, or until sending stopped if the last echoes never came.
   const seconds = Math.max(1e-9, (Math.max(tLast, Math.min(tStopped, performance.now())) - t0) / 1000);
-  return {
-    target: what,
-    protocol,
-    mode: open ? 'open' : 'closed',
-    rate: rate ?? null,
-    connections: count,
+  return result({
     connected: C,
-    connectMs,
     seconds,
-    requests,
+    scheduled,
+    sent: requests,
+    inFlightAtStop,
     roundTrips,
     roundTripsPerSecond: roundTrips / seconds,
     bytesSent,
     bytesReceived,
     bytesPerSecond: bytesReceived / seconds,
-    errors,
-    errorCodes,
     stray,
     latency: recorder.summary(),
-  };
+  });
 }
