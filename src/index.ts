@@ -129,3 +129,10 @@ export { parsePsk, loadPskFile, generatePsk, formatPsk, type PreSharedKey } from
 export { AccessList, parseCidr, type AccessDecision, type AccessListOptions, type Cidr } from './security/access.js';
 export { requireSecureListener, isLoopbackHost, type SecurityMode } from './security/policy.js';
 export { tlsConnectTransport, tlsListenTransport, type TlsClientOptions, type TlsServerOptions, type TlsConnectTransport, type TlsListenTransport } from './security/tls.js';
+
+// The broker: relay between clients, line chat, instances joined through Redis.
+export { startBroker, DEFAULT_BROKER_MAX_QUEUE, DEFAULT_CHAT_MAX_LINE, type Broker, type BrokerMode, type BrokerOptions } from './broker/index.js';
+export { LocalChatDirectory, type BrokerBridge, type ChatDirectory } from './broker/bridge.js';
+export { connectRedisBridge, type RedisBridgeOptions, type RedisJoin, type RedisStatus } from './broker/redis.js';
+export type { ChatEvent } from './broker/chat.js';
+export type { OutboxCounters, SlowConsumerPolicy } from './broker/outbox.js';

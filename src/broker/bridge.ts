@@ -1,0 +1,76 @@
+/**
+ * What joins broker instances: a bridge publishes what local clients send and hands over what
+ * the other instances published. The broker knows nothing of how (redis.ts is the one that
+ * ships); tests and other transports implement the same three methods.
+ *
+ * A bridge never blocks the broker: `publish` queues (bounded) and returns; when the link to
+ * the other instances is down the instance keeps serving its own clients.
+ */
+export interface BrokerBridge {
+  /** Sends bytes to the other instances (not back to this one). */
+  publish(data: Uint8Array): void;
+  /** Called with what the other instances published. Set once, by the broker. */
+  subscribe(onData: (data: Buffer) => void): void;
+  /** Leaves the other instances. */
+  close(): Promise<void>;
+}
+
+/**
+ * Names and rooms shared by every chat instance: a name is unique across all of them and `/who`
+ * lists everyone in a room, wherever they are connected.
+ */
+export interface ChatDirectory {
+  /** The next automatic name's number (user1, user2, ...), never reused while the directory lives. */
+  nextUserNumber(): Promise<number>;
+  /** Takes `name` (case-insensitive) for `owner`; false when someone has it. */
+  claim(name: string, owner: string): Promise<boolean>;
+  /** Gives `name` back. */
+  release(name: string): Promise<void>;
+  /** Puts `name` in `room` (out of every other room). */
+  enter(room: string, name: string): Promise<void>;
+  /** Takes `name` out of `room`. */
+  leave(room: string, name: string): Promise<void>;
+  /** Everyone in `room`, sorted. */
+  members(room: string): Promise<string[]>;
+}
+
+/** The directory of a single instance: everything in this process. */
+export class LocalChatDirectory implements ChatDirectory {
+  #next = 1;
+  readonly #names = new Map<string, string>();
+  readonly #rooms = new Map<string, Set<string>>();
+
+  nextUserNumber(): Promise<number> {
+    return Promise.resolve(this.#next++);
+  }
+
+  claim(name: string, owner: string): Promise<boolean> {
+    const key = name.toLowerCase();
+    if (this.#names.has(key)) return Promise.resolve(false);
+    this.#names.set(key, owner);
+    return Promise.resolve(true);
+  }
+
+  release(name: string): Promise<void> {
+    this.#names.delete(name.toLowerCase());
+    return Promise.resolve();
+  }
+
+  enter(room: string, name: string): Promise<void> {
+    let set = this.#rooms.get(room);
+    if (set === undefined) this.#rooms.set(room, (set = new Set()));
+    set.add(name);
+    return Promise.resolve();
+  }
+
+  leave(room: string, name: string): Promise<void> {
+    const set = this.#rooms.get(room);
+    set?.delete(name);
+    if (set?.size === 0) this.#rooms.delete(room);
+    return Promise.resolve();
+  }
+
+  members(room: string): Promise<string[]> {
+    return Promise.resolve([...(this.#rooms.get(room) ?? [])].sort());
+  }
+}

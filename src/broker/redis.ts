@@ -1,0 +1,239 @@
+/**
+ * Brokers on several machines, joined by Redis pub/sub (`--redis redis://HOST:PORT`): what a
+ * client of one instance sends reaches the clients of every instance on the same channel, and
+ * chat names and rooms are kept in Redis so that they are one chat.
+ *
+ * What Redis pub/sub does not promise, and what is done about it:
+ * - Delivery is at most once: a message published while an instance is disconnected never
+ *   reaches it, and nothing is replayed. Each message carries its origin, so an instance never
+ *   delivers its own message twice (it also receives it from Redis).
+ * - A subscriber that falls behind is cut off by Redis (`client-output-buffer-limit pubsub`);
+ *   the client reconnects and resubscribes, and what was published meanwhile is lost.
+ * - Publishing never waits: at most `maxPendingBytes` may be on their way to Redis; beyond it
+ *   messages are dropped and counted, so a slow or absent Redis cannot grow our memory.
+ *
+ * When Redis goes away the instance keeps serving its own clients, says so once, reconnects
+ * with backoff (0.1 s doubling to 5 s) and says when it is back. Chat names claimed in Redis
+ * expire unless their instance renews them, so a crashed instance's names free up.
+ */
+import { randomBytes } from 'node:crypto';
+import { SocketkitError, toSocketkitError, type ErrorCode } from '../core/errors.js';
+import { LocalChatDirectory, type BrokerBridge, type ChatDirectory } from './bridge.js';
+
+export const DEFAULT_REDIS_CHANNEL = 'socketkit';
+/** Bytes on their way to Redis at most; more are dropped. */
+export const DEFAULT_REDIS_MAX_PENDING = 8 * 1024 * 1024;
+/** Chat names and room entries live this long in Redis unless renewed. */
+const NAME_TTL_S = 60;
+const RENEW_MS = 20_000;
+const ORIGIN_BYTES = 8;
+
+export interface RedisStatus {
+  readonly up: boolean;
+  /** The server, as given (without a password). */
+  readonly where: string;
+  readonly code?: ErrorCode;
+  readonly message?: string;
+}
+
+export interface RedisBridgeOptions {
+  readonly channel?: string;
+  readonly maxPendingBytes?: number;
+  /** Connection lost and regained (not called for the first connection's success). */
+  readonly onStatus?: (s: RedisStatus) => void;
+  readonly signal?: AbortSignal;
+}
+
+export interface RedisJoin {
+  readonly bridge: BrokerBridge & { readonly dropped: number; readonly up: boolean };
+  readonly directory: ChatDirectory;
+}
+
+/** The socket error inside a Redis client's error, when there is one. */
+function systemError(err: unknown): unknown {
+  const inner = (err as { socketError?: unknown; originalError?: unknown } | undefined)?.socketError ?? (err as { originalError?: unknown } | undefined)?.originalError;
+  return inner ?? err;
+}
+
+/** The URL without its password, for messages. */
+function shown(url: string): string {
+  try {
+    const u = new URL(url);
+    u.password = '';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * Connects to Redis at `url` and returns the bridge and chat directory of this instance. Fails
+ * at once (coded: ERR_CONN_REFUSED, ERR_UNKNOWN_HOST, ...) when the first connection does.
+ */
+export async function connectRedisBridge(url: string, options: RedisBridgeOptions = {}): Promise<RedisJoin> {
+  const { createClient } = await import('@redis/client');
+  const where = shown(url);
+  const channel = options.channel ?? DEFAULT_REDIS_CHANNEL;
+  const maxPending = options.maxPendingBytes ?? DEFAULT_REDIS_MAX_PENDING;
+  const origin = randomBytes(ORIGIN_BYTES);
+  let started = false;
+  const reconnectStrategy = (retries: number, cause: Error): number | Error => (started ? Math.min(100 * 2 ** retries, 5000) : cause);
+  const pub = createClient({ url, disableOfflineQueue: true, socket: { reconnectStrategy, connectTimeout: 5000 } });
+  const sub = pub.duplicate();
+  let up = false;
+  let lastDown = '';
+  const down = (err: unknown): void => {
+    const e = toSocketkitError(systemError(err), where);
+    if (!started) return;
+    if (up || lastDown !== e.message) options.onStatus?.({ up: false, where, code: e.code, message: e.message });
+    up = false;
+    lastDown = e.message;
+  };
+  const ready = (): void => {
+    if (started && !up) options.onStatus?.({ up: true, where });
+    up = true;
+    lastDown = '';
+  };
+  pub.on('error', down);
+  sub.on('error', down);
+  pub.on('ready', ready);
+  try {
+    await pub.connect();
+    await sub.connect();
+  } catch (err) {
+    for (const c of [pub, sub]) {
+      try {
+        c.destroy();
+      } catch {
+        // Already closed by the failed connect.
+      }
+    }
+    // The client wraps the socket's error (ECONNREFUSED, ENOTFOUND, ...) as `socketError`.
+    const e = toSocketkitError(systemError(err), where);
+    throw new SocketkitError(e.code === 'ERR_INTERNAL' ? 'ERR_IO' : e.code, `redis: ${e.message}`, { cause: err });
+  }
+  started = true;
+  up = true;
+
+  let pendingBytes = 0;
+  let dropped = 0;
+  let onData: ((data: Buffer) => void) | undefined;
+  await sub.subscribe(
+    channel,
+    (message: Buffer) => {
+      if (message.length < ORIGIN_BYTES || message.subarray(0, ORIGIN_BYTES).equals(origin)) return;
+      onData?.(message.subarray(ORIGIN_BYTES));
+    },
+    true,
+  );
+
+  const local = new LocalChatDirectory();
+  const owned = new Map<string, string>(); // lower-case name -> room key it is in ('' for none)
+  const nameKey = (name: string): string => `${channel}:nick:${name.toLowerCase()}`;
+  const roomKey = (room: string): string => `${channel}:room:${room}`;
+  const me = origin.toString('hex');
+  /** A Redis call, or the local directory's answer while Redis is away. */
+  const either = async <T>(remote: () => Promise<T>, fallback: () => Promise<T>): Promise<T> => {
+    if (!up) return fallback();
+    try {
+      return await remote();
+    } catch (err) {
+      down(err);
+      return fallback();
+    }
+  };
+  const renew = setInterval(() => {
+    if (!up) return;
+    for (const [name, room] of owned) {
+      pub.expire(nameKey(name), NAME_TTL_S).catch(down);
+      if (room) pub.zAdd(roomKey(room), { score: Date.now(), value: name }).catch(down);
+    }
+  }, RENEW_MS);
+  renew.unref();
+
+  const directory: ChatDirectory = {
+    nextUserNumber: () => either(async () => Number(await pub.incr(`${channel}:users`)), () => local.nextUserNumber().then((n) => 1_000_000 + n)),
+    claim: (name, owner) =>
+      either(
+        async () => (await pub.set(nameKey(name), `${me}:${owner}`, { NX: true, EX: NAME_TTL_S })) === 'OK',
+        () => local.claim(name, owner),
+      ).then((ok) => {
+        if (ok) owned.set(name.toLowerCase(), '');
+        return ok;
+      }),
+    release: async (name) => {
+      owned.delete(name.toLowerCase());
+      await local.release(name);
+      await either(
+        async () => void (await pub.del(nameKey(name))),
+        () => Promise.resolve(),
+      );
+    },
+    enter: async (room, name) => {
+      if (owned.has(name.toLowerCase())) owned.set(name.toLowerCase(), room);
+      await local.enter(room, name);
+      // Room entries are scored by when they were last renewed; old ones are a dead instance's.
+      await either(
+        async () => void (await pub.zAdd(roomKey(room), { score: Date.now(), value: name })),
+        () => Promise.resolve(),
+      );
+    },
+    leave: async (room, name) => {
+      await local.leave(room, name);
+      await either(
+        async () => void (await pub.zRem(roomKey(room), name)),
+        () => Promise.resolve(),
+      );
+    },
+    members: (room) =>
+      either(
+        async () => {
+          await pub.zRemRangeByScore(roomKey(room), 0, Date.now() - NAME_TTL_S * 1000);
+          return (await pub.zRange(roomKey(room), 0, -1)).sort();
+        },
+        () => local.members(room),
+      ),
+  };
+
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    clearInterval(renew);
+    for (const name of owned.keys()) await pub.del(nameKey(name)).catch(() => undefined);
+    owned.clear();
+    await Promise.allSettled([sub.close(), pub.close()]);
+  };
+  options.signal?.addEventListener('abort', () => void close(), { once: true });
+
+  const bridge = {
+    get dropped() {
+      return dropped;
+    },
+    get up() {
+      return up;
+    },
+    publish(data: Uint8Array): void {
+      if (!up || pendingBytes + data.byteLength > maxPending) {
+        dropped++;
+        return;
+      }
+      const message = Buffer.concat([origin, data]);
+      pendingBytes += message.length;
+      pub
+        .publish(channel, message)
+        .catch((err: unknown) => {
+          dropped++;
+          down(err);
+        })
+        .finally(() => {
+          pendingBytes -= message.length;
+        });
+    },
+    subscribe(listener: (data: Buffer) => void): void {
+      onData = listener;
+    },
+    close,
+  };
+  return { bridge, directory };
+}
