@@ -21,6 +21,7 @@ import type { ListenOptions, ListenTransport, Listener } from '../net/listen.js'
 import { peerOf, startServer as startManagedServer, type AcceptErrorReport, type ManagedServer, type Protocol } from '../server/server.js';
 import type { ConnectionActivity } from '../server/idle.js';
 import type { ServerCounters } from '../server/stats.js';
+import { DEFAULT_STALL_TIMEOUT_MS } from './constants.js';
 import { collectEntries, type SkippedEntry } from './entries.js';
 import type { TransferEvent, TransferSummary } from './events.js';
 import { Link, type LinkOptions } from './link.js';
@@ -289,6 +290,25 @@ async function startServer(ep: Endpoint, options: TransferServerOptions, handle:
   return s;
 }
 
+/**
+ * A raw transfer is over for us once the kernel has the file, but the socket stays open until the
+ * peer has read the tail still in the kernel's buffers (megabytes) and closes. That peer is
+ * reading, not idle, though no counter here moves: the connection counts as busy until it closes,
+ * for at most the stall timeout (which bounds every wait of a transfer).
+ */
+function drainingTail(socket: Socket, activity: Activity, stallMs: number): void {
+  if (socket.closed || stallMs <= 0) return;
+  activity.busy++;
+  const done = (): void => {
+    clearTimeout(timer);
+    socket.removeListener('close', done);
+    activity.busy--;
+  };
+  const timer = setTimeout(done, stallMs);
+  timer.unref();
+  socket.once('close', done);
+}
+
 /** Counts a transfer's progress events as activity (and verified files as round trips), and passes them on. */
 function onTransferEvent(emit: (e: TransferServerEvent) => void, ctx: ConnectionContext): (detail: TransferEvent) => void {
   return (detail) => {
@@ -328,6 +348,7 @@ export async function startFileServer(ep: Endpoint, options: FileServerOptions):
       // The same bytes in the server's statistics: what the socket did not count is added to its total.
       if (raw.zeroCopy === true) ctx.counters.closedBytesOut += Math.max(0, raw.bytes - (socket.bytesWritten ?? 0));
       ctx.counters.roundTrips++;
+      drainingTail(socket, ctx.activity, options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS);
       return { raw };
     });
   }
