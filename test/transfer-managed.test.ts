@@ -7,10 +7,11 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
-import { readFile, writeFile } from 'node:fs/promises';
+import { open, readFile, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseEndpoint, type Endpoint } from '../src/net/endpoint.js';
+import { startReceiveServer, upload, summaryError, type TransferServerEvent } from '../src/transfer/index.js';
 import { runCli, spawnCli, type Spawned } from './helpers/cli.js';
 import { SkftPeer } from './helpers/skft-peer.js';
 import { tempDir } from './helpers/tmp.js';
@@ -221,5 +222,38 @@ describe('serve and receive: --stats and --deny', () => {
     assert.equal(refused['code'], 'ERR_ACCESS_DENIED');
     const stopped = await stop(server);
     assert.deepEqual([stopped['accepted'], stopped['refused'], stopped['files']], [0, 1, 0]);
+  });
+});
+
+describe('startReceiveServer: idleTimeoutMs and a disk that is behind', () => {
+  it('an upload whose receiver waits on a slow disk write (nothing moving on the wire) is not idle-closed', { timeout: CASE_MS }, async (t) => {
+    const dir = tempDir(t, 'sk-managed-');
+    const src = join(dir, 'big.bin');
+    // More than the receiver's write buffer (8 MiB): while the disk stalls, the link stops reading.
+    const data = randomBytes(12 * 1024 * 1024);
+    await writeFile(src, data);
+    const inbox = join(dir, 'inbox');
+    // A slow disk: the receiver's first write into the inbox takes 1.2 s, four idle timeouts.
+    const probe = await open(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { writev: FileHandle['writev'] };
+    await probe.close();
+    const original = proto.writev;
+    let stalled = 0;
+    t.mock.method(proto, 'writev', async function (this: FileHandle, ...args: Parameters<FileHandle['writev']>) {
+      if (stalled === 0) {
+        stalled++;
+        await delay(1_200);
+      }
+      return original.apply(this, args);
+    });
+    const events: TransferServerEvent[] = [];
+    const server = await startReceiveServer({ kind: 'inet', host: '127.0.0.1', port: 0 }, { dir: inbox, idleTimeoutMs: 300, onEvent: (e) => events.push(e) });
+    t.after(() => server.close());
+    const summary = await upload(server.endpoint, [src]);
+    assert.equal(summaryError(summary), undefined);
+    assert.equal(stalled, 1, 'the write was stalled');
+    assert.ok((await readFile(join(inbox, 'big.bin'))).equals(data));
+    assert.deepEqual(events.filter((e) => e.event === 'idle'), []);
+    assert.equal(server.managed.stats().idleClosed, 0);
   });
 });

@@ -164,15 +164,16 @@ interface Activity {
 
 /**
  * The transfers' idle notion for the managed server. A connection is busy while it waits on
- * local work, or while its socket is paused by us: the link stops reading when the consumer (the
- * disk) is behind, so the peer's silence is our doing.
+ * local work, or while we have paused its socket (the link stops reading when its consumer, the
+ * disk, is behind): the peer's silence is then our doing. But never while our own writes wait
+ * for the peer to read: a peer that sends and never reads can be idle like any other.
  */
 function transferActivity(activities: WeakMap<Socket, Activity>): ConnectionActivity {
   return {
     progress: (socket) => activities.get(socket)?.progress ?? 0,
     busy: (socket) => {
       const a = activities.get(socket);
-      return a !== undefined && (a.busy > 0 || socket.readableFlowing === false);
+      return a !== undefined && (a.busy > 0 || socket.readableFlowing === false) && !socket.writableNeedDrain;
     },
   };
 }
@@ -180,13 +181,33 @@ function transferActivity(activities: WeakMap<Socket, Activity>): ConnectionActi
 /**
  * The link the server's transfers run on: the library's, with its reports of local work also
  * counted for the idle sweep. (The receiver and sender call these on the link they are given.)
+ *
+ * With `localWaits` (the receiving role), every guarded wait counts as local work too: the
+ * receiver guards its waits for the disk (a write buffer to drain, files being finalized),
+ * while it waits for the peer in `next()`. The sender guards its waits for the peer's answers,
+ * so it does not pass `localWaits`.
  */
 class ServerLink extends Link {
   readonly #activity: Activity;
+  readonly #localWaits: boolean;
 
-  constructor(socket: Socket, options: LinkOptions, activity: Activity) {
+  constructor(socket: Socket, options: LinkOptions, activity: Activity, localWaits = false) {
     super(socket, options);
     this.#activity = activity;
+    this.#localWaits = localWaits;
+  }
+
+  override guard<T>(work: Promise<T>): Promise<T> {
+    const guarded = super.guard(work);
+    if (!this.#localWaits) return guarded;
+    const activity = this.#activity;
+    activity.busy++;
+    const done = (): void => {
+      activity.busy--;
+      activity.progress++;
+    };
+    guarded.then(done, done);
+    return guarded;
   }
 
   override markProgress(): void {
@@ -386,7 +407,7 @@ export async function startReceiveServer(ep: Endpoint, options: ReceiveServerOpt
   const emit = options.onEvent ?? (() => undefined);
   const claims = new Set<string>();
   return startServer(ep, options, async (socket, ctx) => {
-    const link = new ServerLink(socket, { peer: ctx.peer, ...(options.stallTimeoutMs !== undefined ? { stallTimeoutMs: options.stallTimeoutMs } : {}) }, ctx.activity);
+    const link = new ServerLink(socket, { peer: ctx.peer, ...(options.stallTimeoutMs !== undefined ? { stallTimeoutMs: options.stallTimeoutMs } : {}) }, ctx.activity, true);
     try {
       return {
         summary: await runReceiver(link, {
