@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseEndpoint, type Endpoint } from '../src/net/endpoint.js';
 import { startReceiveServer, upload, summaryError, type TransferServerEvent } from '../src/transfer/index.js';
-import { runCli, spawnCli, type Spawned } from './helpers/cli.js';
+import { BIN, runCli, spawnCli, spawnProcess, type Spawned } from './helpers/cli.js';
 import { SkftPeer } from './helpers/skft-peer.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -222,6 +222,33 @@ describe('serve and receive: --stats and --deny', () => {
     assert.equal(refused['code'], 'ERR_ACCESS_DENIED');
     const stopped = await stop(server);
     assert.deepEqual([stopped['accepted'], stopped['refused'], stopped['files']], [0, 1, 0]);
+  });
+});
+
+describe('serve and receive: out of descriptors', () => {
+  it('receive under ulimit -n 64: connections it cannot serve are counted and reported as ERR_NO_DESCRIPTORS, and it serves again after', { timeout: CASE_MS }, async (t) => {
+    const dir = tempDir(t, 'sk-managed-');
+    const file = join(dir, 'a.txt');
+    await writeFile(file, 'descriptors\n');
+    const proc = spawnProcess('sh', ['-c', `ulimit -n 64; exec "${process.execPath}" "${BIN}" receive --listen 127.0.0.1:0 --dir "${join(dir, 'inbox')}" --json --stats 0.2`], t);
+    const address = String((JSON.parse(await proc.stdout.waitFor((l) => l.includes('"listening"'))) as { address: string }).address);
+    const endpoint = parseEndpoint(address, { defaultHost: '127.0.0.1' });
+    const clients = await Promise.all(
+      Array.from({ length: 150 }, async () => {
+        const socket = await connectTo(endpoint);
+        socket.resume();
+        return socket;
+      }),
+    );
+    await proc.stdout.waitFor((l) => l.includes('"accept-error"') && l.includes('ERR_NO_DESCRIPTORS'));
+    const stats = JSON.parse(await proc.stdout.waitFor((l) => l.includes('"event":"stats"') && Number((JSON.parse(l) as { acceptErrors: number }).acceptErrors) > 50)) as Record<string, number>;
+    assert.ok(stats['refused']! >= stats['acceptErrors']!, JSON.stringify(stats));
+    for (const c of clients) c.destroy();
+    await proc.stdout.waitFor((l) => l.includes('"event":"stats"') && (JSON.parse(l) as { connections: number }).connections === 0);
+    const sent = await runCli(['send', address, file], { timeoutMs: 15_000 });
+    assert.equal(sent.code, 0, sent.stderr.toString());
+    proc.kill('SIGTERM');
+    assert.equal((await proc.waitExit()).code, 0, proc.stderr.text);
   });
 });
 
