@@ -20,12 +20,17 @@ export function statsLine(report: Reporter, io: CommandIO, global: GlobalFlags, 
   else report.event('stats', { ...s, ...r }, serverStatsText(s, r));
 }
 
+/** The line for connections lost to accept failures: `! out of file descriptors ...: N connection(s) closed unserved (CODE)`. */
+export function acceptErrorText(e: AcceptErrorReport): string {
+  return `! ${e.message}: ${e.count.toLocaleString('en-US')} connection(s) closed unserved (${e.code})`;
+}
+
 /**
  * Connections lost to accept failures (out of descriptors), already rate-limited by the server:
  * one coded line, printed even with -q (it says the server is failing, not who connected).
  */
 export function acceptErrorLine(report: Reporter, io: CommandIO, global: GlobalFlags, e: AcceptErrorReport): void {
-  const text = `! ${e.message}: ${e.count.toLocaleString('en-US')} connection(s) closed unserved (${e.code})`;
+  const text = acceptErrorText(e);
   if (global.quiet && !global.json) io.stderr.write(`${text}\n`);
   else report.event('accept-error', { code: e.code, message: e.message, count: e.count }, text);
 }

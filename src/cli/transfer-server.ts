@@ -8,7 +8,7 @@ import type { CommandIO, GlobalFlags } from './command.js';
 import type { Reporter } from './report.js';
 import { formatBytes } from './report.js';
 import { summaryFields, summaryLine, type createTransferView } from './progress.js';
-import { serverStatsText, type ManagedServerValues } from './server-report.js';
+import { acceptErrorText, serverStatsText, type ManagedServerValues } from './server-report.js';
 import type { Endpoint } from '../net/endpoint.js';
 import { serve, type AcceptErrorReport, type ServerStats, type StatsRates } from '../server/index.js';
 import { summaryError, type TransferServer, type TransferServerEvent, type TransferServerOptions, type TransferSummary } from '../transfer/index.js';
@@ -99,7 +99,7 @@ export async function runTransferServer(run: TransferServerRun): Promise<Transfe
     else view.line(text);
   };
   const onAcceptError = (e: AcceptErrorReport): void =>
-    serverLine('accept-error', { code: e.code, message: e.message, count: e.count }, `! ${e.message}: ${e.count.toLocaleString('en-US')} connection(s) closed unserved (${e.code})`);
+    serverLine('accept-error', { code: e.code, message: e.message, count: e.count }, acceptErrorText(e));
   // With --once, the server is done after its one client: serve() then stops as it does on a signal.
   const finished = new AbortController();
   let server: TransferServer | undefined;

@@ -45,7 +45,7 @@ export type TransferServerEvent =
       readonly error?: { readonly code: string; readonly message: string };
     }
   | { readonly event: 'refused'; readonly peer: string; readonly reason: string }
-  /** Closed by the idle timeout (the connection's 'disconnect' follows, with the error it caused). */
+  /** Closed by the idle timeout (its 'disconnect' says how the transfer ended: cut, unless it was over). */
   | { readonly event: 'idle'; readonly peer: string; readonly idleMs: number }
   | { readonly event: 'skipped'; readonly source: string; readonly reason: string };
 
