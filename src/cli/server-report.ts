@@ -1,10 +1,11 @@
 /**
  * How every listening command (echo-server, serve, receive) shows what the managed server
- * reports beyond its own events: statistics lines and accept failures.
+ * reports beyond its own events: statistics lines and accept failures; and the options they share.
  */
-import type { CommandIO, GlobalFlags } from './command.js';
+import type { CommandIO, GlobalFlags, OptionSpec } from './command.js';
 import type { Reporter } from './report.js';
 import { formatBytes } from './report.js';
+import { parseCount, parseDurationMs, str } from './values.js';
 import type { AcceptErrorReport, ServerStats, StatsRates } from '../server/index.js';
 
 /** One statistics line: `stats: N open, N accepted, N refused, ...`. */
@@ -19,12 +20,54 @@ export function statsLine(report: Reporter, io: CommandIO, global: GlobalFlags, 
   else report.event('stats', { ...s, ...r }, serverStatsText(s, r));
 }
 
+/** The line for connections lost to accept failures: `! out of file descriptors ...: N connection(s) closed unserved (CODE)`. */
+export function acceptErrorText(e: AcceptErrorReport): string {
+  return `! ${e.message}: ${e.count.toLocaleString('en-US')} connection(s) closed unserved (${e.code})`;
+}
+
 /**
  * Connections lost to accept failures (out of descriptors), already rate-limited by the server:
  * one coded line, printed even with -q (it says the server is failing, not who connected).
  */
 export function acceptErrorLine(report: Reporter, io: CommandIO, global: GlobalFlags, e: AcceptErrorReport): void {
-  const text = `! ${e.message}: ${e.count.toLocaleString('en-US')} connection(s) closed unserved (${e.code})`;
+  const text = acceptErrorText(e);
   if (global.quiet && !global.json) io.stderr.write(`${text}\n`);
   else report.event('accept-error', { code: e.code, message: e.message, count: e.count }, text);
+}
+
+/** The shortest --stats interval, ms (a smaller one is raised to it: statistics, not a busy loop). */
+export const MIN_STATS_INTERVAL_MS = 100;
+
+/**
+ * The managed server's own options, one spec for every listening command that runs on it
+ * (echo-server, serve, receive). None has a default: not given, the feature is off.
+ */
+export const MANAGED_SERVER_OPTIONS = {
+  'max-conns': { type: 'string', value: 'N', help: 'serve at most N connections at once (with --workers, split evenly between them); more are refused: closed, counted, logged' },
+  'idle-timeout': {
+    type: 'string',
+    value: 'SECONDS',
+    help: 'close connections with no byte in or out for this long (slowloris); a transfer that reads or writes its files, or waits on its disk, is not idle',
+  },
+  stats: { type: 'string', value: 'SECONDS', help: 'print statistics this often (they are always printed at exit)' },
+} as const satisfies Readonly<Record<string, OptionSpec>>;
+
+/** What {@link MANAGED_SERVER_OPTIONS} ask for (undefined: not given). */
+export interface ManagedServerValues {
+  readonly maxConnections: number | undefined;
+  /** 0 (or undefined) is no idle timeout. */
+  readonly idleTimeoutMs: number | undefined;
+  readonly statsIntervalMs: number | undefined;
+}
+
+/** Reads {@link MANAGED_SERVER_OPTIONS} from a command's values; ERR_USAGE naming the option for a bad one. */
+export function managedServerValues(values: Record<string, unknown>): ManagedServerValues {
+  const maxText = str(values, 'max-conns');
+  const idleText = str(values, 'idle-timeout');
+  const statsText = str(values, 'stats');
+  return {
+    maxConnections: maxText !== undefined ? parseCount('max-conns', maxText) : undefined,
+    idleTimeoutMs: idleText !== undefined ? parseDurationMs('idle-timeout', idleText) : undefined,
+    statsIntervalMs: statsText !== undefined ? Math.max(MIN_STATS_INTERVAL_MS, parseDurationMs('stats', statsText)) : undefined,
+  };
 }

@@ -1,15 +1,24 @@
 /**
  * What the transfer commands share: how a transfer server's events are shown, running the
- * server until it is done (`--once`) or stopped (SIGINT/SIGTERM, with a grace period), and how
- * a client's summary ends a command.
+ * server on the managed server's loop (`serve()`: statistics, graceful stop) until it is done
+ * (`--once`) or stopped (SIGINT/SIGTERM, with a grace period), and how a client's summary ends a
+ * command.
  */
-import type { CommandIO } from './command.js';
+import type { CommandIO, GlobalFlags } from './command.js';
 import type { Reporter } from './report.js';
 import { formatBytes } from './report.js';
 import { summaryFields, summaryLine, type createTransferView } from './progress.js';
-import { summaryError, type TransferServer, type TransferServerEvent, type TransferSummary } from '../transfer/index.js';
+import { acceptErrorText, serverStatsText, type ManagedServerValues } from './server-report.js';
+import type { Endpoint } from '../net/endpoint.js';
+import { serve, type AcceptErrorReport, type ServerStats, type StatsRates } from '../server/index.js';
+import { summaryError, type TransferServer, type TransferServerEvent, type TransferServerOptions, type TransferSummary } from '../transfer/index.js';
 
 type TransferView = ReturnType<typeof createTransferView>;
+
+/** A refusal's code, when its reason ends with one (`... (ERR_ACCESS_DENIED)`). */
+function refusalCode(reason: string): string | undefined {
+  return /\((ERR_[A-Z0-9_]+)\)$/.exec(reason)?.[1];
+}
 
 /** Renders a transfer server's events: NDJSON with --json, else lines above the progress bars. */
 export function transferServerEvents(report: Reporter, view: TransferView): (e: TransferServerEvent) => void {
@@ -35,9 +44,15 @@ export function transferServerEvents(report: Reporter, view: TransferView): (e: 
         else if (e.summary) view.line(`- ${e.peer} (#${e.conn}) done: ${summaryLine(e.summary)}`);
         else if (e.raw) view.line(`- ${e.peer} (#${e.conn}) done: ${formatBytes(e.raw.bytes)} in ${e.raw.seconds.toFixed(2)} s, ${(e.raw.bytes / Math.max(1e-9, e.raw.seconds) / 1e9).toFixed(2)} GB/s${e.raw.zeroCopy ? ' (sendfile)' : ''}`);
         break;
-      case 'refused':
-        if (report.json) report.event('refused', { peer: e.peer, reason: e.reason });
+      case 'refused': {
+        const code = refusalCode(e.reason);
+        if (report.json) report.event('refused', { peer: e.peer, reason: e.reason, ...(code !== undefined ? { code } : {}) });
         else view.line(`! ${e.peer} refused: ${e.reason}`);
+        break;
+      }
+      case 'idle':
+        if (report.json) report.event('idle', { peer: e.peer, idleMs: e.idleMs });
+        else view.line(`~ ${e.peer} closed: idle for ${(e.idleMs / 1000).toFixed(1)} s`);
         break;
       case 'skipped':
         if (report.json) report.event('skipped', { source: e.source, reason: e.reason });
@@ -47,27 +62,107 @@ export function transferServerEvents(report: Reporter, view: TransferView): (e: 
   };
 }
 
+/** What {@link runTransferServer} needs. */
+export interface TransferServerRun {
+  readonly endpoint: Endpoint;
+  readonly io: CommandIO;
+  readonly global: GlobalFlags;
+  readonly report: Reporter;
+  readonly view: TransferView;
+  readonly graceMs: number;
+  /** --max-conns, --idle-timeout, --stats. */
+  readonly managed: ManagedServerValues;
+  /** Starts the server with the managed server's options added to the command's own. */
+  readonly start: (options: Pick<TransferServerOptions, 'maxConnections' | 'idleTimeoutMs' | 'onAcceptError' | 'clearStaleUnixSocket'>) => Promise<TransferServer>;
+  /** Called once the server listens, with its address. */
+  readonly onListening: (server: TransferServer, address: string) => void;
+}
+
+/** How a transfer server's run ended: the server, and the managed server's totals and average rates. */
+export interface TransferServerRunResult {
+  readonly server: TransferServer;
+  readonly stats: ServerStats;
+  readonly rates: StatsRates;
+}
+
 /**
- * Runs until the server is done (its one client with --once: a failed summary is thrown) or a
- * stop is requested, then closes it gracefully; the progress view is closed either way.
+ * Runs a transfer server until it is done (its one client with --once: a failed outcome is
+ * thrown) or a stop is requested, then closes it gracefully; the progress view is closed either
+ * way. Statistics (--stats) and accept failures are reported as echo-server reports them.
  */
-export async function runTransferServer(server: TransferServer, io: CommandIO, view: TransferView, graceMs: number): Promise<void> {
+export async function runTransferServer(run: TransferServerRun): Promise<TransferServerRunResult> {
+  const { io, global, report, view } = run;
+  // Lines above the progress bars; with -q, what was asked for (--stats) or says the server fails still prints.
+  const serverLine = (name: string, fields: Record<string, unknown>, text: string): void => {
+    if (report.json) report.event(name, fields);
+    else if (global.quiet) io.stderr.write(`${text}\n`);
+    else view.line(text);
+  };
+  const onAcceptError = (e: AcceptErrorReport): void =>
+    serverLine('accept-error', { code: e.code, message: e.message, count: e.count }, acceptErrorText(e));
+  // With --once, the server is done after its one client: serve() then stops as it does on a signal.
+  const finished = new AbortController();
+  let server: TransferServer | undefined;
   try {
-    const stop = new Promise<'stop'>((resolve) => {
-      if (io.shutdown.aborted) resolve('stop');
-      else io.shutdown.addEventListener('abort', () => resolve('stop'), { once: true });
+    const { maxConnections, idleTimeoutMs, statsIntervalMs } = run.managed;
+    const result = await serve({
+      endpoint: run.endpoint,
+      workers: 1,
+      graceMs: run.graceMs,
+      shutdown: AbortSignal.any([io.shutdown, finished.signal]),
+      ...(maxConnections !== undefined ? { maxConnections } : {}),
+      ...(statsIntervalMs !== undefined ? { statsIntervalMs } : {}),
+      start: async (one) => {
+        const s = await run.start({
+          ...(one.maxConnections !== undefined ? { maxConnections: one.maxConnections } : {}),
+          ...(idleTimeoutMs !== undefined && idleTimeoutMs > 0 ? { idleTimeoutMs } : {}),
+          onAcceptError,
+          clearStaleUnixSocket: one.clearStaleUnixSocket,
+        });
+        server = s;
+        s.done.then(
+          () => finished.abort(),
+          () => finished.abort(),
+        );
+        return s.managed;
+      },
+      onListening: (address) => {
+        if (server) run.onListening(server, address);
+      },
+      onStats: (st, r) => serverLine('stats', { ...st, ...r }, serverStatsText(st, r)),
+      onStopping: (open, ms) => {
+        if (open > 0) view.line(`stopping: ${open} transfer(s) running, waiting up to ${ms / 1000} s`);
+      },
     });
-    const outcome = await Promise.race([stop, server.done]);
-    if (outcome === 'stop') {
-      if (server.stats.active > 0) view.line(`stopping: ${server.stats.active} transfer(s) running, waiting up to ${graceMs / 1000} s`);
-      await server.close(graceMs);
-    } else if (outcome.summary) {
-      const err = summaryError(outcome.summary);
+    const s = server!;
+    // serve() closed the managed server; this settles `done` (close is idempotent).
+    await s.close(0);
+    // Done by --once (not stopped by a signal): its one client's outcome is the command's.
+    if (!io.shutdown.aborted && s.stats.connections > 0) {
+      const outcome = await s.done;
+      const err = outcome.summary ? summaryError(outcome.summary) : undefined;
       if (err) throw err;
     }
+    return { server: s, stats: result.stats, rates: result.rates };
   } finally {
     view.close();
   }
+}
+
+/**
+ * The `stopped` result of serve and receive: the managed server's totals (as echo-server
+ * reports them), then what was transferred.
+ */
+export function reportStopped(report: Reporter, io: CommandIO, global: GlobalFlags, run: TransferServerRunResult, what: string, statsAsked: boolean): void {
+  const { stats: st, rates: r } = run;
+  const t = run.server.stats;
+  report.result(
+    'stopped',
+    { ...st, active: st.connections, seconds: Math.round(r.seconds * 1000) / 1000, files: t.files, bytes: t.bytes, failed: t.failed },
+    `${what} ${st.accepted} client(s): ${t.files} file(s), ${formatBytes(t.bytes)}${t.failed ? `; ${t.failed} failed` : ''}; ${st.refused} refused, ${st.idleClosed} idle-closed\n${serverStatsText(st, r)} (average over ${r.seconds.toFixed(1)} s)`,
+  );
+  // -q silences the result, but statistics asked for with --stats are printed at exit too.
+  if (global.quiet && !global.json && statsAsked) io.stderr.write(`${serverStatsText(st, r)} (average over ${r.seconds.toFixed(1)} s, stopped)\n`);
 }
 
 /** Closes the progress view, reports a client's summary, and throws if any entry failed. */

@@ -12,6 +12,22 @@
 import type { Socket } from 'node:net';
 import { IDLE_SWEEPS_PER_TIMEOUT, MAX_IDLE_SWEEP_MS, MIN_IDLE_SWEEP_MS } from './defaults.js';
 
+/**
+ * What a protocol knows of a connection's progress that its byte counters do not show: a file
+ * transfer reads, hashes and writes files, sends with sendfile(2) past the socket's counters,
+ * and waits on its disk. Read once per sweep per connection, so keep both cheap.
+ */
+export interface ConnectionActivity {
+  /** A count that grows whenever the connection makes progress off the wire (file bytes read, hashed or written). */
+  progress(socket: Socket): number;
+  /**
+   * True while the connection waits on local work of unknown length (a disk that is behind, an
+   * fsync): no byte moves, and it is not the peer's doing, so it is not idle. Its idle time
+   * counts from when it stops being busy.
+   */
+  busy(socket: Socket): boolean;
+}
+
 export interface IdleSweeperOptions {
   /** A connection with no byte in or out for this long (ms) is idle. */
   readonly timeoutMs: number;
@@ -19,6 +35,8 @@ export interface IdleSweeperOptions {
   readonly onIdle?: (socket: Socket, idleMs: number) => void;
   /** Milliseconds between sweeps; default a quarter of the timeout, within 10 ms .. 5 s. */
   readonly intervalMs?: number;
+  /** Progress beyond the byte counters (see {@link ConnectionActivity}); default: bytes only. */
+  readonly activity?: ConnectionActivity;
 }
 
 /** Per connection: the byte count seen last and when it last changed. */
@@ -38,6 +56,7 @@ export class IdleSweeper {
   readonly intervalMs: number;
   readonly #connections: Iterable<Socket>;
   readonly #onIdle: (socket: Socket, idleMs: number) => void;
+  readonly #activity: ConnectionActivity | undefined;
   /** Weak, so a closed socket's mark goes with it: no cleanup pass needed. */
   readonly #marks = new WeakMap<Socket, Mark>();
   #timer: NodeJS.Timeout | undefined;
@@ -49,6 +68,7 @@ export class IdleSweeper {
     this.intervalMs = options.intervalMs ?? idleSweepInterval(options.timeoutMs);
     this.#connections = connections;
     this.#onIdle = options.onIdle ?? ((socket) => socket.destroy());
+    this.#activity = options.activity;
     this.#timer = setInterval(() => this.sweep(), this.intervalMs);
     this.#timer.unref(); // the server keeps the process alive, not its sweeper
   }
@@ -56,12 +76,13 @@ export class IdleSweeper {
   /** One pass: returns how many connections were found idle (and handed to `onIdle`). */
   sweep(now: number = performance.now()): number {
     const idle: Array<[Socket, number]> = [];
+    const activity = this.#activity;
     for (const socket of this.#connections) {
       if (socket.destroyed) continue;
-      const bytes = socket.bytesRead + (socket.bytesWritten ?? 0);
+      const bytes = socket.bytesRead + (socket.bytesWritten ?? 0) + (activity ? activity.progress(socket) : 0);
       const mark = this.#marks.get(socket);
       if (mark === undefined) this.#marks.set(socket, { bytes, since: now });
-      else if (mark.bytes !== bytes) {
+      else if (mark.bytes !== bytes || activity?.busy(socket) === true) {
         mark.bytes = bytes;
         mark.since = now;
       } else if (now - mark.since >= this.timeoutMs) idle.push([socket, now - mark.since]);

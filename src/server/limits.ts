@@ -13,7 +13,7 @@ export type AdmitCheck = (socket: Socket, listener: Listener) => string | undefi
  */
 export function connectionLimit(max: number): AdmitCheck {
   if (!Number.isSafeInteger(max) || max < 1) throw new SocketkitError('ERR_INVALID_ARG', `connection limit must be a whole number from 1, not ${max}`);
-  const reason = `connection limit reached (${max} open)`;
+  const reason = `connection limit reached: ${max} open (ERR_CONN_LIMIT)`;
   return (_socket, listener) => (listener.open >= max ? reason : undefined);
 }
 

@@ -90,6 +90,29 @@ function untilAborted(...signals: AbortSignal[]): Promise<void> {
   });
 }
 
+/**
+ * `ready`'s value, or undefined if `signal` aborts first (a stop while the workers start). The
+ * abort listener goes as soon as either settles: nothing stays attached to the long-lived signal
+ * (as a `Promise.race` with `untilAborted()` would leave it until shutdown).
+ */
+function readyUnlessAborted<T>(ready: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  if (signal.aborted) return Promise.resolve(undefined);
+  return new Promise<T | undefined>((resolve, reject) => {
+    const onAbort = (): void => resolve(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+    ready.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
 /** A ticker that reports statistics and the rates since its previous report. */
 function statsTicker(intervalMs: number | undefined, read: () => ServerStats | Promise<ServerStats>, report: ServeOptions['onStats']): () => void {
   if (intervalMs === undefined || !report) return () => undefined;
@@ -153,7 +176,7 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
       ...(options.onClusterEvent ? { onEvent: options.onClusterEvent } : {}),
     });
     try {
-      const address = await Promise.race([primary.ready(), untilAborted(options.shutdown).then(() => undefined)]);
+      const address = await readyUnlessAborted(primary.ready(), options.shutdown);
       if (address !== undefined) options.onListening?.(address, options.workers);
     } catch (err) {
       await primary.stop(0);

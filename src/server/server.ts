@@ -20,7 +20,7 @@ import { listen, type ListenTransport, type Listener } from '../net/listen.js';
 import { formatPeer, type Endpoint } from '../net/endpoint.js';
 import { toSocketkitError } from '../core/errors.js';
 import { connectionLimit, type AdmitCheck } from './limits.js';
-import { IdleSweeper } from './idle.js';
+import { IdleSweeper, type ConnectionActivity } from './idle.js';
 import { newCounters, type ServerCounters, type ServerStats } from './stats.js';
 import { Throttle } from './throttle.js';
 import { ACCEPT_ERROR_REPORT_MS } from './defaults.js';
@@ -68,6 +68,8 @@ export interface ManagedServerOptions {
   readonly maxConnections?: number;
   /** Close connections with no byte in or out for this long, ms. Default (or 0): never. */
   readonly idleTimeoutMs?: number;
+  /** For the idle timeout: progress the protocol sees beyond the byte counters (a file transfer's disk work). */
+  readonly activity?: ConnectionActivity;
   /** Per-connection events. Without it the server keeps no per-connection state at all. */
   readonly onEvent?: (e: ServerEvent) => void;
   /** Accept failures, rate-limited (independent of `onEvent`: a quiet server still says it is out of descriptors). */
@@ -218,6 +220,7 @@ export async function startServer(ep: Endpoint, options: ManagedServerOptions): 
     idleMs > 0
       ? new IdleSweeper(listener.connections, {
           timeoutMs: idleMs,
+          ...(options.activity ? { activity: options.activity } : {}),
           onIdle: (socket, ms) => {
             counters.idleClosed++;
             if (onEvent) {

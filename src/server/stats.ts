@@ -5,7 +5,7 @@
 
 /** Counters a managed server keeps. Plain numbers, incremented in place by the server and its protocol. */
 export interface ServerCounters {
-  /** Replies sent: reads echoed (byte echo) or messages echoed (framed). */
+  /** Replies sent: reads echoed (byte echo) or messages echoed (framed); files transferred (serve, receive). */
   roundTrips: number;
   /** Connections closed by the idle timeout. */
   idleClosed: number;

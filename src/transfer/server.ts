@@ -2,15 +2,29 @@
  * The listening side of transfers: a file server (`serve`, framed or raw) that sends to every
  * client that connects, and a drop box (`receive`) that stores what clients send. Both handle
  * any number of clients at once, each on its own connection with its own limits.
+ *
+ * Both are protocols of the managed server (src/server): the connection limit, the idle
+ * timeout, allow/deny, TLS (socket identity stays in `listen()`), accept-failure reports and the
+ * server statistics are the echo server's, not a copy of them.
+ *
+ * Idle, for a transfer: no byte moves on the connection, no file byte is read, hashed or written
+ * for it, and it is not waiting on its disk (a write that is behind, an fsync, another
+ * connection's claim on a name). A connection that is transferring, or whose peer waits for our
+ * disk, is never idle; a client that connects and says nothing, or stops mid-transfer, is. (The
+ * stall timeout is the transfer's own watchdog and stays as it was.)
  */
 import type { Socket } from 'node:net';
 import { stat } from 'node:fs/promises';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
-import { formatPeer, type Endpoint } from '../net/endpoint.js';
-import { listen, type ListenOptions, type ListenTransport, type Listener } from '../net/listen.js';
+import type { Endpoint } from '../net/endpoint.js';
+import type { ListenOptions, ListenTransport, Listener } from '../net/listen.js';
+import { peerOf, startServer as startManagedServer, type AcceptErrorReport, type ManagedServer, type Protocol } from '../server/server.js';
+import type { ConnectionActivity } from '../server/idle.js';
+import type { ServerCounters } from '../server/stats.js';
+import { DEFAULT_STALL_TIMEOUT_MS } from './constants.js';
 import { collectEntries, type SkippedEntry } from './entries.js';
 import type { TransferEvent, TransferSummary } from './events.js';
-import { Link } from './link.js';
+import { Link, type LinkOptions } from './link.js';
 import { sendRawFile, type RawResult } from './raw.js';
 import { runReceiver } from './receiver.js';
 import { runSender } from './sender.js';
@@ -31,6 +45,8 @@ export type TransferServerEvent =
       readonly error?: { readonly code: string; readonly message: string };
     }
   | { readonly event: 'refused'; readonly peer: string; readonly reason: string }
+  /** Closed by the idle timeout (its 'disconnect' says how the transfer ended: cut, unless it was over). */
+  | { readonly event: 'idle'; readonly peer: string; readonly idleMs: number }
   | { readonly event: 'skipped'; readonly source: string; readonly reason: string };
 
 /** Options both servers take. */
@@ -48,6 +64,17 @@ export interface TransferServerOptions {
   readonly transport?: ListenTransport;
   /** Another admission check (allow/deny lists): a reason to refuse a connection, or undefined. */
   readonly admit?: ListenOptions['admit'];
+  /** Most connections open at once; more are refused (closed unread, counted, reported). Default: no limit. */
+  readonly maxConnections?: number;
+  /**
+   * Close a connection that has been idle this long, ms (see the module comment for what idle
+   * means here). Default (or 0): never.
+   */
+  readonly idleTimeoutMs?: number;
+  /** Connections lost to accept failures (out of descriptors), rate-limited as the managed server reports them. */
+  readonly onAcceptError?: (e: AcceptErrorReport) => void;
+  /** See ListenOptions.clearStaleUnixSocket. */
+  readonly clearStaleUnixSocket?: boolean;
 }
 
 /** Options of {@link startFileServer}. */
@@ -78,7 +105,7 @@ export interface ConnectionOutcome {
   readonly raw?: RawResult;
 }
 
-/** Totals of a server so far. */
+/** Totals of a server so far (the transfers; connection statistics are {@link TransferServer.managed}'s). */
 export interface TransferServerStats {
   /** Connections accepted. */
   connections: number;
@@ -94,7 +121,8 @@ export interface TransferServerStats {
 
 /** A running transfer server. */
 export class TransferServer {
-  readonly listener: Listener;
+  /** The managed server it runs on: connection statistics (`stats()`), limits, idle timeout. */
+  readonly managed: ManagedServer;
   readonly stats: TransferServerStats;
   /**
    * With `once`: settles when the one connection is over — resolves with its outcome, rejects
@@ -104,25 +132,109 @@ export class TransferServer {
   readonly #onClosed: () => void;
 
   /** @internal use `startFileServer()` / `startReceiveServer()` */
-  constructor(listener: Listener, stats: TransferServerStats, done: Promise<ConnectionOutcome>, onClosed: () => void) {
-    this.listener = listener;
+  constructor(managed: ManagedServer, stats: TransferServerStats, done: Promise<ConnectionOutcome>, onClosed: () => void) {
+    this.managed = managed;
     this.stats = stats;
     this.done = done;
     this.#onClosed = onClosed;
   }
 
-  get endpoint(): Endpoint {
-    return this.listener.endpoint;
+  get listener(): Listener {
+    return this.managed.listener;
   }
 
-  /** Stops accepting; lets live transfers run for up to `graceMs`, then cuts them (partial files stay as `.part`). */
+  get endpoint(): Endpoint {
+    return this.managed.endpoint;
+  }
+
+  /** Stops accepting; lets live transfers run for up to `graceMs`, then cuts them (partial files stay as `.part`). Idempotent. */
   async close(graceMs = 0): Promise<void> {
-    await this.listener.close(graceMs);
+    await this.managed.close(graceMs);
     this.#onClosed();
   }
 }
 
-type Handler = (socket: Socket, conn: number, peer: string) => Promise<ConnectionOutcome>;
+/** What a connection does for its transfer off the wire, for the idle sweep (see {@link ConnectionActivity}). */
+interface Activity {
+  /** Grows with file bytes read, hashed or written, and with progress events. */
+  progress: number;
+  /** Local waits of unknown length in progress (fsync, another connection's claim). */
+  busy: number;
+}
+
+/**
+ * The transfers' idle notion for the managed server. A connection is busy while it waits on
+ * local work, or while we have paused its socket (the link stops reading when its consumer, the
+ * disk, is behind): the peer's silence is then our doing. But never while our own writes wait
+ * for the peer to read: a peer that sends and never reads can be idle like any other.
+ */
+function transferActivity(activities: WeakMap<Socket, Activity>): ConnectionActivity {
+  return {
+    progress: (socket) => activities.get(socket)?.progress ?? 0,
+    busy: (socket) => {
+      const a = activities.get(socket);
+      return a !== undefined && (a.busy > 0 || socket.readableFlowing === false) && !socket.writableNeedDrain;
+    },
+  };
+}
+
+/**
+ * The link the server's transfers run on: the library's, with its reports of local work also
+ * counted for the idle sweep. (The receiver and sender call these on the link they are given.)
+ *
+ * With `localWaits` (the receiving role), every guarded wait counts as local work too: the
+ * receiver guards its waits for the disk (a write buffer to drain, files being finalized),
+ * while it waits for the peer in `next()`. The sender guards its waits for the peer's answers,
+ * so it does not pass `localWaits`.
+ */
+class ServerLink extends Link {
+  readonly #activity: Activity;
+  readonly #localWaits: boolean;
+
+  constructor(socket: Socket, options: LinkOptions, activity: Activity, localWaits = false) {
+    super(socket, options);
+    this.#activity = activity;
+    this.#localWaits = localWaits;
+  }
+
+  override guard<T>(work: Promise<T>): Promise<T> {
+    const guarded = super.guard(work);
+    if (!this.#localWaits) return guarded;
+    const activity = this.#activity;
+    activity.busy++;
+    const done = (): void => {
+      activity.busy--;
+      activity.progress++;
+    };
+    guarded.then(done, done);
+    return guarded;
+  }
+
+  override markProgress(): void {
+    this.#activity.progress++;
+    super.markProgress();
+  }
+
+  override async busy<T>(work: Promise<T>): Promise<T> {
+    this.#activity.busy++;
+    try {
+      return await super.busy(work);
+    } finally {
+      this.#activity.busy--;
+      this.#activity.progress++;
+    }
+  }
+}
+
+/** What a connection handler gets: who it serves and its activity record. */
+interface ConnectionContext {
+  readonly conn: number;
+  readonly peer: string;
+  readonly activity: Activity;
+  readonly counters: ServerCounters;
+}
+
+type Handler = (socket: Socket, ctx: ConnectionContext) => Promise<ConnectionOutcome>;
 
 async function startServer(ep: Endpoint, options: TransferServerOptions, handle: Handler): Promise<TransferServer> {
   const emit = options.onEvent ?? (() => undefined);
@@ -131,16 +243,17 @@ async function startServer(ep: Endpoint, options: TransferServerOptions, handle:
   const done = new Promise<ConnectionOutcome>((resolve, reject) => (settle = { resolve, reject }));
   // Unobserved until someone asks; never an unhandled rejection.
   done.catch(() => undefined);
-  // Set once the listener is up; connections cannot arrive before that.
+  // Set once the server is up; connections cannot arrive before that.
   const ref: { server?: TransferServer } = {};
-  const onConnection = (socket: Socket): void => {
+  const activities = new WeakMap<Socket, Activity>();
+  const protocol: Protocol = (counters) => (socket) => {
     const conn = ++stats.connections;
     stats.active++;
-    const peer = ep.kind === 'unix' ? `unix#${conn}` : formatPeer(socket.remoteAddress, socket.remotePort);
+    const peer = peerOf(socket, ep, conn);
+    const activity: Activity = { progress: 0, busy: 0 };
+    activities.set(socket, activity);
     emit({ event: 'connect', conn, peer });
-    // Until the handler takes over, an early error must not be unhandled.
-    socket.on('error', () => undefined);
-    handle(socket, conn, peer).then(
+    handle(socket, { conn, peer, activity, counters }).then(
       (outcome) => {
         stats.active--;
         if (outcome.summary) {
@@ -168,15 +281,26 @@ async function startServer(ep: Endpoint, options: TransferServerOptions, handle:
       },
     );
   };
-  const listener = await listen(ep, {
-    onConnection,
-    // With `once`, the first client is the only one.
-    admit: (socket, l) => options.admit?.(socket, l) ?? (options.once && stats.connections >= 1 ? 'already serving its one client (--once)' : undefined),
+  // With `once`, the first client is the only one.
+  const onceCheck = options.once ? (): string | undefined => (stats.connections >= 1 ? 'already serving its one client (--once)' : undefined) : undefined;
+  const admit = options.admit;
+  const managed = await startManagedServer(ep, {
+    protocol,
+    activity: transferActivity(activities),
+    // Connect and disconnect are the transfer's own (with their outcome); refusals and idle closes are the server's.
+    onEvent: (e) => {
+      if (e.event === 'refused') emit({ event: 'refused', peer: e.peer, reason: e.reason });
+      else if (e.event === 'idle') emit({ event: 'idle', peer: e.peer, idleMs: e.idleMs });
+    },
+    ...(admit || onceCheck ? { admit: (socket: Socket, l: Listener) => admit?.(socket, l) ?? onceCheck?.() } : {}),
+    ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
+    ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+    ...(options.onAcceptError ? { onAcceptError: options.onAcceptError } : {}),
     ...(options.transport ? { transport: options.transport } : {}),
+    ...(options.clearStaleUnixSocket !== undefined ? { clearStaleUnixSocket: options.clearStaleUnixSocket } : {}),
   });
-  listener.on('refused', (peer, reason) => emit({ event: 'refused', peer, reason }));
   // Closed before its one client came (or closed at all, without `once`): nothing more to wait for.
-  const s = new TransferServer(listener, stats, done, () =>
+  const s = new TransferServer(managed, stats, done, () =>
     options.once && stats.connections === 0 ? settle.reject(new SocketkitError('ERR_ABORTED', 'server closed before a client connected')) : settle.resolve({}),
   );
   ref.server = s;
@@ -185,6 +309,35 @@ async function startServer(ep: Endpoint, options: TransferServerOptions, handle:
     else options.signal.addEventListener('abort', () => void s.close(0), { once: true });
   }
   return s;
+}
+
+/**
+ * A raw transfer is over for us once the kernel has the file, but the socket stays open until the
+ * peer has read the tail still in the kernel's buffers (megabytes) and closes. That peer is
+ * reading, not idle, though no counter here moves: the connection counts as busy until it closes,
+ * for at most the stall timeout (which bounds every wait of a transfer).
+ */
+function drainingTail(socket: Socket, activity: Activity, stallMs: number): void {
+  if (socket.closed || stallMs <= 0) return;
+  activity.busy++;
+  const done = (): void => {
+    clearTimeout(timer);
+    socket.removeListener('close', done);
+    activity.busy--;
+  };
+  const timer = setTimeout(done, stallMs);
+  timer.unref();
+  socket.once('close', done);
+}
+
+/** Counts a transfer's progress events as activity (and verified files as round trips), and passes them on. */
+function onTransferEvent(emit: (e: TransferServerEvent) => void, ctx: ConnectionContext): (detail: TransferEvent) => void {
+  return (detail) => {
+    ctx.activity.progress++;
+    // A file verified is the transfer's round trip (offer, data, result).
+    if (detail.event === 'file-done') ctx.counters.roundTrips++;
+    emit({ event: 'transfer', conn: ctx.conn, peer: ctx.peer, detail });
+  };
 }
 
 /**
@@ -204,24 +357,31 @@ export async function startFileServer(ep: Endpoint, options: FileServerOptions):
       throw toSocketkitError(err, path);
     });
     if (!st.isFile()) throw new SocketkitError('ERR_USAGE', `raw mode serves one regular file; ${path} is not one (serve folders without --raw)`);
-    return startServer(ep, options, async (socket, _conn, peer) => ({
-      raw: await sendRawFile(socket, path, {
+    return startServer(ep, options, async (socket, ctx) => {
+      const raw = await sendRawFile(socket, path, {
         ...common,
-        peer,
+        peer: ctx.peer,
+        // Bytes sent by sendfile(2) pass the socket's counters: this is their progress.
+        onProgress: () => void ctx.activity.progress++,
         ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
         ...(options.readAhead !== undefined ? { readAhead: options.readAhead } : {}),
-      }),
-    }));
+      });
+      // The same bytes in the server's statistics: what the socket did not count is added to its total.
+      if (raw.zeroCopy === true) ctx.counters.closedBytesOut += Math.max(0, raw.bytes - (socket.bytesWritten ?? 0));
+      ctx.counters.roundTrips++;
+      drainingTail(socket, ctx.activity, options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS);
+      return { raw };
+    });
   }
   // Fail now, not at the first client, if a path is missing.
   await collectEntries(options.paths, { onSkip: (s: SkippedEntry) => emit({ event: 'skipped', ...s }) });
-  return startServer(ep, options, async (socket, conn, peer) => {
-    const link = new Link(socket, { peer, ...common });
+  return startServer(ep, options, async (socket, ctx) => {
+    const link = new ServerLink(socket, { peer: ctx.peer, ...common }, ctx.activity);
     try {
       const entries = await collectEntries(options.paths);
       return {
         summary: await runSender(link, entries, {
-          onEvent: (detail) => emit({ event: 'transfer', conn, peer, detail }),
+          onEvent: onTransferEvent(emit, ctx),
           ...(options.software !== undefined ? { software: options.software } : {}),
           ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
           ...(options.readAhead !== undefined ? { readAhead: options.readAhead } : {}),
@@ -246,14 +406,14 @@ export async function startFileServer(ep: Endpoint, options: FileServerOptions):
 export async function startReceiveServer(ep: Endpoint, options: ReceiveServerOptions): Promise<TransferServer> {
   const emit = options.onEvent ?? (() => undefined);
   const claims = new Set<string>();
-  return startServer(ep, options, async (socket, conn, peer) => {
-    const link = new Link(socket, { peer, ...(options.stallTimeoutMs !== undefined ? { stallTimeoutMs: options.stallTimeoutMs } : {}) });
+  return startServer(ep, options, async (socket, ctx) => {
+    const link = new ServerLink(socket, { peer: ctx.peer, ...(options.stallTimeoutMs !== undefined ? { stallTimeoutMs: options.stallTimeoutMs } : {}) }, ctx.activity, true);
     try {
       return {
         summary: await runReceiver(link, {
           dir: options.dir,
           claims,
-          onEvent: (detail) => emit({ event: 'transfer', conn, peer, detail }),
+          onEvent: onTransferEvent(emit, ctx),
           ...(options.force !== undefined ? { force: options.force } : {}),
           ...(options.resume !== undefined ? { resume: options.resume } : {}),
           ...(options.software !== undefined ? { software: options.software } : {}),

@@ -4,13 +4,13 @@ import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
 import { fileURLToPath } from 'node:url';
 import { createReporter, formatBytes } from '../report.js';
-import { flag, parseCount, parseDurationMs, parseSize, str } from '../values.js';
+import { flag, parseDurationMs, parseSize, str } from '../values.js';
 import { resolveWorkerCount, serve, startManagedEchoServer, workerLink, type ServerEvent } from '../../server/index.js';
 import { runUdpEchoServer } from './udp-echo.js';
 import { MemoryBudget } from '../../server/budget.js';
 import { DEFAULT_MEMORY_BUDGET } from '../../server/defaults.js';
 import { SERVER_SECURITY_OPTIONS, securityArgs, serverSecurity } from '../security-options.js';
-import { acceptErrorLine, serverStatsText as statsText, statsLine } from '../server-report.js';
+import { acceptErrorLine, MANAGED_SERVER_OPTIONS, managedServerValues, serverStatsText as statsText, statsLine } from '../server-report.js';
 
 /** What a cluster worker runs: this CLI (in-process callers such as tests have another argv[1]). */
 const CLI_SCRIPT = fileURLToPath(new URL('../../../../bin/socketkit.js', import.meta.url));
@@ -38,10 +38,10 @@ const command: Command = {
     framed: { type: 'boolean', help: 'echo whole length-prefixed messages (4-byte big-endian length, then the payload)' },
     'max-message': { type: 'string', value: 'SIZE', help: 'with --framed: the largest message accepted', default: '16MiB' },
     'memory-budget': { type: 'string', value: 'SIZE', help: 'with --framed: the most bytes all clients together may have buffered (per worker); a client whose message would overspend it is closed (ERR_MEMORY_BUDGET)', default: '256MiB' },
-    'max-conns': { type: 'string', value: 'N', help: 'serve at most N connections at once (split evenly between workers); more are refused: closed, counted, logged' },
-    'idle-timeout': { type: 'string', value: 'SECONDS', help: 'close connections with no byte in or out for this long (slowloris)' },
+    'max-conns': MANAGED_SERVER_OPTIONS['max-conns'],
+    'idle-timeout': MANAGED_SERVER_OPTIONS['idle-timeout'],
     workers: { type: 'string', value: 'N|auto', help: 'serve from N processes (auto: one per core), behind one address', default: '1' },
-    stats: { type: 'string', value: 'SECONDS', help: 'print statistics this often (they are always printed at exit)' },
+    stats: MANAGED_SERVER_OPTIONS.stats,
     udp: { type: 'boolean', help: 'echo UDP datagrams (up to 65,507 bytes over IPv4, 65,527 over IPv6) to their senders' },
     ...SERVER_SECURITY_OPTIONS,
   },
@@ -60,13 +60,8 @@ const command: Command = {
     const framed = flag(values, 'framed');
     const maxMessageSize = parseSize('max-message', str(values, 'max-message') ?? '16MiB');
     const memoryBudget = parseSize('memory-budget', str(values, 'memory-budget') ?? String(DEFAULT_MEMORY_BUDGET));
-    const maxText = str(values, 'max-conns');
-    const maxConnections = maxText !== undefined ? parseCount('max-conns', maxText) : undefined;
-    const idleText = str(values, 'idle-timeout');
-    const idleTimeoutMs = idleText !== undefined ? parseDurationMs('idle-timeout', idleText) : undefined;
+    const { maxConnections, idleTimeoutMs, statsIntervalMs } = managedServerValues(values);
     const workers = resolveWorkerCount(str(values, 'workers') ?? '1');
-    const statsSpec = str(values, 'stats');
-    const statsIntervalMs = statsSpec !== undefined ? Math.max(100, parseDurationMs('stats', statsSpec)) : undefined;
     const sec = await serverSecurity(values, report, { announce: workerLink() === undefined });
     // Per-connection events only when someone reads them: without them the server keeps no per-connection state.
     const onEvent = global.quiet

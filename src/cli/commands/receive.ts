@@ -1,14 +1,15 @@
 /** `socketkit receive [--listen ADDR] [--dir DIR]`: accept uploads from `socketkit send`. */
 import type { Command } from '../command.js';
-import { parseEndpoint, formatEndpoint } from '../../net/endpoint.js';
+import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
 import { SocketkitError } from '../../core/errors.js';
 import { DEFAULT_STALL_TIMEOUT_MS, startReceiveServer } from '../../transfer/index.js';
-import { createReporter, formatBytes } from '../report.js';
+import { createReporter } from '../report.js';
 import { INSECURE_OPTION, SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
 import { flag, parseDurationMs, str } from '../values.js';
 import { createTransferView } from '../progress.js';
-import { runTransferServer, transferServerEvents } from '../transfer-server.js';
+import { reportStopped, runTransferServer, transferServerEvents } from '../transfer-server.js';
+import { MANAGED_SERVER_OPTIONS, managedServerValues } from '../server-report.js';
 
 const command: Command = {
   name: 'receive',
@@ -26,6 +27,7 @@ const command: Command = {
     once: { type: 'boolean', help: 'receive from one client, then exit with its outcome' },
     'stall-timeout': { type: 'string', value: 'SECONDS', help: 'drop a client whose transfer makes no progress this long (0: never)', default: String(DEFAULT_STALL_TIMEOUT_MS / 1000) },
     grace: { type: 'string', value: 'SECONDS', help: 'on SIGINT/SIGTERM, let live transfers finish this long', default: String(DEFAULT_GRACE_MS / 1000) },
+    ...MANAGED_SERVER_OPTIONS,
     ...SERVER_SECURITY_OPTIONS,
     ...INSECURE_OPTION,
   },
@@ -33,21 +35,33 @@ const command: Command = {
   examples: ['socketkit receive --listen 0.0.0.0:9800 --psk-file shared.psk --dir ~/inbox', 'socketkit receive --once --dir /tmp/drop --json'],
   async run({ values, io, global }) {
     const ep = parseEndpoint(str(values, 'listen') ?? String(DEFAULT_PORT), { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
-    const stallTimeoutMs = parseDurationMs('stall-timeout', str(values, 'stall-timeout') ?? '30');
-    const graceMs = parseDurationMs('grace', str(values, 'grace') ?? '5');
+    const stallTimeoutMs = parseDurationMs('stall-timeout', str(values, 'stall-timeout') ?? String(DEFAULT_STALL_TIMEOUT_MS / 1000));
+    const graceMs = parseDurationMs('grace', str(values, 'grace') ?? String(DEFAULT_GRACE_MS / 1000));
+    const managed = managedServerValues(values);
     const dir = str(values, 'dir') ?? '.';
     const once = flag(values, 'once');
     const report = createReporter(io, global);
     const sec = await serverSecurity(values, report, { endpoint: ep, requireSecure: true });
     const view = createTransferView(report, io.stderr);
     const onEvent = transferServerEvents(report, view);
-    const server = await startReceiveServer(ep, { dir, force: flag(values, 'force'), resume: flag(values, 'resume'), once, stallTimeoutMs, onEvent, ...sec.listen });
-    const where = formatEndpoint(server.endpoint);
-    report.event('listening', { address: where, dir }, `receiving into ${dir} on ${where}; send with: socketkit send ${where} PATH...`);
-    await runTransferServer(server, io, view, graceMs);
-    const s = server.stats;
-    report.result('stopped', { ...s }, `received from ${s.connections} client(s): ${s.files} file(s), ${formatBytes(s.bytes)}${s.failed ? `; ${s.failed} failed` : ''}`);
-    if (once && s.connections === 0) throw new SocketkitError('ERR_ABORTED', 'stopped before a client connected');
+    const run = await runTransferServer({
+      endpoint: ep,
+      io,
+      global,
+      report,
+      view,
+      graceMs,
+      managed,
+      start: (more) => startReceiveServer(ep, { dir, force: flag(values, 'force'), resume: flag(values, 'resume'), once, stallTimeoutMs, onEvent, ...sec.listen, ...more }),
+      onListening: (_server, where) =>
+        report.event(
+          'listening',
+          { address: where, dir, maxConnections: managed.maxConnections ?? null, idleTimeoutMs: managed.idleTimeoutMs ?? null },
+          `receiving into ${dir} on ${where}; send with: socketkit send ${where} PATH...`,
+        ),
+    });
+    reportStopped(report, io, global, run, 'received from', managed.statsIntervalMs !== undefined);
+    if (once && run.server.stats.connections === 0) throw new SocketkitError('ERR_ABORTED', 'stopped before a client connected');
     return 0;
   },
 };

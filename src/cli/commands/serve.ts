@@ -1,13 +1,14 @@
 /** `socketkit serve PATH... [--listen ADDR]`: send files and folders to every client that connects. */
 import type { Command } from '../command.js';
-import { parseEndpoint, formatEndpoint } from '../../net/endpoint.js';
+import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
 import { SocketkitError } from '../../core/errors.js';
 import { collectEntries, countEntries, DEFAULT_STALL_TIMEOUT_MS, startFileServer } from '../../transfer/index.js';
 import { createReporter, formatBytes } from '../report.js';
 import { parseDurationMs, flag, str } from '../values.js';
 import { createTransferView } from '../progress.js';
-import { runTransferServer, transferServerEvents } from '../transfer-server.js';
+import { reportStopped, runTransferServer, transferServerEvents } from '../transfer-server.js';
+import { MANAGED_SERVER_OPTIONS, managedServerValues } from '../server-report.js';
 import { INSECURE_OPTION, SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
 
 const command: Command = {
@@ -24,6 +25,7 @@ const command: Command = {
     once: { type: 'boolean', help: 'serve one client, then exit with its outcome' },
     'stall-timeout': { type: 'string', value: 'SECONDS', help: 'drop a client whose transfer makes no progress this long (0: never)', default: String(DEFAULT_STALL_TIMEOUT_MS / 1000) },
     grace: { type: 'string', value: 'SECONDS', help: 'on SIGINT/SIGTERM, let live transfers finish this long', default: String(DEFAULT_GRACE_MS / 1000) },
+    ...MANAGED_SERVER_OPTIONS,
     ...SERVER_SECURITY_OPTIONS,
     ...INSECURE_OPTION,
   },
@@ -35,26 +37,34 @@ const command: Command = {
   ],
   async run({ values, positionals, io, global }) {
     const ep = parseEndpoint(str(values, 'listen') ?? String(DEFAULT_PORT), { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
-    const stallTimeoutMs = parseDurationMs('stall-timeout', str(values, 'stall-timeout') ?? '30');
-    const graceMs = parseDurationMs('grace', str(values, 'grace') ?? '5');
+    const stallTimeoutMs = parseDurationMs('stall-timeout', str(values, 'stall-timeout') ?? String(DEFAULT_STALL_TIMEOUT_MS / 1000));
+    const graceMs = parseDurationMs('grace', str(values, 'grace') ?? String(DEFAULT_GRACE_MS / 1000));
+    const managed = managedServerValues(values);
     const raw = flag(values, 'raw');
     const once = flag(values, 'once');
     const report = createReporter(io, global);
     const sec = await serverSecurity(values, report, { endpoint: ep, requireSecure: true });
     const view = createTransferView(report, io.stderr);
     const onEvent = transferServerEvents(report, view);
-    const server = await startFileServer(ep, { paths: positionals, raw, once, stallTimeoutMs, onEvent, ...sec.listen });
-    const where = formatEndpoint(server.endpoint);
     const what = raw ? positionals[0]! : describe(countEntries(await collectEntries(positionals)));
-    report.event(
-      'listening',
-      { address: where, paths: positionals, raw },
-      `serving ${what} on ${where}${raw ? ' (raw)' : ''}; fetch with: socketkit get ${where}${raw ? ' --raw -o FILE' : ''}`,
-    );
-    await runTransferServer(server, io, view, graceMs);
-    const s = server.stats;
-    report.result('stopped', { ...s }, `served ${s.connections} client(s): ${s.files} file(s), ${formatBytes(s.bytes)}${s.failed ? `; ${s.failed} failed` : ''}`);
-    if (once && s.connections === 0) throw new SocketkitError('ERR_ABORTED', 'stopped before a client connected');
+    const run = await runTransferServer({
+      endpoint: ep,
+      io,
+      global,
+      report,
+      view,
+      graceMs,
+      managed,
+      start: (more) => startFileServer(ep, { paths: positionals, raw, once, stallTimeoutMs, onEvent, ...sec.listen, ...more }),
+      onListening: (_server, where) =>
+        report.event(
+          'listening',
+          { address: where, paths: positionals, raw, maxConnections: managed.maxConnections ?? null, idleTimeoutMs: managed.idleTimeoutMs ?? null },
+          `serving ${what} on ${where}${raw ? ' (raw)' : ''}; fetch with: socketkit get ${where}${raw ? ' --raw -o FILE' : ''}`,
+        ),
+    });
+    reportStopped(report, io, global, run, 'served', managed.statsIntervalMs !== undefined);
+    if (once && run.server.stats.connections === 0) throw new SocketkitError('ERR_ABORTED', 'stopped before a client connected');
     return 0;
   },
 };
