@@ -1,16 +1,19 @@
 /** `socketkit get ADDR [-o OUT | --dir DIR] [--raw]`: download from a `serve` (or, raw, from `nc -l < file`). */
-import type { Command } from '../command.js';
+import { defineCommand } from '../command.js';
 import { parseEndpoint } from '../../net/endpoint.js';
-import { DEFAULT_CONNECT_HOST } from '../../core/defaults.js';
+import { DEFAULT_CONNECT_HOST, DEFAULT_CONNECT_TIMEOUT_MS } from '../../core/defaults.js';
 import { SocketkitError } from '../../core/errors.js';
 import { DEFAULT_STALL_TIMEOUT_MS, download, downloadRaw } from '../../transfer/index.js';
 import { createReporter, formatBytes } from '../report.js';
-import { flag, parseDurationMs, str } from '../values.js';
+import { duration, text, toggle } from '../options.js';
 import { ProgressBars, createTransferView, formatRate } from '../progress.js';
 import { finishTransfer } from '../transfer-server.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
 
-const command: Command = {
+/** Where entries go when neither -o nor --dir is given. */
+const DEFAULT_DIR = '.';
+
+export default defineCommand({
   name: 'get',
   summary: 'Download what a `socketkit serve` offers (verified, resumable), or a raw stream with --raw.',
   args: 'ADDR',
@@ -21,13 +24,13 @@ const command: Command = {
     'to OUT (-o - for standard output) until the sender closes; this also works against `nc -N -l -p PORT < file` (without -N, that nc ' +
     'never closes, which ends in ERR_STALLED after --stall-timeout; the bytes are kept in .OUT.sk-partial).',
   options: {
-    out: { type: 'string', short: 'o', value: 'OUT', help: 'write the one file offered here (raw: required; - is standard output)' },
-    dir: { type: 'string', value: 'DIR', help: 'write entries under DIR (created if missing)', default: '.' },
-    raw: { type: 'boolean', help: 'receive a raw byte stream (no protocol, no verification)' },
-    force: { type: 'boolean', help: 'replace existing files' },
-    resume: { type: 'boolean', help: 'also continue an existing shorter file with the final name if the sender confirms it is a prefix (else ERR_EXISTS); a .NAME.sk-partial is always continued' },
-    'stall-timeout': { type: 'string', value: 'SECONDS', help: 'fail when the transfer makes no progress this long (0: never)', default: String(DEFAULT_STALL_TIMEOUT_MS / 1000) },
-    timeout: { type: 'string', value: 'SECONDS', help: 'connect timeout', default: '10' },
+    out: text('write the one file offered here (raw: required; - is standard output)', { short: 'o', value: 'OUT' }),
+    dir: text('write entries under DIR (created if missing)', { value: 'DIR', default: DEFAULT_DIR }),
+    raw: toggle('receive a raw byte stream (no protocol, no verification)'),
+    force: toggle('replace existing files'),
+    resume: toggle('also continue an existing shorter file with the final name if the sender confirms it is a prefix (else ERR_EXISTS); a .NAME.sk-partial is always continued'),
+    'stall-timeout': duration('fail when the transfer makes no progress this long (0: never)', { default: DEFAULT_STALL_TIMEOUT_MS }),
+    timeout: duration('connect timeout', { default: DEFAULT_CONNECT_TIMEOUT_MS }),
     ...CLIENT_SECURITY_OPTIONS,
   },
   positionals: { min: 1, max: 1 },
@@ -37,20 +40,19 @@ const command: Command = {
     'socketkit get 9800 --raw -o big.iso          # from serve --raw, or: nc -N -l -p 9800 < big.iso',
     'socketkit get 9800 --raw -o - | tar x',
   ],
-  async run({ values, positionals, io, global }) {
+  async run({ values, given, positionals, io, global }) {
     const ep = parseEndpoint(positionals[0]!, { defaultHost: DEFAULT_CONNECT_HOST });
-    const stallTimeoutMs = parseDurationMs('stall-timeout', str(values, 'stall-timeout') ?? '30');
-    const connectTimeoutMs = parseDurationMs('timeout', str(values, 'timeout') ?? '10');
-    const out = str(values, 'out');
-    const dirGiven = str(values, 'dir');
-    const dir = dirGiven ?? '.';
+    const stallTimeoutMs = values['stall-timeout'];
+    const connectTimeoutMs = values.timeout;
+    const out = values.out;
+    const dir = values.dir;
     const report = createReporter(io, global);
+    if (out !== undefined && given.has('dir')) throw new SocketkitError('ERR_USAGE', 'give -o OUT or --dir DIR, not both');
     const sec = await clientSecurity(values);
-    if (out !== undefined && dirGiven !== undefined && dirGiven !== '.') throw new SocketkitError('ERR_USAGE', 'give -o OUT or --dir DIR, not both');
 
-    if (flag(values, 'raw')) {
+    if (values.raw) {
       if (out === undefined) throw new SocketkitError('ERR_USAGE', 'a raw stream has no file name: give -o OUT (or -o - for standard output)');
-      if (flag(values, 'resume')) throw new SocketkitError('ERR_USAGE', 'a raw stream cannot resume (the sender has no offsets); resuming needs the framed protocol');
+      if (values.resume) throw new SocketkitError('ERR_USAGE', 'a raw stream cannot resume (the sender has no offsets); resuming needs the framed protocol');
       const bars = new ProgressBars({ stream: io.stderr, enabled: report.tty });
       bars.start('raw', out === '-' ? 'stdout' : out, undefined);
       try {
@@ -59,7 +61,7 @@ const command: Command = {
           connectTimeoutMs,
           signal: io.shutdown,
           ...sec.connect,
-          force: flag(values, 'force'),
+          force: values.force,
           onProgress: (bytes) => bars.update('raw', bytes),
         });
         bars.close();
@@ -79,8 +81,8 @@ const command: Command = {
     try {
       const summary = await download(ep, {
         ...(out !== undefined ? { out } : { dir }),
-        force: flag(values, 'force'),
-        resume: flag(values, 'resume'),
+        force: values.force,
+        resume: values.resume,
         stallTimeoutMs,
         connectTimeoutMs,
         signal: io.shutdown,
@@ -93,6 +95,4 @@ const command: Command = {
       view.close();
     }
   },
-};
-
-export default command;
+});
