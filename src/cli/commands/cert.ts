@@ -50,7 +50,7 @@ export default defineCommand({
     force: toggle('replace existing files'),
     fingerprint: text('print the SHA-256 fingerprint of this certificate instead', { value: 'FILE' }),
     psk: text('write a new pre-shared key file instead of a certificate', { value: 'FILE' }),
-    identity: text('with --psk: the identity the key goes by', { value: 'NAME', default: DEFAULT_PSK_IDENTITY }),
+    identity: text('with --psk: the identity the key goes by', { value: 'NAME', default: DEFAULT_PSK_IDENTITY, needs: 'psk' }),
   },
   positionals: { min: 0, max: 0 },
   examples: [

@@ -22,9 +22,9 @@ export default defineCommand({
   options: {
     timeout: duration('connect timeout, and how long to wait for an outstanding echo', { default: DEFAULT_CONNECT_TIMEOUT_MS }),
     framed: toggle('send whole length-prefixed messages: MESSAGE as one, or each line of stdin as one; print each reply on a line'),
-    'max-message': size('with --framed: the largest message sent or accepted', { value: 'SIZE', default: DEFAULT_MAX_FRAME_SIZE }),
+    'max-message': size('with --framed: the largest message sent or accepted', { value: 'SIZE', default: DEFAULT_MAX_FRAME_SIZE, min: 1, needs: 'framed' }),
     udp: toggle('send MESSAGE (or stdin) as one UDP datagram and check the reply; a datagram over the UDP maximum is refused'),
-    retries: count('with --udp: send the datagram again up to N times when no reply comes within --timeout', { default: 0, min: 0, max: MAX_UDP_RETRIES }),
+    retries: count('with --udp: send the datagram again up to N times when no reply comes within --timeout', { default: 0, min: 0, max: MAX_UDP_RETRIES, needs: 'udp' }),
     ...CLIENT_SECURITY_OPTIONS,
   },
   positionals: { min: 1, max: 2 },

@@ -3,7 +3,7 @@ import { defineCommand } from '../command.js';
 import { EXIT_MISMATCH, SocketkitError } from '../../core/errors.js';
 import { DEFAULT_CONNECT_HOST } from '../../core/defaults.js';
 import { formatEndpoint, parseEndpoint } from '../../net/endpoint.js';
-import { DEFAULT_PING_COUNT, DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_SIZE, DEFAULT_PING_TIMEOUT_MS, MAX_PING_COUNT } from '../../udp/constants.js';
+import { DEFAULT_PING_COUNT, DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_SIZE, DEFAULT_PING_TIMEOUT_MS, MAX_PING_COUNT, MAX_TCP_PROBE_SIZE, MAX_UDP_PAYLOAD_IPV6 } from '../../udp/constants.js';
 import { PROBE_HEADER_SIZE } from '../../udp/probe.js';
 import { ping, type PingEvent, type PingSummary } from '../../udp/ping.js';
 import { createReporter, formatMs } from '../report.js';
@@ -63,7 +63,7 @@ export default defineCommand({
     tcp: toggle('probe with round trips over one TCP (or unix:) connection'),
     count: count(`probes to send, 0 for until Ctrl-C (at most ${MAX_PING_COUNT.toLocaleString('en-US')})`, { short: 'c', min: 0, max: MAX_PING_COUNT }),
     interval: duration('time between probes (0: ping-pong)', { short: 'i', default: DEFAULT_PING_INTERVAL_MS }),
-    size: size(`probe size, ${PROBE_HEADER_SIZE}-byte header included`, { short: 's', default: DEFAULT_PING_SIZE }),
+    size: size(`probe size, ${PROBE_HEADER_SIZE}-byte header included`, { short: 's', default: DEFAULT_PING_SIZE, min: PROBE_HEADER_SIZE, max: MAX_TCP_PROBE_SIZE }),
     timeout: duration('a probe unanswered this long is lost; a later reply is "late"', { short: 'W', default: DEFAULT_PING_TIMEOUT_MS, positive: true }),
   },
   positionals: { min: 1, max: 1 },
@@ -82,6 +82,11 @@ export default defineCommand({
     const intervalMs = values.interval;
     const size = values.size;
     const timeoutMs = values.timeout;
+    // Every usage error before the first line of output, so a refused run prints nothing else.
+    // (The IPv4 limit, 20 bytes lower, is known once the address is resolved: the library checks it.)
+    if (transport === 'udp' && size > MAX_UDP_PAYLOAD_IPV6) {
+      throw new SocketkitError('ERR_DATAGRAM_TOO_LARGE', `--size ${size} is over the largest UDP datagram (${MAX_UDP_PAYLOAD_IPV6} bytes); --tcp probes go up to ${MAX_TCP_PROBE_SIZE}`);
+    }
     const target = formatEndpoint(ep);
     report.log(`PING ${target} over ${transport}: ${size}-byte probes${intervalMs === 0 ? ', ping-pong' : ` every ${intervalMs / 1000} s`}${count ? `, ${count} of them` : ', until Ctrl-C'}`);
     const summary = await ping(ep, {

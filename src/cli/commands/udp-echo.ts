@@ -50,9 +50,16 @@ function describe(e: UdpEchoServerEvent): string {
   }
 }
 
+/** echo-server options that concern connections, which UDP does not have. */
+const CONNECTION_OPTIONS = ['max-conns', 'idle-timeout', 'workers', 'stats'] as const;
+
 /** `socketkit echo-server --udp [ADDR]`: echo every datagram to its sender until SIGINT/SIGTERM. */
-export async function runUdpEchoServer({ values, positionals, io, global }: CommandContext<ServerValues>): Promise<number> {
+export async function runUdpEchoServer({ values, given, positionals, io, global }: CommandContext<ServerValues>): Promise<number> {
   refuseTcpOnly(values);
+  const tcpOnly = CONNECTION_OPTIONS.filter((n) => given.has(n));
+  if (tcpOnly.length > 0) {
+    throw new SocketkitError('ERR_USAGE', `${tcpOnly.map((n) => `--${n}`).join(', ')} ${tcpOnly.length === 1 ? 'applies' : 'apply'} to TCP and Unix sockets, not --udp`);
+  }
   const ep = parseEndpoint(positionals[0] ?? String(DEFAULT_PORT), { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
   const graceMs = values.grace;
   const report = createReporter(io, global);
