@@ -5,9 +5,16 @@
 // the point (it must name the right file or option).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { runCli } from './helpers/cli.js';
+import { formatEndpoint, type Endpoint } from '../src/net/endpoint.js';
+import { startEchoServer } from '../src/echo/server.js';
+import { startManagedEchoServer } from '../src/server/index.js';
+import { startUdpEchoServer } from '../src/udp/server.js';
 import { freePort } from './helpers/net.js';
 import { tempDir } from './helpers/tmp.js';
+
+const V4: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
 
 /** The code of the first `socketkit: ... (CODE)` line on stderr. */
 function codeOf(stderr: string): string | undefined {
@@ -49,5 +56,39 @@ describe('options that do not apply are usage errors (real binary)', () => {
       assert.match(codeOf(r.stderr) ?? '', /^ERR_(USAGE|DATAGRAM_TOO_LARGE)$/);
       assert.equal(r.stdout.length, 0);
     }
+  });
+});
+
+describe('-q silences messages, never the data (real binary)', () => {
+  it('cat f | socketkit echo PORT -q > copy leaves a full copy', async (t) => {
+    const server = await startEchoServer(V4);
+    t.after(() => server.close());
+    const data = randomBytes(200_000);
+    const r = await runCli(['echo', formatEndpoint(server.endpoint), '-q'], { input: data });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, '', 'no messages with -q');
+    assert.ok(r.stdout.equals(data), `the copy has ${r.stdout.length} of ${data.length} bytes`);
+  });
+
+  it('echo --udp -q and echo --framed -q print the echo too', async (t) => {
+    const udp = await startUdpEchoServer(V4);
+    t.after(() => udp.close());
+    const u = await runCli(['echo', '--udp', formatEndpoint(udp.endpoint), 'datagram', '-q']);
+    assert.deepEqual([u.code, u.stdout.toString(), u.stderr], [0, 'datagram', '']);
+    const framed = await startManagedEchoServer(V4, { framed: true });
+    t.after(() => framed.close());
+    const f = await runCli(['echo', '--framed', formatEndpoint(framed.endpoint), '-q'], { input: 'one\ntwo\n' });
+    assert.deepEqual([f.code, f.stdout.toString(), f.stderr], [0, 'one\ntwo\n', '']);
+  });
+
+  it('ping -q prints the summary (as iputils ping -q does), and nothing else', async (t) => {
+    const server = await startUdpEchoServer(V4);
+    t.after(() => server.close());
+    const r = await runCli(['ping', formatEndpoint(server.endpoint), '-c', '3', '-i', '10ms', '-q']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, '');
+    const out = r.stdout.toString();
+    assert.match(out, /^--- .* udp ping: 64-byte probes ---\n3 sent, 3 received, 0\.0% loss/);
+    assert.match(out, /rtt min\/avg\/max\/stddev/);
   });
 });

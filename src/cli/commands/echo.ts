@@ -40,7 +40,8 @@ export default defineCommand({
     if (values.framed) {
       const maxMessageSize = values['max-message'];
       const messages = message !== undefined ? [Buffer.from(message, 'utf8')] : lines(io.stdin as AsyncIterable<Buffer>, maxMessageSize);
-      const print = !global.json && !global.quiet;
+      // -q silences messages, never the data: only --json (stdout is NDJSON then) keeps the echo off stdout.
+      const print = !global.json;
       const r = await echoFramed(ep, messages, {
         signal: io.shutdown,
         timeoutMs,
@@ -56,7 +57,7 @@ export default defineCommand({
     }
     const input: AsyncIterable<Uint8Array> | Iterable<Uint8Array> =
       message !== undefined ? [Buffer.from(message, 'utf8')] : (io.stdin as AsyncIterable<Uint8Array>);
-    const print = !global.json && !global.quiet;
+    const print = !global.json;
     const result = await echoStream(ep, input, {
       timeoutMs,
       idleTimeoutMs: timeoutMs,

@@ -6,7 +6,7 @@ import { formatEndpoint, parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_PING_COUNT, DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_SIZE, DEFAULT_PING_TIMEOUT_MS, MAX_PING_COUNT, MAX_TCP_PROBE_SIZE, MAX_UDP_PAYLOAD_IPV6 } from '../../udp/constants.js';
 import { PROBE_HEADER_SIZE } from '../../udp/probe.js';
 import { ping, type PingEvent, type PingSummary } from '../../udp/ping.js';
-import { createReporter, formatMs } from '../report.js';
+import { createReporter, formatMs, terminalLines } from '../report.js';
 import { count, duration, size, toggle } from '../options.js';
 
 function describe(e: PingEvent, target: string, timeoutMs: number): string {
@@ -102,7 +102,9 @@ export default defineCommand({
       },
     });
     const { rtt, ...rest } = summary;
-    report.result('ping', { ...rest, rtt: { ...rtt } }, summaryText(summary));
+    // -q leaves out the header and per-reply lines but, as iputils' ping -q, prints the summary.
+    if (global.quiet && !global.json) io.stdout.write(`${terminalLines(summaryText(summary))}\n`);
+    else report.result('ping', { ...rest, rtt: { ...rtt } }, summaryText(summary));
     if (summary.error) throw new SocketkitError(summary.error.code, summary.error.message);
     if (summary.sent > 0 && summary.received === 0) {
       if (summary.unreachable > 0) throw new SocketkitError('ERR_CONN_REFUSED', `nothing is listening on UDP ${summary.target} (ICMP port unreachable)`);

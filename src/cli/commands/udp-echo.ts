@@ -129,8 +129,8 @@ export async function runUdpEcho({ values, positionals, io, global }: CommandCon
   const message = positionals[1];
   const payload = message !== undefined ? Buffer.from(message, 'utf8') : await readDatagram(io.stdin);
   const r = await udpEcho(ep, payload, { timeoutMs, retries, signal: io.shutdown });
-  const print = !global.json && !global.quiet;
-  if (print) {
+  // -q silences messages, never the data.
+  if (!global.json) {
     await writeWithBackpressure(io.stdout, r.reply);
     if (message !== undefined && io.stdout.isTTY) io.stdout.write('\n');
   }
