@@ -92,3 +92,31 @@ describe('-q silences messages, never the data (real binary)', () => {
     assert.match(out, /rtt min\/avg\/max\/stddev/);
   });
 });
+
+describe('with --json, a failure is a JSON object on stdout too (real binary)', () => {
+  /** The last stdout line, parsed: it must be the error event. */
+  function lastEvent(stdout: Buffer): Record<string, unknown> {
+    const lines = stdout.toString().split('\n').filter((l) => l !== '');
+    assert.ok(lines.length > 0, 'nothing on stdout');
+    return JSON.parse(lines.at(-1)!) as Record<string, unknown>;
+  }
+
+  it('a connection failure, a usage error, an unknown option and an unknown command', async () => {
+    const port = String(await freePort());
+    const cases: [string[], string][] = [
+      [['echo', port, 'hi', '--json'], 'ERR_CONN_REFUSED'],
+      [['echo', port, 'hi', '--json', '--retries', '1'], 'ERR_USAGE'],
+      [['get', port, '--json', '--bogus'], 'ERR_USAGE'],
+      [['no-such-command', '--json'], 'ERR_USAGE'],
+    ];
+    for (const [args, code] of cases) {
+      const r = await runCli(args);
+      assert.equal(r.code, 2, r.stderr);
+      const e = lastEvent(r.stdout);
+      assert.equal(e['event'], 'error', args.join(' '));
+      assert.equal(e['code'], code, args.join(' '));
+      assert.equal(typeof e['message'], 'string');
+      assert.equal(codeOf(r.stderr), code, 'the one-line error stays on stderr');
+    }
+  });
+});
