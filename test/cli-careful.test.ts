@@ -6,6 +6,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startFileServer, startReceiveServer } from '../src/transfer/index.js';
 import { runCli } from './helpers/cli.js';
 import { formatEndpoint, type Endpoint } from '../src/net/endpoint.js';
 import { startEchoServer } from '../src/echo/server.js';
@@ -118,5 +121,61 @@ describe('with --json, a failure is a JSON object on stdout too (real binary)', 
       assert.equal(typeof e['message'], 'string');
       assert.equal(codeOf(r.stderr), code, 'the one-line error stays on stderr');
     }
+  });
+});
+
+describe('get and send say what is wrong in socketkit words (real binary)', () => {
+  it('get -o mine.txt names mine.txt when it exists (not the name the server gives), and leaves it alone', async (t) => {
+    const dir = tempDir(t);
+    await writeFile(join(dir, 'srv.txt'), 'from the server\n');
+    await writeFile(join(dir, 'mine.txt'), 'mine\n');
+    const server = await startFileServer(V4, { paths: [join(dir, 'srv.txt')] });
+    t.after(() => server.close());
+    const r = await runCli(['get', formatEndpoint(server.endpoint), '-o', 'mine.txt'], { cwd: dir });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(codeOf(r.stderr), 'ERR_EXISTS');
+    assert.match(r.stderr, /'mine\.txt' already exists/);
+    assert.doesNotMatch(r.stderr, /srv\.txt/);
+    assert.equal(await readFile(join(dir, 'mine.txt'), 'utf8'), 'mine\n');
+  });
+
+  it('get -o - without --raw is a usage error and creates no file named -', async (t) => {
+    const dir = tempDir(t);
+    await writeFile(join(dir, 'srv.txt'), 'from the server\n');
+    const server = await startFileServer(V4, { paths: [join(dir, 'srv.txt')] });
+    t.after(() => server.close());
+    const out = tempDir(t);
+    const r = await runCli(['get', formatEndpoint(server.endpoint), '-o', '-'], { cwd: out });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(codeOf(r.stderr), 'ERR_USAGE');
+    assert.match(r.stderr, /--raw/);
+    assert.deepEqual(await readdir(out), []);
+  });
+
+  it('get --dir FILE (or FILE/sub) says FILE is a file, not a raw EEXIST/ENOTDIR', async (t) => {
+    const dir = tempDir(t);
+    await writeFile(join(dir, 'f.txt'), 'x');
+    const port = String(await freePort());
+    for (const target of ['f.txt', join('f.txt', 'sub')]) {
+      const r = await runCli(['get', port, '--dir', target], { cwd: dir });
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(codeOf(r.stderr), 'ERR_USAGE', r.stderr);
+      assert.match(r.stderr, /'f\.txt' is a file, not a folder/);
+    }
+  });
+
+  it('send, refused because the file exists, says --force is the receiver\'s option', async (t) => {
+    const dir = tempDir(t);
+    const inbox = join(dir, 'inbox');
+    await mkdir(inbox);
+    await writeFile(join(inbox, 'a.txt'), 'there already\n');
+    await writeFile(join(dir, 'a.txt'), 'new\n');
+    const server = await startReceiveServer(V4, { dir: inbox });
+    t.after(() => server.close());
+    const r = await runCli(['send', formatEndpoint(server.endpoint), join(dir, 'a.txt')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(codeOf(r.stderr), 'ERR_EXISTS');
+    assert.match(r.stderr, /receive --force/);
+    assert.doesNotMatch(r.stderr, /[^e] --force/, `an unqualified --force reads as send's option:\n${r.stderr}`);
   });
 });

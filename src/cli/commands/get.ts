@@ -2,13 +2,49 @@
 import { defineCommand } from '../command.js';
 import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_CONNECT_HOST, DEFAULT_CONNECT_TIMEOUT_MS } from '../../core/defaults.js';
-import { SocketkitError } from '../../core/errors.js';
+import { lstat, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { SocketkitError, toSocketkitError } from '../../core/errors.js';
 import { DEFAULT_STALL_TIMEOUT_MS, download, downloadRaw } from '../../transfer/index.js';
 import { createReporter, formatBytes } from '../report.js';
 import { duration, text, toggle } from '../options.js';
 import { ProgressBars, createTransferView, formatRate } from '../progress.js';
 import { finishTransfer } from '../transfer-server.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
+
+/** `lstat`, or undefined when nothing is there. */
+async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(path);
+  } catch (err) {
+    // ENOTDIR: a part of the path is a file, which the caller finds looking further up.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw toSocketkitError(err, path);
+  }
+}
+
+/** -o OUT: an existing file is refused under the name given (unless --force, or --resume may continue it). */
+async function checkOut(out: string, force: boolean, resume: boolean): Promise<void> {
+  const st = await lstatOrUndefined(out);
+  if (st === undefined) return;
+  if (st.isDirectory()) throw new SocketkitError('ERR_EXISTS', `-o ${out}: '${out}' is a folder (to download into it, use --dir ${out})`);
+  if (!force && !resume) throw new SocketkitError('ERR_EXISTS', `'${out}' already exists (use --force to replace it, or --resume to continue it)`);
+}
+
+/** --dir DIR: DIR, or the nearest part of it that exists, must be a folder. */
+async function checkFolder(option: string, dir: string): Promise<void> {
+  for (let p = resolve(dir); ; p = dirname(p)) {
+    const st = await lstatOrUndefined(p);
+    if (st !== undefined) {
+      if (st.isDirectory() || (st.isSymbolicLink() && (await stat(p).catch(() => undefined))?.isDirectory() === true)) return;
+      const shown = isAbsolute(dir) ? p : relative(process.cwd(), p);
+      throw new SocketkitError('ERR_USAGE', `--${option} ${dir}: '${shown}' is a file, not a folder`);
+    }
+    if (dirname(p) === p) return;
+  }
+}
 
 /** Where entries go when neither -o nor --dir is given. */
 const DEFAULT_DIR = '.';
@@ -48,6 +84,12 @@ export default defineCommand({
     const dir = values.dir;
     const report = createReporter(io, global);
     if (out !== undefined && given.has('dir')) throw new SocketkitError('ERR_USAGE', 'give -o OUT or --dir DIR, not both');
+    if (out === '-' && !values.raw) {
+      throw new SocketkitError('ERR_USAGE', '-o - (standard output) needs --raw: a verified download is written to a file, checked, then put in place');
+    }
+    // Said before connecting, naming what the user gave (the server's name for the file is another).
+    if (!values.raw && out !== undefined) await checkOut(out, values.force, values.resume);
+    if (!values.raw && out === undefined) await checkFolder('dir', dir);
     const sec = await clientSecurity(values);
 
     if (values.raw) {

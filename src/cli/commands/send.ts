@@ -2,12 +2,23 @@
 import { defineCommand } from '../command.js';
 import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_CONNECT_HOST, DEFAULT_CONNECT_TIMEOUT_MS } from '../../core/defaults.js';
-import { DEFAULT_STALL_TIMEOUT_MS, upload } from '../../transfer/index.js';
+import { DEFAULT_STALL_TIMEOUT_MS, upload, type TransferEvent, type TransferFailure, type TransferSummary } from '../../transfer/index.js';
 import { createReporter } from '../report.js';
 import { duration } from '../options.js';
 import { createTransferView } from '../progress.js';
 import { finishTransfer } from '../transfer-server.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
+
+/**
+ * A refusal of the receiver names the receiver's options (`--force`, `--resume`), which send
+ * does not have: say where they go.
+ */
+function receiverSide<F extends TransferFailure | Extract<TransferEvent, { event: 'file-failed' }>>(f: F): F {
+  if (f.code !== 'ERR_EXISTS') return f;
+  const named = f.message.replace(/(?<!receive )--(force|resume)\b/g, "'receive --$1'");
+  const message = named !== f.message ? `${named} on the receiving side` : `${f.message} (the receiving side decides: 'socketkit receive --force' replaces existing files)`;
+  return { ...f, message };
+}
 
 export default defineCommand({
   name: 'send',
@@ -37,13 +48,13 @@ export default defineCommand({
         connectTimeoutMs,
         signal: io.shutdown,
         ...sec.connect,
-        onEvent: (e) => view.onEvent(e),
+        onEvent: (e) => view.onEvent(e.event === 'file-failed' ? receiverSide(e) : e),
         onSkip: (s) => {
           if (report.json) report.event('skipped', { source: s.source, reason: s.reason });
           else view.line(`! not sending ${s.source}: ${s.reason}`);
         },
       });
-      finishTransfer(report, view, summary);
+      finishTransfer(report, view, { ...summary, failures: summary.failures.map(receiverSide) } satisfies TransferSummary);
       return 0;
     } finally {
       view.close();
