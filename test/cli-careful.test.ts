@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startFileServer, startReceiveServer } from '../src/transfer/index.js';
-import { runCli } from './helpers/cli.js';
+import { BIN, run, runCli } from './helpers/cli.js';
 import { formatEndpoint, type Endpoint } from '../src/net/endpoint.js';
 import { startEchoServer } from '../src/echo/server.js';
 import { startManagedEchoServer } from '../src/server/index.js';
@@ -178,4 +178,23 @@ describe('get and send say what is wrong in socketkit words (real binary)', () =
     assert.match(r.stderr, /receive --force/);
     assert.doesNotMatch(r.stderr, /[^e] --force/, `an unqualified --force reads as send's option:\n${r.stderr}`);
   });
+});
+
+describe('echo with a folder on standard input fails at once (real binary)', () => {
+  for (const mode of [[], ['--framed'], ['--udp']]) {
+    it(`socketkit echo PORT${mode.map((m) => ` ${m}`).join('')} < some-folder`, async (t) => {
+      const folder = tempDir(t);
+      // An echo that answers: on the old code the run "succeeded" with 0 bytes echoed.
+      const server = mode.includes('--udp') ? await startUdpEchoServer(V4) : await startManagedEchoServer(V4, { framed: mode.includes('--framed') });
+      t.after(() => server.close());
+      // The shell opens the folder as standard input, as `< some-folder` does at a prompt.
+      const r = await run('sh', ['-c', 'exec "$@" < "$SK_FOLDER"', 'sh', process.execPath, BIN, 'echo', formatEndpoint(server.endpoint), ...mode], {
+        env: { ...process.env, SK_FOLDER: folder },
+      });
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(codeOf(r.stderr), 'ERR_USAGE', r.stderr);
+      assert.match(r.stderr, /standard input is a folder/);
+      assert.equal(r.stdout.length, 0);
+    });
+  }
 });

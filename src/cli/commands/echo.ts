@@ -1,5 +1,6 @@
 /** `socketkit echo ADDR [MESSAGE]`: send, half-close, verify the echo, print it. */
-import { defineCommand } from '../command.js';
+import { fstatSync } from 'node:fs';
+import { defineCommand, type CommandIO } from '../command.js';
 import { SocketkitError } from '../../core/errors.js';
 import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_CONNECT_HOST, DEFAULT_CONNECT_TIMEOUT_MS } from '../../core/defaults.js';
@@ -31,6 +32,7 @@ export default defineCommand({
   examples: ['socketkit echo 9800 "Hola mundo"', 'cat photo.jpg | socketkit echo [::1]:9800 > copy.jpg', 'socketkit echo unix:/tmp/echo.sock hello --json'],
   async run(ctx) {
     const { values, positionals, io, global } = ctx;
+    if (positionals[1] === undefined) refuseFolderInput(io);
     if (values.udp) return runUdpEcho(ctx);
     const ep = parseEndpoint(positionals[0]!, { defaultHost: DEFAULT_CONNECT_HOST });
     const timeoutMs = values.timeout;
@@ -81,6 +83,21 @@ export default defineCommand({
 });
 
 const NEWLINE = Buffer.from('\n');
+
+/**
+ * `socketkit echo 9800 < some-folder`: reading a folder gives no bytes (Node's stdin ends at
+ * once), which would be "echoed 0 B intact". Refused before connecting.
+ */
+function refuseFolderInput(io: CommandIO): void {
+  if (io.stdin !== process.stdin) return;
+  let folder = false;
+  try {
+    folder = fstatSync(0).isDirectory();
+  } catch {
+    return; // no standard input at all: reading it says so
+  }
+  if (folder) throw new SocketkitError('ERR_USAGE', 'standard input is a folder, not data to send (give a file, a pipe, or MESSAGE)');
+}
 
 /**
  * Splits a byte stream into lines (without their '\n'); a last line without one counts too.
