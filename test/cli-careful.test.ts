@@ -10,7 +10,7 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startFileServer, startReceiveServer } from '../src/transfer/index.js';
 import { BIN, run, runCli } from './helpers/cli.js';
-import { formatEndpoint, type Endpoint } from '../src/net/endpoint.js';
+import { formatEndpoint, ipv6PortHint, type Endpoint } from '../src/net/endpoint.js';
 import { startEchoServer } from '../src/echo/server.js';
 import { startManagedEchoServer } from '../src/server/index.js';
 import { startUdpEchoServer } from '../src/udp/server.js';
@@ -197,4 +197,28 @@ describe('echo with a folder on standard input fails at once (real binary)', () 
       assert.equal(r.stdout.length, 0);
     });
   }
+});
+
+describe('an IPv6 address with a port', () => {
+  it('ipv6PortHint: only for a bare IPv6 literal whose last group reads as a port', () => {
+    assert.match(ipv6PortHint('::1:9800') ?? '', /write \[::1\]:9800/);
+    assert.match(ipv6PortHint('2001:db8::1:443') ?? '', /write \[2001:db8::1\]:443/);
+    for (const text of ['::1', '[::1]:9800', '127.0.0.1:9800', '9800', 'fe80::1:abcd', 'unix:/tmp/a:1', '::1:0']) {
+      assert.equal(ipv6PortHint(text), undefined, text);
+    }
+  });
+
+  it('socketkit echo ::1:9800, failing, says to write [::1]:9800', async () => {
+    // ::1:9800 is the address 0:0:0:0:0:0:1:9800 (nothing answers there, whatever listens on 9800).
+    const r = await runCli(['echo', '::1:9800', 'hi', '--timeout', '2']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /write \[::1\]:9800/);
+    assert.equal(r.stderr.split('\n').filter((l) => l !== '').length, 1, 'still one line');
+  });
+
+  it('::1:65000, not an address at all, is a bad address that shows the bracketed form', async () => {
+    const r = await runCli(['echo', '::1:65000', 'hi']);
+    assert.equal(codeOf(r.stderr), 'ERR_BAD_ADDRESS');
+    assert.match(r.stderr, /\[::1\]:65000/);
+  });
 });

@@ -10,6 +10,7 @@ import { EXIT_FAILURE, SocketkitError, isSocketkitError, toSocketkitError } from
 import { nativeStatus } from '../native/helper.js';
 import { neutralise } from '../core/terminal-text.js';
 import { jsonLine } from './report.js';
+import { ipv6PortHint } from '../net/endpoint.js';
 
 function version(): string {
   try {
@@ -106,6 +107,16 @@ function installSafetyNet(io: CommandIO, debug: boolean, json: boolean): void {
   process.on('unhandledRejection', onFatal);
 }
 
+/** Failures that a mistyped address explains. */
+const ADDRESS_FAILURES: ReadonlySet<string> = new Set(['ERR_UNREACHABLE', 'ERR_ADDR_NOT_AVAILABLE', 'ERR_CONN_REFUSED', 'ERR_TIMEOUT', 'ERR_NO_REPLY']);
+
+/** `::1:9800` is one IPv6 address: when reaching it fails, say how to write an address with a port. */
+function withAddressHint(err: unknown, addresses: readonly string[]): unknown {
+  if (!isSocketkitError(err) || !ADDRESS_FAILURES.has(err.code)) return err;
+  const hint = addresses.map(ipv6PortHint).find((h) => h !== undefined);
+  return hint === undefined ? err : new SocketkitError(err.code, `${err.message} (${hint})`, { cause: err, exitCode: err.exitCode });
+}
+
 /** Runs the CLI with `argv` (without node and script); resolves with the exit code. */
 export async function main(argv: readonly string[], io: CommandIO = processIO()): Promise<number> {
   const [name, ...rest] = argv;
@@ -129,6 +140,7 @@ export async function main(argv: readonly string[], io: CommandIO = processIO())
   const debug = rest.includes('--debug');
   const real = processIOs.has(io);
   if (real) installSafetyNet(io, debug, json);
+  let addresses: string[] = [];
   try {
     const cmd = await entry.load();
     let parsed;
@@ -140,12 +152,15 @@ export async function main(argv: readonly string[], io: CommandIO = processIO())
       return status;
     }
     json = parsed.global.json;
+    const listen = parsed.values['listen'];
+    addresses = [...parsed.positionals, ...(typeof listen === 'string' ? [listen] : [])];
     if (parsed.help) {
       io.stdout.write(commandHelp(cmd));
       return 0;
     }
     return await cmd.run({ values: parsed.values as Record<string, string | boolean | string[] | undefined>, given: parsed.given, positionals: parsed.positionals, io, global: parsed.global });
-  } catch (err) {
+  } catch (caught) {
+    const err = withAddressHint(caught, addresses);
     const status = printError(io, err, debug, json);
     if (isSocketkitError(err) && err.code === 'ERR_USAGE') io.stderr.write(`Run 'socketkit ${name} --help' for usage.\n`);
     // Stopped by Ctrl-C or SIGTERM: exit as shells expect of an interrupted program (130, 143).
