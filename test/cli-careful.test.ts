@@ -34,6 +34,8 @@ describe('options that do not apply are usage errors (real binary)', () => {
     [['echo-server', 'PORT', '--udp', '--workers', '2'], /--workers applies to TCP/],
     [['echo-server', 'PORT', '--udp', '--idle-timeout', '5', '--max-conns', '3'], /--max-conns, --idle-timeout apply to TCP/],
     [['cert', '--identity', 'me'], /--identity applies only with --psk/],
+    [['cert', '--psk', 'k.psk', '--days', '30', '--san', 'IP:192.0.2.7'], /--psk writes a pre-shared key, not a certificate: --san, --days do not apply/],
+    [['cert', '--fingerprint', 'c.pem', '--force'], /--fingerprint only reads a certificate: --force does not apply/],
   ];
   for (const [args, message] of cases) {
     it(args.join(' '), async (t) => {

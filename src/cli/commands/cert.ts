@@ -32,6 +32,13 @@ async function writeNew(path: string, data: string, mode: number, force: boolean
   }
 }
 
+function refuseOthers(given: ReadonlySet<string>, mode: string, what: string, others: readonly string[]): void {
+  const wrong = others.filter((n) => given.has(n));
+  if (wrong.length > 0) {
+    throw new SocketkitError('ERR_USAGE', `--${mode} ${what}: ${wrong.map((n) => `--${n}`).join(', ')} ${wrong.length === 1 ? 'does' : 'do'} not apply`);
+  }
+}
+
 export default defineCommand({
   name: 'cert',
   summary: 'Make a self-signed TLS certificate and key (and print the fingerprint clients pin), or a pre-shared key file.',
@@ -60,7 +67,10 @@ export default defineCommand({
     'socketkit cert --fingerprint socketkit-cert.pem',
     'socketkit cert --psk shared.psk',
   ],
-  async run({ values, io, global }) {
+  async run({ values, given, io, global }) {
+    // Each mode reads its own options; one given to another mode is a usage error, not ignored.
+    if (values.fingerprint !== undefined) refuseOthers(given, 'fingerprint', 'only reads a certificate', ['cert', 'key', 'name', 'san', 'days', 'force', 'psk', 'identity']);
+    else if (values.psk !== undefined) refuseOthers(given, 'psk', 'writes a pre-shared key, not a certificate', ['cert', 'key', 'name', 'san', 'days']);
     const report = createReporter(io, global);
     const force = values.force;
     const show = values.fingerprint;
