@@ -60,7 +60,7 @@ export interface CommandIO {
 export interface CommandContext<V> {
   readonly values: V;
   /** The options given on the command line (a default that was filled in is not "given"). */
-  readonly given?: ReadonlySet<string>;
+  readonly given: ReadonlySet<string>;
   readonly positionals: readonly string[];
   readonly io: CommandIO;
   readonly global: GlobalFlags;
@@ -134,7 +134,7 @@ export function commandHelp(cmd: Command): string {
 
 export interface Parsed {
   readonly values: Record<string, unknown>;
-  readonly given?: ReadonlySet<string>;
+  readonly given: ReadonlySet<string>;
   readonly positionals: string[];
   readonly global: GlobalFlags;
   readonly help: boolean;
@@ -164,6 +164,8 @@ export function parseCommandArgs(cmd: Command, argv: readonly string[]): Parsed 
       const v = raw[name];
       if (v === undefined) {
         if (o.default !== undefined) values[name] = o.default;
+        // A repeatable option given no times is an empty list, as its type says.
+        else if (o.multiple === true) values[name] = [];
         continue;
       }
       if (o.needs !== undefined && !given.has(o.needs)) {

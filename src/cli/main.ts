@@ -10,6 +10,8 @@ import { EXIT_FAILURE, SocketkitError, isSocketkitError, toSocketkitError } from
 import { nativeStatus } from '../native/helper.js';
 import { neutralise } from '../core/terminal-text.js';
 import { adviceFor, usageError } from './usage.js';
+import { jsonLine } from './report.js';
+import { ipv6PortHint } from '../net/endpoint.js';
 
 function version(): string {
   try {
@@ -76,10 +78,15 @@ export function processIO(): CommandIO {
   return io;
 }
 
-/** Prints an error the CLI way: one line, the stack only with --debug. Returns its exit status. */
-function printError(io: CommandIO, err: unknown, debug: boolean): number {
+/**
+ * Prints an error the CLI way: one line, the stack only with --debug; with --json also an
+ * `{"event":"error","code":...,"message":...}` line on stdout, so a program reading the JSON sees
+ * the failure there too. Returns its exit status.
+ */
+function printError(io: CommandIO, err: unknown, debug: boolean, json = false): number {
   const e = toSocketkitError(usageError(err));
   const advice = adviceFor(e);
+  if (json) jsonLine(io, 'error', { code: e.code, message: e.message, ...(advice === undefined ? {} : { advice }), exitCode: e.exitCode });
   // One line, whatever the message holds (some system and aggregate errors span several).
   io.stderr.write(`socketkit: ${neutralise(e.message.replace(/\s*\n\s*/g, ' '))}${advice === undefined ? '' : `; ${advice}`} (${e.code})\n`);
   if (debug && err instanceof Error) io.stderr.write(`${err.stack ?? ''}\n`);
@@ -93,13 +100,23 @@ function printError(io: CommandIO, err: unknown, debug: boolean): number {
  * For a real process: an error nothing caught (an 'error' event without a listener, a rejected
  * promise nobody awaited) is still reported in one line, not as a Node stack trace.
  */
-function installSafetyNet(io: CommandIO, debug: boolean): void {
+function installSafetyNet(io: CommandIO, debug: boolean, json: boolean): void {
   const onFatal = (err: unknown): void => {
-    printError(io, err, debug);
+    printError(io, err, debug, json);
     process.exit(70); // EX_SOFTWARE, as bin/socketkit.js uses for internal errors
   };
   process.on('uncaughtException', onFatal);
   process.on('unhandledRejection', onFatal);
+}
+
+/** Failures that a mistyped address explains. */
+const ADDRESS_FAILURES: ReadonlySet<string> = new Set(['ERR_UNREACHABLE', 'ERR_ADDR_NOT_AVAILABLE', 'ERR_CONN_REFUSED', 'ERR_TIMEOUT', 'ERR_NO_REPLY']);
+
+/** `::1:9800` is one IPv6 address: when reaching it fails, say how to write an address with a port. */
+function withAddressHint(err: unknown, addresses: readonly string[]): unknown {
+  if (!isSocketkitError(err) || !ADDRESS_FAILURES.has(err.code)) return err;
+  const hint = addresses.map(ipv6PortHint).find((h) => h !== undefined);
+  return hint === undefined ? err : new SocketkitError(err.code, `${err.message} (${hint})`, { cause: err, exitCode: err.exitCode, ...(err.hint ? { hint: err.hint } : {}) });
 }
 
 /** Runs the CLI with `argv` (without node and script); resolves with the exit code. */
@@ -114,31 +131,39 @@ export async function main(argv: readonly string[], io: CommandIO = processIO())
     io.stdout.write(`socketkit ${version()}\nnative helper: ${native.available ? 'yes (sendfile for raw sends, reset detection for raw receives)' : `no, ${native.reason ?? 'unavailable'}`}\n`);
     return 0;
   }
+  // Known before the arguments are parsed, so that a usage error is JSON too.
+  let json = rest.includes('--json');
   const entry = COMMANDS.find((c) => c.name === name);
   if (!entry) {
+    if (json) jsonLine(io, 'error', { code: 'ERR_USAGE', message: `unknown command '${name}'`, exitCode: EXIT_FAILURE });
     io.stderr.write(`socketkit: unknown command '${name}' (ERR_USAGE)\nRun 'socketkit --help' for the list of commands.\n`);
     return EXIT_FAILURE;
   }
   const debug = rest.includes('--debug');
   const real = processIOs.has(io);
-  if (real) installSafetyNet(io, debug);
+  if (real) installSafetyNet(io, debug, json);
+  let addresses: string[] = [];
   try {
     const cmd = await entry.load();
     let parsed;
     try {
       parsed = parseCommandArgs(cmd, rest);
     } catch (err) {
-      const status = printError(io, err, debug);
+      const status = printError(io, err, debug, json);
       io.stderr.write(`Run 'socketkit ${cmd.name} --help' for usage.\n`);
       return status;
     }
+    json = parsed.global.json;
+    const listen = parsed.values['listen'];
+    addresses = [...parsed.positionals, ...(typeof listen === 'string' ? [listen] : [])];
     if (parsed.help) {
       io.stdout.write(commandHelp(cmd));
       return 0;
     }
     return await cmd.run({ values: parsed.values as Record<string, string | boolean | string[] | undefined>, given: parsed.given, positionals: parsed.positionals, io, global: parsed.global });
-  } catch (err) {
-    const status = printError(io, err, debug);
+  } catch (caught) {
+    const err = withAddressHint(caught, addresses);
+    const status = printError(io, err, debug, json);
     if (isSocketkitError(err) && err.code === 'ERR_USAGE') io.stderr.write(`Run 'socketkit ${name} --help' for usage.\n`);
     // Stopped by Ctrl-C or SIGTERM: exit as shells expect of an interrupted program (130, 143).
     if (isSocketkitError(err) && err.code === 'ERR_ABORTED' && io.shutdown.aborted) {

@@ -29,10 +29,13 @@ export interface Reporter {
   readonly tty: boolean;
 }
 
+/** Writes one NDJSON event line (`event`, `ts`, then `fields`) to stdout. */
+export function jsonLine(io: Pick<CommandIO, 'stdout'>, event: string, fields: Record<string, unknown>): void {
+  io.stdout.write(`${escapeJsonLine(JSON.stringify({ event, ts: new Date().toISOString(), ...fields }))}\n`);
+}
+
 export function createReporter(io: CommandIO, global: GlobalFlags): Reporter {
-  const line = (event: string, fields: Record<string, unknown>): void => {
-    io.stdout.write(`${escapeJsonLine(JSON.stringify({ event, ts: new Date().toISOString(), ...fields }))}\n`);
-  };
+  const line = (event: string, fields: Record<string, unknown>): void => jsonLine(io, event, fields);
   return {
     json: global.json,
     quiet: global.quiet,

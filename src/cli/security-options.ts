@@ -12,6 +12,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import type { OptionSpec } from './command.js';
+import { list as listOption, text, toggle } from './options.js';
 import type { Reporter } from './report.js';
 import { asUsage } from './usage.js';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
@@ -33,29 +34,30 @@ import {
 const PSK_HELP = "TLS with a pre-shared key instead of certificates: a file with IDENTITY:HEXKEY, mode 600 (make one with 'socketkit cert --psk FILE')";
 
 /** Options of commands that listen: TLS with a certificate or a PSK, and allow/deny lists. */
-export const SERVER_SECURITY_OPTIONS: Readonly<Record<string, OptionSpec>> = {
-  tls: { type: 'boolean', help: 'encrypt with TLS, using --cert and --key' },
-  cert: { type: 'string', value: 'FILE', help: "TLS certificate, PEM (make one with 'socketkit cert'); implies --tls" },
-  key: { type: 'string', value: 'FILE', help: 'the private key of --cert, PEM' },
-  'psk-file': { type: 'string', value: 'FILE', help: PSK_HELP },
-  allow: { type: 'string', value: 'CIDR', multiple: true, help: 'admit only peers in this address block (e.g. 10.0.0.0/8, ::1)' },
-  deny: { type: 'string', value: 'CIDR', multiple: true, help: 'refuse peers in this address block (wins over --allow)' },
-};
+export const SERVER_SECURITY_OPTIONS = {
+  tls: toggle('encrypt with TLS, using --cert and --key'),
+  cert: text("TLS certificate, PEM (make one with 'socketkit cert'); implies --tls", { value: 'FILE' }),
+  key: text('the private key of --cert, PEM', { value: 'FILE' }),
+  'psk-file': text(PSK_HELP, { value: 'FILE' }),
+  allow: listOption('admit only peers in this address block (e.g. 10.0.0.0/8, ::1)', { value: 'CIDR' }),
+  deny: listOption('refuse peers in this address block (wins over --allow)', { value: 'CIDR' }),
+} as const satisfies Readonly<Record<string, OptionSpec>>;
 
 /** For servers of files (serve, receive): plaintext on a non-loopback address must be asked for. */
-export const INSECURE_OPTION: Readonly<Record<string, OptionSpec>> = {
-  insecure: { type: 'boolean', help: 'allow serving without TLS or a PSK on a non-loopback address' },
-};
+export const INSECURE_OPTION = {
+  insecure: toggle('allow serving without TLS or a PSK on a non-loopback address'),
+} as const satisfies Readonly<Record<string, OptionSpec>>;
 
 /** Options of commands that connect: TLS verified by system CAs, a CA file or a pin; or a PSK. */
-export const CLIENT_SECURITY_OPTIONS: Readonly<Record<string, OptionSpec>> = {
-  tls: { type: 'boolean', help: 'encrypt with TLS; the server is verified against the system CAs unless --ca or --pin is given' },
-  ca: { type: 'string', value: 'FILE', help: 'verify the server against this CA (or self-signed) certificate, PEM, and its name; implies --tls' },
-  pin: { type: 'string', value: 'SHA256', help: "accept only the server certificate with this SHA-256 fingerprint (as 'socketkit cert' prints it); implies --tls" },
-  'psk-file': { type: 'string', value: 'FILE', help: PSK_HELP },
-};
+export const CLIENT_SECURITY_OPTIONS = {
+  tls: toggle('encrypt with TLS; the server is verified against the system CAs unless --ca or --pin is given'),
+  ca: text('verify the server against this CA (or self-signed) certificate, PEM, and its name; implies --tls', { value: 'FILE' }),
+  pin: text("accept only the server certificate with this SHA-256 fingerprint (as 'socketkit cert' prints it); implies --tls", { value: 'SHA256' }),
+  'psk-file': text(PSK_HELP, { value: 'FILE' }),
+} as const satisfies Readonly<Record<string, OptionSpec>>;
 
-type Values = Record<string, string | boolean | string[] | undefined>;
+/** Parsed option values, typed (from `defineCommand`) or not. */
+type Values = Readonly<Record<string, unknown>>;
 
 /** The options that ask for TLS or a PSK, on either side. */
 const TLS_OPTION_NAMES = ['tls', 'cert', 'key', 'psk-file', 'ca', 'pin'] as const;
@@ -78,7 +80,7 @@ function str(values: Values, name: string): string | undefined {
 
 function list(values: Values, name: string): string[] {
   const v = values[name];
-  return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : typeof v === 'string' ? [v] : [];
 }
 
 async function readPem(option: string, path: string): Promise<Buffer> {
@@ -200,7 +202,7 @@ export function securityArgs(values: Values): string[] {
     if (spec.type === 'boolean') {
       if (v === true) out.push(`--${name}`);
     } else {
-      for (const item of Array.isArray(v) ? v : typeof v === 'string' ? [v] : []) out.push(`--${name}`, item);
+      for (const item of list(values, name)) out.push(`--${name}`, item);
     }
   }
   return out;

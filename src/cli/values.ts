@@ -26,11 +26,14 @@ const SIZE_UNITS: Record<string, number> = {
   '': 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3,
 };
 
-/** A byte size (`64`, `4k`, `4KiB`, `1M`, `2GiB`; k/m/g are powers of 1024). */
+/**
+ * A byte size (`64`, `4k`, `4KiB`, `1M`, `2GiB`). k, M, G and KiB, MiB, GiB are powers of 1024
+ * (4k = 4KiB = 4,096 bytes); KB, MB, GB are powers of 1000 (4KB = 4,000 bytes), as in SI.
+ */
 export function parseSize(option: string, text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
   const mult = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
-  if (!m || mult === undefined) throw usage(option, text, 'a size (bytes, or with k, M, G, KiB, MiB, GiB)');
+  if (!m || mult === undefined) throw usage(option, text, 'a size (bytes, or with k, M, G, KiB, MiB, GiB: powers of 1024; KB, MB, GB: powers of 1000)');
   const n = Math.round(Number(m[1]) * mult);
   if (!Number.isSafeInteger(n)) throw usage(option, text, 'a size socketkit can handle');
   return n;

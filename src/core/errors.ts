@@ -63,7 +63,7 @@ export const ERROR_CODES = {
   ERR_ACCESS_DENIED: 'refused by the allow/deny lists (in the server\'s log)',
   ERR_INSECURE_LISTENER: 'a plaintext file server on a non-loopback address',
   // Servers
-  ERR_CONN_LIMIT: 'a server refused a connection: --max-conns connections are open',
+  ERR_CONN_LIMIT: 'a server refused a connection: its connection limit was reached',
   ERR_SLOW_CONSUMER: 'a broker client did not read fast enough: its queue filled and it was closed',
   ERR_WORKER_FAILED: 'a server worker process failed to start',
   ERR_INTERNAL: 'a bug in socketkit: please report it',

@@ -91,6 +91,8 @@ export function parseEndpoint(text: string, options: ParseEndpointOptions): Endp
   if (colons > 1) {
     // A bare IPv6 literal: no port can follow it unambiguously.
     if (isIP(t) === 6) return { kind: 'inet', host: t, port: defaultPort };
+    const withPort = /^(.*):(\d{1,5})$/.exec(t);
+    if (withPort && isIP(withPort[1]!) === 6) throw bad(text, `an IPv6 address with a port must be written [ADDR]:PORT: [${withPort[1]}]:${withPort[2]}`);
     throw bad(text, 'an IPv6 address with a port must be written [ADDR]:PORT');
   }
   if (colons === 1) {
@@ -100,6 +102,19 @@ export function parseEndpoint(text: string, options: ParseEndpointOptions): Endp
     return { kind: 'inet', host, port: parsePort(text, t.slice(i + 1), allowZero) };
   }
   return { kind: 'inet', host: checkHost(text, t), port: defaultPort };
+}
+
+/**
+ * For a bare IPv6 literal whose last group reads as a port (`::1:9800`, which is one address),
+ * how to write that address with that port; undefined for any other text.
+ */
+export function ipv6PortHint(text: string): string | undefined {
+  const t = text.trim();
+  const m = /^(.*):(\d{1,5})$/.exec(t);
+  if (t.startsWith('[') || isIP(t) !== 6 || !m || isIP(m[1]!) !== 6) return undefined;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return undefined;
+  return `'${t}' is one IPv6 address; for port ${port} on ${m[1]}, write [${m[1]}]:${port}`;
 }
 
 /** Formats an endpoint the way users write it: `127.0.0.1:9800`, `[::1]:9800`, `unix:/tmp/s`. */

@@ -3,10 +3,10 @@
  * needed), the fingerprint clients pin, and pre-shared key files for `--psk-file`.
  */
 import { chmod, readFile, writeFile } from 'node:fs/promises';
-import type { Command } from '../command.js';
+import { defineCommand } from '../command.js';
 import { SocketkitError, toSocketkitError } from '../../core/errors.js';
 import { createReporter } from '../report.js';
-import { flag, parseCount, str } from '../values.js';
+import { count, list, text, toggle } from '../options.js';
 import { asUsage } from '../usage.js';
 import {
   DEFAULT_CERT_DAYS,
@@ -34,7 +34,14 @@ async function writeNew(path: string, data: string, mode: number, force: boolean
   }
 }
 
-const command: Command = {
+function refuseOthers(given: ReadonlySet<string>, mode: string, what: string, others: readonly string[]): void {
+  const wrong = others.filter((n) => given.has(n));
+  if (wrong.length > 0) {
+    throw new SocketkitError('ERR_USAGE', `--${mode} ${what}: ${wrong.map((n) => `--${n}`).join(', ')} ${wrong.length === 1 ? 'does' : 'do'} not apply`);
+  }
+}
+
+export default defineCommand({
   name: 'cert',
   summary: 'Make a self-signed TLS certificate and key (and print the fingerprint clients pin), or a pre-shared key file.',
   args: '',
@@ -44,15 +51,15 @@ const command: Command = {
     'as --ca. --fingerprint FILE prints the fingerprint of an existing certificate; --psk FILE writes a new random ' +
     '32-byte pre-shared key (IDENTITY:HEXKEY, mode 600) for --psk-file on both machines.',
   options: {
-    cert: { type: 'string', value: 'FILE', help: 'where to write the certificate', default: DEFAULT_CERT_FILE },
-    key: { type: 'string', value: 'FILE', help: 'where to write the private key (mode 600)', default: DEFAULT_KEY_FILE },
-    name: { type: 'string', value: 'NAME', help: 'the host name (or IP address) the certificate is for', default: DEFAULT_CERT_NAME },
-    san: { type: 'string', value: 'NAME', multiple: true, help: 'another name: DNS:host.example, IP:192.0.2.7, or a bare name or address' },
-    days: { type: 'string', value: 'N', help: 'days of validity', default: String(DEFAULT_CERT_DAYS) },
-    force: { type: 'boolean', help: 'replace existing files' },
-    fingerprint: { type: 'string', value: 'FILE', help: 'print the SHA-256 fingerprint of this certificate instead' },
-    psk: { type: 'string', value: 'FILE', help: 'write a new pre-shared key file instead of a certificate' },
-    identity: { type: 'string', value: 'NAME', help: 'with --psk: the identity the key goes by', default: DEFAULT_PSK_IDENTITY },
+    cert: text('where to write the certificate', { value: 'FILE', default: DEFAULT_CERT_FILE }),
+    key: text('where to write the private key (mode 600)', { value: 'FILE', default: DEFAULT_KEY_FILE }),
+    name: text('the host name (or IP address) the certificate is for', { value: 'NAME', default: DEFAULT_CERT_NAME }),
+    san: list('another name: DNS:host.example, IP:192.0.2.7, or a bare name or address', { value: 'NAME' }),
+    days: count('days of validity', { default: DEFAULT_CERT_DAYS, min: 1, max: MAX_CERT_DAYS }),
+    force: toggle('replace existing files'),
+    fingerprint: text('print the SHA-256 fingerprint of this certificate instead', { value: 'FILE' }),
+    psk: text('write a new pre-shared key file instead of a certificate', { value: 'FILE' }),
+    identity: text('with --psk: the identity the key goes by', { value: 'NAME', default: DEFAULT_PSK_IDENTITY, needs: 'psk' }),
   },
   positionals: { min: 0, max: 0 },
   examples: [
@@ -62,10 +69,13 @@ const command: Command = {
     'socketkit cert --fingerprint socketkit-cert.pem',
     'socketkit cert --psk shared.psk',
   ],
-  async run({ values, io, global }) {
+  async run({ values, given, io, global }) {
+    // Each mode reads its own options; one given to another mode is a usage error, not ignored.
+    if (values.fingerprint !== undefined) refuseOthers(given, 'fingerprint', 'only reads a certificate', ['cert', 'key', 'name', 'san', 'days', 'force', 'psk', 'identity']);
+    else if (values.psk !== undefined) refuseOthers(given, 'psk', 'writes a pre-shared key, not a certificate', ['cert', 'key', 'name', 'san', 'days']);
     const report = createReporter(io, global);
-    const force = flag(values, 'force');
-    const show = str(values, 'fingerprint');
+    const force = values.force;
+    const show = values.fingerprint;
     if (show !== undefined) {
       let pem: Buffer;
       try {
@@ -77,26 +87,21 @@ const command: Command = {
       report.result('fingerprint', { file: show, fingerprint }, fingerprint);
       return 0;
     }
-    const pskPath = str(values, 'psk');
+    const pskPath = values.psk;
     if (pskPath !== undefined) {
-      const psk = generatePsk(str(values, 'identity') ?? DEFAULT_PSK_IDENTITY);
+      const psk = generatePsk(values.identity);
       await writeNew(pskPath, formatPsk(psk), 0o600, force);
       report.log(`wrote ${pskPath}: a ${psk.key.length}-byte pre-shared key, identity '${psk.identity}', mode 600`);
       report.log(`copy it to the other machine (keeping mode 600) and use --psk-file ${pskPath} on both ends`);
       report.result('psk', { file: pskPath, identity: psk.identity, bytes: psk.key.length }, pskPath);
       return 0;
     }
-    const certPath = str(values, 'cert') ?? DEFAULT_CERT_FILE;
-    const keyPath = str(values, 'key') ?? DEFAULT_KEY_FILE;
+    const certPath = values.cert;
+    const keyPath = values.key;
     if (certPath === keyPath) throw new SocketkitError('ERR_USAGE', '--cert and --key must be different files');
-    const days = parseCount('days', str(values, 'days') ?? String(DEFAULT_CERT_DAYS), 1, MAX_CERT_DAYS);
-    const sans = values['san'];
-    for (const s of Array.isArray(sans) ? sans : []) asUsage('san', () => parseAltName(s));
-    const generated = await generateCertificate({
-      commonName: str(values, 'name') ?? DEFAULT_CERT_NAME,
-      altNames: Array.isArray(sans) ? sans : [],
-      days,
-    });
+    for (const s of values.san) asUsage('san', () => parseAltName(s));
+    asUsage('name', () => parseAltName(values.name));
+    const generated = await generateCertificate({ commonName: values.name, altNames: values.san, days: values.days });
     // The key first: a certificate without its key is useless, a key alone is harmless to redo.
     await writeNew(keyPath, generated.key, 0o600, force);
     await writeNew(certPath, generated.cert, 0o644, force);
@@ -112,6 +117,4 @@ const command: Command = {
     );
     return 0;
   },
-};
-
-export default command;
+});

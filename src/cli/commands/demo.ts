@@ -1,8 +1,8 @@
 /** `socketkit demo`: the tour of every system on loopback. */
-import type { Command } from '../command.js';
+import { defineCommand } from '../command.js';
 import { runTour } from '../../demo/tour.js';
 
-const command: Command = {
+export default defineCommand({
   name: 'demo',
   summary: 'Run every system on loopback (free ports, a temporary folder) and report what happened.',
   args: '',
@@ -14,6 +14,4 @@ const command: Command = {
     const r = await runTour((text) => io.stdout.write(text));
     return r.failed === 0 ? 0 : 1;
   },
-};
-
-export default command;
+});

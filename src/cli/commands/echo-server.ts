@@ -1,16 +1,17 @@
 /** `socketkit echo-server [ADDR]`: the echo server, with logging and graceful stop. */
-import type { Command } from '../command.js';
+import { defineCommand } from '../command.js';
 import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
 import { fileURLToPath } from 'node:url';
 import { createReporter, formatBytes } from '../report.js';
-import { flag, parseDurationMs, parseSize, str } from '../values.js';
+import { count, custom, duration, size, toggle } from '../options.js';
+import { DEFAULT_MAX_FRAME_SIZE } from '../../codec/constants.js';
 import { resolveWorkerCount, serve, startManagedEchoServer, workerLink, type ServerEvent } from '../../server/index.js';
 import { runUdpEchoServer } from './udp-echo.js';
 import { MemoryBudget } from '../../server/budget.js';
 import { DEFAULT_MEMORY_BUDGET } from '../../server/defaults.js';
 import { SERVER_SECURITY_OPTIONS, securityArgs, serverSecurity } from '../security-options.js';
-import { acceptErrorLine, MANAGED_SERVER_OPTIONS, managedServerValues, serverStatsText as statsText, statsLine } from '../server-report.js';
+import { acceptErrorLine, serverStatsText as statsText, statsLine } from '../server-report.js';
 
 /** What a cluster worker runs: this CLI (in-process callers such as tests have another argv[1]). */
 const CLI_SCRIPT = fileURLToPath(new URL('../../../../bin/socketkit.js', import.meta.url));
@@ -28,21 +29,32 @@ function describe(e: ServerEvent): string {
   }
 }
 
-const command: Command = {
+/** Default number of server processes. */
+const DEFAULT_WORKERS = 1;
+
+export default defineCommand({
   name: 'echo-server',
   summary: 'Serve echo to any number of clients: every byte that arrives is sent back.',
   args: '[ADDR]',
   description: 'ADDR is PORT, HOST:PORT, [IPV6]:PORT or unix:PATH (default 127.0.0.1:9800). Listening on every interface must be asked for: 0.0.0.0:PORT or [::]:PORT.',
   options: {
-    grace: { type: 'string', value: 'SECONDS', help: 'on SIGINT/SIGTERM, let live connections finish this long', default: String(DEFAULT_GRACE_MS / 1000) },
-    framed: { type: 'boolean', help: 'echo whole length-prefixed messages (4-byte big-endian length, then the payload)' },
-    'max-message': { type: 'string', value: 'SIZE', help: 'with --framed: the largest message accepted', default: '16MiB' },
-    'memory-budget': { type: 'string', value: 'SIZE', help: 'with --framed: the most bytes all clients together may have buffered (per worker); a client whose message would overspend it is closed (ERR_MEMORY_BUDGET)', default: '256MiB' },
-    'max-conns': MANAGED_SERVER_OPTIONS['max-conns'],
-    'idle-timeout': MANAGED_SERVER_OPTIONS['idle-timeout'],
-    workers: { type: 'string', value: 'N|auto', help: 'serve from N processes (auto: one per core), behind one address', default: '1' },
-    stats: MANAGED_SERVER_OPTIONS.stats,
-    udp: { type: 'boolean', help: 'echo UDP datagrams (up to 65,507 bytes over IPv4, 65,527 over IPv6) to their senders' },
+    grace: duration('on SIGINT/SIGTERM, let live connections finish this long', { default: DEFAULT_GRACE_MS }),
+    framed: toggle('echo whole length-prefixed messages (4-byte big-endian length, then the payload)'),
+    'max-message': size('with --framed: the largest message accepted', { value: 'SIZE', default: DEFAULT_MAX_FRAME_SIZE, min: 1, needs: 'framed' }),
+    'memory-budget': size('with --framed: the most bytes all clients together may have buffered (per worker); a client whose message would overspend it is closed (ERR_MEMORY_BUDGET)', {
+      value: 'SIZE',
+      default: DEFAULT_MEMORY_BUDGET,
+      min: 1,
+      needs: 'framed',
+    }),
+    'max-conns': count('serve at most N connections at once (split evenly between workers); more are refused: closed, counted, logged'),
+    'idle-timeout': duration('close connections with no byte in or out for this long (slowloris)'),
+    workers: custom('serve from N processes (auto: one per core), behind one address', (_option: string, text: string) => resolveWorkerCount(text), {
+      value: 'N|auto',
+      default: DEFAULT_WORKERS,
+    }),
+    stats: duration('print statistics this often (they are always printed at exit)'),
+    udp: toggle('echo UDP datagrams (up to 65,507 bytes over IPv4, 65,527 over IPv6) to their senders'),
     ...SERVER_SECURITY_OPTIONS,
   },
   positionals: { min: 0, max: 1 },
@@ -52,16 +64,19 @@ const command: Command = {
     'socketkit echo-server unix:/tmp/echo.sock',
     'socketkit echo-server 9800 --max-conns 10000 --idle-timeout 60 --workers auto --stats 5 -q',
   ],
-  async run({ values, positionals, io, global }) {
-    if (flag(values, 'udp')) return runUdpEchoServer({ values, positionals, io, global });
+  async run(ctx) {
+    const { values, positionals, io, global } = ctx;
+    if (values.udp) return runUdpEchoServer(ctx);
     const ep = parseEndpoint(positionals[0] ?? String(DEFAULT_PORT), { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
-    const graceMs = parseDurationMs('grace', str(values, 'grace') ?? '5');
+    const graceMs = values.grace;
     const report = createReporter(io, global);
-    const framed = flag(values, 'framed');
-    const maxMessageSize = parseSize('max-message', str(values, 'max-message') ?? '16MiB');
-    const memoryBudget = parseSize('memory-budget', str(values, 'memory-budget') ?? String(DEFAULT_MEMORY_BUDGET));
-    const { maxConnections, idleTimeoutMs, statsIntervalMs } = managedServerValues(values);
-    const workers = resolveWorkerCount(str(values, 'workers') ?? '1');
+    const framed = values.framed;
+    const maxMessageSize = values['max-message'];
+    const memoryBudget = values['memory-budget'];
+    const maxConnections = values['max-conns'];
+    const idleTimeoutMs = values['idle-timeout'];
+    const workers = values.workers;
+    const statsIntervalMs = values.stats !== undefined ? Math.max(100, values.stats) : undefined;
     const sec = await serverSecurity(values, report, { announce: workerLink() === undefined });
     // Per-connection events only when someone reads them: without them the server keeps no per-connection state.
     const onEvent = global.quiet
@@ -74,9 +89,7 @@ const command: Command = {
       'echo-server',
       positionals[0] ?? String(DEFAULT_PORT),
       '--grace', String(graceMs / 1000),
-      '--max-message', String(maxMessageSize),
-      '--memory-budget', String(memoryBudget),
-      ...(framed ? ['--framed'] : []),
+      ...(framed ? ['--framed', '--max-message', String(maxMessageSize), '--memory-budget', String(memoryBudget)] : []),
       ...(maxConnections !== undefined ? ['--max-conns', String(maxConnections)] : []),
       ...(idleTimeoutMs !== undefined ? ['--idle-timeout', `${idleTimeoutMs}ms`] : []),
       ...(global.json ? ['--json'] : []),
@@ -136,6 +149,4 @@ const command: Command = {
     if (global.quiet && !global.json && statsIntervalMs !== undefined) io.stderr.write(`${statsText(s, r)} (average over ${r.seconds.toFixed(1)} s, stopped)\n`);
     return 0;
   },
-};
-
-export default command;
+});

@@ -1,17 +1,19 @@
 /** `socketkit echo ADDR [MESSAGE]`: send, half-close, verify the echo, print it. */
-import type { Command } from '../command.js';
+import { fstatSync } from 'node:fs';
+import { defineCommand, type CommandIO } from '../command.js';
 import { SocketkitError } from '../../core/errors.js';
 import { parseEndpoint } from '../../net/endpoint.js';
-import { DEFAULT_CONNECT_HOST } from '../../core/defaults.js';
+import { DEFAULT_CONNECT_HOST, DEFAULT_CONNECT_TIMEOUT_MS } from '../../core/defaults.js';
+import { DEFAULT_MAX_FRAME_SIZE } from '../../codec/constants.js';
 import { echoStream } from '../../echo/client.js';
 import { writeWithBackpressure } from '../../net/write.js';
 import { createReporter, formatBytes, formatMs } from '../report.js';
-import { flag, parseDurationMs, parseSize, str } from '../values.js';
+import { count, duration, size, toggle } from '../options.js';
 import { echoFramed } from '../../echo/framed.js';
-import { runUdpEcho } from './udp-echo.js';
+import { MAX_UDP_RETRIES, runUdpEcho } from './udp-echo.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
 
-const command: Command = {
+export default defineCommand({
   name: 'echo',
   summary: 'Send MESSAGE (or standard input) to an echo server, check every byte comes back, print the echo.',
   args: 'ADDR [MESSAGE]',
@@ -19,26 +21,29 @@ const command: Command = {
     'Without MESSAGE, standard input is sent (binary-safe, any size: `cat file | socketkit echo ADDR`). ' +
     'Exit 0 when the echo is identical, 1 on a mismatch, 2 on a connection error.',
   options: {
-    timeout: { type: 'string', value: 'SECONDS', help: 'connect timeout, and how long to wait for an outstanding echo', default: '10' },
-    framed: { type: 'boolean', help: 'send whole length-prefixed messages: MESSAGE as one, or each line of stdin as one; print each reply on a line' },
-    'max-message': { type: 'string', value: 'SIZE', help: 'with --framed: the largest message sent or accepted', default: '16MiB' },
-    udp: { type: 'boolean', help: 'send MESSAGE (or stdin) as one UDP datagram and check the reply; a datagram over the UDP maximum is refused' },
-    retries: { type: 'string', value: 'N', help: 'with --udp: send the datagram again up to N times when no reply comes within --timeout', default: '0' },
+    timeout: duration('connect timeout, and how long to wait for an outstanding echo', { default: DEFAULT_CONNECT_TIMEOUT_MS }),
+    framed: toggle('send whole length-prefixed messages: MESSAGE as one, or each line of stdin as one; print each reply on a line'),
+    'max-message': size('with --framed: the largest message sent or accepted', { value: 'SIZE', default: DEFAULT_MAX_FRAME_SIZE, min: 1, needs: 'framed' }),
+    udp: toggle('send MESSAGE (or stdin) as one UDP datagram and check the reply; a datagram over the UDP maximum is refused'),
+    retries: count('with --udp: send the datagram again up to N times when no reply comes within --timeout', { default: 0, min: 0, max: MAX_UDP_RETRIES, needs: 'udp' }),
     ...CLIENT_SECURITY_OPTIONS,
   },
   positionals: { min: 1, max: 2 },
   examples: ['socketkit echo 9800 "Hola mundo"', 'cat photo.jpg | socketkit echo [::1]:9800 > copy.jpg', 'socketkit echo unix:/tmp/echo.sock hello --json'],
-  async run({ values, positionals, io, global }) {
-    if (flag(values, 'udp')) return runUdpEcho({ values, positionals, io, global });
+  async run(ctx) {
+    const { values, positionals, io, global } = ctx;
+    if (positionals[1] === undefined) refuseFolderInput(io);
+    if (values.udp) return runUdpEcho(ctx);
     const ep = parseEndpoint(positionals[0]!, { defaultHost: DEFAULT_CONNECT_HOST });
-    const timeoutMs = parseDurationMs('timeout', str(values, 'timeout') ?? '10');
+    const timeoutMs = values.timeout;
     const report = createReporter(io, global);
     const message = positionals[1];
     const sec = await clientSecurity(values);
-    if (flag(values, 'framed')) {
-      const maxMessageSize = parseSize('max-message', str(values, 'max-message') ?? '16MiB');
+    if (values.framed) {
+      const maxMessageSize = values['max-message'];
       const messages = message !== undefined ? [Buffer.from(message, 'utf8')] : lines(io.stdin as AsyncIterable<Buffer>, maxMessageSize);
-      const print = !global.json && !global.quiet;
+      // -q silences messages, never the data: only --json (stdout is NDJSON then) keeps the echo off stdout.
+      const print = !global.json;
       const r = await echoFramed(ep, messages, {
         signal: io.shutdown,
         timeoutMs,
@@ -54,7 +59,7 @@ const command: Command = {
     }
     const input: AsyncIterable<Uint8Array> | Iterable<Uint8Array> =
       message !== undefined ? [Buffer.from(message, 'utf8')] : (io.stdin as AsyncIterable<Uint8Array>);
-    const print = !global.json && !global.quiet;
+    const print = !global.json;
     const result = await echoStream(ep, input, {
       timeoutMs,
       idleTimeoutMs: timeoutMs,
@@ -75,9 +80,24 @@ const command: Command = {
     else report.log(`echoed ${formatBytes(result.bytesSent)} intact (connect ${formatMs(result.connectMs)}, first byte ${formatMs(result.firstByteMs)}, total ${formatMs(result.totalMs)})`);
     return 0;
   },
-};
+});
 
 const NEWLINE = Buffer.from('\n');
+
+/**
+ * `socketkit echo 9800 < some-folder`: reading a folder gives no bytes (Node's stdin ends at
+ * once), which would be "echoed 0 B intact". Refused before connecting.
+ */
+function refuseFolderInput(io: CommandIO): void {
+  if (io.stdin !== process.stdin) return;
+  let folder = false;
+  try {
+    folder = fstatSync(0).isDirectory();
+  } catch {
+    return; // no standard input at all: reading it says so
+  }
+  if (folder) throw new SocketkitError('ERR_USAGE', 'standard input is a folder, not data to send (give a file, a pipe, or MESSAGE)');
+}
 
 /**
  * Splits a byte stream into lines (without their '\n'); a last line without one counts too.
@@ -113,5 +133,3 @@ function tooLong(max: number): SocketkitError {
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }
-
-export default command;

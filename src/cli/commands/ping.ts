@@ -1,12 +1,13 @@
 /** `socketkit ping ADDR`: round-trip times, loss, duplicates and reordering, to any echo. */
-import type { Command } from '../command.js';
+import { defineCommand } from '../command.js';
 import { EXIT_MISMATCH, SocketkitError } from '../../core/errors.js';
 import { DEFAULT_CONNECT_HOST } from '../../core/defaults.js';
 import { formatEndpoint, parseEndpoint } from '../../net/endpoint.js';
-import { DEFAULT_PING_COUNT, DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_SIZE, DEFAULT_PING_TIMEOUT_MS, MAX_PING_COUNT } from '../../udp/constants.js';
+import { DEFAULT_PING_COUNT, DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_SIZE, DEFAULT_PING_TIMEOUT_MS, MAX_PING_COUNT, MAX_TCP_PROBE_SIZE, MAX_UDP_PAYLOAD_IPV6 } from '../../udp/constants.js';
+import { PROBE_HEADER_SIZE } from '../../udp/probe.js';
 import { ping, type PingEvent, type PingSummary } from '../../udp/ping.js';
-import { createReporter, formatMs } from '../report.js';
-import { flag, parseCount, parseDurationMs, parseSize, str } from '../values.js';
+import { createReporter, formatMs, terminalLines } from '../report.js';
+import { count, duration, size, toggle } from '../options.js';
 
 function describe(e: PingEvent, target: string, timeoutMs: number): string {
   switch (e.event) {
@@ -46,7 +47,7 @@ function summaryText(s: PingSummary): string {
   return lines.join('\n');
 }
 
-const command: Command = {
+export default defineCommand({
   name: 'ping',
   summary: 'Measure round trips to an echo server: loss, duplicates, reordering, RTT percentiles.',
   args: 'ADDR',
@@ -58,12 +59,12 @@ const command: Command = {
     'answered or lost. Per-reply lines are shown on a terminal; the summary always. Exit 0 when any reply came back, ' +
     '1 when none did, 2 on errors (ICMP port unreachable with no reply at all is ERR_CONN_REFUSED).',
   options: {
-    udp: { type: 'boolean', help: 'probe with UDP datagrams (the default)' },
-    tcp: { type: 'boolean', help: 'probe with round trips over one TCP (or unix:) connection' },
-    count: { type: 'string', short: 'c', value: 'N', help: `probes to send, 0 for until Ctrl-C (at most ${MAX_PING_COUNT.toLocaleString('en-US')})` },
-    interval: { type: 'string', short: 'i', value: 'SECONDS', help: 'time between probes (0: ping-pong)', default: String(DEFAULT_PING_INTERVAL_MS / 1000) },
-    size: { type: 'string', short: 's', value: 'BYTES', help: 'probe size, 24-byte header included', default: String(DEFAULT_PING_SIZE) },
-    timeout: { type: 'string', short: 'W', value: 'SECONDS', help: 'a probe unanswered this long is lost; a later reply is "late"', default: String(DEFAULT_PING_TIMEOUT_MS / 1000) },
+    udp: toggle('probe with UDP datagrams (the default)'),
+    tcp: toggle('probe with round trips over one TCP (or unix:) connection'),
+    count: count(`probes to send, 0 for until Ctrl-C (at most ${MAX_PING_COUNT.toLocaleString('en-US')})`, { short: 'c', min: 0, max: MAX_PING_COUNT }),
+    interval: duration('time between probes (0: ping-pong)', { short: 'i', default: DEFAULT_PING_INTERVAL_MS }),
+    size: size(`probe size, ${PROBE_HEADER_SIZE}-byte header included`, { short: 's', default: DEFAULT_PING_SIZE, min: PROBE_HEADER_SIZE, max: MAX_TCP_PROBE_SIZE }),
+    timeout: duration('a probe unanswered this long is lost; a later reply is "late"', { short: 'W', default: DEFAULT_PING_TIMEOUT_MS, positive: true }),
   },
   positionals: { min: 1, max: 1 },
   examples: [
@@ -72,16 +73,20 @@ const command: Command = {
     'socketkit ping --tcp 127.0.0.1:9800 -c 1000 -i 0',
   ],
   async run({ values, positionals, io, global }) {
-    if (flag(values, 'udp') && flag(values, 'tcp')) throw new SocketkitError('ERR_USAGE', 'choose one of --udp and --tcp');
-    const transport = flag(values, 'tcp') ? 'tcp' : 'udp';
+    if (values.udp && values.tcp) throw new SocketkitError('ERR_USAGE', 'choose one of --udp and --tcp');
+    const transport = values.tcp ? 'tcp' : 'udp';
     const ep = parseEndpoint(positionals[0]!, { defaultHost: DEFAULT_CONNECT_HOST });
     const report = createReporter(io, global);
-    const countText = str(values, 'count');
-    const count = countText !== undefined ? parseCount('count', countText, 0, MAX_PING_COUNT) : report.tty ? 0 : DEFAULT_PING_COUNT;
-    const intervalMs = parseDurationMs('interval', str(values, 'interval') ?? '1');
-    const size = parseSize('size', str(values, 'size') ?? String(DEFAULT_PING_SIZE));
-    const timeoutMs = parseDurationMs('timeout', str(values, 'timeout') ?? '2');
-    if (timeoutMs <= 0) throw new SocketkitError('ERR_USAGE', '--timeout: must be more than 0');
+    // Without -c: until Ctrl-C on a terminal, a few probes otherwise (so the default is not a constant for help to show).
+    const count = values.count ?? (report.tty ? 0 : DEFAULT_PING_COUNT);
+    const intervalMs = values.interval;
+    const size = values.size;
+    const timeoutMs = values.timeout;
+    // Every usage error before the first line of output, so a refused run prints nothing else.
+    // (The IPv4 limit, 20 bytes lower, is known once the address is resolved: the library checks it.)
+    if (transport === 'udp' && size > MAX_UDP_PAYLOAD_IPV6) {
+      throw new SocketkitError('ERR_DATAGRAM_TOO_LARGE', `--size ${size} is over the largest UDP datagram (${MAX_UDP_PAYLOAD_IPV6} bytes); --tcp probes go up to ${MAX_TCP_PROBE_SIZE}`);
+    }
     const target = formatEndpoint(ep);
     report.log(`PING ${target} over ${transport}: ${size}-byte probes${intervalMs === 0 ? ', ping-pong' : ` every ${intervalMs / 1000} s`}${count ? `, ${count} of them` : ', until Ctrl-C'}`);
     const summary = await ping(ep, {
@@ -97,7 +102,9 @@ const command: Command = {
       },
     });
     const { rtt, ...rest } = summary;
-    report.result('ping', { ...rest, rtt: { ...rtt } }, summaryText(summary));
+    // -q leaves out the header and per-reply lines but, as iputils' ping -q, prints the summary.
+    if (global.quiet && !global.json) io.stdout.write(`${terminalLines(summaryText(summary))}\n`);
+    else report.result('ping', { ...rest, rtt: { ...rtt } }, summaryText(summary));
     if (summary.error) throw new SocketkitError(summary.error.code, summary.error.message);
     if (summary.sent > 0 && summary.received === 0) {
       if (summary.unreachable > 0) throw new SocketkitError('ERR_CONN_REFUSED', `nothing is listening on UDP ${summary.target} (ICMP port unreachable)`);
@@ -105,6 +112,4 @@ const command: Command = {
     }
     return 0;
   },
-};
-
-export default command;
+});

@@ -1,15 +1,26 @@
 /** `socketkit send ADDR PATH...`: upload files and folders to a `socketkit receive`. */
-import type { Command } from '../command.js';
+import { defineCommand } from '../command.js';
 import { parseEndpoint } from '../../net/endpoint.js';
-import { DEFAULT_CONNECT_HOST } from '../../core/defaults.js';
-import { DEFAULT_STALL_TIMEOUT_MS, upload } from '../../transfer/index.js';
+import { DEFAULT_CONNECT_HOST, DEFAULT_CONNECT_TIMEOUT_MS } from '../../core/defaults.js';
+import { DEFAULT_STALL_TIMEOUT_MS, upload, type TransferEvent, type TransferFailure, type TransferSummary } from '../../transfer/index.js';
 import { createReporter } from '../report.js';
-import { parseDurationMs, str } from '../values.js';
+import { duration } from '../options.js';
 import { createTransferView } from '../progress.js';
 import { finishTransfer } from '../transfer-server.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
 
-const command: Command = {
+/**
+ * A refusal of the receiver names the receiver's options (`--force`, `--resume`), which send
+ * does not have: say where they go.
+ */
+function receiverSide<F extends TransferFailure | Extract<TransferEvent, { event: 'file-failed' }>>(f: F): F {
+  if (f.code !== 'ERR_EXISTS') return f;
+  const named = f.message.replace(/(?<!receive )--(force|resume)\b/g, "'receive --$1'");
+  const message = named !== f.message ? `${named} on the receiving side` : `${f.message} (the receiving side decides: 'socketkit receive --force' replaces existing files)`;
+  return { ...f, message };
+}
+
+export default defineCommand({
   name: 'send',
   summary: 'Upload files and folders (structure kept) to a `socketkit receive`, verified and resumable.',
   args: 'ADDR PATH...',
@@ -18,16 +29,16 @@ const command: Command = {
     'SHA-256 computed on the way; the receiver verifies it before the file appears under its name. A file the receiver already has in part ' +
     '(.NAME.sk-partial) continues from there. Whether existing files may be replaced is the receiver\'s choice (receive --force).',
   options: {
-    'stall-timeout': { type: 'string', value: 'SECONDS', help: 'fail when the transfer makes no progress this long (0: never)', default: String(DEFAULT_STALL_TIMEOUT_MS / 1000) },
-    timeout: { type: 'string', value: 'SECONDS', help: 'connect timeout', default: '10' },
+    'stall-timeout': duration('fail when the transfer makes no progress this long (0: never)', { default: DEFAULT_STALL_TIMEOUT_MS }),
+    timeout: duration('connect timeout', { default: DEFAULT_CONNECT_TIMEOUT_MS }),
     ...CLIENT_SECURITY_OPTIONS,
   },
   positionals: { min: 2, max: Number.MAX_SAFE_INTEGER },
   examples: ['socketkit send 192.0.2.7:9800 photos/ notes.txt', 'socketkit send unix:/tmp/drop.sock build.tar --json'],
   async run({ values, positionals, io, global }) {
     const ep = parseEndpoint(positionals[0]!, { defaultHost: DEFAULT_CONNECT_HOST });
-    const stallTimeoutMs = parseDurationMs('stall-timeout', str(values, 'stall-timeout') ?? '30');
-    const connectTimeoutMs = parseDurationMs('timeout', str(values, 'timeout') ?? '10');
+    const stallTimeoutMs = values['stall-timeout'];
+    const connectTimeoutMs = values.timeout;
     const report = createReporter(io, global);
     const sec = await clientSecurity(values);
     const view = createTransferView(report, io.stderr);
@@ -37,18 +48,16 @@ const command: Command = {
         connectTimeoutMs,
         signal: io.shutdown,
         ...sec.connect,
-        onEvent: (e) => view.onEvent(e),
+        onEvent: (e) => view.onEvent(e.event === 'file-failed' ? receiverSide(e) : e),
         onSkip: (s) => {
           if (report.json) report.event('skipped', { source: s.source, reason: s.reason });
           else view.line(`! not sending ${s.source}: ${s.reason}`);
         },
       });
-      finishTransfer(report, view, summary);
+      finishTransfer(report, view, { ...summary, failures: summary.failures.map(receiverSide) } satisfies TransferSummary);
       return 0;
     } finally {
       view.close();
     }
   },
-};
-
-export default command;
+});

@@ -4,24 +4,26 @@
  */
 import type { CommandContext } from '../command.js';
 import { SocketkitError } from '../../core/errors.js';
-import { DEFAULT_CONNECT_HOST, DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
+import { DEFAULT_CONNECT_HOST, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
 import { formatEndpoint, parseEndpoint } from '../../net/endpoint.js';
 import { writeWithBackpressure } from '../../net/write.js';
 import { MAX_UDP_PAYLOAD_IPV6 } from '../../udp/constants.js';
 import { startUdpEchoServer, type UdpEchoServerEvent } from '../../udp/server.js';
 import { udpEcho } from '../../udp/client.js';
 import { createReporter, formatBytes, formatMs } from '../report.js';
-import { flag, parseCount, parseDurationMs, str } from '../values.js';
 import { refuseTlsWithUdp, serverSecurity } from '../security-options.js';
 
-type Ctx = CommandContext<Record<string, string | boolean | string[] | undefined>>;
+/** The options `echo-server --udp` reads (typed by echo-server's specs), and any others it refuses. */
+type ServerValues = Readonly<Record<string, unknown>> & { readonly grace: number; readonly framed: boolean };
+/** The options `echo --udp` reads (typed by echo's specs). */
+type ClientValues = Readonly<Record<string, unknown>> & { readonly timeout: number; readonly retries: number; readonly framed: boolean };
 
 /** Most retries `echo --udp` accepts: enough for any lossy path, not a way to flood. */
-const MAX_RETRIES = 100;
+export const MAX_UDP_RETRIES = 100;
 
 /** What --udp cannot be combined with: framing (a datagram is a message) and TLS (see `refuseTlsWithUdp`). */
-function refuseTcpOnly(values: Ctx['values']): void {
-  if (flag(values, 'framed')) {
+function refuseTcpOnly(values: Readonly<Record<string, unknown>> & { readonly framed: boolean }): void {
+  if (values.framed) {
     throw new SocketkitError('ERR_USAGE', '--framed and --udp cannot be combined: each datagram is already one whole message');
   }
   refuseTlsWithUdp(values);
@@ -48,11 +50,18 @@ function describe(e: UdpEchoServerEvent): string {
   }
 }
 
+/** echo-server options that concern connections, which UDP does not have. */
+const CONNECTION_OPTIONS = ['max-conns', 'idle-timeout', 'workers', 'stats'] as const;
+
 /** `socketkit echo-server --udp [ADDR]`: echo every datagram to its sender until SIGINT/SIGTERM. */
-export async function runUdpEchoServer({ values, positionals, io, global }: Ctx): Promise<number> {
+export async function runUdpEchoServer({ values, given, positionals, io, global }: CommandContext<ServerValues>): Promise<number> {
   refuseTcpOnly(values);
+  const tcpOnly = CONNECTION_OPTIONS.filter((n) => given.has(n));
+  if (tcpOnly.length > 0) {
+    throw new SocketkitError('ERR_USAGE', `${tcpOnly.map((n) => `--${n}`).join(', ')} ${tcpOnly.length === 1 ? 'applies' : 'apply'} to TCP and Unix sockets, not --udp`);
+  }
   const ep = parseEndpoint(positionals[0] ?? String(DEFAULT_PORT), { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
-  const graceMs = parseDurationMs('grace', str(values, 'grace') ?? String(DEFAULT_GRACE_MS / 1000));
+  const graceMs = values.grace;
   const report = createReporter(io, global);
   const { access } = await serverSecurity(values, report);
   const server = await startUdpEchoServer(ep, {
@@ -111,17 +120,17 @@ async function readDatagram(stdin: NodeJS.ReadableStream): Promise<Buffer> {
 }
 
 /** `socketkit echo --udp ADDR [MESSAGE]`: one datagram out, one back, checked. */
-export async function runUdpEcho({ values, positionals, io, global }: Ctx): Promise<number> {
+export async function runUdpEcho({ values, positionals, io, global }: CommandContext<ClientValues>): Promise<number> {
   refuseTcpOnly(values);
   const ep = parseEndpoint(positionals[0]!, { defaultHost: DEFAULT_CONNECT_HOST });
-  const timeoutMs = parseDurationMs('timeout', str(values, 'timeout') ?? '10');
-  const retries = parseCount('retries', str(values, 'retries') ?? '0', 0, MAX_RETRIES);
+  const timeoutMs = values.timeout;
+  const retries = values.retries;
   const report = createReporter(io, global);
   const message = positionals[1];
   const payload = message !== undefined ? Buffer.from(message, 'utf8') : await readDatagram(io.stdin);
   const r = await udpEcho(ep, payload, { timeoutMs, retries, signal: io.shutdown });
-  const print = !global.json && !global.quiet;
-  if (print) {
+  // -q silences messages, never the data.
+  if (!global.json) {
     await writeWithBackpressure(io.stdout, r.reply);
     if (message !== undefined && io.stdout.isTTY) io.stdout.write('\n');
   }
