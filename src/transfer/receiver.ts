@@ -311,8 +311,14 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
       },
       (err: unknown) => {
         const e = toSocketkitError(err, cur.incoming.part);
-        if (isFatal(e)) fatal ??= e;
         failEntry(offer.path, e.code, e.message);
+        if (isFatal(e)) {
+          // Not a RESULT: a sender that has every RESULT is done, and would take the transfer
+          // for a success with one failed file. The whole transfer fails, and says why first.
+          fatal ??= e;
+          link.fail(e);
+          return;
+        }
         link.send({ type: 'result', id, ok: false, code: e.code, message: e.message });
       },
     );
