@@ -1,24 +1,27 @@
 // Trust tests of the framed transfer (issue 11, items 5, 6, 8, 9, 10, 15): scripted hostile
 // peers that speak SKFT, a flood against the receive queue, the guard's memory over 200k calls,
-// a delayed close on the sending side, a full disk on the receiving side, and a retry after a
-// killed sender. Loopback only; every wait is bounded.
+// a delayed close on the sending side (through the sender's openFile seam), a full disk on the
+// receiving side, and a retry after a killed sender. Loopback only; every wait is bounded.
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { fstatSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { mkdir, open, readFile, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
-import type { Socket } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { FrameDecoder, encodeFrame } from '../src/codec/index.js';
 import type { Endpoint } from '../src/net/endpoint.js';
 import { dataPrefix, encodeControl, encodeHello, parseHello, parseMessage, type ControlMessage, type Message } from '../src/transfer/protocol.js';
 import { Link } from '../src/transfer/link.js';
-import { startFileServer, startReceiveServer, type TransferServer, type TransferServerEvent } from '../src/transfer/server.js';
+import { startFileServer, startReceiveServer, type TransferServer } from '../src/transfer/server.js';
 import { download, upload } from '../src/transfer/client.js';
+import { collectEntries } from '../src/transfer/entries.js';
+import { runReceiver } from '../src/transfer/receiver.js';
+import { runSender } from '../src/transfer/sender.js';
 import { summaryError } from '../src/transfer/events.js';
 import { DEFAULT_RECEIVE_QUEUE_BYTES, DEFAULT_RECEIVE_QUEUE_MESSAGES, MAX_OFFERS_AHEAD } from '../src/transfer/constants.js';
 import { rawConnect } from './helpers/net.js';
@@ -238,52 +241,62 @@ describe('transfer trust: guard leaks nothing (item 8)', () => {
   });
 });
 
-describe('transfer trust: a fast RESULT is not "a file that was not sent" (item 9)', { skip: 'unfinished: FileHandle.close is an own property, the prototype mock does not reach it' }, () => {
+describe('transfer trust: a fast RESULT is not "a file that was not sent" (item 9)', () => {
   it('the sender closes its file slowly (injected): the RESULT that arrives meanwhile finds the file', async (t) => {
     const dir = tempDir(t, 'sk-trust-');
     const src = join(dir, 'f.bin');
     await writeFile(src, randomBytes(256 * 1024));
-    const srcIno = (await stat(src)).ino;
-    let releaseClose: (() => void) | undefined;
+    const out = join(dir, 'out');
+    // The receiving end: runReceiver on each connection of a plain loopback server.
+    const received: Array<Promise<unknown>> = [];
+    const server = createServer((socket) => {
+      const link = new Link(socket, { peer: 'sender', stallTimeoutMs: 5000 });
+      const r = runReceiver(link, { dir: out });
+      r.catch(() => undefined);
+      received.push(r);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.after(() => server.close());
+    const { port } = server.address() as AddressInfo;
+    const socket = await rawConnect({ kind: 'inet', host: '127.0.0.1', port });
+    t.after(() => socket.destroy());
+    // The source file's close waits until the sender has taken its RESULT (file-done), or its
+    // connection has gone, or 5 s have passed: so the RESULT always arrives during the close.
+    let releaseClose!: () => void;
     const closeReleased = new Promise<void>((resolve) => (releaseClose = resolve));
-    // Every FileHandle shares one prototype: delay the close of the served file only, until the
-    // sender has its RESULT (or its connection ended).
-    const probe = await open(src);
-    const proto = Object.getPrototypeOf(probe) as { close: (this: FileHandle) => Promise<void> };
-    await probe.close();
-    const original = proto.close;
+    const bound = AbortSignal.timeout(5000);
+    bound.addEventListener('abort', () => releaseClose(), { once: true });
+    socket.once('close', () => releaseClose());
     let delayed = 0;
-    t.mock.method(proto, 'close', async function (this: FileHandle): Promise<void> {
-      let mine = false;
-      try {
-        mine = this.fd >= 0 && fstatSync(this.fd).ino === srcIno;
-      } catch {
-        // Already closed.
-      }
-      if (mine) {
+    const openFile = async (path: string): Promise<FileHandle> => {
+      const fh = await open(path, 'r');
+      const close = fh.close.bind(fh);
+      fh.close = async (): Promise<void> => {
         delayed++;
         await closeReleased;
-      }
-      return original.call(this);
+        return close();
+      };
+      return fh;
+    };
+    const events: string[] = [];
+    const link = new Link(socket, { peer: 'receiver', stallTimeoutMs: 5000 });
+    const summary = await runSender(link, await collectEntries([src]), {
+      openFile,
+      onEvent: (e) => {
+        events.push(e.event);
+        if (e.event === 'file-done') releaseClose();
+      },
     });
-    const events: TransferServerEvent[] = [];
-    const server = await track(
-      t,
-      startFileServer(LOOPBACK, {
-        paths: [src],
-        onEvent: (e) => {
-          events.push(e);
-          if ((e.event === 'transfer' && e.detail.event === 'file-done') || e.event === 'disconnect') releaseClose?.();
-        },
-      }),
-    );
-    const summary = await download(server.endpoint, { dir: join(dir, 'out'), stallTimeoutMs: 5000 });
+    // Before the RESULT was recorded ahead of the close, this rejected with ERR_TRANSFER_PROTOCOL
+    // ("result for a file that was not sent").
     assert.equal(summaryError(summary), undefined);
-    assert.ok(delayed >= 1, 'the served file was closed through the delayed close');
-    assert.ok((await readFile(join(dir, 'out', 'f.bin'))).equals(await readFile(src)));
-    await server.close(2000);
-    const disconnect = events.find((e) => e.event === 'disconnect');
-    assert.ok(disconnect && disconnect.event === 'disconnect' && disconnect.error === undefined, JSON.stringify(disconnect));
+    assert.equal(summary.files, 1);
+    assert.ok(!bound.aborted, 'the close was released by the RESULT, not by the time bound');
+    assert.equal(delayed, 1, 'the source file was closed through the delayed close');
+    assert.ok(events.includes('file-done'));
+    await Promise.all(received);
+    assert.ok((await readFile(join(out, 'f.bin'))).equals(await readFile(src)));
   });
 });
 
