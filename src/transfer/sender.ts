@@ -5,7 +5,7 @@
  * The SHA-256 of each file is computed while its bytes stream, never in a separate pass. When
  * the receiver resumes from an offset, the sender reads and hashes that prefix without sending
  * it (unavoidable for a whole-file hash, and only the prefix), and checks it against the
- * receiver's hash of its `.part`: a stale `.part` is restarted from byte 0, not completed into a
+ * receiver's hash of its partial file: a stale one is restarted from byte 0, not completed into a
  * wrong file.
  */
 import { createHash, type Hash } from 'node:crypto';
