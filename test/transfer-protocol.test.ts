@@ -22,8 +22,7 @@ import {
   type ControlMessage,
   type Message,
 } from '../src/transfer/protocol.js';
-import { Link } from '../src/transfer/link.js';
-import { rawReadHook } from '../src/transfer/raw.js';
+import { Link, type DataSink, type OnRead } from '../src/transfer/link.js';
 import { BufferPool, FileSink, readChunks } from '../src/transfer/file-io.js';
 import { summaryError } from '../src/transfer/events.js';
 import { TRANSFER_PROTOCOL_VERSION } from '../src/transfer/constants.js';
@@ -209,20 +208,18 @@ function cutAt(bytes: Uint8Array, points: readonly number[]): Uint8Array[] {
 
 /**
  * Like `readThrough`, but the bytes arrive as a socket made with `onread` delivers them: each
- * chunk in one shared buffer that is overwritten after the read. With `direct`, a consumer that
- * takes DATA synchronously is installed (it gets bytes while it waits in `next()`).
+ * chunk in the link's own read buffer, overwritten after the read. With `direct`, the link has a
+ * DATA sink that takes DATA synchronously (it gets bytes while the consumer waits in `next()`).
  */
 async function readThroughReusedBuffer(chunks: readonly Uint8Array[], direct: boolean | 'sometimes-behind'): Promise<{ types: string[]; data: Buffer; directBytes: number }> {
   const socket = fakeSocket();
-  const hook = rawReadHook(16);
-  const link = new Link(socket as unknown as Socket, { peer: 'test', stallTimeoutMs: 0, readHook: hook });
-  const shared = Buffer.alloc(Math.max(1, ...chunks.map((c) => c.byteLength)));
   const data: Buffer[] = [];
   let directBytes = 0;
+  let sink: DataSink | undefined;
   if (direct) {
     let calls = 0;
     let behind = false;
-    link.direct = (bytes) => {
+    sink = (bytes) => {
       // A consumer that is behind is given nothing more until it has caught up (the link queues).
       assert.equal(behind, false, 'direct called while its last promise was pending');
       directBytes += bytes.byteLength;
@@ -235,10 +232,19 @@ async function readThroughReusedBuffer(chunks: readonly Uint8Array[], direct: bo
       });
     };
   }
+  let onread: OnRead | undefined;
+  const link = await Link.open(
+    (o) => {
+      onread = o;
+      return Promise.resolve(socket as unknown as Socket);
+    },
+    { peer: 'test', stallTimeoutMs: 0, readBufferSize: Math.max(1, ...chunks.map((c) => c.byteLength)), ...(sink ? { data: sink } : {}) },
+  );
+  const shared = onread!.buffer;
   const feeding = (async () => {
     for (const c of chunks) {
       shared.set(c);
-      hook.feed!(shared.subarray(0, c.byteLength));
+      onread!.callback(c.byteLength, shared);
       shared.fill(0xee); // the next read lands here
       await new Promise((resolve) => setImmediate(resolve));
     }

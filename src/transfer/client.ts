@@ -13,18 +13,18 @@ import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import { PART_SUFFIX } from './constants.js';
 import { collectEntries, type SkippedEntry } from './entries.js';
 import type { TransferEvent, TransferSummary } from './events.js';
-import { Link } from './link.js';
+import { Link, type DataSink, type LinkOptions, type OnRead } from './link.js';
 import { partialPath, place, syncDir } from './place.js';
 import { SyncFileSink } from './file-io.js';
-import { rawReadHook, receiveRawStream, streamSink, type RawReadHook, type RawResult } from './raw.js';
-import { runReceiver } from './receiver.js';
+import { rawReadHook, receiveRawStream, streamSink, type RawResult } from './raw.js';
+import { Receiver } from './receiver.js';
 import { runSender } from './sender.js';
 
 /** Options every connecting transfer takes. */
 export interface TransferClientOptions {
   /** Connect timeout, ms (default 10 s). */
   readonly connectTimeoutMs?: number;
-  /** Aborting stops the transfer with `ERR_ABORTED`; a partial file stays as `.part` for a resume. */
+  /** Aborting stops the transfer with `ERR_ABORTED`; a partial file stays as `.NAME.sk-partial` for a resume. */
   readonly signal?: AbortSignal;
   /** No progress for this long (ms) fails with `ERR_STALLED`; 0 disables (default 30 s). */
   readonly stallTimeoutMs?: number;
@@ -47,7 +47,7 @@ export interface DownloadOptions extends TransferClientOptions {
   readonly out?: string;
   /** Replace existing files. */
   readonly force?: boolean;
-  /** Also continue an existing, shorter file with the final name (a `.part` is always continued). */
+  /** Also continue an existing, shorter file with the final name (a partial file is always continued). */
   readonly resume?: boolean;
 }
 
@@ -70,25 +70,25 @@ export interface RawDownloadOptions extends Omit<TransferClientOptions, 'onEvent
 }
 
 /**
- * Connects and wires `signal` to fail the link. With `fastReads` (a download), a plain socket
- * reads into one reused 1 MiB buffer (Node's `onread`), which the receiver's direct DATA path
- * hashes and writes before the next read: no allocation and no copy per read.
+ * Connects and wires `signal` to fail the link. With a `sink` (a download's receiver, which
+ * hashes and writes file bytes synchronously), a plain socket reads into the link's own reused
+ * 1 MiB buffer (Node's `onread`), and DATA goes from each read to the sink before the next
+ * read: no allocation and no copy per read.
  */
-async function openLink(ep: Endpoint, options: TransferClientOptions, fastReads = false): Promise<{ link: Link; detach: () => void }> {
-  const hook = fastReads && options.transport === undefined ? rawReadHook() : undefined;
-  const socket = await connect(
-    ep,
-    {
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.connectTimeoutMs !== undefined ? { timeoutMs: options.connectTimeoutMs } : {}),
-    },
-    hook ? onreadTransport(hook) : options.transport,
-  );
-  const link = new Link(socket, {
+async function openLink(ep: Endpoint, options: TransferClientOptions, sink?: DataSink): Promise<{ link: Link; detach: () => void }> {
+  const connectOptions = {
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.connectTimeoutMs !== undefined ? { timeoutMs: options.connectTimeoutMs } : {}),
+  };
+  const linkOptions: LinkOptions = {
     peer: formatEndpoint(ep),
     ...(options.stallTimeoutMs !== undefined ? { stallTimeoutMs: options.stallTimeoutMs } : {}),
-    ...(hook ? { readHook: hook } : {}),
-  });
+    ...(sink ? { data: sink } : {}),
+  };
+  const link =
+    sink !== undefined && options.transport === undefined
+      ? await Link.open((onread) => connect(ep, connectOptions, onreadTransport(onread)), linkOptions)
+      : new Link(await connect(ep, connectOptions, options.transport), linkOptions);
   const onAbort = (): void => link.fail(new SocketkitError('ERR_ABORTED', 'transfer aborted; partial files are kept (as .NAME.sk-partial) for a resume'));
   options.signal?.addEventListener('abort', onAbort, { once: true });
   return { link, detach: () => options.signal?.removeEventListener('abort', onAbort) };
@@ -96,7 +96,7 @@ async function openLink(ep: Endpoint, options: TransferClientOptions, fastReads 
 
 /**
  * Downloads what a `serve` at `ep` offers into `options.dir` (default: the current folder) or
- * to `options.out`, checked, verified and resumable (see `runReceiver`).
+ * to `options.out`, checked, verified and resumable (see `Receiver`).
  *
  * @returns The summary; entries that failed are listed in it (see `summaryError`).
  * @throws SocketkitError for connection, protocol and fatal errors (`ERR_DISK_FULL`...).
@@ -113,18 +113,19 @@ export async function download(ep: Endpoint, options: DownloadOptions = {}): Pro
       dir = dirname(target);
     }
   }
-  const { link, detach } = await openLink(ep, options, true);
+  const receiver = new Receiver({
+    dir,
+    ...(out !== undefined ? { out } : {}),
+    ...(options.force !== undefined ? { force: options.force } : {}),
+    ...(options.resume !== undefined ? { resume: options.resume } : {}),
+    ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+    ...(options.software !== undefined ? { software: options.software } : {}),
+    // A download is all this process does: synchronous writes are the fast path (see SyncFileSink).
+    syncWrites: true,
+  });
+  const { link, detach } = await openLink(ep, options, receiver.sink);
   try {
-    return await runReceiver(link, {
-      dir,
-      ...(out !== undefined ? { out } : {}),
-      ...(options.force !== undefined ? { force: options.force } : {}),
-      ...(options.resume !== undefined ? { resume: options.resume } : {}),
-      ...(options.onEvent ? { onEvent: options.onEvent } : {}),
-      ...(options.software !== undefined ? { software: options.software } : {}),
-      // A download is all this process does: synchronous writes are the fast path (see SyncFileSink).
-      syncWrites: true,
-    });
+    return await receiver.run(link);
   } finally {
     detach();
     link.destroy();
@@ -155,7 +156,7 @@ export async function upload(ep: Endpoint, paths: readonly string[], options: Up
   }
 }
 
-/** Flags for a raw `.part`: write, create, truncate (raw streams cannot resume), no links. */
+/** Flags for a raw partial file: write, create, truncate (raw streams cannot resume), no links. */
 const RAW_PART_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | (fsc.O_NOFOLLOW ?? 0);
 
 /**
@@ -163,9 +164,9 @@ const RAW_PART_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | (fsc.O_NOFOLLOW ?? 0);
  *
  * - `out` a `Writable` (standard output): bytes are written to it as they come.
  * - `out` a device or FIFO (`/dev/null`): written directly.
- * - `out` a file name: written to `OUT.part`, fsynced and renamed only after a clean end of the
+ * - `out` a file name: written to `.OUT.sk-partial`, fsynced and renamed only after a clean end of the
  *   stream; an existing `OUT` is refused without `force`. After a failure the bytes received
- *   stay in `OUT.part` (named in the error) for whoever wants them; a raw stream has no offsets,
+ *   stay in `.OUT.sk-partial` (named in the error) for whoever wants them; a raw stream has no offsets,
  *   so the next attempt starts it over.
  *
  * @throws SocketkitError `ERR_EXISTS`, `ERR_USAGE` (`out` is a folder), the stream's errors
@@ -189,7 +190,7 @@ export async function downloadRaw(ep: Endpoint, out: string | Writable, options:
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.connectTimeoutMs !== undefined ? { timeoutMs: options.connectTimeoutMs } : {}),
       },
-      hook ? onreadTransport(hook) : options.transport,
+      hook ? onreadTransport(hook.onread) : options.transport,
     );
   if (typeof out !== 'string') {
     return receiveRawStream(await connectNow(), streamSink(out), common);
@@ -210,9 +211,9 @@ export async function downloadRaw(ep: Endpoint, out: string | Writable, options:
   }
   if (existing !== undefined && options.force !== true) throw new SocketkitError('ERR_EXISTS', `${out} already exists (use --force to replace it)`);
   const part = partialPath(target);
-  // The .part is opened before connecting (a short stream could otherwise arrive, and end,
+  // The partial file is opened before connecting (a short stream could otherwise arrive, and end,
   // before anyone listens for its end), and emptied only once the connection is up: a failed
-  // connect leaves an earlier .part as it was.
+  // connect leaves an earlier partial file as it was.
   const hadPart = (await lstat(part).catch(() => undefined)) !== undefined;
   let fh: FileHandle;
   try {
@@ -249,14 +250,14 @@ export async function downloadRaw(ep: Endpoint, out: string | Writable, options:
   }
 }
 
-/** Plain TCP or Unix connect, with every read going to `hook` through one reused buffer. */
-function onreadTransport(hook: RawReadHook): ConnectTransport {
+/** Plain TCP or Unix connect, with every read landing in `onread`'s one reused buffer. */
+function onreadTransport(onread: OnRead): ConnectTransport {
   return {
     readyEvent: 'connect',
     // allowHalfOpen as in the plain transport: our side stays writable after the peer's FIN.
     open: (ep) =>
       ep.kind === 'unix'
-        ? netConnect({ path: ep.path, onread: hook.onread, allowHalfOpen: true })
-        : netConnect({ host: ep.host, port: ep.port, onread: hook.onread, allowHalfOpen: true }),
+        ? netConnect({ path: ep.path, onread, allowHalfOpen: true })
+        : netConnect({ host: ep.host, port: ep.port, onread, allowHalfOpen: true }),
   };
 }

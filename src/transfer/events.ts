@@ -10,7 +10,7 @@ export type TransferEvent =
       readonly event: 'file-start';
       readonly path: string;
       readonly size: number;
-      /** Bytes already at the receiver (a resumed `.part`); 0 for a fresh file. */
+      /** Bytes already at the receiver (a resumed partial file); 0 for a fresh file. */
       readonly offset: number;
     }
   | {

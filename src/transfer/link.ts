@@ -3,14 +3,17 @@
  * buffering, backpressure, and a watchdog that turns a transfer that stops moving into an
  * `ERR_STALLED` error instead of a hang.
  *
- * Both roles use it; the sender and receiver modules hold the protocol logic.
+ * Both roles use it; the sender and receiver modules hold the protocol logic. The link owns
+ * where its bytes come from: the socket's `'data'` events, or (made with {@link Link.open}) one
+ * read buffer of its own that every read lands in. File bytes leave it by one way fixed when it
+ * is made: queued as DATA messages for `next()`, or, with a {@link DataSink}, handed to that
+ * sink while the read that brought them is current.
  */
 import { once, setMaxListeners } from 'node:events';
 import type { Socket } from 'node:net';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { FrameDecoder, writeFrame } from '../codec/index.js';
 import { waitDrain } from '../net/write.js';
-import type { RawReadHook } from './raw.js';
 import { DEFAULT_RECEIVE_QUEUE_BYTES, DEFAULT_RECEIVE_QUEUE_MESSAGES, DEFAULT_STALL_TIMEOUT_MS, QUEUED_MESSAGE_OVERHEAD } from './constants.js';
 import {
   type ControlMessage,
@@ -42,6 +45,55 @@ const DECODE_SLICE = 16 * 1024;
 /** How long a failed link waits for the peer to take its ERROR and close, ms. */
 const ERROR_GRACE_MS = 2000;
 
+/** Bytes of a link's own read buffer (see {@link Link.open}). */
+export const LINK_READ_BUFFER_SIZE = 1024 * 1024;
+
+/**
+ * Takes file bytes at once, while the read that brought them is current. It must be done with
+ * `bytes` when it returns (hashed, written synchronously): they may be a view of a read buffer
+ * that the next read overwrites. It returns a promise when the consumer is behind; the link then
+ * stops reading, and DATA is queued as usual until the promise settles. It throws (or the
+ * promise rejects) to fail the link.
+ *
+ * The link calls it only while its consumer waits in `next()` with nothing queued, so messages
+ * and file bytes reach the consumer in the order they were sent.
+ */
+export type DataSink = (bytes: Uint8Array) => Promise<void> | undefined;
+
+/** Node's `onread` socket option: every read lands in `buffer`, which is reused for the next. */
+export interface OnRead {
+  readonly buffer: Buffer;
+  readonly callback: (n: number, buf: Buffer) => boolean;
+}
+
+/**
+ * The read buffer of a link made with {@link Link.open}: what `onread` delivers goes to the link,
+ * or, for reads before the link is attached (normally none), into copies kept for it.
+ */
+class OwnReads {
+  readonly onread: OnRead;
+  #feed: ((chunk: Buffer) => void) | undefined;
+  readonly #early: Buffer[] = [];
+
+  constructor(size: number) {
+    this.onread = {
+      buffer: Buffer.allocUnsafe(size),
+      callback: (n, buf) => {
+        const chunk = buf.subarray(0, n);
+        if (this.#feed) this.#feed(chunk);
+        else this.#early.push(Buffer.from(chunk));
+        // The link pauses the socket itself when its queue is full.
+        return true;
+      },
+    };
+  }
+
+  attach(feed: (chunk: Buffer) => void): void {
+    this.#feed = feed;
+    for (const chunk of this.#early.splice(0)) feed(chunk);
+  }
+}
+
 /** Options of a {@link Link}. */
 export interface LinkOptions {
   /** Who the peer is, for messages (e.g. `127.0.0.1:50312`). */
@@ -61,20 +113,17 @@ export interface LinkOptions {
   /** Messages queued for the consumer before the link stops reading (default 1024). */
   readonly queueMessages?: number;
   /**
-   * For a socket made with {@link rawReadHook}'s `onread` (one read buffer, reused for every
-   * read): reads arrive through the hook, and the link copies whatever it keeps past a read.
+   * Where file bytes go while the consumer waits for messages (see {@link DataSink}); without
+   * one, every DATA is a message from `next()`. Fixed for the link's life.
    */
-  readonly readHook?: RawReadHook;
+  readonly data?: DataSink;
 }
 
-/**
- * Takes file bytes at once, while the read that brought them is current (see `Link.direct`). It
- * must be done with `bytes` when it returns (hashed, written synchronously): they may be a view
- * of a read buffer that the next read overwrites. It returns a promise when the consumer is
- * behind; the socket then pauses, and DATA is queued as usual until the promise settles. It
- * throws to fail the link.
- */
-export type DirectData = (bytes: Uint8Array) => Promise<void> | undefined;
+/** Options of {@link Link.open}. */
+export interface LinkOpenOptions extends LinkOptions {
+  /** Bytes of the link's read buffer (default {@link LINK_READ_BUFFER_SIZE}). */
+  readonly readBufferSize?: number;
+}
 
 /**
  * A framed SKFT connection.
@@ -123,16 +172,32 @@ export class Link {
   /** Reads come from a reused buffer: what is kept must be copied. */
   readonly #reused: boolean;
   /**
-   * Set by a consumer that can take file bytes synchronously (hash and a synchronous write):
-   * DATA that arrives while the consumer waits in `next()` with nothing queued goes straight to
-   * it, without a queue entry or a promise, and (with a read hook) without a copy.
+   * A consumer that takes file bytes synchronously (hash and a synchronous write): DATA that
+   * arrives while the consumer waits in `next()` with nothing queued goes straight to it,
+   * without a queue entry or a promise, and (with the link's own read buffer) without a copy.
    */
-  direct: DirectData | undefined;
-  /** A `direct` call's promise has not settled yet. */
-  #directPending = false;
+  readonly #sink: DataSink | undefined;
+  /** A sink call's promise has not settled yet. */
+  #sinkPending = false;
   readonly #timer: NodeJS.Timeout;
 
-  constructor(socket: Socket, options: LinkOptions) {
+  /**
+   * Opens a connection whose every read lands in one buffer the link owns and reuses (no
+   * allocation per read, and 1 MiB reads instead of 64 KiB). `open` makes the socket with the
+   * `onread` option it is given (`net.connect({ ..., onread })`); only plain TCP and Unix
+   * sockets take it.
+   */
+  static async open(open: (onread: OnRead) => Promise<Socket>, options: LinkOpenOptions): Promise<Link> {
+    const reads = new OwnReads(options.readBufferSize ?? LINK_READ_BUFFER_SIZE);
+    return new Link(await open(reads.onread), options, reads);
+  }
+
+  /**
+   * A link over `socket`, reading its `'data'` events.
+   *
+   * @param reads - Internal: the link's own read buffer, from {@link Link.open}.
+   */
+  constructor(socket: Socket, options: LinkOptions, reads?: OwnReads) {
     this.socket = socket;
     this.peer = options.peer;
     this.#decoder = new FrameDecoder(options.maxFrameSize === undefined ? {} : { maxFrameSize: options.maxFrameSize });
@@ -141,17 +206,10 @@ export class Link {
     this.#stallMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
     // Every guarded wait adds one listener and removes it when it settles; a few run at once.
     setMaxListeners(64, this.#failed.signal);
-    const hook = options.readHook;
-    this.#reused = hook !== undefined;
-    if (hook) {
-      hook.feed = (chunk) => {
-        this.#onData(chunk);
-        return true;
-      };
-      for (const chunk of hook.early.splice(0)) this.#onData(chunk);
-    } else {
-      socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    }
+    this.#sink = options.data;
+    this.#reused = reads !== undefined;
+    if (reads) reads.attach((chunk) => this.#onData(chunk));
+    else socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#onEnd());
     socket.on('error', (err) => this.#setFailure(toSocketkitError(err, this.peer)));
     socket.on('close', () => this.#onClose());
@@ -439,7 +497,7 @@ export class Link {
         at += n;
         this.#lastProgress = performance.now();
         // The consumer waits with nothing queued: hand the bytes over now.
-        if (this.direct !== undefined && !this.#directPending && this.#waiter !== undefined && this.#queueHead === this.#queue.length) this.#handOver(bytes);
+        if (this.#sink !== undefined && !this.#sinkPending && this.#waiter !== undefined && this.#queueHead === this.#queue.length) this.#handOver(this.#sink, bytes);
         else this.#enqueue({ type: 'data', bytes: this.#keep(bytes) }, n);
         if (this.#full()) break;
         continue;
@@ -497,7 +555,7 @@ export class Link {
       this.#endPending = false;
       this.#onEnd();
     }
-    if (!this.#failure && !this.#directPending) this.socket.resume();
+    if (!this.#failure && !this.#sinkPending) this.socket.resume();
   }
 
   /** The codec's path: every frame `bytes` completes, parsed and queued. */
@@ -547,25 +605,25 @@ export class Link {
     }
   }
 
-  /** Gives file bytes to `direct`; a consumer that is behind pauses the socket until it catches up. */
-  #handOver(bytes: Uint8Array): void {
+  /** Gives file bytes to the sink; a consumer that is behind pauses the socket until it catches up. */
+  #handOver(sink: DataSink, bytes: Uint8Array): void {
     let wait: Promise<void> | undefined;
     try {
-      wait = this.direct!(bytes);
+      wait = sink(bytes);
     } catch (err) {
       this.fail(err);
       return;
     }
     if (wait === undefined) return;
-    this.#directPending = true;
+    this.#sinkPending = true;
     this.socket.pause();
     wait.then(
       () => {
-        this.#directPending = false;
+        this.#sinkPending = false;
         if (!this.#failure && this.#held === undefined && this.#queuedBytes <= this.#queueLimit / 2) this.socket.resume();
       },
       (err: unknown) => {
-        this.#directPending = false;
+        this.#sinkPending = false;
         this.fail(err);
       },
     );

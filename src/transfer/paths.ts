@@ -9,7 +9,7 @@
  * fails is refused with `ERR_PATH_UNSAFE`; nothing is created outside the target folder.
  *
  * The checks guard against the remote peer. A local user racing the receiver (swapping a
- * folder for a link between the check and the write) is out of scope, though `.part` files
+ * folder for a link between the check and the write) is out of scope, though partial files
  * are opened with O_NOFOLLOW, so even then the final component is never a followed link.
  */
 import { lstat, mkdir, realpath } from 'node:fs/promises';

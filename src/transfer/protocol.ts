@@ -87,7 +87,7 @@ export type ReplyMessage =
       readonly type: 'reply';
       readonly id: number;
       readonly action: 'receive';
-      /** Bytes the receiver already holds (a `.part` file); the sender streams from here. */
+      /** Bytes the receiver already holds (a partial file); the sender streams from here. */
       readonly offset: number;
       /** SHA-256 (hex) of those bytes, so the sender can check they are a prefix of its file. */
       readonly prefixSha256?: string;

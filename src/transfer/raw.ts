@@ -5,7 +5,7 @@
  *
  * A raw sender that cannot finish (the file shrank, a read failed) resets the connection
  * instead of closing it, so a receiver never mistakes a cut stream for a whole one. A raw
- * receiver writes `OUT.part` and renames it only after a clean end.
+ * receiver writes `.OUT.sk-partial` and renames it only after a clean end.
  */
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';

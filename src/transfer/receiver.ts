@@ -1,17 +1,20 @@
 /**
  * The receiving role of the framed protocol, whichever end connected: `get` runs it against a
- * `serve`, `receive` runs it for each client that sends.
+ * `serve`, `receive` runs it for each client that sends. {@link Receiver} has one method per
+ * message of the sender; {@link runReceiver} is `new Receiver(options).run(link)`.
  *
  * Safety, file by file:
  * - the offered path is checked and resolved inside the target folder (see `paths.ts`);
  * - an existing file is refused unless `force` (or continued, with `resume`, if it is shorter);
- * - data goes to `NAME.part` (opened with O_NOFOLLOW), hashed as it arrives; at END the SHA-256
- *   of the whole file is compared with the sender's; then the file is fsynced, renamed into
- *   place (without replacing anything unless `force`) and its folder fsynced. A failed or
- *   mismatched file never appears under its final name; a mismatched `.part` is deleted, an
- *   interrupted one kept for resuming.
- * - A `.part` left by an earlier attempt is hashed and offered back as the resume point; the
- *   sender checks the hash against its own file and restarts from 0 if they differ.
+ * - data goes to the partial file `.NAME.sk-partial` beside `NAME` (see `place.ts`; opened with
+ *   O_NOFOLLOW), hashed as it arrives; at END the SHA-256 of the whole file is compared with the
+ *   sender's; then the file is fsynced, placed under its final name (without replacing anything
+ *   unless `force`) and its folder fsynced. A failed or mismatched file never appears under its
+ *   final name; a mismatched partial file is deleted, an interrupted one kept for resuming.
+ * - A partial file left by an earlier attempt is hashed and offered back as the resume point;
+ *   the sender checks the hash against its own file and restarts from 0 if they differ.
+ * - A full disk stops the whole transfer with an ERROR to the sender, also when it is found only
+ *   while a file is finalised.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
@@ -22,10 +25,10 @@ import { SocketkitError, toSocketkitError, type ErrorCode } from '../core/errors
 import { DEFAULT_CHUNK_SIZE, DEFAULT_FINALIZE_CONCURRENCY, DEFAULT_STALL_TIMEOUT_MS, MAX_OFFERS_AHEAD } from './constants.js';
 import type { TransferEvent, TransferFailure, TransferSummary } from './events.js';
 import { BufferPool, FileSink, SyncFileSink, readChunks, type ChunkSink } from './file-io.js';
-import type { Link } from './link.js';
+import type { DataSink, Link } from './link.js';
 import { checkWirePath, resolveUnder, unsafePath } from './paths.js';
 import { adoptForResume, lstatOrUndefined, partialPath, place, receivedMode, removeIfEmpty, syncDir } from './place.js';
-import { clean, negotiateVersion, protocolError, type OfferMessage } from './protocol.js';
+import { clean, negotiateVersion, protocolError, type Message, type OfferMessage } from './protocol.js';
 
 /** Options of {@link runReceiver}. */
 export interface ReceiverOptions {
@@ -40,7 +43,7 @@ export interface ReceiverOptions {
   readonly force?: boolean;
   /**
    * Continue an existing file with the final name that is shorter than the offered one (left by
-   * another tool) as if it were a `.part`. A `.part` is always resumed, with or without this.
+   * another tool) as if it were a partial file. A partial file is always resumed, with or without this.
    */
   readonly resume?: boolean;
   /** Progress and outcome of each entry. */
@@ -49,16 +52,16 @@ export interface ReceiverOptions {
   readonly software?: string;
   /**
    * Final paths being received by other connections of the same server; a second connection
-   * offering one of them is refused with `ERR_BUSY` instead of sharing its `.part`.
+   * offering one of them is refused with `ERR_BUSY` instead of sharing its partial file.
    */
   readonly claims?: Set<string>;
   /** Files finalised (fsync, rename) at once while the next ones arrive (default 4). */
   readonly finalizeConcurrency?: number;
   /**
-   * Write file data synchronously as it arrives (see `SyncFileSink`), taking DATA straight from
-   * the link's reads (`Link.direct`): fastest, but it blocks the event loop for each write, so
-   * only for a process that does nothing else (`get`). Default false: writes go through the
-   * thread pool, as a server with many clients needs.
+   * Write file data synchronously as it arrives (see `SyncFileSink`); the receiver's
+   * {@link Receiver.sink} then takes DATA straight from the link's reads: fastest, but it blocks
+   * the event loop for each write, so only for a process that does nothing else (`get`).
+   * Default false: writes go through the thread pool, as a server with many clients needs.
    */
   readonly syncWrites?: boolean;
 }
@@ -71,7 +74,7 @@ interface Incoming {
   readonly target: string;
   /** Where it is written meanwhile. */
   readonly part: string;
-  /** Bytes the `.part` holds that match the offer (0 if none or stale). */
+  /** Bytes the partial file holds that match the offer (0 if none or stale). */
   readonly offset: number;
   /** SHA-256 state over those bytes. */
   readonly prefixHash: Hash | undefined;
@@ -97,7 +100,7 @@ interface Current {
 /** Bytes between two progress events of a file. */
 const PROGRESS_STEP = 1024 * 1024;
 
-/** Flags for a `.part`: write, create, never through a symbolic link. */
+/** Flags for a partial file: write, create, never through a symbolic link. */
 const PART_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | (fsc.O_NOFOLLOW ?? 0);
 
 /**
@@ -152,76 +155,205 @@ function isFatal(err: SocketkitError): boolean {
 }
 
 /**
- * Receives what the peer offers over `link` into `options.dir` (or `options.out`). Per-entry
- * failures (unsafe path, exists, hash mismatch...) are answered to the sender and collected in
- * the summary; the connection failing, a protocol violation or a full disk rejects.
+ * Receives what the peer offers over `link` into `options.dir` (or `options.out`): the same as
+ * `new Receiver(options).run(link)`.
  *
- * @throws SocketkitError `ERR_TRANSFER_ROLE` when the peer is a receiver too, `ERR_TRANSFER_VERSION`,
- *   `ERR_TRANSFER_PROTOCOL`, `ERR_STALLED`, `ERR_DISK_FULL`, `ERR_USAGE` (several entries offered
- *   to a single `out` file), or a connection error.
+ * @throws SocketkitError as {@link Receiver.run}.
  */
-export async function runReceiver(link: Link, options: ReceiverOptions): Promise<TransferSummary> {
-  const t0 = performance.now();
-  const emit = options.onEvent ?? (() => undefined);
-  const force = options.force ?? false;
-  const claims = options.claims ?? new Set<string>();
-  const myClaims = new Set<string>();
-  const limit = Math.max(1, options.finalizeConcurrency ?? DEFAULT_FINALIZE_CONCURRENCY);
-  link.sendHello('receiver', options.software !== undefined ? { software: options.software } : {});
+export function runReceiver(link: Link, options: ReceiverOptions): Promise<TransferSummary> {
+  return new Receiver(options).run(link);
+}
 
-  const failures: TransferFailure[] = [];
-  let files = 0;
-  let dirs = 0;
-  let bytes = 0;
-  let transferred = 0;
-  const accepted: Incoming[] = [];
-  let current: Current | undefined;
-  const finalizing = new Set<Promise<void>>();
-  let fatal: SocketkitError | undefined;
+/**
+ * The receiving role over one connection: `run()` reads the sender's messages and hands each to
+ * its method (`#offer`, `#begin`, `data`, `#end`, `#abort`, `#done`). Per-entry failures
+ * (unsafe path, exists, hash mismatch...) are answered to the sender and collected in the
+ * summary; the connection failing, a protocol violation or a full disk rejects.
+ *
+ * With `syncWrites`, {@link Receiver.sink} is the link's DATA sink: give it to the link when
+ * making it (`LinkOptions.data`), and file bytes are hashed and written straight from the reads.
+ * A receiver runs once.
+ */
+export class Receiver {
+  readonly #options: ReceiverOptions;
+  readonly #emit: (e: TransferEvent) => void;
+  /** Final paths claimed by any connection of the server (see `claim`). */
+  readonly #claims: Set<string>;
+  /** The ones this connection holds. */
+  readonly #myClaims = new Set<string>();
+  /** Files finalised at once, at most. */
+  readonly #limit: number;
+  #link: Link | undefined;
+  /** The folder entries go under, resolved (set once the hello is checked). */
+  #root = '';
+  readonly #failures: TransferFailure[] = [];
+  #files = 0;
+  #dirs = 0;
+  #bytes = 0;
+  #transferred = 0;
+  /** Files accepted and waiting for their BEGIN, in order. */
+  readonly #accepted: Incoming[] = [];
+  /** The file whose data is arriving. */
+  #current: Current | undefined;
+  /** Files being verified and placed. */
+  readonly #finalizing = new Set<Promise<void>>();
+  /** A finalisation slot frees (see `#end`). */
+  #slotFree: (() => void) | undefined;
+  /** A failure found in the background that stops the transfer (a full disk at finalisation). */
+  #fatal: SocketkitError | undefined;
+  /** DONE arrived. */
+  #doneSeen = false;
+  /** Offers seen (single-file mode allows one). */
+  #offers = 0;
+  /** The peer sent ERROR: it needs none back. */
+  #fromPeer = false;
 
-  const failEntry = (path: string, code: ErrorCode, message: string): void => {
-    failures.push({ path, code, message });
-    emit({ event: 'file-failed', path, code, message });
-  };
-  const release = (target: string): void => {
-    myClaims.delete(target);
-    releaseClaim(claims, target);
-  };
-  /** Finalisations running: a slot frees when one ends (`#slot` resolves). */
-  let slotFree: (() => void) | undefined;
+  /**
+   * Hashes and writes file bytes synchronously from the read that brought them (see
+   * {@link DataSink}); undefined unless `syncWrites` (a thread-pool write keeps the bytes past
+   * the read, which may be a reused buffer).
+   */
+  readonly sink: DataSink | undefined;
 
-  /** Answers one offer: checks it, prepares what is needed, replies. */
-  const onOffer = async (offer: OfferMessage, root: string): Promise<void> => {
+  constructor(options: ReceiverOptions) {
+    this.#options = options;
+    this.#emit = options.onEvent ?? (() => undefined);
+    this.#claims = options.claims ?? new Set<string>();
+    this.#limit = Math.max(1, options.finalizeConcurrency ?? DEFAULT_FINALIZE_CONCURRENCY);
+    this.sink = options.syncWrites ? (bytes) => this.data(bytes) : undefined;
+  }
+
+  /**
+   * Receives what the peer offers over `link`. Its DATA sink, if it has one, must be this
+   * receiver's {@link Receiver.sink}.
+   *
+   * @returns The summary: files and folders received, and the entries that failed.
+   * @throws SocketkitError `ERR_TRANSFER_ROLE` when the peer is a receiver too, `ERR_TRANSFER_VERSION`,
+   *   `ERR_TRANSFER_PROTOCOL`, `ERR_STALLED`, `ERR_DISK_FULL`, `ERR_USAGE` (several entries offered
+   *   to a single `out` file), or a connection error.
+   */
+  async run(link: Link): Promise<TransferSummary> {
+    if (this.#link !== undefined) throw new SocketkitError('ERR_USAGE', 'a receiver runs once');
+    this.#link = link;
+    const t0 = performance.now();
+    const options = this.#options;
+    link.sendHello('receiver', options.software !== undefined ? { software: options.software } : {});
+    let completed = false;
+    try {
+      await this.#hello(link);
+      for (;;) {
+        if (this.#fatal) throw this.#fatal;
+        // Messages already queued are taken without a promise each; wait only when there are none.
+        const msg = link.poll() ?? (await link.next());
+        if (msg === null) {
+          if (!this.#doneSeen) throw new SocketkitError('ERR_CONN_CLOSED', `${link.peer} ended the connection before the transfer was complete`);
+          break;
+        }
+        await this.#dispatch(link, msg);
+        // A file accepted and waiting for its data: keepalives alone do not keep its name.
+        link.setWaitingForPeer(this.#current !== undefined || this.#accepted.length > 0);
+      }
+      completed = true;
+    } catch (err) {
+      const e = toSocketkitError(err, link.peer);
+      link.fail(e, !this.#fromPeer);
+      throw e;
+    } finally {
+      await this.#cleanUp();
+      if (completed) await link.finish();
+      // After a failure told to the peer: its ERROR is out before the connection goes.
+      else await link.closed();
+    }
+    return { files: this.#files, dirs: this.#dirs, bytes: this.#bytes, transferred: this.#transferred, seconds: (performance.now() - t0) / 1000, failures: this.#failures };
+  }
+
+  /** The sender's hello: its role and version, and the target folder made ready. */
+  async #hello(link: Link): Promise<void> {
+    const options = this.#options;
+    const hello = await link.readHello();
+    if (hello.role !== 'sender') {
+      throw new SocketkitError('ERR_TRANSFER_ROLE', `${link.peer} wants to receive too: fetch from a 'serve' with 'get', push to a 'receive' with 'send'`);
+    }
+    negotiateVersion(hello);
+    if (options.out !== undefined && hello.info.entries !== undefined && hello.info.entries !== 1) {
+      throw new SocketkitError('ERR_USAGE', `the sender offers ${hello.info.entries} entries, but the output is one file (use --dir)`);
+    }
+    try {
+      await mkdir(options.dir, { recursive: true });
+    } catch (err) {
+      throw toSocketkitError(err, options.dir);
+    }
+    this.#root = await realpath(options.dir);
+  }
+
+  /** One message from the sender, to the method that handles it. */
+  async #dispatch(link: Link, msg: Message): Promise<void> {
+    switch (msg.type) {
+      case 'offer':
+        return this.#offer(link, msg);
+      case 'begin':
+        return this.#begin(msg.id, msg.offset);
+      case 'data': {
+        const wait = this.data(msg.bytes);
+        if (wait !== undefined) await link.guard(wait);
+        return;
+      }
+      case 'end':
+        return this.#end(link, msg.id, msg.sha256);
+      case 'abort':
+        return this.#abort(msg.id, msg.code, msg.message);
+      case 'done':
+        return this.#done(link);
+      case 'error':
+        this.#fromPeer = true;
+        throw new SocketkitError(msg.code, `sender ${link.peer}: ${msg.message}`);
+      default:
+        throw protocolError(`unexpected '${msg.type}' message from the sender`);
+    }
+  }
+
+  /** OFFER: checks it, prepares what is needed, replies. */
+  async #offer(link: Link, offer: OfferMessage): Promise<void> {
+    const options = this.#options;
+    if (this.#doneSeen) throw protocolError('offer after DONE');
+    // Files accepted ahead of the one streaming (or of the next to stream): the sender's
+    // window. Each holds a name; a peer may not hold more.
+    if (offer.kind === 'file' && (this.#current !== undefined ? this.#accepted.length : this.#accepted.length - 1) >= MAX_OFFERS_AHEAD) {
+      throw protocolError(`more than ${MAX_OFFERS_AHEAD} files offered ahead of the one being sent`);
+    }
+    if (options.out !== undefined && ++this.#offers > 1) throw new SocketkitError('ERR_USAGE', 'the sender offers several entries, but the output is one file (use --dir)');
     try {
       if (offer.kind === 'dir') {
         if (options.out !== undefined) throw new SocketkitError('ERR_USAGE', `the sender offers the folder '${clean(offer.path, 200)}', but the output is one file (use --dir)`);
-        await makeDir(root, offer);
-        dirs++;
-        emit({ event: 'dir', path: offer.path });
+        await makeDir(this.#root, offer);
+        this.#dirs++;
+        this.#emit({ event: 'dir', path: offer.path });
         link.send({ type: 'reply', id: offer.id, action: 'created' });
-        return;
+      } else {
+        const incoming = await prepareFile(this.#root, offer, options, this.#claims, link);
+        this.#myClaims.add(incoming.target);
+        this.#accepted.push(incoming);
+        link.send({
+          type: 'reply',
+          id: offer.id,
+          action: 'receive',
+          offset: incoming.offset,
+          ...(incoming.prefixHash ? { prefixSha256: incoming.prefixHash.copy().digest('hex') } : {}),
+        });
       }
-      const incoming = await prepareFile(root, offer, options, claims, link);
-      myClaims.add(incoming.target);
-      accepted.push(incoming);
-      link.send({
-        type: 'reply',
-        id: offer.id,
-        action: 'receive',
-        offset: incoming.offset,
-        ...(incoming.prefixHash ? { prefixSha256: incoming.prefixHash.copy().digest('hex') } : {}),
-      });
     } catch (err) {
       const e = toSocketkitError(err);
       if (isFatal(e) || e.code === 'ERR_USAGE') throw e;
-      failEntry(offer.path, e.code, e.message);
+      this.#failEntry(offer.path, e.code, e.message);
       link.send({ type: 'reply', id: offer.id, action: 'skip', code: e.code, message: e.message });
     }
-  };
+    await link.writable();
+  }
 
-  /** BEGIN: open (or cut) the `.part` and start hashing. A local failure marks the file failed. */
-  const onBegin = async (id: number, offset: number): Promise<void> => {
-    const incoming = accepted.shift();
+  /** BEGIN: open (or cut) the partial file and start hashing. A local failure marks the file failed. */
+  async #begin(id: number, offset: number): Promise<void> {
+    if (this.#current !== undefined) throw protocolError(`BEGIN while ${this.#current.incoming.offer.path} is unfinished`);
+    const incoming = this.#accepted.shift();
     if (incoming === undefined || incoming.id !== id) throw protocolError(`BEGIN for entry ${id}, which is not the next accepted file`);
     if (offset !== 0 && offset !== incoming.offset) throw protocolError(`BEGIN at byte ${offset} of ${incoming.offer.path}; the receiver offered ${incoming.offset}`);
     const resumed = offset > 0 && incoming.prefixHash !== undefined;
@@ -236,8 +368,8 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
       reported: offset,
       failed: undefined,
     };
-    current = cur;
-    emit({ event: 'file-start', path: incoming.offer.path, size: incoming.offer.size, offset });
+    this.#current = cur;
+    this.#emit({ event: 'file-start', path: incoming.offer.path, size: incoming.offer.size, offset });
     try {
       if (incoming.adopt !== undefined) await adoptForResume(incoming.adopt, incoming.part, incoming.offset, offset, clean(incoming.offer.path, 200));
       cur.fh = await open(incoming.part, PART_FLAGS, 0o600);
@@ -245,7 +377,7 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
       if (!st.isFile()) throw unsafePath(incoming.offer.path, `${basename(incoming.part)} is not a regular file`);
       // Exactly `offset` bytes stay: the resumed prefix, or nothing.
       if (st.size !== offset) await cur.fh.truncate(offset);
-      cur.sink = options.syncWrites ? new SyncFileSink(cur.fh.fd, incoming.part, offset) : new FileSink(cur.fh, { position: offset, path: incoming.part });
+      cur.sink = this.#options.syncWrites ? new SyncFileSink(cur.fh.fd, incoming.part, offset) : new FileSink(cur.fh, { position: offset, path: incoming.part });
     } catch (err) {
       const e = toSocketkitError(err, incoming.part);
       if (isFatal(e)) throw e;
@@ -253,17 +385,22 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
       await cur.fh?.close().catch(() => undefined);
       cur.fh = undefined;
     }
-  };
+  }
 
   /**
    * DATA: hash, queue the write. Synchronous on the hot path; returns a promise only when the
-   * disk is behind and the caller must wait (which, by not reading, pauses the socket).
+   * disk is behind and the caller must wait (which, by not reading, pauses the socket). It is
+   * {@link Receiver.sink}, which the link calls from its read; for DATA that was queued, the
+   * message loop calls it and waits on the link's guard.
+   *
+   * @throws SocketkitError `ERR_TRANSFER_PROTOCOL` for data outside a file or beyond its size;
+   *   `ERR_DISK_FULL` (also as the promise's rejection).
    */
-  const onData = (data: Uint8Array): Promise<void> | undefined => {
-    const cur = current;
+  data(data: Uint8Array): Promise<void> | undefined {
+    const cur = this.#current;
     if (cur === undefined) throw protocolError('file data outside a file (no BEGIN)');
     cur.received += data.byteLength;
-    transferred += data.byteLength;
+    this.#transferred += data.byteLength;
     const at = cur.offset + cur.received;
     const { size } = cur.incoming.offer;
     if (at > size) throw protocolError(`${cur.incoming.offer.path}: more data than its offered size of ${size} bytes`);
@@ -272,62 +409,68 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
     // Progress at most every 1 MiB (and at the end): plenty for a display, cheap per chunk.
     if (at - cur.reported >= PROGRESS_STEP || at === size) {
       cur.reported = at;
-      emit({ event: 'file-progress', path: cur.incoming.offer.path, size, bytes: at });
+      this.#emit({ event: 'file-progress', path: cur.incoming.offer.path, size, bytes: at });
     }
     let full: boolean;
     try {
       full = !cur.sink.write(data);
     } catch (err) {
-      return localFailure(cur, err);
+      return this.#writeFailed(cur, err);
     }
-    return full ? link.guard(cur.sink.drained()).catch((err: unknown) => localFailure(cur, err)) : undefined;
-  };
+    return full ? cur.sink.drained().catch((err: unknown) => this.#writeFailed(cur, err)) : undefined;
+  }
 
-  /** A write failed: fatal (disk full, dead link) rethrows; anything else fails this file only. */
-  const localFailure = (cur: Current, err: unknown): undefined => {
+  /** A write failed: a full disk rethrows (the transfer stops); anything else fails this file only. */
+  #writeFailed(cur: Current, err: unknown): undefined {
     const e = toSocketkitError(err, cur.incoming.part);
-    if (isFatal(e) || link.failure) throw e;
+    if (isFatal(e)) throw e;
     cur.failed = e;
     return undefined;
-  };
+  }
 
   /** END: the file's data is complete; verify and place it in the background. */
-  const onEnd = async (id: number, sha256: string): Promise<void> => {
-    const cur = current;
+  async #end(link: Link, id: number, sha256: string): Promise<void> {
+    const cur = this.#current;
     if (cur === undefined || cur.incoming.id !== id) throw protocolError(`END for entry ${id}, which is not the file being received`);
     const { offer } = cur.incoming;
     if (cur.offset + cur.received !== offer.size) {
       throw protocolError(`${offer.path}: data ended at byte ${cur.offset + cur.received} of ${offer.size}`);
     }
-    current = undefined;
+    this.#current = undefined;
     const digest = cur.hash.digest('hex');
-    while (finalizing.size >= limit) await link.guard(new Promise<void>((resolve) => (slotFree = resolve)));
-    const job = finalize(cur, sha256, digest).then(
+    while (this.#finalizing.size >= this.#limit) await link.guard(new Promise<void>((resolve) => (this.#slotFree = resolve)));
+    const job = this.#finalize(link, cur, sha256, digest).then(
       () => {
-        files++;
-        bytes += offer.size;
-        emit({ event: 'file-done', path: offer.path, size: offer.size, offset: cur.offset, sha256, ms: performance.now() - cur.started });
+        this.#files++;
+        this.#bytes += offer.size;
+        this.#emit({ event: 'file-done', path: offer.path, size: offer.size, offset: cur.offset, sha256, ms: performance.now() - cur.started });
         link.send({ type: 'result', id, ok: true, sha256 });
       },
       (err: unknown) => {
         const e = toSocketkitError(err, cur.incoming.part);
-        if (isFatal(e)) fatal ??= e;
-        failEntry(offer.path, e.code, e.message);
+        this.#failEntry(offer.path, e.code, e.message);
+        if (isFatal(e)) {
+          // Not a RESULT: a sender that has every RESULT is done, and would take the transfer
+          // for a success with one failed file. The whole transfer fails, and says why first.
+          this.#fatal ??= e;
+          link.fail(e);
+          return;
+        }
         link.send({ type: 'result', id, ok: false, code: e.code, message: e.message });
       },
     );
     const tracked: Promise<void> = job.finally(() => {
-      release(cur.incoming.target);
-      finalizing.delete(tracked);
-      const free = slotFree;
-      slotFree = undefined;
+      this.#release(cur.incoming.target);
+      this.#finalizing.delete(tracked);
+      const free = this.#slotFree;
+      this.#slotFree = undefined;
       free?.();
     });
-    finalizing.add(tracked);
-  };
+    this.#finalizing.add(tracked);
+  }
 
   /** Flush, verify, fsync, rename, fsync the folder. Rejects with the file's coded error. */
-  const finalize = async (cur: Current, expected: string, digest: string): Promise<void> => {
+  async #finalize(link: Link, cur: Current, expected: string, digest: string): Promise<void> {
     const { offer, part, target } = cur.incoming;
     try {
       if (cur.failed) throw cur.failed;
@@ -348,131 +491,70 @@ export async function runReceiver(link: Link, options: ReceiverOptions): Promise
       await link.busy(fh.sync());
       await fh.close();
       cur.fh = undefined;
-      await place(part, target, force);
+      await place(part, target, this.#options.force ?? false);
       await syncDir(dirname(target));
     } finally {
       await cur.fh?.close().catch(() => undefined);
     }
-  };
+  }
 
   /** ABORT from the sender: the file cannot be completed; keep what arrived for a later resume. */
-  const onAbort = async (id: number, code: ErrorCode, message: string): Promise<void> => {
+  async #abort(id: number, code: ErrorCode, message: string): Promise<void> {
     let incoming: Incoming;
-    if (current !== undefined && current.incoming.id === id) {
-      const cur = current;
-      current = undefined;
+    const cur = this.#current;
+    if (cur !== undefined && cur.incoming.id === id) {
+      this.#current = undefined;
       incoming = cur.incoming;
       await cur.sink?.flush().catch(() => undefined);
       await cur.fh?.close().catch(() => undefined);
       if (cur.offset + cur.received === 0) await unlink(incoming.part).catch(() => undefined);
-    } else if (accepted[0]?.id === id) {
-      incoming = accepted.shift()!;
+    } else if (this.#accepted[0]?.id === id) {
+      incoming = this.#accepted.shift()!;
     } else {
       throw protocolError(`ABORT for entry ${id}, which is not the next file`);
     }
-    release(incoming.target);
-    failEntry(incoming.offer.path, code, `sender: ${message}`);
-  };
+    this.#release(incoming.target);
+    this.#failEntry(incoming.offer.path, code, `sender: ${message}`);
+  }
 
-  let completed = false;
-  let fromPeer = false;
-  let offers = 0;
-  try {
-    const hello = await link.readHello();
-    if (hello.role !== 'sender') {
-      throw new SocketkitError('ERR_TRANSFER_ROLE', `${link.peer} wants to receive too: fetch from a 'serve' with 'get', push to a 'receive' with 'send'`);
-    }
-    negotiateVersion(hello);
-    if (options.out !== undefined && hello.info.entries !== undefined && hello.info.entries !== 1) {
-      throw new SocketkitError('ERR_USAGE', `the sender offers ${hello.info.entries} entries, but the output is one file (use --dir)`);
-    }
-    try {
-      await mkdir(options.dir, { recursive: true });
-    } catch (err) {
-      throw toSocketkitError(err, options.dir);
-    }
-    const root = await realpath(options.dir);
-    // Synchronous writes can take file bytes the moment they are read (see Link.direct).
-    if (options.syncWrites) link.direct = onData;
-    let done = false;
-    for (;;) {
-      if (fatal) throw fatal;
-      // Messages already queued are taken without a promise each; wait only when there are none.
-      const msg = link.poll() ?? (await link.next());
-      if (msg === null) {
-        if (!done) throw new SocketkitError('ERR_CONN_CLOSED', `${link.peer} ended the connection before the transfer was complete`);
-        break;
-      }
-      switch (msg.type) {
-        case 'offer':
-          if (done) throw protocolError('offer after DONE');
-          // Files accepted ahead of the one streaming (or of the next to stream): the sender's
-          // window. Each holds a name; a peer may not hold more.
-          if (msg.kind === 'file' && (current !== undefined ? accepted.length : accepted.length - 1) >= MAX_OFFERS_AHEAD) {
-            throw protocolError(`more than ${MAX_OFFERS_AHEAD} files offered ahead of the one being sent`);
-          }
-          if (options.out !== undefined && ++offers > 1) throw new SocketkitError('ERR_USAGE', 'the sender offers several entries, but the output is one file (use --dir)');
-          await onOffer(msg, root);
-          await link.writable();
-          break;
-        case 'begin':
-          if (current !== undefined) throw protocolError(`BEGIN while ${current.incoming.offer.path} is unfinished`);
-          await onBegin(msg.id, msg.offset);
-          break;
-        case 'data': {
-          const wait = onData(msg.bytes);
-          if (wait !== undefined) await wait;
-          break;
-        }
-        case 'end':
-          await onEnd(msg.id, msg.sha256);
-          break;
-        case 'abort':
-          await onAbort(msg.id, msg.code, msg.message);
-          break;
-        case 'done':
-          if (current !== undefined || accepted.length > 0) throw protocolError('DONE before every accepted file was sent');
-          done = true;
-          await link.guard(Promise.all(finalizing));
-          // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows the finalizer's own failure, unchanged
-          if (fatal) throw fatal;
-          break;
-        case 'error':
-          fromPeer = true;
-          throw new SocketkitError(msg.code, `sender ${link.peer}: ${msg.message}`);
-        default:
-          throw protocolError(`unexpected '${msg.type}' message from the sender`);
-      }
-      // A file accepted and waiting for its data: keepalives alone do not keep its name.
-      link.setWaitingForPeer(current !== undefined || accepted.length > 0);
-    }
-    completed = true;
-  } catch (err) {
-    const e = toSocketkitError(err, link.peer);
-    link.fail(e, !fromPeer);
-    throw e;
-  } finally {
-    link.direct = undefined;
-    // Whatever happened: the file being received keeps its `.part` for a resume, files already
-    // complete are still verified and placed, and every claim is released as soon as nothing
-    // of this connection touches its file any more (a retry may be waiting for it).
-    for (const waiting of accepted.splice(0)) release(waiting.target);
-    const cur = current;
-    current = undefined;
+  /** DONE: every file has been sent; wait for the last ones to be placed. */
+  async #done(link: Link): Promise<void> {
+    if (this.#current !== undefined || this.#accepted.length > 0) throw protocolError('DONE before every accepted file was sent');
+    this.#doneSeen = true;
+    await link.guard(Promise.all(this.#finalizing));
+    if (this.#fatal) throw this.#fatal;
+  }
+
+  #failEntry(path: string, code: ErrorCode, message: string): void {
+    this.#failures.push({ path, code, message });
+    this.#emit({ event: 'file-failed', path, code, message });
+  }
+
+  /** Frees a name this connection held. */
+  #release(target: string): void {
+    this.#myClaims.delete(target);
+    releaseClaim(this.#claims, target);
+  }
+
+  /**
+   * Whatever happened: the file being received keeps its partial file for a resume, files already
+   * complete are still verified and placed, and every claim is released as soon as nothing of
+   * this connection touches its file any more (a retry may be waiting for it).
+   */
+  async #cleanUp(): Promise<void> {
+    for (const waiting of this.#accepted.splice(0)) this.#release(waiting.target);
+    const cur = this.#current;
+    this.#current = undefined;
     if (cur !== undefined) {
       await cur.sink?.flush().catch(() => undefined);
       await cur.fh?.close().catch(() => undefined);
       // An empty partial file holds nothing to resume from.
       if (cur.fh !== undefined) await removeIfEmpty(cur.incoming.part);
-      release(cur.incoming.target);
+      this.#release(cur.incoming.target);
     }
-    await Promise.allSettled([...finalizing]);
-    for (const target of myClaims) releaseClaim(claims, target);
-    if (completed) await link.finish();
-    // After a failure told to the peer: its ERROR is out before the connection goes.
-    else await link.closed();
+    await Promise.allSettled([...this.#finalizing]);
+    for (const target of this.#myClaims) releaseClaim(this.#claims, target);
   }
-  return { files, dirs, bytes, transferred, seconds: (performance.now() - t0) / 1000, failures };
 }
 
 /** Creates an offered folder (or accepts the one already there). */
@@ -506,7 +588,7 @@ async function prepareFile(root: string, offer: OfferMessage, options: ReceiverO
   }
   const part = partialPath(target);
   const shown = clean(offer.path, 200);
-  // Claimed before anything is looked at: the `.part` may still be changing under another connection.
+  // Claimed before anything is looked at: the partial file may still be changing under another connection.
   await claim(claims, target, shown, link);
   try {
     return await inspect(target, part, shown, offer, options, link);
@@ -542,7 +624,7 @@ async function inspect(target: string, part: string, shown: string, offer: Offer
   return { id: offer.id, offer, target, part, offset, prefixHash, ...(adopt !== undefined ? { adopt } : {}) };
 }
 
-/** The size of a regular `.part`, undefined if there is none; refuses anything else under that name. */
+/** The size of a regular partial file, undefined if there is none; refuses anything else under that name. */
 async function sizeOf(part: string, shown: string): Promise<number | undefined> {
   const st = await lstatOrUndefined(part);
   if (st === undefined) return undefined;
@@ -550,7 +632,7 @@ async function sizeOf(part: string, shown: string): Promise<number | undefined> 
   return st.size;
 }
 
-/** SHA-256 over the first `size` bytes of a `.part`: the resume point's proof. */
+/** SHA-256 over the first `size` bytes of a partial file: the resume point's proof. */
 async function hashPrefix(part: string, size: number, link: Link): Promise<Hash> {
   const hash = createHash('sha256');
   let fh: FileHandle;

@@ -5,7 +5,7 @@
  * The SHA-256 of each file is computed while its bytes stream, never in a separate pass. When
  * the receiver resumes from an offset, the sender reads and hashes that prefix without sending
  * it (unavoidable for a whole-file hash, and only the prefix), and checks it against the
- * receiver's hash of its `.part`: a stale `.part` is restarted from byte 0, not completed into a
+ * receiver's hash of its partial file: a stale one is restarted from byte 0, not completed into a
  * wrong file.
  */
 import { createHash, type Hash } from 'node:crypto';
@@ -30,7 +30,15 @@ export interface SenderOptions {
   readonly onEvent?: (e: TransferEvent) => void;
   /** Announced in the hello, e.g. `socketkit/0.1.0`. */
   readonly software?: string;
+  /**
+   * Opens a source file for reading (default: `open(path, 'r')` of `fs/promises`). A seam for
+   * tests, which wrap the handle (a close that takes its time, a read that fails).
+   */
+  readonly openFile?: (path: string) => Promise<FileHandle>;
 }
+
+/** How a source file is opened unless {@link SenderOptions.openFile} says otherwise. */
+const openForReading = (path: string): Promise<FileHandle> => open(path, 'r');
 
 interface Deferred<T> {
   readonly promise: Promise<T>;
@@ -149,6 +157,7 @@ export async function runSender(link: Link, entries: readonly TransferEntry[], o
     }
     negotiateVersion(hello);
 
+    const openFile = options.openFile ?? openForReading;
     const pool = new BufferPool(options.chunkSize ?? DEFAULT_CHUNK_SIZE, options.readAhead ?? DEFAULT_READ_AHEAD);
     let offered = 0;
     const offerUpTo = (n: number): void => {
@@ -178,7 +187,7 @@ export async function runSender(link: Link, entries: readonly TransferEntry[], o
         if (reply.offset > entry.size) throw protocolError(`receiver holds ${reply.offset} bytes of ${entry.path}, which has ${entry.size}`);
         // The file is recorded as sent when its END goes out, inside sendFile: its RESULT can
         // arrive while sendFile still closes the file, and must find it.
-        const sent = await sendFile(link, id, entry, reply, pool, emit, (o) => outstanding.set(id, o));
+        const sent = await sendFile(link, id, entry, reply, { pool, emit, openFile }, (o) => outstanding.set(id, o));
         transferred += sent.transferred;
         if (!sent.ok) fail(entry, sent.error.code, sent.error.message);
       }
@@ -198,6 +207,13 @@ export async function runSender(link: Link, entries: readonly TransferEntry[], o
   return { files, dirs, bytes, transferred, seconds: (performance.now() - t0) / 1000, failures };
 }
 
+/** What {@link sendFile} reads with and reports to. */
+interface FileIo {
+  readonly pool: BufferPool;
+  readonly emit: (e: TransferEvent) => void;
+  readonly openFile: (path: string) => Promise<FileHandle>;
+}
+
 type SendOutcome = { readonly ok: true; readonly transferred: number } | { readonly ok: false; readonly error: SocketkitError; readonly transferred: number };
 
 /**
@@ -211,16 +227,16 @@ async function sendFile(
   id: number,
   entry: TransferEntry,
   reply: Extract<ReplyMessage, { action: 'receive' }>,
-  pool: BufferPool,
-  emit: (e: TransferEvent) => void,
+  io: FileIo,
   sent: (o: Outstanding) => void,
 ): Promise<SendOutcome> {
+  const { pool, emit } = io;
   const started = performance.now();
   let fh: FileHandle | undefined;
   let transferred = 0;
   try {
     try {
-      fh = await open(entry.source, 'r');
+      fh = await io.openFile(entry.source);
     } catch (err) {
       throw toSocketkitError(err, entry.source);
     }
