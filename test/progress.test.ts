@@ -82,4 +82,16 @@ describe('a connection that ends takes its bars with it', () => {
     assert.equal(v.events.filter(([name]) => name === 'file-failed').length, 1);
     v.view.close();
   });
+
+  it("a transfer server's disconnect fails the files still in flight on that connection", async () => {
+    const { transferServerEvents } = await import('../src/cli/transfer-server.js');
+    const v = view();
+    const report: Reporter = { json: true, quiet: false, tty: false, log: () => undefined, event: (name, fields) => v.events.push([name, fields]), result: () => undefined };
+    const onEvent = transferServerEvents(report, v.view);
+    onEvent({ event: 'transfer', conn: 3, peer: '127.0.0.1:5', detail: { event: 'file-start', path: 'huge.bin', size: 1e9, offset: 0 } });
+    onEvent({ event: 'disconnect', conn: 3, peer: '127.0.0.1:5', error: { code: 'ERR_CONN_RESET', message: 'connection reset by 127.0.0.1:5' } });
+    const failed = v.events.filter(([name]) => name === 'file-failed').map(([, f]) => f);
+    assert.deepEqual(failed, [{ conn: 3, path: 'huge.bin', code: 'ERR_CONN_RESET', message: 'connection reset by 127.0.0.1:5' }]);
+    v.view.close();
+  });
 });

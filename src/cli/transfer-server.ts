@@ -32,6 +32,8 @@ export function transferServerEvents(report: Reporter, view: TransferView): (e: 
         view.onEvent(e.detail, e.conn);
         break;
       case 'disconnect':
+        // A client that was killed or reset mid-file sends no failure of its own: its files fail with it.
+        view.connectionEnded(e.conn, e.error?.code ?? 'ERR_CONN_CLOSED', e.error?.message ?? 'the connection ended before the file was complete');
         if (report.json) {
           report.event('disconnect', {
             conn: e.conn,

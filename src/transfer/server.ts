@@ -15,7 +15,7 @@
  */
 import type { Socket } from 'node:net';
 import { stat } from 'node:fs/promises';
-import { SocketkitError, toSocketkitError } from '../core/errors.js';
+import { SocketkitError, toSocketkitError, type ErrorCode } from '../core/errors.js';
 import type { Endpoint } from '../net/endpoint.js';
 import type { ListenOptions, ListenTransport, Listener } from '../net/listen.js';
 import { peerOf, startServer as startManagedServer, type AcceptErrorReport, type ManagedServer, type Protocol } from '../server/server.js';
@@ -42,7 +42,7 @@ export type TransferServerEvent =
       /** A raw transfer's outcome. */
       readonly raw?: RawResult;
       /** Why the connection failed, if it did. */
-      readonly error?: { readonly code: string; readonly message: string };
+      readonly error?: { readonly code: ErrorCode; readonly message: string };
     }
   | { readonly event: 'refused'; readonly peer: string; readonly reason: string }
   /** Closed by the idle timeout (its 'disconnect' says how the transfer ended: cut, unless it was over). */
