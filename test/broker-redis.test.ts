@@ -124,9 +124,12 @@ describe('brokers joined by Redis', () => {
     const port = await freePort();
     const server = await startRedis(t, redis, port, tempDir(t));
     const joined = await connectRedisBridge(`redis://127.0.0.1:${port}`, { channel: 'test', maxPendingBytes: 1024 * 1024 });
-    t.after(() => joined.bridge.close());
     server.kill('SIGSTOP');
-    t.after(() => server.kill('SIGCONT'));
+    // Redis goes on first, so that the bridge can say goodbye.
+    t.after(async () => {
+      server.kill('SIGCONT');
+      await joined.bridge.close();
+    });
     const chunk = Buffer.alloc(64 * 1024, 'p');
     const before = process.memoryUsage().arrayBuffers;
     for (let i = 0; i < 1000; i++) joined.bridge.publish(chunk); // 64 MiB offered

@@ -117,3 +117,45 @@ describe('hints: the library guesses, the CLI says what to type (issue 12, item 
     assert.doesNotMatch(r.stderr, /TLS/);
   });
 });
+
+describe('library messages name no CLI flag (the CLI adds them from hints)', () => {
+  it('no string in the library modules names a --flag', async () => {
+    const offenders: string[] = [];
+    for (const dir of ['core', 'net', 'codec', 'message', 'echo', 'server', 'load', 'udp', 'transfer', 'security', 'broker']) {
+      for (const file of await sourceFiles(join(root, 'src', dir))) {
+        const lines = (await readFile(file, 'utf8')).split('\n');
+        for (const [i, line] of lines.entries()) {
+          const code = line.replace(/\/\/.*$/, '');
+          if (/^\s*(\*|\/\*)/.test(code) || code.includes('setFlagsFromString')) continue;
+          if (/['`"][^'`"]*--[a-z][a-z-]+/.test(code)) offenders.push(`${file.slice(root.length + 1)}:${i + 1}: ${line.trim()}`);
+        }
+      }
+    }
+    assert.deepEqual(offenders, []);
+  });
+
+  it('ERR_USAGE is the CLI\'s: the library refuses a value with ERR_INVALID_ARG', async () => {
+    const offenders: string[] = [];
+    for (const dir of ['core', 'net', 'codec', 'message', 'echo', 'server', 'load', 'udp', 'transfer', 'security', 'broker']) {
+      for (const file of await sourceFiles(join(root, 'src', dir))) {
+        for (const [i, line] of (await readFile(file, 'utf8')).split('\n').entries()) {
+          if (/SocketkitError\('ERR_USAGE'/.test(line)) offenders.push(`${file.slice(root.length + 1)}:${i + 1}`);
+        }
+      }
+    }
+    assert.deepEqual(offenders, []);
+  });
+
+  it('get from a raw stream (nc -l, serve --raw) suggests --raw', async (t) => {
+    const { createServer } = await import('node:net');
+    const { runMain } = await import('./helpers/cli.js');
+    const { tempDir } = await import('./helpers/tmp.js');
+    const server = createServer((s) => s.end('just some raw bytes, no hello\n'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => server.close());
+    const port = (server.address() as { port: number }).port;
+    const r = await runMain(['get', `127.0.0.1:${port}`, '--dir', tempDir(t)]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /; the server sends raw bytes \(serve --raw, nc -l\): try --raw \(ERR_TRANSFER_PROTOCOL\)\n/);
+  });
+});

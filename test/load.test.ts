@@ -168,7 +168,7 @@ describe('load: transports and messages', () => {
     const file = join(tempDir(t), 'messages.txt');
     writeFileSync(file, 'one\ntwo\n\nthree\n');
     assert.deepEqual((await parseMessages([`@${file}`, 'four'])).map(String), ['one', 'two', 'three', 'four']);
-    await assert.rejects(parseMessages(['a,,b']), { code: 'ERR_USAGE' });
+    await assert.rejects(parseMessages(['a,,b']), { code: 'ERR_INVALID_ARG' });
     await assert.rejects(parseMessages([`@${file}.missing`]), { code: 'ERR_NOT_FOUND' });
   });
 

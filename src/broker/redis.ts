@@ -200,9 +200,21 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
     if (closed) return;
     closed = true;
     clearInterval(renew);
-    for (const name of owned.keys()) await pub.del(nameKey(name)).catch(() => undefined);
+    // Names go back, and QUIT waits for what is pending; a Redis that stopped answering gets 2 s
+    // for all of it, then the sockets go.
+    const timer = setTimeout(() => {
+      for (const c of [sub, pub]) {
+        try {
+          c.destroy();
+        } catch {
+          // Already closed.
+        }
+      }
+    }, 2000);
+    if (up) await Promise.allSettled([...owned.keys()].map((name) => pub.del(nameKey(name))));
     owned.clear();
     await Promise.allSettled([sub.close(), pub.close()]);
+    clearTimeout(timer);
   };
   options.signal?.addEventListener('abort', () => void close(), { once: true });
 

@@ -12,6 +12,13 @@ import type { Writable } from 'node:stream';
 import type { TransferEvent, TransferSummary } from '../transfer/index.js';
 import { fitColumns, neutralise } from '../core/terminal-text.js';
 import type { ErrorCode } from '../core/errors.js';
+import { adviceFor } from './usage.js';
+
+/** `; what to type` for a failure the CLI knows how to get past, else nothing. */
+function advised(e: Parameters<typeof adviceFor>[0]): string {
+  const advice = adviceFor(e);
+  return advice === undefined ? '' : `; ${advice}`;
+}
 import { formatBytes, terminalLines, type Reporter } from './report.js';
 
 /** Options of {@link ProgressBars}. */
@@ -285,7 +292,7 @@ export function createTransferView(report: Reporter, stderr: Writable & { column
         case 'file-failed':
           lastJson.delete(key);
           inFlight.delete(key);
-          bars.finish(key, people ? `  FAILED  ${label}: ${e.message} (${e.code})` : undefined);
+          bars.finish(key, people ? `  FAILED  ${label}: ${e.message}${advised(e)} (${e.code})` : undefined);
           if (report.json) report.event('file-failed', { ...(conn !== undefined ? { conn } : {}), path: e.path, code: e.code, message: e.message });
           break;
         case 'dir':

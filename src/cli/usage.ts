@@ -36,9 +36,13 @@ const HINTS: Record<ErrorHint, string> = {
   'maybe-tls-server': 'for a TLS server, add --tls with --pin FINGERPRINT or --ca CERT (or --psk-file FILE)',
   'peer-speaks-skft': "the server speaks socketkit's transfer protocol: drop --raw",
   'peer-is-raw': 'the server sends raw bytes (serve --raw, nc -l): try --raw',
+  'exists-replace': '--force replaces it',
+  'exists-replace-or-resume': '--force replaces it, --resume continues it',
+  'output-is-one-file': 'receive into a folder with --dir DIR instead',
+  'make-psk': "make one with 'socketkit cert --psk FILE'",
 };
 
 /** The advice for an error: from its hint when it has one, else from its code; or undefined. */
-export function adviceFor(err: SocketkitError): string | undefined {
+export function adviceFor(err: { readonly code: ErrorCode; readonly hint?: ErrorHint | undefined }): string | undefined {
   return err.hint !== undefined ? HINTS[err.hint] : ADVICE[err.code];
 }

@@ -100,7 +100,15 @@ export type ErrorHint =
   /** The peer speaks socketkit's framed transfer protocol, and this side expected raw bytes. */
   | 'peer-speaks-skft'
   /** The peer sends raw bytes, and this side expected socketkit's framed transfer protocol. */
-  | 'peer-is-raw';
+  | 'peer-is-raw'
+  /** A file is in the way; asking to replace it would. */
+  | 'exists-replace'
+  /** A file is in the way; asking to replace it, or to continue it, would. */
+  | 'exists-replace-or-resume'
+  /** The output is one file, and the peer offers more than one file can hold: a folder would. */
+  | 'output-is-one-file'
+  /** A pre-shared key file that is not usable: making one would help. */
+  | 'make-psk';
 
 export interface SocketkitErrorOptions {
   readonly cause?: unknown;

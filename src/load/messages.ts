@@ -23,16 +23,17 @@ export async function parseMessages(specs: readonly string[]): Promise<Buffer[]>
       try {
         text = await readFile(path, 'utf8');
       } catch (err) {
+        if ((err as { code?: string }).code === 'EISDIR') throw new SocketkitError('ERR_INVALID_ARG', `'${path}' is a folder, not a file of messages (one per line)`, { cause: err });
         throw toSocketkitError(err, path);
       }
       for (const line of text.split(/\r?\n/)) if (line.length > 0) out.push(Buffer.from(line, 'utf8'));
     } else {
       for (const part of spec.split(',')) {
-        if (part.length === 0) throw new SocketkitError('ERR_USAGE', `--messages: empty message in '${spec}'`);
+        if (part.length === 0) throw new SocketkitError('ERR_INVALID_ARG', `empty message in '${spec}'`);
         out.push(Buffer.from(part, 'utf8'));
       }
     }
   }
-  if (out.length === 0) throw new SocketkitError('ERR_USAGE', '--messages: no messages given');
+  if (out.length === 0) throw new SocketkitError('ERR_INVALID_ARG', 'no messages given');
   return out;
 }

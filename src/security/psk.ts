@@ -23,12 +23,12 @@ export interface PreSharedKey {
 }
 
 function bad(source: string, why: string): SocketkitError {
-  return new SocketkitError('ERR_TLS_CONFIG', `PSK file ${source}: ${why}`);
+  return new SocketkitError('ERR_TLS_CONFIG', `PSK file ${source}: ${why}`, { hint: 'make-psk' });
 }
 
 function checkKey(source: string, key: Buffer): Buffer {
   if (key.length < MIN_PSK_BYTES) {
-    throw bad(source, `key is ${key.length} bytes; at least ${MIN_PSK_BYTES} random bytes are needed (make one with 'socketkit cert --psk FILE')`);
+    throw bad(source, `key is ${key.length} bytes; at least ${MIN_PSK_BYTES} random bytes are needed`);
   }
   if (key.length > MAX_PSK_BYTES) throw bad(source, `key is ${key.length} bytes; at most ${MAX_PSK_BYTES} are supported`);
   return key;

@@ -197,7 +197,7 @@ export async function downloadRaw(ep: Endpoint, out: string | Writable, options:
   }
   const target = resolve(out);
   const existing = await lstat(target).catch(() => undefined);
-  if (existing?.isDirectory()) throw new SocketkitError('ERR_USAGE', `${out} is a folder; a raw stream has no file name: give -o FOLDER/NAME`);
+  if (existing?.isDirectory()) throw new SocketkitError('ERR_INVALID_ARG', `${out} is a folder; a raw stream has no file name: give the output as FOLDER/NAME`);
   if (existing !== undefined && !existing.isFile() && !existing.isSymbolicLink()) {
     // A device or FIFO: no .part, no rename, just the bytes.
     const fh = await open(target, 'w').catch((err: unknown) => {
@@ -209,7 +209,7 @@ export async function downloadRaw(ep: Endpoint, out: string | Writable, options:
       await fh.close().catch(() => undefined);
     }
   }
-  if (existing !== undefined && options.force !== true) throw new SocketkitError('ERR_EXISTS', `${out} already exists (use --force to replace it)`);
+  if (existing !== undefined && options.force !== true) throw new SocketkitError('ERR_EXISTS', `${out} already exists`, { hint: 'exists-replace' });
   const part = partialPath(target);
   // The partial file is opened before connecting (a short stream could otherwise arrive, and end,
   // before anyone listens for its end), and emptied only once the connection is up: a failed

@@ -50,9 +50,9 @@ export async function collectEntries(paths: readonly string[], options: CollectO
     const source = resolve(given);
     const name = basename(source);
     if (name === '' || name === '.' || name === '..') {
-      throw new SocketkitError('ERR_USAGE', `cannot send '${given}': name a file or folder, not the file system root`);
+      throw new SocketkitError('ERR_INVALID_ARG', `cannot send '${given}': name a file or folder, not the file system root`);
     }
-    if (names.has(name)) throw new SocketkitError('ERR_USAGE', `two paths are named '${name}'; each top-level name must be unique`);
+    if (names.has(name)) throw new SocketkitError('ERR_INVALID_ARG', `two paths are named '${name}'; each top-level name must be unique`);
     names.add(name);
     let st;
     try {
@@ -66,7 +66,7 @@ export async function collectEntries(paths: readonly string[], options: CollectO
       entries.push({ kind: 'dir', path: name, source, size: 0, mode: st.mode & 0o777, mtimeMs: st.mtimeMs });
       await walk(source, name, entries, options);
     } else {
-      throw new SocketkitError('ERR_USAGE', `cannot send '${given}': not a regular file or folder`);
+      throw new SocketkitError('ERR_INVALID_ARG', `cannot send '${given}': not a regular file or folder`);
     }
   }
   return entries;

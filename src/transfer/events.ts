@@ -2,7 +2,7 @@
  * What a transfer reports as it goes, and what it returns: the same shapes for both roles, so
  * one progress display and one summary serve `serve`, `get`, `send` and `receive`.
  */
-import { EXIT_MISMATCH, SocketkitError, type ErrorCode } from '../core/errors.js';
+import { EXIT_MISMATCH, SocketkitError, type ErrorCode, type ErrorHint } from '../core/errors.js';
 
 /** Progress and outcome of the entries of one transfer (one connection). */
 export type TransferEvent =
@@ -32,13 +32,15 @@ export type TransferEvent =
       readonly ms: number;
     }
   | { readonly event: 'dir'; readonly path: string }
-  | { readonly event: 'file-failed'; readonly path: string; readonly code: ErrorCode; readonly message: string };
+  | { readonly event: 'file-failed'; readonly path: string; readonly code: ErrorCode; readonly message: string; readonly hint?: ErrorHint };
 
 /** One entry that did not make it, and why. */
 export interface TransferFailure {
   readonly path: string;
   readonly code: ErrorCode;
   readonly message: string;
+  /** What this side suspects would help (see ErrorHint), when it has a guess. */
+  readonly hint?: ErrorHint;
 }
 
 /** The outcome of one transfer (one connection), from either side. */
@@ -72,5 +74,5 @@ export function summaryError(summary: TransferSummary): SocketkitError | undefin
   const n = summary.failures.length;
   const total = n + summary.files + summary.dirs;
   const text = n === 1 ? `${first.path}: ${first.message}` : `${n} of ${total} entries failed; first: ${first.path}: ${first.message}`;
-  return new SocketkitError(first.code, text, options);
+  return new SocketkitError(first.code, text, { ...options, ...(first.hint ? { hint: first.hint } : {}) });
 }

@@ -600,7 +600,7 @@ export class Link {
     frames.length = 0;
     if (failure !== undefined && !this.#failure) {
       // Garbage before a hello means the peer is not speaking SKFT at all.
-      if (this.#hello === undefined) this.fail(protocolError(`${this.peer} does not speak the socketkit transfer protocol (is it a raw stream? try --raw)`, failure), false);
+      if (this.#hello === undefined) this.fail(protocolError(`${this.peer} does not speak the socketkit transfer protocol (is it a raw stream?)`, failure, 'peer-is-raw'), false);
       else this.fail(failure);
     }
   }

@@ -77,7 +77,7 @@ export function receivedMode(offered: number): number {
  */
 export async function adoptForResume(existing: string, part: string, offered: number, begin: number, shown: string): Promise<void> {
   if (offered > 0 && begin !== offered) {
-    throw new SocketkitError('ERR_EXISTS', `'${shown}' already exists and is not the beginning of the offered file (its SHA-256 differs); it was left as it was (replace it with --force)`);
+    throw new SocketkitError('ERR_EXISTS', `'${shown}' already exists and is not the beginning of the offered file (its SHA-256 differs); it was left as it was`, { hint: 'exists-replace' });
   }
   await rename(existing, part).catch((err: unknown) => {
     throw toSocketkitError(err, existing);

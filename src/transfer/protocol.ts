@@ -12,7 +12,7 @@
  * BEGIN, DATA..., END(sha256 of the whole file); the receiver verifies and answers RESULT.
  * See the README ("File transfer protocol") for the full dialogue.
  */
-import { SocketkitError, asErrorCode, type ErrorCode } from '../core/errors.js';
+import { SocketkitError, asErrorCode, type ErrorCode, type ErrorHint } from '../core/errors.js';
 import { neutralise } from '../core/terminal-text.js';
 import { encodeHeader } from '../codec/index.js';
 import { MAX_CONTROL_BYTES, TRANSFER_MAGIC, TRANSFER_PROTOCOL_VERSION } from './constants.js';
@@ -117,8 +117,8 @@ export type Message =
 export type ControlMessage = Exclude<Message, { type: 'data' }>;
 
 /** The error for anything a peer sends that this protocol does not allow. */
-export function protocolError(message: string, cause?: unknown): SocketkitError {
-  return new SocketkitError('ERR_TRANSFER_PROTOCOL', message, cause === undefined ? {} : { cause });
+export function protocolError(message: string, cause?: unknown, hint?: ErrorHint): SocketkitError {
+  return new SocketkitError('ERR_TRANSFER_PROTOCOL', message, { ...(cause === undefined ? {} : { cause }), ...(hint ? { hint } : {}) });
 }
 
 // ---- hello ----------------------------------------------------------------------------------
@@ -146,7 +146,7 @@ export function encodeHello(role: TransferRole, info: HelloInfo): Buffer {
 export function parseHello(frame: Uint8Array): Hello {
   const buf = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
   if (buf.length < MAGIC.length + 2 || !buf.subarray(0, MAGIC.length).equals(MAGIC)) {
-    throw protocolError(`peer does not speak the socketkit transfer protocol (no ${TRANSFER_MAGIC} hello; is it a raw stream? try --raw)`);
+    throw protocolError(`peer does not speak the socketkit transfer protocol (no ${TRANSFER_MAGIC} hello; is it a raw stream?)`, undefined, 'peer-is-raw');
   }
   const version = buf[MAGIC.length]!;
   const roleByte = buf[MAGIC.length + 1]!;

@@ -21,7 +21,7 @@ import { EventEmitter, once } from 'node:events';
 import { constants as fsc } from 'node:fs';
 import { lstat, mkdir, open, realpath, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { SocketkitError, toSocketkitError, type ErrorCode } from '../core/errors.js';
+import { SocketkitError, toSocketkitError, type ErrorCode, type ErrorHint } from '../core/errors.js';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_FINALIZE_CONCURRENCY, DEFAULT_STALL_TIMEOUT_MS, MAX_OFFERS_AHEAD } from './constants.js';
 import type { TransferEvent, TransferFailure, TransferSummary } from './events.js';
 import { BufferPool, FileSink, SyncFileSink, readChunks, type ChunkSink } from './file-io.js';
@@ -233,7 +233,7 @@ export class Receiver {
    *   to a single `out` file), or a connection error.
    */
   async run(link: Link): Promise<TransferSummary> {
-    if (this.#link !== undefined) throw new SocketkitError('ERR_USAGE', 'a receiver runs once');
+    if (this.#link !== undefined) throw new SocketkitError('ERR_INVALID_ARG', 'a receiver runs once');
     this.#link = link;
     const t0 = performance.now();
     const options = this.#options;
@@ -276,7 +276,7 @@ export class Receiver {
     }
     negotiateVersion(hello);
     if (options.out !== undefined && hello.info.entries !== undefined && hello.info.entries !== 1) {
-      throw new SocketkitError('ERR_USAGE', `the sender offers ${hello.info.entries} entries, but the output is one file (use --dir)`);
+      throw new SocketkitError('ERR_INVALID_ARG', `the sender offers ${hello.info.entries} entries, but the output is one file`, { hint: 'output-is-one-file' });
     }
     try {
       await mkdir(options.dir, { recursive: true });
@@ -321,10 +321,10 @@ export class Receiver {
     if (offer.kind === 'file' && (this.#current !== undefined ? this.#accepted.length : this.#accepted.length - 1) >= MAX_OFFERS_AHEAD) {
       throw protocolError(`more than ${MAX_OFFERS_AHEAD} files offered ahead of the one being sent`);
     }
-    if (options.out !== undefined && ++this.#offers > 1) throw new SocketkitError('ERR_USAGE', 'the sender offers several entries, but the output is one file (use --dir)');
+    if (options.out !== undefined && ++this.#offers > 1) throw new SocketkitError('ERR_INVALID_ARG', 'the sender offers several entries, but the output is one file', { hint: 'output-is-one-file' });
     try {
       if (offer.kind === 'dir') {
-        if (options.out !== undefined) throw new SocketkitError('ERR_USAGE', `the sender offers the folder '${clean(offer.path, 200)}', but the output is one file (use --dir)`);
+        if (options.out !== undefined) throw new SocketkitError('ERR_INVALID_ARG', `the sender offers the folder '${clean(offer.path, 200)}', but the output is one file`, { hint: 'output-is-one-file' });
         await makeDir(this.#root, offer);
         this.#dirs++;
         this.#emit({ event: 'dir', path: offer.path });
@@ -343,8 +343,8 @@ export class Receiver {
       }
     } catch (err) {
       const e = toSocketkitError(err);
-      if (isFatal(e) || e.code === 'ERR_USAGE') throw e;
-      this.#failEntry(offer.path, e.code, e.message);
+      if (isFatal(e) || e.code === 'ERR_INVALID_ARG') throw e;
+      this.#failEntry(offer.path, e.code, e.message, e.hint);
       link.send({ type: 'reply', id: offer.id, action: 'skip', code: e.code, message: e.message });
     }
     await link.writable();
@@ -448,7 +448,7 @@ export class Receiver {
       },
       (err: unknown) => {
         const e = toSocketkitError(err, cur.incoming.part);
-        this.#failEntry(offer.path, e.code, e.message);
+        this.#failEntry(offer.path, e.code, e.message, e.hint);
         if (isFatal(e)) {
           // Not a RESULT: a sender that has every RESULT is done, and would take the transfer
           // for a success with one failed file. The whole transfer fails, and says why first.
@@ -525,9 +525,9 @@ export class Receiver {
     if (this.#fatal) throw this.#fatal;
   }
 
-  #failEntry(path: string, code: ErrorCode, message: string): void {
-    this.#failures.push({ path, code, message });
-    this.#emit({ event: 'file-failed', path, code, message });
+  #failEntry(path: string, code: ErrorCode, message: string, hint?: ErrorHint): void {
+    this.#failures.push({ path, code, message, ...(hint ? { hint } : {}) });
+    this.#emit({ event: 'file-failed', path, code, message, ...(hint ? { hint } : {}) });
   }
 
   /** Frees a name this connection held. */
@@ -611,7 +611,7 @@ async function inspect(target: string, part: string, shown: string, offer: Offer
       adopt = target;
       partSize = existing.size;
     } else if (options.force !== true) {
-      throw new SocketkitError('ERR_EXISTS', `'${shown}' already exists (use --force to replace it${options.resume === true ? '' : ', or --resume to continue it'})`);
+      throw new SocketkitError('ERR_EXISTS', `'${shown}' already exists`, { hint: options.resume === true ? 'exists-replace' : 'exists-replace-or-resume' });
     }
   }
   let prefixHash: Hash | undefined;

@@ -282,7 +282,7 @@ async function startServer(ep: Endpoint, options: TransferServerOptions, handle:
     );
   };
   // With `once`, the first client is the only one.
-  const onceCheck = options.once ? (): string | undefined => (stats.connections >= 1 ? 'already serving its one client (--once)' : undefined) : undefined;
+  const onceCheck = options.once ? (): string | undefined => (stats.connections >= 1 ? 'already serving its one client' : undefined) : undefined;
   const admit = options.admit;
   const managed = await startManagedServer(ep, {
     protocol,
@@ -351,12 +351,12 @@ export async function startFileServer(ep: Endpoint, options: FileServerOptions):
   const emit = options.onEvent ?? (() => undefined);
   const common = options.stallTimeoutMs !== undefined ? { stallTimeoutMs: options.stallTimeoutMs } : {};
   if (options.raw) {
-    if (options.paths.length !== 1) throw new SocketkitError('ERR_USAGE', `raw mode serves exactly one file (got ${options.paths.length} paths)`);
+    if (options.paths.length !== 1) throw new SocketkitError('ERR_INVALID_ARG', `raw mode serves exactly one file (got ${options.paths.length} paths)`);
     const path = options.paths[0]!;
     const st = await stat(path).catch((err: unknown) => {
       throw toSocketkitError(err, path);
     });
-    if (!st.isFile()) throw new SocketkitError('ERR_USAGE', `raw mode serves one regular file; ${path} is not one (serve folders without --raw)`);
+    if (!st.isFile()) throw new SocketkitError('ERR_INVALID_ARG', `raw mode serves one regular file; ${path} is not one (folders are served in framed mode)`);
     return startServer(ep, options, async (socket, ctx) => {
       const raw = await sendRawFile(socket, path, {
         ...common,

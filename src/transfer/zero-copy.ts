@@ -82,8 +82,8 @@ function write(socket: Socket, chunk: Buffer): Promise<void> {
  */
 export async function sendfileRange(socket: Socket, fh: FileHandle, start: number, end: number, options: SendfileRangeOptions): Promise<SendfileRangeResult> {
   const addon = nativeHelper();
-  if (addon === undefined || socketFd(socket) === undefined) throw new SocketkitError('ERR_USAGE', 'sendfile is not available for this socket');
-  if (socket.writableCorked > 0) throw new SocketkitError('ERR_USAGE', 'sendfile on a corked socket: uncork it first');
+  if (addon === undefined || socketFd(socket) === undefined) throw new SocketkitError('ERR_INVALID_ARG', 'sendfile is not available for this socket');
+  if (socket.writableCorked > 0) throw new SocketkitError('ERR_INVALID_ARG', 'sendfile on a corked socket: uncork it first');
   const waitMs = options.waitMs ?? SENDFILE_WAIT_MS;
   const check = (): void => {
     const failure = options.failure?.();

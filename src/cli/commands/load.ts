@@ -9,6 +9,7 @@ import { neutralise } from '../../core/terminal-text.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity, refuseTlsWithUdp } from '../security-options.js';
 import { flag, parseCount, parseDurationMs, parseSize, str } from '../values.js';
 import { runLoad, parseMessages, DEFAULT_CONNECT_RATE, MAX_LOAD_CONNECTIONS, type LatencySummary, type LoadProgress, type LoadResult, type LoadProtocol } from '../../load/index.js';
+import { usageError } from '../usage.js';
 
 /** `--print` shows this many replies at most, then only counts the rest (the output stays bounded). */
 export const PRINT_MAX_REPLIES = 1_000;
@@ -159,7 +160,9 @@ const command: Command = {
     if (timeoutMs <= 0) throw new SocketkitError('ERR_USAGE', '--timeout: must be more than 0');
     const maxMessageSize = parseSize('max-message', str(values, 'max-message') ?? '16MiB');
     const specs = values['messages'];
-    const messages = Array.isArray(specs) && specs.length > 0 ? await parseMessages(specs) : undefined;
+    const messages = Array.isArray(specs) && specs.length > 0 ? await parseMessages(specs).catch((err: unknown) => {
+            throw usageError(err, 'messages');
+          }) : undefined;
     const report = createReporter(io, global);
     if (udp) refuseTlsWithUdp(values);
     const sec = await clientSecurity(values);
