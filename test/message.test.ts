@@ -12,7 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { connectMessages, echoMessages, listenMessages, type MessageConnection } from '../src/message/index.js';
 import type { Endpoint } from '../src/net/endpoint.js';
 import type { Listener } from '../src/net/listen.js';
-import { waitForStall } from './helpers/net.js';
+import { waitForStall, waitUntil } from './helpers/net.js';
 
 async function withEchoServer(ep: Endpoint, maxMessageSize: number | undefined, fn: (listener: Listener) => Promise<void>): Promise<void> {
   const listener = await listenMessages(ep, {
@@ -162,23 +162,39 @@ test('send() rejects with ERR_CONN_CLOSED once the connection is closed', async 
   });
 });
 
-test('send() waiting on a full socket rejects when the peer goes away (no hang)', async () => {
-  // A peer that accepts and never reads, then closes: the sender must not wait forever.
+test('send() waiting on a full socket rejects when the peer goes away (no hang)', { timeout: 60_000 }, async () => {
+  // A peer that accepts and never reads, then closes once the sender is stuck in send(): the
+  // sender must not wait forever.
+  let peer: MessageConnection | undefined;
   const listener = await listenMessages({ kind: 'inet', host: '127.0.0.1', port: 0 }, {
     onConnection: (conn) => {
+      peer = conn;
       conn.socket.pause();
-      setTimeout(() => conn.close(), 200);
     },
   });
   try {
     const conn = await connectMessages(listener.endpoint);
     const chunk = Buffer.alloc(1024 * 1024);
-    await assert.rejects(
-      (async () => {
-        for (let i = 0; i < 10_000; i++) await conn.send(chunk);
-      })(),
-      (err: { code?: string }) => typeof err.code === 'string',
-    );
+    let sent = 0;
+    let waiting = false;
+    let failed: unknown;
+    const sending = (async () => {
+      for (let i = 0; i < 10_000; i++) {
+        waiting = true;
+        await conn.send(chunk);
+        waiting = false;
+        sent++;
+      }
+    })();
+    sending.catch((err: unknown) => (failed = err));
+    await waitForStall(() => sent, 'the sender', {
+      failIf: () => (failed !== undefined ? `send() failed before the peer went: ${(failed as Error).message}` : sent === 10_000 ? 'a peer that reads nothing took 10 GiB' : undefined),
+    });
+    assert.equal(waiting, true, 'the sender is inside send()');
+    assert.equal(conn.socket.writableNeedDrain, true, 'and waits for drain');
+    await waitUntil(() => peer !== undefined, 'the server to accept');
+    peer!.close();
+    await assert.rejects(sending, (err: { code?: string }) => err.code === 'ERR_CONN_RESET' || err.code === 'ERR_CONN_CLOSED');
     conn.close();
   } finally {
     await listener.close();
