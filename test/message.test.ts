@@ -12,6 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { connectMessages, echoMessages, listenMessages, type MessageConnection } from '../src/message/index.js';
 import type { Endpoint } from '../src/net/endpoint.js';
 import type { Listener } from '../src/net/listen.js';
+import { waitForStall, waitUntil } from './helpers/net.js';
 
 async function withEchoServer(ep: Endpoint, maxMessageSize: number | undefined, fn: (listener: Listener) => Promise<void>): Promise<void> {
   const listener = await listenMessages(ep, {
@@ -161,44 +162,71 @@ test('send() rejects with ERR_CONN_CLOSED once the connection is closed', async 
   });
 });
 
-test('send() waiting on a full socket rejects when the peer goes away (no hang)', async () => {
-  // A peer that accepts and never reads, then closes: the sender must not wait forever.
+test('send() waiting on a full socket rejects when the peer goes away (no hang)', { timeout: 60_000 }, async () => {
+  // A peer that accepts and never reads, then closes once the sender is stuck in send(): the
+  // sender must not wait forever.
+  let peer: MessageConnection | undefined;
   const listener = await listenMessages({ kind: 'inet', host: '127.0.0.1', port: 0 }, {
     onConnection: (conn) => {
+      peer = conn;
       conn.socket.pause();
-      setTimeout(() => conn.close(), 200);
     },
   });
   try {
     const conn = await connectMessages(listener.endpoint);
     const chunk = Buffer.alloc(1024 * 1024);
-    await assert.rejects(
-      (async () => {
-        for (let i = 0; i < 10_000; i++) await conn.send(chunk);
-      })(),
-      (err: { code?: string }) => typeof err.code === 'string',
-    );
+    let sent = 0;
+    let waiting = false;
+    let failed: unknown;
+    const sending = (async () => {
+      for (let i = 0; i < 10_000; i++) {
+        waiting = true;
+        await conn.send(chunk);
+        waiting = false;
+        sent++;
+      }
+    })();
+    sending.catch((err: unknown) => (failed = err));
+    await waitForStall(() => sent, 'the sender', {
+      failIf: () => (failed !== undefined ? `send() failed before the peer went: ${(failed as Error).message}` : sent === 10_000 ? 'a peer that reads nothing took 10 GiB' : undefined),
+    });
+    assert.equal(waiting, true, 'the sender is inside send()');
+    assert.equal(conn.socket.writableNeedDrain, true, 'and waits for drain');
+    await waitUntil(() => peer !== undefined, 'the server to accept');
+    peer!.close();
+    await assert.rejects(sending, (err: { code?: string }) => err.code === 'ERR_CONN_RESET' || err.code === 'ERR_CONN_CLOSED');
     conn.close();
   } finally {
     await listener.close();
   }
 });
 
-test('a slow consumer pauses the socket: buffered bytes stay bounded', async () => {
+test('a slow consumer pauses the socket: the sender blocks on backpressure with little buffered, and gets everything through once it reads', { timeout: 60_000 }, async () => {
   // The server floods 64 MiB in 64 KiB messages; the client reads one message, then stalls.
+  const size = 64 * 1024;
+  const count = 1024;
+  let serverConn: MessageConnection | undefined;
   let serverSent = 0;
+  let serverWaiting = false; // inside send(): waiting for 'drain'
+  let serverFinished = false;
+  let serverError: unknown;
   let serverDone: Promise<void> = Promise.resolve();
   const listener = await listenMessages({ kind: 'inet', host: '127.0.0.1', port: 0 }, {
     onConnection: (conn) => {
+      serverConn = conn;
       serverDone = (async () => {
-        const m = Buffer.alloc(64 * 1024);
+        const m = Buffer.alloc(size, 7);
         try {
-          for (let i = 0; i < 1024; i++) {
+          for (let i = 0; i < count; i++) {
+            serverWaiting = true;
             await conn.send(m);
+            serverWaiting = false;
             serverSent += m.length;
           }
-        } catch {
-          // the client closes mid-flood
+          await conn.end();
+          serverFinished = true;
+        } catch (err) {
+          serverError = err;
         }
       })();
     },
@@ -206,15 +234,33 @@ test('a slow consumer pauses the socket: buffered bytes stay bounded', async () 
   try {
     const conn = await connectMessages(listener.endpoint);
     const it = conn[Symbol.asyncIterator]();
-    await it.next();
-    await new Promise((r) => setTimeout(r, 300));
-    // With backpressure, only socket and kernel buffers fill: far less than the 64 MiB offered.
+    const first = await it.next();
+    assert.equal(first.done, false);
+    // Wait for the flood to stop: the server's send() stuck while the client reads nothing.
+    // Without backpressure the client would take all 64 MiB and the server would finish.
+    const stalledAt = await waitForStall(() => serverSent, 'the flooding server', {
+      failIf: () => (serverFinished ? `it sent all ${count * size} bytes to a client that read ${size}` : serverError !== undefined ? `it failed: ${(serverError as Error).message}` : undefined),
+    });
+    // It is stuck in send() waiting for 'drain' (not idle, not failed), with a full buffer.
+    assert.equal(serverWaiting, true, 'the server is waiting inside send()');
+    assert.equal(serverConn?.socket.writableNeedDrain, true, 'the server socket waits for drain');
+    assert.ok(stalledAt > size, `the server stopped after ${stalledAt} bytes: it never flooded`);
+    // Only socket and kernel buffers filled: far less than the 64 MiB offered.
+    assert.ok(stalledAt < 16 * 1024 * 1024, `server got ${stalledAt} bytes out while the client stalled`);
     const clientBuffered = conn.socket.readableLength;
-    assert.ok(serverSent < 16 * 1024 * 1024, `server got ${serverSent} bytes out while the client stalled`);
     assert.ok(clientBuffered < 1024 * 1024, `client holds ${clientBuffered} bytes unread`);
-    conn.close();
+    // Reading again releases the sender: every message arrives, whole.
+    let received = 1;
+    for (let r = await it.next(); r.done !== true; r = await it.next()) {
+      assert.equal(r.value.length, size);
+      received++;
+    }
     await serverDone;
+    assert.equal(serverError, undefined);
+    assert.deepEqual([received, serverSent, serverFinished], [count, count * size, true]);
+    conn.close();
   } finally {
+    serverConn?.close(); // a server still sending fails its send() and stops
     await listener.close();
   }
 });

@@ -12,7 +12,7 @@ import { generateCertificate, generatePsk, formatPsk, loadPskFile, tlsConnectTra
 import { download, startFileServer, startReceiveServer, upload } from '../src/transfer/index.js';
 import { parseEndpoint, type Endpoint } from '../src/net/endpoint.js';
 import { SocketkitError } from '../src/core/errors.js';
-import { requireTool, run, runCli, runMain, spawnCli, type Spawned } from './helpers/cli.js';
+import { requireTool, run, runCli, runMain, spawnCli, startMain, type Spawned } from './helpers/cli.js';
 import { tempDir, type CleanupContext } from './helpers/tmp.js';
 
 let cert: GeneratedCertificate;
@@ -210,11 +210,19 @@ describe('file transfer over TLS and TLS-PSK', () => {
     assert.deepEqual([served.code, errorCode(served.stderr)], [2, 'ERR_INSECURE_LISTENER']);
     const received = await runMain(['receive', '--listen', '[::]:0', '--dir', dir]);
     assert.equal(errorCode(received.stderr), 'ERR_INSECURE_LISTENER');
-    // With --insecure it starts (and says so in one line); stopped at once.
-    const ac = new AbortController();
-    const running = runMain(['receive', '--listen', '0.0.0.0:0', '--dir', dir, '--insecure'], { shutdown: ac.signal });
-    setTimeout(() => ac.abort(), 300);
-    const r = await running;
+    // With --insecure it starts (and says so in one line), listens on every address (so on
+    // loopback too), and takes an upload; then it is stopped.
+    const running = startMain(['receive', '--listen', '0.0.0.0:0', '--dir', dir, '--insecure']);
+    t.after(() => running.stop());
+    const listening = await running.stderr.waitFor(/^receiving into .* on 0\.0\.0\.0:\d+;/);
+    const port = Number(/ on 0\.0\.0\.0:(\d+);/.exec(listening)![1]);
+    const src = join(tempDir(t), 'plain.txt');
+    writeFileSync(src, 'insecure but working\n');
+    const sent = await runMain(['send', `127.0.0.1:${port}`, src]);
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.equal(readFileSync(join(dir, 'plain.txt'), 'utf8'), 'insecure but working\n');
+    running.stop();
+    const r = await running.done;
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr.split('\n').filter((l) => l.includes('--insecure')).length, 1);
   });

@@ -5,6 +5,7 @@
  * - `spawnCli(args)` starts a long-running command (a server) and returns a handle that can
  *   wait for a line on stdout/stderr, send signals, and await the exit. It is killed when the
  *   test ends.
+ * - `startMain(argv)` runs a long-running command in-process, watching its output like `spawnCli`.
  * - `LineWatcher` records every line a stream produces and lets a test wait for one that
  *   matches, including lines that arrived before it started waiting.
  * - `hasCommand(name)` tells interop tests whether an external tool is installed, and
@@ -19,6 +20,7 @@
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { PassThrough, type Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { CommandIO } from '../../src/cli/command.js';
 import type { CleanupContext } from './tmp.js';
 
@@ -294,6 +296,52 @@ export async function runMain(argv: readonly string[], options: { input?: Buffer
     shutdown: options.shutdown ?? new AbortController().signal,
   });
   return { code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') };
+}
+
+/** A CLI command running in-process (see `startMain`). */
+export interface RunningMain {
+  /** Its stdout and stderr, line by line, as they are written. */
+  readonly stdout: LineWatcher;
+  readonly stderr: LineWatcher;
+  /** Stands in for SIGINT/SIGTERM: aborts the command's shutdown signal. */
+  stop(): void;
+  /** Resolves with the exit code and everything written, once `main` returns. */
+  readonly done: Promise<MainResult>;
+}
+
+/**
+ * Starts `main(argv, io)` in-process with in-memory streams and returns at once, so a test can
+ * wait for a line (a server's 'listening'), talk to it, then `stop()` it and await `done`.
+ * Stdin is empty. Like `runMain`, but for commands that run until stopped.
+ */
+export function startMain(argv: readonly string[]): RunningMain {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  // The watchers set the streams' encoding: every chunk is text from then on.
+  const outLines = new LineWatcher(stdout);
+  const errLines = new LineWatcher(stderr);
+  let out = '';
+  let err = '';
+  stdout.on('data', (c: string) => (out += c));
+  stderr.on('data', (c: string) => (err += c));
+  const stdin = new PassThrough();
+  stdin.end();
+  const ac = new AbortController();
+  const done = (async (): Promise<MainResult> => {
+    const { main } = await import('../../src/cli/main.js');
+    try {
+      const code = await main(argv, { stdout, stderr, stdin, shutdown: ac.signal });
+      stdout.end();
+      stderr.end();
+      await Promise.all([finished(stdout), finished(stderr)]);
+      // Every line written has been read (and seen by the watchers) by now.
+      return { code, stdout: Buffer.from(out), stderr: err };
+    } finally {
+      stdout.end();
+      stderr.end();
+    }
+  })();
+  return { stdout: outLines, stderr: errLines, stop: () => ac.abort(), done };
 }
 
 /** In-process CLI IO: captured stdout/stderr, the given stdin, and a shutdown you trigger with `stop()`. */

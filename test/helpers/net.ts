@@ -1,7 +1,7 @@
 /**
  * Socket helpers for tests: which loopback families exist, free ports, readiness polling,
- * reading a whole stream, and small misbehaving servers (ones that echo wrongly, or not at all)
- * to test clients against.
+ * waiting for a sender to stall, reading a whole stream, and small misbehaving servers (ones
+ * that echo wrongly, or not at all) to test clients against.
  *
  * Everything here is bounded in time and closes what it opens.
  */
@@ -83,6 +83,41 @@ export async function waitUntil(cond: () => boolean, what: string, timeoutMs = 5
   while (!cond()) {
     if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(intervalMs);
+  }
+}
+
+/** Options of `waitForStall`. */
+export interface StallOptions {
+  /** Consecutive checks that must see the same value. Default 5. */
+  readonly samples?: number;
+  /** Time between checks. Default 20 ms. */
+  readonly intervalMs?: number;
+  /** Give up after this long. Default 10 s. */
+  readonly timeoutMs?: number;
+  /** Checked at every sample: a reason string fails the wait at once (it finished instead of stalling). */
+  readonly failIf?: () => string | undefined;
+}
+
+/**
+ * Waits until `progress()` (a count that grows while something works: bytes sent, messages
+ * written) has kept one value over `samples` checks `intervalMs` apart, i.e. it is stuck, and
+ * returns that value. Throws after `timeoutMs`, or as soon as `failIf` names a reason. Several
+ * checks are needed because one late timer on a busy machine must not pass for a stall.
+ */
+export async function waitForStall(progress: () => number, what: string, options: StallOptions = {}): Promise<number> {
+  const { samples = 5, intervalMs = 20, timeoutMs = 10_000, failIf } = options;
+  const deadline = Date.now() + timeoutMs;
+  let last = progress();
+  let same = 0;
+  for (;;) {
+    const reason = failIf?.();
+    if (reason !== undefined) throw new Error(`${what} never stalled: ${reason}`);
+    if (same >= samples) return last;
+    if (Date.now() >= deadline) throw new Error(`${what} did not stall within ${timeoutMs} ms (last value ${last})`);
+    await sleep(intervalMs);
+    const now = progress();
+    same = now === last ? same + 1 : 0;
+    last = now;
   }
 }
 
