@@ -129,3 +129,8 @@ export { parsePsk, loadPskFile, generatePsk, formatPsk, type PreSharedKey } from
 export { AccessList, parseCidr, type AccessDecision, type AccessListOptions, type Cidr } from './security/access.js';
 export { requireSecureListener, isLoopbackHost, type SecurityMode } from './security/policy.js';
 export { tlsConnectTransport, tlsListenTransport, type TlsClientOptions, type TlsServerOptions, type TlsConnectTransport, type TlsListenTransport } from './security/tls.js';
+
+// connect and listen: a connection relayed to local streams or a program (nc's job).
+export { pump, type PumpOptions, type PumpResult } from './relay/pump.js';
+export { relay, RelayError, type RelayOptions, type RelayResult } from './relay/relay.js';
+export { relayExec, parseExecLine, type ExecSpec, type ExecStatus, type ExecRelayOptions, type ExecRelayResult } from './relay/exec.js';
