@@ -134,3 +134,6 @@ export { tlsConnectTransport, tlsListenTransport, type TlsClientOptions, type Tl
 export { pump, type PumpOptions, type PumpResult } from './relay/pump.js';
 export { relay, RelayError, type RelayOptions, type RelayResult } from './relay/relay.js';
 export { relayExec, parseExecLine, type ExecSpec, type ExecStatus, type ExecRelayOptions, type ExecRelayResult } from './relay/exec.js';
+export { Fanout, type FanoutOptions } from './relay/fanout.js';
+export { LabelledLines } from './relay/labels.js';
+export { udpClient, udpListen, interfaceAddress, type MulticastOptions, type UdpClientOptions, type UdpCounts, type UdpListenOptions } from './relay/udp.js';

@@ -108,6 +108,13 @@ export async function relay(socket: Socket, options: RelayOptions): Promise<Rela
     socket.setTimeout(idle);
     socket.on('timeout', onTimeout);
   }
+  // Ended by someone else (listen's stdin fan-out), or by us below: either way our FIN is out.
+  const onFinish = (): void => {
+    sentEnd = true;
+    if (firstEnd === 'none') firstEnd = 'local';
+  };
+  if (socket.writableEnded) onFinish();
+  else socket.once('finish', onFinish);
   const endSocket = (): void => {
     if (!socket.writableEnded && !socket.destroyed) {
       sentEnd = true;
@@ -168,6 +175,7 @@ export async function relay(socket: Socket, options: RelayOptions): Promise<Rela
     fail(err);
   } finally {
     socket.removeListener('timeout', onTimeout);
+    socket.removeListener('finish', onFinish);
     // A late error after the end must not crash the process.
     socket.removeListener('error', onSocketError);
     socket.on('error', () => undefined);

@@ -11,6 +11,7 @@ import { formatEndpoint, parseEndpoint } from '../../net/endpoint.js';
 import { relay, RelayError, type RelayResult } from '../../relay/relay.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
 import { flag, parseDurationMs, str } from '../values.js';
+import { runUdpConnect, UDP_CLIENT_OPTIONS } from './udp-relay.js';
 import { endingText, relayReporter, RELAY_OPTIONS, execSpec, runExecRelay, endingFields } from './relay-shared.js';
 
 type Ctx = CommandContext<Record<string, string | boolean | string[] | undefined>>;
@@ -26,6 +27,8 @@ const command: Command = {
   options: {
     timeout: { type: 'string', value: 'SECONDS', help: 'connect timeout; with --udp, how long to wait for replies after the last datagram', default: String(DEFAULT_CONNECT_TIMEOUT_MS / 1000) },
     ...RELAY_OPTIONS,
+    ...UDP_CLIENT_OPTIONS,
+    label: { type: 'boolean', help: 'with --udp: prefix each reply with [SENDER] (broadcast and multicast answers come from many)' },
     ...CLIENT_SECURITY_OPTIONS,
   },
   positionals: { min: 1, max: 1 },
@@ -39,6 +42,7 @@ const command: Command = {
   ],
   async run(ctx: Ctx) {
     const { values, positionals, io, global } = ctx;
+    if (flag(values, 'udp')) return runUdpConnect(ctx);
     const ep = parseEndpoint(positionals[0]!, { defaultHost: DEFAULT_CONNECT_HOST });
     const timeoutMs = parseDurationMs('timeout', str(values, 'timeout') ?? String(DEFAULT_CONNECT_TIMEOUT_MS / 1000));
     const idleText = str(values, 'idle-timeout');
