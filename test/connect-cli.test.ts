@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import type { Socket } from 'node:net';
 import { BIN, requireTool, run, runCli, spawnCli, spawnProcess } from './helpers/cli.js';
-import { freePort, startTestServer, waitUntil } from './helpers/net.js';
+import { freePort, hasIPv6, startTestServer, waitUntil } from './helpers/net.js';
 import { tempDir } from './helpers/tmp.js';
 import { connect } from '../src/net/connect.js';
 import { relay, RelayError } from '../src/relay/relay.js';
@@ -71,6 +71,15 @@ describe('connect: TCP and Unix', { timeout: 60_000 }, () => {
     assert.equal(closed?.bytesSent, 6);
     assert.equal(closed?.bytesReceived, 6);
     void srv;
+  });
+
+  it('over IPv6 ([::1])', async (t) => {
+    if (!(await hasIPv6())) return t.skip('no IPv6 loopback here');
+    const srv = await startTestServer({ kind: 'inet', host: '::1', port: 0 }, (s) => void collect(s).then((b) => s.end(`v6 got ${b.length}`)), t);
+    const r = await runCli(['connect', addr(srv.endpoint)], { input: 'sixteen bytes!!\n' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.toString(), 'v6 got 16');
+    assert.match(r.stderr, /connection to \[::1\]:\d+ closed/);
   });
 
   it('-q prints nothing on stderr for a clean close', async (t) => {

@@ -82,7 +82,14 @@ async function start(spec: ExecSpec): Promise<ChildProcess> {
 
 /** Relays `socket` through the program `spec` until both are done. See the module comment. */
 export async function relayExec(socket: Socket, spec: ExecSpec, options: ExecRelayOptions): Promise<ExecRelayResult> {
-  const child = await start(spec);
+  let child: ChildProcess;
+  try {
+    child = await start(spec);
+  } catch (err) {
+    // Nothing will serve the connection: close it rather than leave the peer waiting.
+    socket.destroy();
+    throw err;
+  }
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   const linger = new AbortController();
   let lingerTimer: NodeJS.Timeout | undefined;
