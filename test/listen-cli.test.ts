@@ -84,6 +84,37 @@ describe('listen: one client', { timeout: 60_000 }, () => {
     await p.stderr.waitFor(/closed: sent 18 bytes, received 14 bytes, we closed first/);
   });
 
+  it('socat sends a file to it; ncat --recv-only receives its stdin', async (t) => {
+    if (!requireTool(t, 'socat', 'socat') || !requireTool(t, 'ncat', 'ncat')) return;
+    const data = randomBytes(1024 * 1024 + 9);
+    const dir = tempDir(t);
+    const { readFile, writeFile } = await import('node:fs/promises');
+    await writeFile(join(dir, 'in'), data);
+    const p = spawnProcess('sh', ['-c', `exec "${process.execPath}" "${BIN}" listen 127.0.0.1:0 > ${join(dir, 'out')} < /dev/null`], t);
+    const port = Number(/:(\d+) /.exec(await p.stderr.waitFor(/^listening on /))![1]);
+    const so = await run('socat', ['-u', `FILE:${join(dir, 'in')}`, `TCP:127.0.0.1:${port}`], { timeoutMs: 15_000 });
+    assert.equal(so.code, 0, so.stderr);
+    assert.equal((await p.waitExit()).code, 0);
+    assert.equal(sha(await readFile(join(dir, 'out'))), sha(data));
+    const q = spawnProcess('sh', ['-c', `exec "${process.execPath}" "${BIN}" listen 127.0.0.1:0 < ${join(dir, 'in')}`], t);
+    const port2 = Number(/:(\d+) /.exec(await q.stderr.waitFor(/^listening on /))![1]);
+    const nc = await run('sh', ['-c', `ncat --recv-only 127.0.0.1 ${port2} | sha256sum`], { timeoutMs: 15_000 });
+    assert.equal(nc.stdout.toString().split(' ')[0], sha(data));
+    assert.equal((await q.waitExit()).code, 0);
+  });
+
+  it('--json: listening, connect and closed events on stderr; stdout only the data', async (t) => {
+    const p = spawnCli(['listen', '127.0.0.1:0', '--json'], t);
+    const listening = JSON.parse(await p.stderr.waitFor(/"event":"listening"/)) as { address: string };
+    const r = await runCli(['connect', listening.address, '-q'], { input: 'data only\n' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await p.waitExit()).code, 0);
+    assert.equal(p.stdout.text, 'data only');
+    const events = p.stderr.lines.filter(Boolean).map((l) => JSON.parse(l) as { event: string; bytesReceived?: number });
+    assert.deepEqual(events.map((e) => e.event), ['listening', 'connect', 'closed']);
+    assert.equal(events[2]!.bytesReceived, 10);
+  });
+
   it('a second client while the first is served is refused, and said so', async (t) => {
     const { p, port } = await startListen([], t, true);
     const first = await dial(port);
