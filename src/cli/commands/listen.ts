@@ -99,6 +99,8 @@ const command: Command = {
         throw err;
       } finally {
         fanout!.remove(socket);
+        // A client that failed mid-line: its last partial line is still printed, labelled.
+        if (label && !output.writableEnded) output.end();
       }
     };
 
