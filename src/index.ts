@@ -136,3 +136,11 @@ export { LocalChatDirectory, type BrokerBridge, type ChatDirectory } from './bro
 export { connectRedisBridge, type RedisBridgeOptions, type RedisJoin, type RedisStatus } from './broker/redis.js';
 export type { ChatEvent } from './broker/chat.js';
 export type { OutboxCounters, SlowConsumerPolicy } from './broker/outbox.js';
+
+// connect and listen: a connection relayed to local streams or a program (nc's job).
+export { pump, type PumpOptions, type PumpResult } from './relay/pump.js';
+export { relay, RelayError, type RelayOptions, type RelayResult } from './relay/relay.js';
+export { relayExec, parseExecLine, type ExecSpec, type ExecStatus, type ExecRelayOptions, type ExecRelayResult } from './relay/exec.js';
+export { Fanout, type FanoutOptions } from './relay/fanout.js';
+export { LabelledLines } from './relay/labels.js';
+export { udpClient, udpListen, interfaceAddress, type MulticastOptions, type UdpClientOptions, type UdpCounts, type UdpListenOptions } from './relay/udp.js';

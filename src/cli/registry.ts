@@ -21,5 +21,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'get', summary: 'download from a serve into a folder or file (verified, resumable; --raw for nc)', load: async () => (await import('./commands/get.js')).default },
   { name: 'send', summary: 'upload files and folders to a receive (verified, resumable)', load: async () => (await import('./commands/send.js')).default },
   { name: 'receive', summary: 'accept uploads from send clients into a folder (verified, safe paths)', load: async () => (await import('./commands/receive.js')).default },
+  { name: 'connect', summary: 'talk to any TCP, TLS or Unix server: stdin to it, its replies to stdout (nc)', load: async () => (await import('./commands/connect.js')).default },
+  { name: 'listen', summary: 'accept clients and relay them (nc -l): what they send to stdout, stdin to them; -k, --exec, --udp', load: async () => (await import('./commands/listen.js')).default },
   { name: 'demo', summary: 'a tour of every system on loopback (what `npm start` runs)', load: async () => (await import('./commands/demo.js')).default },
 ];

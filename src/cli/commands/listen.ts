@@ -1,0 +1,147 @@
+/**
+ * `socketkit listen [ADDR]`: nc -l. Prints what a client sends to stdout, sends stdin to it; with
+ * -k any number of clients, one after another or at once. On the managed server, so limits,
+ * idle timeout, allow/deny lists and TLS work as in echo-server.
+ */
+import { EventEmitter, once } from 'node:events';
+import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import type { Command, CommandContext } from '../command.js';
+import { DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
+import { SocketkitError, toSocketkitError } from '../../core/errors.js';
+import { neutralise } from '../../core/terminal-text.js';
+import { formatEndpoint, parseEndpoint } from '../../net/endpoint.js';
+import { peerOf, startServer, type ServerEvent } from '../../server/server.js';
+import { Fanout } from '../../relay/fanout.js';
+import { LabelledLines } from '../../relay/labels.js';
+import { relay, RelayError } from '../../relay/relay.js';
+import { SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
+import { acceptErrorLine } from '../server-report.js';
+import { flag, parseCount, parseDurationMs, str } from '../values.js';
+import { endingFields, endingText, execSpec, relayReporter, RELAY_OPTIONS, runExecRelay } from './relay-shared.js';
+import { runUdpListen, UDP_LISTEN_OPTIONS } from './udp-relay.js';
+
+type Ctx = CommandContext<Record<string, string | boolean | string[] | undefined>>;
+
+const command: Command = {
+  name: 'listen',
+  summary: 'Accept a client and relay it (nc -l): what it sends to stdout, stdin to it; -k for many.',
+  args: '[ADDR]',
+  description:
+    'ADDR is PORT, HOST:PORT, [IPV6]:PORT or unix:PATH (default 127.0.0.1:9800). Without -k, serves the first client and exits with its ending (others are refused meanwhile). ' +
+    "With -k, any number: stdin goes to every client connected, each client's bytes to stdout (--label prefixes each line with the client). Reports go to stderr: stdout is the data.",
+  options: {
+    once: { type: 'boolean', help: 'serve one client, then exit (the default without -k)' },
+    'keep-open': { type: 'boolean', short: 'k', help: 'serve any number of clients, one after another or at once, until SIGINT/SIGTERM' },
+    label: { type: 'boolean', help: "prefix each line of a client's bytes on stdout with [CLIENT] (several clients at once stay apart)" },
+    'max-conns': { type: 'string', value: 'N', help: 'with -k: serve at most N clients at once; more are refused' },
+    ...RELAY_OPTIONS,
+    ...UDP_LISTEN_OPTIONS,
+    ...SERVER_SECURITY_OPTIONS,
+  },
+  positionals: { min: 0, max: 1 },
+  examples: [
+    'socketkit listen 9800 > upload.bin',
+    'socketkit listen [::1]:9800 < reply.txt',
+    'socketkit listen -k --label 0.0.0.0:9800 --allow 10.0.0.0/8',
+    'socketkit listen -k 9800 --exec "/bin/cat"',
+    'socketkit listen 9800 --tls --cert cert.pem --key key.pem',
+    'socketkit listen --udp 9800 --label',
+  ],
+  async run(ctx: Ctx) {
+    const { values, positionals, io, global } = ctx;
+    if (flag(values, 'udp')) return runUdpListen(ctx);
+    const keepOpen = flag(values, 'keep-open');
+    if (keepOpen && flag(values, 'once')) throw new SocketkitError('ERR_USAGE', 'choose one: --once or -k/--keep-open');
+    const ep = parseEndpoint(positionals[0] ?? String(DEFAULT_PORT), { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
+    const maxText = str(values, 'max-conns');
+    if (maxText !== undefined && !keepOpen) throw new SocketkitError('ERR_USAGE', '--max-conns applies only with -k (without it one client is served)');
+    const maxConnections = keepOpen ? (maxText !== undefined ? parseCount('max-conns', maxText) : undefined) : 1;
+    const idleText = str(values, 'idle-timeout');
+    const idleTimeoutMs = idleText !== undefined ? parseDurationMs('idle-timeout', idleText) : 0;
+    const halfClose = !flag(values, 'no-half-close');
+    const label = flag(values, 'label');
+    const exec = execSpec(values);
+    const report = relayReporter(io, global);
+    const sec = await serverSecurity(values, report);
+    const stdin = io.stdin as Readable;
+    const fanout = exec ? undefined : new Fanout(stdin, { halfClose });
+    const interactive = io.stdin.isTTY === true;
+    const finished = new EventEmitter<{ done: [status: number, error: SocketkitError | undefined] }>();
+    let nextId = 1;
+
+    const serveOne = async (socket: Socket): Promise<number> => {
+      const id = nextId++;
+      const peer = peerOf(socket, ep, id);
+      report.event('connect', { id, peer }, `+ ${peer} connected`);
+      if (exec) return runExecRelay(socket, exec, { peer, halfClose, idleTimeoutMs, signal: io.shutdown, report, direction: 'from' });
+      const output = label ? new LabelledLines(io.stdout, `[${neutralise(peer)}] `) : io.stdout;
+      fanout!.add(socket);
+      try {
+        const r = await relay(socket, {
+          output,
+          halfClose,
+          stopOnPeerEnd: !halfClose || interactive,
+          idleTimeoutMs,
+          signal: io.shutdown,
+          peer,
+          // A labelled client's last line without a newline is printed when it ends.
+          ...(label ? { onPeerEnd: () => output.end() } : {}),
+        });
+        report.event('closed', { id, peer, ...endingFields({ ...r, bytesSent: socket.bytesWritten }) }, `- connection from ${peer} closed: ${endingText({ ...r, bytesSent: socket.bytesWritten })}`);
+        return 0;
+      } catch (err) {
+        if (err instanceof RelayError) {
+          const r = { ...err.result, bytesSent: socket.bytesWritten };
+          report.event('closed', { id, peer, ...endingFields(r), code: err.code }, undefined);
+          throw new SocketkitError(err.code, `${err.message}, ${endingText(r)}`, { cause: err });
+        }
+        throw err;
+      } finally {
+        fanout!.remove(socket);
+        // A client that failed mid-line: its last partial line is still printed, labelled.
+        if (label && !output.writableEnded) output.end();
+      }
+    };
+
+    const onEvent = (e: ServerEvent): void => {
+      if (e.event === 'refused') report.event('refused', { peer: e.peer, reason: e.reason }, `! ${e.peer} refused: ${e.reason}`);
+      else if (e.event === 'idle') report.event('idle', { peer: e.peer, idleMs: e.idleMs }, `~ ${e.peer} closed: idle for ${(e.idleMs / 1000).toFixed(1)} s`);
+    };
+    const server = await startServer(ep, {
+      protocol: () => (socket) => {
+        serveOne(socket).then(
+          (status) => finished.emit('done', status, undefined),
+          (err: unknown) => {
+            const e = toSocketkitError(err);
+            // With -k one client's failure is its own line; the server goes on.
+            if (keepOpen) report.event('client-error', { code: e.code, message: e.message }, `! ${e.message} (${e.code})`);
+            finished.emit('done', e.exitCode, e);
+          },
+        );
+      },
+      ...(maxConnections !== undefined ? { maxConnections } : {}),
+      onEvent,
+      onAcceptError: (e) => acceptErrorLine(report, io, global, e),
+      ...sec.listen,
+    });
+    const where = formatEndpoint(server.endpoint);
+    report.event('listening', { address: where, keepOpen }, `listening on ${where}${keepOpen ? ' (-k: any number of clients)' : ' (one client)'}`);
+    try {
+      if (!keepOpen) {
+        const [status, error] = (await once(finished, 'done', { signal: io.shutdown })) as [number, SocketkitError | undefined];
+        if (error) throw error;
+        return status;
+      }
+      await once(io.shutdown, 'abort');
+      return 0;
+    } catch (err) {
+      if ((err as { name?: string }).name === 'AbortError') throw new SocketkitError('ERR_ABORTED', `listen on ${where} stopped`);
+      throw err;
+    } finally {
+      await server.close(0);
+    }
+  },
+};
+
+export default command;
