@@ -43,13 +43,18 @@ class Client {
 
   /** Waits (bounded) until `cond` holds, re-checking on every chunk and on close. */
   async until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-    const signal = AbortSignal.timeout(timeoutMs);
+    const deadline = AbortSignal.timeout(timeoutMs);
     while (!cond()) {
       if (this.closed) assert.fail(`closed before ${what}; got ${JSON.stringify(this.text.slice(-300))}`);
+      // One controller per wait: the listener that did not fire goes with it.
+      const step = new AbortController();
+      const signal = AbortSignal.any([deadline, step.signal]);
       try {
         await Promise.any([once(this.socket, 'data', { signal }), once(this.socket, 'close', { signal })]);
       } catch {
         assert.fail(`timed out waiting for ${what}; got ${JSON.stringify(this.text.slice(-300))}`);
+      } finally {
+        step.abort();
       }
     }
   }

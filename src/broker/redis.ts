@@ -49,6 +49,17 @@ export interface RedisJoin {
   readonly directory: ChatDirectory;
 }
 
+/** Resolves when every promise has settled, or after `ms`, whichever comes first (never rejects). */
+function settledWithin(ms: number, promises: readonly Promise<unknown>[]): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    void Promise.allSettled(promises).then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 /** The socket error inside a Redis client's error, when there is one. */
 function systemError(err: unknown): unknown {
   const inner = (err as { socketError?: unknown; originalError?: unknown } | undefined)?.socketError ?? (err as { originalError?: unknown } | undefined)?.originalError;
@@ -200,21 +211,17 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
     if (closed) return;
     closed = true;
     clearInterval(renew);
-    // Names go back, and QUIT waits for what is pending; a Redis that stopped answering gets 2 s
-    // for all of it, then the sockets go.
-    const timer = setTimeout(() => {
-      for (const c of [sub, pub]) {
-        try {
-          c.destroy();
-        } catch {
-          // Already closed.
-        }
-      }
-    }, 2000);
-    if (up) await Promise.allSettled([...owned.keys()].map((name) => pub.del(nameKey(name))));
+    // Names go back (a Redis that stopped answering gets 2 s for that), then the sockets go:
+    // what is still on its way is lost, as pub/sub loses it anyway.
+    if (up) await settledWithin(2000, [...owned.keys()].map((name) => pub.del(nameKey(name))));
     owned.clear();
-    await Promise.allSettled([sub.close(), pub.close()]);
-    clearTimeout(timer);
+    for (const c of [sub, pub]) {
+      try {
+        c.destroy();
+      } catch {
+        // Already closed.
+      }
+    }
   };
   options.signal?.addEventListener('abort', () => void close(), { once: true });
 
