@@ -129,3 +129,14 @@ export { parsePsk, loadPskFile, generatePsk, formatPsk, type PreSharedKey } from
 export { AccessList, parseCidr, type AccessDecision, type AccessListOptions, type Cidr } from './security/access.js';
 export { requireSecureListener, isLoopbackHost, type SecurityMode } from './security/policy.js';
 export { tlsConnectTransport, tlsListenTransport, type TlsClientOptions, type TlsServerOptions, type TlsConnectTransport, type TlsListenTransport } from './security/tls.js';
+
+// Latency logs and reports: HdrHistogram interval logs, merged, summarised, drawn.
+export { HDR_LOG_FORMAT_VERSION, IntervalLogWriter, type IntervalErrors, type IntervalLogHeader } from './report/log-writer.js';
+export { DEFAULT_LOG_INTERVAL_MS, IntervalRecorder, openIntervalLog, type IntervalRecorderOptions } from './report/recorder.js';
+export { parseIntervalLog, type IntervalLog, type LogInterval } from './report/log-reader.js';
+export { parseTransferLog, type TransferLog, type TransferSlot } from './report/transfer-log.js';
+export { readReportInputs, type ReportInputs } from './report/input.js';
+export { mergeLogs, type LogSource, type MergedInterval, type MergedRun } from './report/merge.js';
+export { summarizeRun, type RunSummary } from './report/summary.js';
+export { newLatencyHistogram, summarizeHistogram } from './report/histogram.js';
+export { renderHtmlReport, type HtmlReportInit } from './report/html.js';
