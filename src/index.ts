@@ -138,5 +138,5 @@ export { parseTransferLog, type TransferLog, type TransferSlot } from './report/
 export { readReportInputs, type ReportInputs } from './report/input.js';
 export { mergeLogs, type LogSource, type MergedInterval, type MergedRun } from './report/merge.js';
 export { summarizeRun, type RunSummary } from './report/summary.js';
-export { newLatencyHistogram, summarizeHistogram } from './report/histogram.js';
+export { newLatencyHistogram, summarizeHistogram, type LogUnit } from './report/histogram.js';
 export { renderHtmlReport, type HtmlReportInit } from './report/html.js';

@@ -140,6 +140,19 @@ describe('socketkit report', () => {
     assert.deepEqual((report['runs'] as { roundTrips: number }[]).map((x) => x.roundTrips), [1, 2]);
   });
 
+  it("reads another tool's log in its unit: jHiccup's nanoseconds with --unit ns", async () => {
+    const log = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'hdr', 'jHiccup-2.0.7S.logV2.hlog');
+    const r = await runMain(['report', log, '--unit', 'ns', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const run = (ndjson(r.stdout.toString()).find((e) => e['event'] === 'report')!['runs'] as { roundTrips: number; latencyMs: { p999: number } }[])[0]!;
+    assert.equal(run.roundTrips, 48761);
+    // HdrHistogram's own test: p99.9 is 1745879039 ns (the bucket's top; hdr-histogram-js gives a value in that bucket).
+    assert.ok(Math.abs(run.latencyMs.p999 - 1745.879039) < 1745.879039 / 1000, String(run.latencyMs.p999));
+    const bad = await runMain(['report', log, '--unit', 's']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--unit: 's' is not one of ns, us, ms \(ERR_USAGE\)/);
+  });
+
   it('fails with a coded one-line error for a missing file and for a corrupt log', async (t) => {
     const dir = tempDir(t);
     const missing = await runMain(['report', join(dir, 'nope.hlog')]);

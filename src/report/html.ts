@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Histogram } from 'hdr-histogram-js';
-import { percentileMs } from './histogram.js';
+import { UNITS_PER_MS, percentileMs, type LogUnit } from './histogram.js';
 import type { LogSource, MergedRun } from './merge.js';
 import { summarizeRun, type RunSummary } from './summary.js';
 import type { TransferLog } from './transfer-log.js';
@@ -26,6 +26,8 @@ export interface HtmlReportInit {
   readonly title?: string;
   readonly runs: readonly MergedRun[];
   readonly transfers?: readonly TransferLog[];
+  /** The unit of the logs' values. Default µs. */
+  readonly unit?: LogUnit;
   /** When the report was made. Default now. */
   readonly generatedAt?: Date;
 }
@@ -53,24 +55,24 @@ interface TableRow {
 }
 
 /** The spectrum of one histogram at the shared x grid: ms, or null past its samples. */
-function spectrum(h: Histogram, xs: readonly number[]): (number | null)[] {
+function spectrum(h: Histogram, xs: readonly number[], unit: LogUnit): (number | null)[] {
   return xs.map((x, i) => {
     if (h.totalCount === 0 || x > Math.max(1, h.totalCount)) return null;
     const next = xs[i + 1];
     // The last point a histogram reaches is its max, so every curve ends at its largest value.
-    if (next === undefined || next > h.totalCount) return h.maxValue / 1000;
-    return percentileMs(h, 100 * (1 - 1 / x));
+    if (next === undefined || next > h.totalCount) return h.maxValue / UNITS_PER_MS[unit];
+    return percentileMs(h, 100 * (1 - 1 / x), unit);
   });
 }
 
-function overTime(label: string, runStartMs: number, intervals: readonly { startMs: number; endMs: number; histogram: Histogram; errors: { count: number } }[]): SeriesOverTime {
+function overTime(label: string, runStartMs: number, intervals: readonly { startMs: number; endMs: number; histogram: Histogram; errors: { count: number } }[], unit: LogUnit): SeriesOverTime {
   const s: SeriesOverTime = { label, t: [], p50: [], p99: [], max: [], rate: [], errors: [] };
   for (const iv of intervals) {
     const seconds = (iv.endMs - iv.startMs) / 1000;
     s.t.push(Math.round(iv.startMs - runStartMs) / 1000);
-    s.p50.push(percentileMs(iv.histogram, 50));
-    s.p99.push(percentileMs(iv.histogram, 99));
-    s.max.push(iv.histogram.totalCount > 0 ? iv.histogram.maxValue / 1000 : 0);
+    s.p50.push(percentileMs(iv.histogram, 50, unit));
+    s.p99.push(percentileMs(iv.histogram, 99, unit));
+    s.max.push(iv.histogram.totalCount > 0 ? iv.histogram.maxValue / UNITS_PER_MS[unit] : 0);
     s.rate.push(seconds > 0 ? iv.histogram.totalCount / seconds : 0);
     s.errors.push(iv.errors.count);
   }
@@ -106,21 +108,22 @@ export function reportData(init: HtmlReportInit): Record<string, unknown> {
   // three lines times every agent, more than a chart can show.
   const runLines: SeriesOverTime[] = [];
   const table: TableRow[] = [];
+  const unit = init.unit ?? 'us';
   init.runs.forEach((run, r) => {
     const runLabel = init.runs.length > 1 ? `run ${r + 1}: ` : '';
     for (const src of run.sources) {
       const one = mergeSources([src] as LogSource[]);
-      spectra.push({ label: runLabel + src.label, y: spectrum(one.histogram, xs) });
-      lines.push(overTime(runLabel + src.label, run.startMs, src.intervals));
-      table.push(row('log', summarizeRun(one), runLabel + src.label));
+      spectra.push({ label: runLabel + src.label, y: spectrum(one.histogram, xs, unit) });
+      lines.push(overTime(runLabel + src.label, run.startMs, src.intervals, unit));
+      table.push(row('log', summarizeRun(one, unit), runLabel + src.label));
     }
     const label = run.sources.length > 1 ? `${runLabel}all ${run.sources.length} merged` : runLabel + run.sources[0]!.label;
     if (run.sources.length > 1) {
-      spectra.push({ label, y: spectrum(run.histogram, xs) });
-      lines.push(overTime(label, run.startMs, run.intervals));
-      table.push(row('merged', summarizeRun(run), label));
+      spectra.push({ label, y: spectrum(run.histogram, xs, unit) });
+      lines.push(overTime(label, run.startMs, run.intervals, unit));
+      table.push(row('merged', summarizeRun(run, unit), label));
     }
-    runLines.push(overTime(label, run.startMs, run.intervals));
+    runLines.push(overTime(label, run.startMs, run.intervals, unit));
   });
   const transfers = (init.transfers ?? []).map((t) => ({
     label: t.name,

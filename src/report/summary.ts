@@ -3,7 +3,7 @@
  * p99.9/max), computed from the merged histogram.
  */
 import type { LatencySummary } from '../load/histogram.js';
-import { summarizeHistogram } from './histogram.js';
+import { summarizeHistogram, type LogUnit } from './histogram.js';
 import type { MergedRun } from './merge.js';
 
 export interface RunSummary {
@@ -24,10 +24,10 @@ export interface RunSummary {
   readonly parameters: Readonly<Record<string, unknown>>;
 }
 
-/** The summary of one merged run. */
-export function summarizeRun(run: MergedRun): RunSummary {
+/** The summary of one merged run; `unit` is that of the logs' values (default µs). */
+export function summarizeRun(run: MergedRun, unit: LogUnit = 'us'): RunSummary {
   const seconds = Math.max(0, (run.endMs - run.startMs) / 1000);
-  const latency = summarizeHistogram(run.histogram);
+  const latency = summarizeHistogram(run.histogram, unit);
   const parameters: Record<string, unknown> = {};
   for (const s of run.sources) Object.assign(parameters, s.parameters);
   return {

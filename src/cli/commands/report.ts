@@ -1,10 +1,15 @@
 /** `socketkit report FILE...`: HdrHistogram interval logs (and transfer NDJSON) merged, summarised, drawn. */
 import { writeFile } from 'node:fs/promises';
 import type { Command } from '../command.js';
-import { toSocketkitError } from '../../core/errors.js';
+import { SocketkitError, toSocketkitError } from '../../core/errors.js';
 import { createReporter, formatBytes, formatMs } from '../report.js';
 import { str } from '../values.js';
-import { mergeLogs, readReportInputs, renderHtmlReport, summarizeRun, type RunSummary, type TransferLog } from '../../report/index.js';
+import { UNITS_PER_MS, mergeLogs, readReportInputs, renderHtmlReport, summarizeRun, type LogUnit, type RunSummary, type TransferLog } from '../../report/index.js';
+
+function parseUnit(text: string): LogUnit {
+  if (text in UNITS_PER_MS) return text as LogUnit;
+  throw new SocketkitError('ERR_USAGE', `--unit: '${text}' is not one of ${Object.keys(UNITS_PER_MS).join(', ')}`);
+}
 
 const grouped = (n: number): string => Math.round(n).toLocaleString('en-US');
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;
@@ -51,25 +56,27 @@ const command: Command = {
   summary: 'Merge HdrHistogram interval logs (several runs or agents) and print their summary, or draw them as one HTML page.',
   args: 'FILE...',
   description:
-    'Reads HdrHistogram interval logs (format 1.0 to 1.3, as socketkit, wrk2, jHiccup and HdrHistogram\'s own tools write them) ' +
+    'Reads HdrHistogram interval logs (format 1.0 to 1.3, as socketkit, jHiccup and HdrHistogram\'s own tools write them) ' +
     'and NDJSON from get, send and receive --json. Logs (and tags within them) whose times overlap are agents of one run: ' +
     'their histograms are added, so the percentiles are those of every value of every agent. Logs that do not overlap are ' +
     'separate runs, each summarised. A last line cut mid-way (a killed agent) is read up to the cut, with a warning.',
   options: {
     html: { type: 'string', value: 'OUT.html', help: 'also write one self-contained HTML page (charts and table; no network requests)' },
     title: { type: 'string', value: 'TEXT', help: 'the HTML page\'s title', default: 'socketkit report' },
+    unit: { type: 'string', value: 'ns|us|ms', help: 'the unit of the logs\' values (socketkit logs us, jHiccup ns)', default: 'us' },
   },
   positionals: { min: 1, max: Number.MAX_SAFE_INTEGER },
   examples: ['socketkit report run.hlog', 'socketkit report agent-*.hlog --json', 'socketkit report before.hlog after.hlog --html compare.html', 'socketkit report get.ndjson --html transfer.html'],
   async run({ values, positionals, io, global }) {
     const report = createReporter(io, global);
+    const unit = parseUnit(str(values, 'unit') ?? 'us');
     const inputs = await readReportInputs(positionals);
     for (const w of inputs.warnings) report.event('warning', { message: w }, `warning: ${w}`);
     const runs = mergeLogs(inputs.logs);
-    const summaries = runs.map(summarizeRun);
+    const summaries = runs.map((r) => summarizeRun(r, unit));
     const html = str(values, 'html');
     if (html !== undefined) {
-      const page = await renderHtmlReport({ title: str(values, 'title') ?? 'socketkit report', runs, transfers: inputs.transfers });
+      const page = await renderHtmlReport({ title: str(values, 'title') ?? 'socketkit report', runs, transfers: inputs.transfers, unit });
       try {
         await writeFile(html, page);
       } catch (e) {
