@@ -7,6 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   IntervalRecorder,
+  encodeHistogram,
   formatIntervalLine,
   formatLogHeader,
   newLatencyHistogram,
@@ -56,6 +57,16 @@ describe('interval log writer', () => {
     h.recordValue(5_000_000_000);
     const ours = formatIntervalLine(0, 1, h, 'A') + formatIntervalLine(1, 1, newLatencyHistogram());
     assert.equal(ours, await fixture('java-writer-intervals.hlog'));
+  });
+
+  it("re-encodes every histogram of HdrHistogram's own jHiccup and tagged logs to the same characters Java wrote", async () => {
+    for (const name of ['jHiccup-2.0.7S.logV2.hlog', 'tagged-Log.logV2.hlog']) {
+      const text = await fixture(name);
+      const written = text.split('\n').filter((l) => /^(Tag=[^,]*,)?\d/.test(l)).map((l) => l.split(',').pop()!);
+      const log = parseIntervalLog(text, name);
+      assert.equal(log.intervals.length, written.length);
+      assert.deepEqual(log.intervals.map((iv) => encodeHistogram(iv.histogram)), written, name);
+    }
   });
 
   it('refuses a tag that would break the line format', () => {

@@ -78,7 +78,15 @@ export function encodeHistogram(histogram: Histogram): string {
   const inner = inflateSync(js.subarray(8, 8 + js.readInt32BE(4)));
   inner.writeInt32BE(0, 8); // normalizingIndexOffset
   inner.writeDoubleBE(1.0, 32); // integerToDoubleValueConversionRatio
-  const compressed = Buffer.from(pako.deflate(inner, { level: 9 }));
+  // A histogram that was itself decoded gets one trailing zero count from the JS encoder (its
+  // max lies one index further); Java stops at the last non-zero count. A lone 0x00 after a
+  // byte without the continuation bit is that zero count (LEB128 never ends a number in 0x00).
+  const HEADER = 40;
+  let end = inner.length;
+  while (end > HEADER + 1 && inner[end - 1] === 0 && (inner[end - 2]! & 0x80) === 0) end--;
+  const payload = inner.subarray(0, end);
+  payload.writeInt32BE(end - HEADER, 4);
+  const compressed = Buffer.from(pako.deflate(payload, { level: 9 }));
   const out = Buffer.alloc(8 + compressed.length);
   out.writeUInt32BE(cookie, 0);
   out.writeInt32BE(compressed.length, 4);
