@@ -40,9 +40,10 @@ interface SeriesOverTime {
   readonly label: string;
   /** Seconds from the run's start. */
   readonly t: number[];
-  readonly p50: number[];
-  readonly p99: number[];
-  readonly max: number[];
+  /** ms; null for an interval without values (drawn as a gap on the log scale, not as 0). */
+  readonly p50: (number | null)[];
+  readonly p99: (number | null)[];
+  readonly max: (number | null)[];
   readonly rate: number[];
   readonly errors: number[];
 }
@@ -70,9 +71,10 @@ function overTime(label: string, runStartMs: number, intervals: readonly { start
   for (const iv of intervals) {
     const seconds = (iv.endMs - iv.startMs) / 1000;
     s.t.push(Math.round(iv.startMs - runStartMs) / 1000);
-    s.p50.push(percentileMs(iv.histogram, 50, unit));
-    s.p99.push(percentileMs(iv.histogram, 99, unit));
-    s.max.push(iv.histogram.totalCount > 0 ? iv.histogram.maxValue / UNITS_PER_MS[unit] : 0);
+    const empty = iv.histogram.totalCount === 0;
+    s.p50.push(empty ? null : percentileMs(iv.histogram, 50, unit));
+    s.p99.push(empty ? null : percentileMs(iv.histogram, 99, unit));
+    s.max.push(empty ? null : iv.histogram.maxValue / UNITS_PER_MS[unit]);
     s.rate.push(seconds > 0 ? iv.histogram.totalCount / seconds : 0);
     s.errors.push(iv.errors.count);
   }
@@ -222,7 +224,7 @@ const PAGE_SCRIPT = `
         Object.assign({ label: xLabel, stroke: '#1d2430', grid: { stroke: '#eceff3' } }, extra && extra.xAxis || {}),
         { label: yLabel, stroke: '#1d2430', grid: { stroke: '#eceff3' }, size: 60 }
       ],
-      series: [{ label: xLabel }].concat(series.map(function (s) { return Object.assign({ spanGaps: true, width: 1.5, points: { show: false } }, s); })),
+      series: [{ label: xLabel }].concat(series.map(function (s) { return Object.assign({ spanGaps: !(extra && extra.gaps), width: 1.5, points: { show: false } }, s); })),
       legend: { live: false }
     };
     var u = new uPlot(opts, joined, f);
@@ -260,7 +262,9 @@ const PAGE_SCRIPT = `
       err.push({ label: s.label, stroke: c });
       errTables.push([s.t, s.errors]);
     });
-    chart('latency', 'Latency over time', 'p50 (thin), p99 (thick) and max (dashed) of each interval, per run (the agents of a run merged)', 'seconds from the start', 'latency (ms)', lat, latTables);
+    // A log scale: the max of a stall would otherwise flatten p50 and p99 onto the axis.
+    chart('latency', 'Latency over time', 'p50 (thin), p99 (thick) and max (dashed) of each interval, per run (the agents of a run merged); log scale', 'seconds from the start', 'latency (ms)', lat, latTables,
+      { scales: { x: { time: false }, y: { distr: 3, log: 10 } }, gaps: true });
     chart('rate', 'Round trips per second', 'values recorded in each interval, per second', 'seconds from the start', 'round trips/s', rate, rateTables);
     chart('errors', 'Errors over time', 'errors counted in each interval', 'seconds from the start', 'errors', err, errTables);
   }
