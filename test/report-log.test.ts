@@ -119,6 +119,18 @@ describe('interval log round trip', () => {
     });
   });
 
+  it('keeps the compressed text of an interval and decodes it on each read (not 94 KiB of counts per interval)', () => {
+    const { rec, text, tick } = recorderOnClock();
+    rec.record(7);
+    tick(1000);
+    rec.flush();
+    const iv = parseIntervalLog(text()).intervals[0]!;
+    assert.equal(typeof Object.getOwnPropertyDescriptor(iv, 'histogram')?.get, 'function');
+    assert.notEqual(iv.histogram, iv.histogram);
+    assert.equal(iv.histogram.totalCount, 1);
+    assert.match(iv.encoded, /^HISTFAAAA/);
+  });
+
   it('writes an interval on the timer, and the last one at close (mocked timers)', async (t) => {
     t.mock.timers.enable({ apis: ['setInterval'] });
     const { rec, text, tick } = recorderOnClock({ intervalMs: 1000 });

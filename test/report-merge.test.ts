@@ -92,7 +92,7 @@ describe('merging logs', () => {
     assert.equal(first.endMs, T0 + 3000);
     // A grid of 1 s slots from the run's start; each interval lands in the slot holding its middle,
     // so a's second interval and b's first are added.
-    assert.deepEqual(first.intervals.map((i) => [i.startMs - T0, i.histogram.totalCount, i.histogram.maxValue]), [
+    assert.deepEqual(first.intervals.map((i) => [i.startMs - T0, i.count, i.max]), [
       [0, 1, 100],
       [1000, 2, 300],
       [2000, 1, 400],

@@ -16,10 +16,9 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Histogram } from 'hdr-histogram-js';
 import { UNITS_PER_MS, percentileMs, type LogUnit } from './histogram.js';
-import type { LogSource, MergedRun } from './merge.js';
+import type { IntervalStats, MergedRun } from './merge.js';
 import { summarizeRun, type RunSummary } from './summary.js';
 import type { TransferLog } from './transfer-log.js';
-import { mergeSources } from './merge.js';
 
 export interface HtmlReportInit {
   /** The page's title. Default `socketkit report`. */
@@ -66,16 +65,17 @@ function spectrum(h: Histogram, xs: readonly number[], unit: LogUnit): (number |
   });
 }
 
-function overTime(label: string, runStartMs: number, intervals: readonly { startMs: number; endMs: number; histogram: Histogram; errors: { count: number } }[], unit: LogUnit): SeriesOverTime {
+function overTime(label: string, runStartMs: number, intervals: readonly IntervalStats[], unit: LogUnit): SeriesOverTime {
   const s: SeriesOverTime = { label, t: [], p50: [], p99: [], max: [], rate: [], errors: [] };
+  const per = UNITS_PER_MS[unit];
   for (const iv of intervals) {
     const seconds = (iv.endMs - iv.startMs) / 1000;
     s.t.push(Math.round(iv.startMs - runStartMs) / 1000);
-    const empty = iv.histogram.totalCount === 0;
-    s.p50.push(empty ? null : percentileMs(iv.histogram, 50, unit));
-    s.p99.push(empty ? null : percentileMs(iv.histogram, 99, unit));
-    s.max.push(empty ? null : iv.histogram.maxValue / UNITS_PER_MS[unit]);
-    s.rate.push(seconds > 0 ? iv.histogram.totalCount / seconds : 0);
+    const empty = iv.count === 0;
+    s.p50.push(empty ? null : iv.p50 / per);
+    s.p99.push(empty ? null : iv.p99 / per);
+    s.max.push(empty ? null : iv.max / per);
+    s.rate.push(seconds > 0 ? iv.count / seconds : 0);
     s.errors.push(iv.errors.count);
   }
   return s;
@@ -113,11 +113,10 @@ export function reportData(init: HtmlReportInit): Record<string, unknown> {
   const unit = init.unit ?? 'us';
   init.runs.forEach((run, r) => {
     const runLabel = init.runs.length > 1 ? `run ${r + 1}: ` : '';
-    for (const src of run.sources) {
-      const one = mergeSources([src] as LogSource[]);
-      spectra.push({ label: runLabel + src.label, y: spectrum(one.histogram, xs, unit) });
-      lines.push(overTime(runLabel + src.label, run.startMs, src.intervals, unit));
-      table.push(row('log', summarizeRun(one, unit), runLabel + src.label));
+    for (const { source: src, histogram, errors, intervals } of run.perSource) {
+      spectra.push({ label: runLabel + src.label, y: spectrum(histogram, xs, unit) });
+      lines.push(overTime(runLabel + src.label, run.startMs, intervals, unit));
+      table.push(row('log', summarizeRun({ sources: [src], startMs: src.startMs, endMs: src.endMs, histogram, errors }, unit), runLabel + src.label));
     }
     const label = run.sources.length > 1 ? `${runLabel}all ${run.sources.length} merged` : runLabel + run.sources[0]!.label;
     if (run.sources.length > 1) {

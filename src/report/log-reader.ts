@@ -26,8 +26,14 @@ export interface LogInterval {
   readonly startMs: number;
   /** End, ms since the epoch. */
   readonly endMs: number;
-  /** The interval's histogram (values as logged; socketkit logs µs). */
+  /**
+   * The interval's histogram (values as logged; socketkit logs µs), decoded afresh at each read:
+   * a log keeps only the compressed text of its intervals (a few hundred bytes each, where a
+   * decoded histogram holds 94 KiB of counts; an hour of several agents would take gigabytes).
+   */
   readonly histogram: Histogram;
+  /** The compressed histogram, as in the log. */
+  readonly encoded: string;
   /** Errors in the interval (socketkit's `#[Errors: …]` lines); none for other tools' logs. */
   readonly errors: IntervalErrors;
 }
@@ -67,7 +73,13 @@ interface RawInterval {
   readonly tag: string | undefined;
   readonly start: number;
   readonly length: number;
-  readonly histogram: Histogram;
+  readonly encoded: string;
+}
+
+function decode(encoded: string, tag: string | undefined): Histogram {
+  const h = decodeFromCompressedBase64(encoded, 32, false);
+  h.tag = tag ?? 'NO TAG';
+  return h;
 }
 
 interface ErrorsComment {
@@ -98,14 +110,14 @@ function parseIntervalLine(text: string): Omit<RawInterval, 'line'> | string {
   if (fields.length !== 4) return `an interval line has 4 fields (start, length, max, histogram), this one ${fields.length}`;
   const [start, length, max, encoded] = fields.map((f) => f.trim()) as [string, string, string, string];
   if (!NUMBER.test(start) || !NUMBER.test(length) || !NUMBER.test(max)) return 'the start, length or max of an interval is not a number';
-  let histogram: Histogram;
   try {
-    histogram = decodeFromCompressedBase64(encoded, 32, false);
+    // Decoded once here to find a corrupt line now, and again each time it is read.
+    decodeFromCompressedBase64(encoded, 32, false);
   } catch (e) {
     if (e instanceof Error && /only V2/.test(e.message)) return 'a histogram in an encoding older than V2 (HdrHistogram before 2.1), which is not supported';
     return 'the compressed histogram does not decode';
   }
-  return { tag, start: Number(start), length: Number(length), histogram };
+  return { tag, start: Number(start), length: Number(length), encoded };
 }
 
 /** Reads an interval log's text. `name` (a file name) is used in warnings and errors. */
@@ -162,16 +174,18 @@ export function parseIntervalLog(text: string, name = 'log'): IntervalLog {
   const base = baseTimeSec ?? (first !== undefined && startTimeSec !== undefined && first.start < startTimeSec - 365 * 24 * 3600 ? startTimeSec : 0);
   const errorsAt = new Map<string, IntervalErrors>();
   for (const e of errorComments) errorsAt.set(`${e.tag ?? ''}\u0000${e.start.toFixed(3)}`, e.errors);
-  const intervals = raw.map((r): LogInterval => {
-    r.histogram.tag = r.tag ?? 'NO TAG';
-    return {
+  const intervals = raw.map(
+    (r): LogInterval => ({
       tag: r.tag,
       startMs: (base + r.start) * 1000,
       endMs: (base + r.start + r.length) * 1000,
-      histogram: r.histogram,
+      encoded: r.encoded,
+      get histogram() {
+        return decode(r.encoded, r.tag);
+      },
       errors: errorsAt.get(`${r.tag ?? ''}\u0000${r.start.toFixed(3)}`) ?? NO_ERRORS,
-    };
-  });
+    }),
+  );
   if (intervals.length === 0) warnings.push(`${name}: no intervals in the log`);
   return { name, startTimeMs: startTimeSec !== undefined ? startTimeSec * 1000 : undefined, version, parameters, comments, intervals, warnings };
 }

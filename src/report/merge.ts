@@ -22,12 +22,32 @@ export interface LogSource {
   readonly endMs: number;
 }
 
-/** One slot of a run's time grid: every interval whose middle falls in it, added. */
-export interface MergedInterval {
+/**
+ * What a chart needs of an interval (a log's, or a slot of a run's grid): values in the log's
+ * unit, not a histogram, so that a run of hours keeps a few numbers per interval.
+ */
+export interface IntervalStats {
   readonly startMs: number;
   readonly endMs: number;
+  /** Values recorded. */
+  readonly count: number;
+  /** Percentiles and the largest value (0 when empty), each at most the largest. */
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+  readonly errors: IntervalErrors;
+}
+
+/** One slot of a run's time grid: every interval whose middle falls in it, added. */
+export type MergedInterval = IntervalStats;
+
+/** A source's own totals and intervals. */
+export interface SourceTotals {
+  readonly source: LogSource;
+  /** Every value of the source. */
   readonly histogram: Histogram;
   readonly errors: IntervalErrors;
+  readonly intervals: readonly IntervalStats[];
 }
 
 /** Sources that overlap in time, merged. */
@@ -41,10 +61,18 @@ export interface MergedRun {
   /** The run on one grid of `stepMs` slots. */
   readonly intervals: readonly MergedInterval[];
   readonly stepMs: number;
+  /** Each source on its own, in the order of `sources`. */
+  readonly perSource: readonly SourceTotals[];
 }
 
 function addCodes(into: Record<string, number>, codes: Readonly<Record<string, number>>): void {
   for (const [k, n] of Object.entries(codes)) into[k] = (into[k] ?? 0) + n;
+}
+
+function stats(h: Histogram, startMs: number, endMs: number, errors: IntervalErrors): IntervalStats {
+  const n = h.totalCount;
+  const at = (p: number): number => (n === 0 ? 0 : Math.min(h.getValueAtPercentile(p), h.maxValue));
+  return { startMs, endMs, count: n, p50: at(50), p99: at(99), max: n === 0 ? 0 : h.maxValue, errors };
 }
 
 /** Splits logs into sources, one per log and tag, in the order met. */
@@ -79,7 +107,11 @@ function gridStep(sources: readonly LogSource[]): number {
   return Math.max(1, Math.round(lengths[Math.floor(lengths.length / 2)]!));
 }
 
-/** Adds the intervals of sources that overlap in time into one run. */
+/**
+ * Adds the intervals of sources that overlap in time into one run. Each interval is decoded
+ * once, slot by slot, so only a handful of histograms are alive at a time: the run's, one per
+ * source, and the slot's.
+ */
 export function mergeSources(sources: readonly LogSource[]): MergedRun {
   const startMs = Math.min(...sources.map((s) => s.startMs));
   const endMs = Math.max(...sources.map((s) => s.endMs));
@@ -87,34 +119,47 @@ export function mergeSources(sources: readonly LogSource[]): MergedRun {
   const histogram = newLatencyHistogram();
   const codes: Record<string, number> = {};
   let errors = 0;
-  const slots = new Map<number, { h: Histogram; errors: number; codes: Record<string, number> }>();
-  for (const s of sources) {
-    for (const iv of s.intervals) {
-      histogram.add(iv.histogram);
-      errors += iv.errors.count;
-      addCodes(codes, iv.errors.codes);
+  const totals = sources.map(() => ({ h: newLatencyHistogram(), errors: 0, codes: {}, intervals: [] as (IntervalStats & { order: number })[] }));
+  // Every interval under the slot holding its middle.
+  const bySlot = new Map<number, { s: number; order: number; iv: LogInterval }[]>();
+  sources.forEach((src, s) => {
+    src.intervals.forEach((iv, order) => {
       const k = Math.max(0, Math.floor(((iv.startMs + iv.endMs) / 2 - startMs) / stepMs));
-      let slot = slots.get(k);
-      if (!slot) slots.set(k, (slot = { h: newLatencyHistogram(), errors: 0, codes: {} }));
-      slot.h.add(iv.histogram);
-      slot.errors += iv.errors.count;
-      addCodes(slot.codes, iv.errors.codes);
-    }
-  }
-  const last = Math.max(0, ...slots.keys());
+      let list = bySlot.get(k);
+      if (!list) bySlot.set(k, (list = []));
+      list.push({ s, order, iv });
+    });
+  });
+  const last = Math.max(0, ...bySlot.keys());
   const intervals: MergedInterval[] = [];
+  const slot = newLatencyHistogram();
   // Every slot up to the last that holds an interval, an empty one too (a stall shows as zero,
   // not as a gap bridged); agents that started a little apart leave no empty slot at the end.
   for (let k = 0; k <= last; k++) {
-    const slot = slots.get(k);
-    intervals.push({
-      startMs: startMs + k * stepMs,
-      endMs: startMs + (k + 1) * stepMs,
-      histogram: slot?.h ?? newLatencyHistogram(),
-      errors: slot ? { count: slot.errors, codes: slot.codes } : { count: 0, codes: {} },
-    });
+    slot.reset();
+    let slotErrors = 0;
+    const slotCodes: Record<string, number> = {};
+    for (const { s, order, iv } of bySlot.get(k) ?? []) {
+      const h = iv.histogram;
+      const t = totals[s]!;
+      histogram.add(h);
+      t.h.add(h);
+      slot.add(h);
+      t.intervals.push({ ...stats(h, iv.startMs, iv.endMs, iv.errors), order });
+      t.errors += iv.errors.count;
+      addCodes(t.codes, iv.errors.codes);
+      errors += iv.errors.count;
+      addCodes(codes, iv.errors.codes);
+      slotErrors += iv.errors.count;
+      addCodes(slotCodes, iv.errors.codes);
+    }
+    intervals.push(stats(slot, startMs + k * stepMs, startMs + (k + 1) * stepMs, { count: slotErrors, codes: slotCodes }));
   }
-  return { sources, startMs, endMs, histogram, errors: { count: errors, codes }, intervals, stepMs };
+  const perSource = sources.map((source, s): SourceTotals => {
+    const t = totals[s]!;
+    return { source, histogram: t.h, errors: { count: t.errors, codes: t.codes }, intervals: t.intervals.sort((a, b) => a.order - b.order).map(({ order: _, ...iv }) => iv) };
+  });
+  return { sources, startMs, endMs, histogram, errors: { count: errors, codes }, intervals, stepMs, perSource };
 }
 
 /**

@@ -25,7 +25,7 @@ export interface RunSummary {
 }
 
 /** The summary of one merged run; `unit` is that of the logs' values (default µs). */
-export function summarizeRun(run: MergedRun, unit: LogUnit = 'us'): RunSummary {
+export function summarizeRun(run: Pick<MergedRun, 'sources' | 'startMs' | 'endMs' | 'histogram' | 'errors'>, unit: LogUnit = 'us'): RunSummary {
   const seconds = Math.max(0, (run.endMs - run.startMs) / 1000);
   const latency = summarizeHistogram(run.histogram, unit);
   const parameters: Record<string, unknown> = {};
