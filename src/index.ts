@@ -144,3 +144,14 @@ export { relayExec, parseExecLine, type ExecSpec, type ExecStatus, type ExecRela
 export { Fanout, type FanoutOptions } from './relay/fanout.js';
 export { LabelledLines } from './relay/labels.js';
 export { udpClient, udpListen, interfaceAddress, type MulticastOptions, type UdpClientOptions, type UdpCounts, type UdpListenOptions } from './relay/udp.js';
+
+// Latency logs and reports: HdrHistogram interval logs, merged, summarised, drawn.
+export { HDR_LOG_FORMAT_VERSION, IntervalLogWriter, type IntervalErrors, type IntervalLogHeader } from './report/log-writer.js';
+export { DEFAULT_LOG_INTERVAL_MS, IntervalRecorder, openIntervalLog, type IntervalRecorderOptions } from './report/recorder.js';
+export { parseIntervalLog, type IntervalLog, type LogInterval } from './report/log-reader.js';
+export { parseTransferLog, type TransferLog, type TransferSlot } from './report/transfer-log.js';
+export { readReportInputs, type ReportInputs } from './report/input.js';
+export { mergeLogs, type LogSource, type MergedInterval, type MergedRun } from './report/merge.js';
+export { summarizeRun, type RunSummary } from './report/summary.js';
+export { newLatencyHistogram, summarizeHistogram, type LogUnit } from './report/histogram.js';
+export { renderHtmlReport, type HtmlReportInit } from './report/html.js';

@@ -16,6 +16,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'ping', summary: 'round trips to an echo over UDP or TCP: loss, reordering, RTT percentiles', load: async () => (await import('./commands/ping.js')).default },
   { name: 'load', summary: 'load an echo server with many connections: round trips/s, latency percentiles', load: async () => (await import('./commands/load.js')).default },
   { name: 'broker', summary: 'relay what each client sends to all the others (ncat --broker), or a line chat with names and rooms (--chat)', load: async () => (await import('./commands/broker.js')).default },
+  { name: 'report', summary: 'merge HdrHistogram latency logs (and transfer NDJSON): summary, --json, --html charts', load: async () => (await import('./commands/report.js')).default },
   { name: 'cert', summary: 'make a self-signed TLS certificate (and the fingerprint to pin) or a pre-shared key file', load: async () => (await import('./commands/cert.js')).default },
   { name: 'serve', summary: 'serve files and folders to any number of clients (verified, resumable; --raw for nc)', load: async () => (await import('./commands/serve.js')).default },
   { name: 'get', summary: 'download from a serve into a folder or file (verified, resumable; --raw for nc)', load: async () => (await import('./commands/get.js')).default },

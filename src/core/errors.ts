@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   ERR_NOT_FOUND: 'no such file or Unix socket',
   ERR_DISK_FULL: 'no space left on the device (or the quota is spent)',
   ERR_IO: 'another error of the operating system, named in the message',
+  ERR_BAD_LOG: 'a latency log or NDJSON file that cannot be read (corrupt mid-file, or an unsupported encoding)',
   ERR_NO_DESCRIPTORS: 'out of file descriptors: a server refuses connections until some free up',
   ERR_MEMORY_BUDGET: 'a server\'s memory budget is spent: the connection that needed more is closed',
   // Echo and framing
