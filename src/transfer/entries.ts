@@ -2,7 +2,7 @@
  * What a sender offers: the files and folders named on the command line, folders walked
  * recursively, each with the relative path it will have at the receiver.
  */
-import { lstat, readdir, stat } from 'node:fs/promises';
+import { lstat, open, readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 
@@ -61,6 +61,12 @@ export async function collectEntries(paths: readonly string[], options: CollectO
       throw toSocketkitError(err, given);
     }
     if (st.isFile()) {
+      // A file named on the command line that cannot be read is refused now, not at each client.
+      try {
+        await (await open(source, 'r')).close();
+      } catch (err) {
+        throw toSocketkitError(err, given);
+      }
       entries.push({ kind: 'file', path: name, source, size: st.size, mode: st.mode & 0o777, mtimeMs: st.mtimeMs });
     } else if (st.isDirectory()) {
       entries.push({ kind: 'dir', path: name, source, size: 0, mode: st.mode & 0o777, mtimeMs: st.mtimeMs });
