@@ -20,5 +20,6 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'get', summary: 'download from a serve into a folder or file (verified, resumable; --raw for nc)', load: async () => (await import('./commands/get.js')).default },
   { name: 'send', summary: 'upload files and folders to a receive (verified, resumable)', load: async () => (await import('./commands/send.js')).default },
   { name: 'receive', summary: 'accept uploads from send clients into a folder (verified, safe paths)', load: async () => (await import('./commands/receive.js')).default },
+  { name: 'proxy', summary: 'relay to an upstream, dump the traffic, inject latency, resets, slicing, loss (toxics)', load: async () => (await import('./commands/proxy.js')).default },
   { name: 'demo', summary: 'a tour of every system on loopback (what `npm start` runs)', load: async () => (await import('./commands/demo.js')).default },
 ];
