@@ -27,8 +27,8 @@ export interface StageContext {
   now(): number;
   /** A number in [0, 1). */
   random(): number;
-  /** Starts a timer; the stage must clear it in `destroy()`. */
-  setTimer(fn: () => void, ms: number): NodeJS.Timeout;
+  /** Starts a timer; returns what cancels it (a stage cancels its timers in `destroy()`). */
+  setTimer(fn: () => void, ms: number): () => void;
   /** True when the chunks are datagrams (UDP): a datagram is never split or joined. */
   readonly datagram: boolean;
 }
@@ -52,7 +52,15 @@ export type StageFactory = (out: StageOutput, ctx: StageContext) => Stage;
 
 /** The default context: real time, Math.random, real timers. */
 export function systemContext(datagram = false, random: () => number = Math.random): StageContext {
-  return { now: () => performance.now(), random, setTimer: (fn, ms) => setTimeout(fn, ms), datagram };
+  return {
+    now: () => performance.now(),
+    random,
+    setTimer: (fn, ms) => {
+      const t = setTimeout(fn, ms);
+      return () => clearTimeout(t);
+    },
+    datagram,
+  };
 }
 
 /**
@@ -79,13 +87,16 @@ export class TimedQueue {
   readonly #out: StageOutput;
   readonly #ctx: StageContext;
   readonly #items: { at: number; chunk: Buffer | null }[] = [];
-  #timer: NodeJS.Timeout | undefined;
+  #cancel: (() => void) | undefined;
   #buffered = 0;
   #destroyed = false;
+  readonly #spaced: boolean;
 
-  constructor(out: StageOutput, ctx: StageContext) {
+  /** `spaced`: see #flush. */
+  constructor(out: StageOutput, ctx: StageContext, spaced = false) {
     this.#out = out;
     this.#ctx = ctx;
+    this.#spaced = spaced;
   }
 
   get buffered(): number {
@@ -107,12 +118,12 @@ export class TimedQueue {
   }
 
   #flush(): void {
-    this.#timer = undefined;
+    this.#cancel = undefined;
     while (!this.#destroyed && this.#items.length > 0) {
       const first = this.#items[0]!;
       const wait = first.at - this.#ctx.now();
-      if (wait > 0.5) {
-        this.#timer = this.#ctx.setTimer(() => this.#flush(), Math.ceil(wait));
+      if (wait > 0) {
+        this.#cancel = this.#ctx.setTimer(() => this.#flush(), wait);
         return;
       }
       this.#items.shift();
@@ -120,12 +131,19 @@ export class TimedQueue {
         this.#buffered -= first.chunk.length;
         this.#out.push(first.chunk);
       } else this.#out.end();
+      // Spaced: entries meant for different times leave in different turns of the event loop
+      // even when both are late, so the writes they become stay apart.
+      const next = this.#items[0];
+      if (this.#spaced && next !== undefined && next.at > first.at) {
+        this.#cancel = this.#ctx.setTimer(() => this.#flush(), Math.max(0, next.at - this.#ctx.now()));
+        return;
+      }
     }
   }
 
   destroy(): void {
     this.#destroyed = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#cancel?.();
     this.#items.length = 0;
     this.#buffered = 0;
   }

@@ -13,15 +13,15 @@ export const cutAfter: ToxicType = {
     reset: { kind: 'boolean', default: true, help: 'RST (true) or FIN (false)' },
   },
   create: (a) => (out, ctx) => {
-    let timer: NodeJS.Timeout | undefined;
+    let cancel: (() => void) | undefined;
     return {
       start: () => {
-        timer = ctx.setTimer(() => (a['reset'] === true ? out.reset() : out.close()), a['timeout'] as number);
+        cancel = ctx.setTimer(() => (a['reset'] === true ? out.reset() : out.close()), a['timeout'] as number);
       },
       write: (c) => out.push(c),
       end: () => out.end(),
       buffered: 0,
-      destroy: () => clearTimeout(timer),
+      destroy: () => cancel?.(),
     };
   },
 };

@@ -13,7 +13,7 @@ export const reorder: ToxicType = {
     delay: { kind: 'number', default: 10, min: 0, max: 3_600_000, help: 'ms' },
   },
   create: (a) => (out, ctx) => {
-    const held = new Set<NodeJS.Timeout>();
+    const held = new Set<() => void>();
     let bytes = 0;
     return {
       write: (d) => {
@@ -22,19 +22,19 @@ export const reorder: ToxicType = {
           return;
         }
         bytes += d.length;
-        const t = ctx.setTimer(() => {
-          held.delete(t);
+        const cancel = ctx.setTimer(() => {
+          held.delete(cancel);
           bytes -= d.length;
           out.push(d);
         }, a['delay'] as number);
-        held.add(t);
+        held.add(cancel);
       },
       end: () => out.end(),
       get buffered() {
         return bytes;
       },
       destroy: () => {
-        for (const t of held) clearTimeout(t);
+        for (const c of held) c();
         held.clear();
         bytes = 0;
       },

@@ -7,15 +7,15 @@ export const resetPeer: ToxicType = {
   transport: 'tcp',
   attributes: { timeout: { kind: 'number', default: 0, min: 0, max: 2_147_483_647, help: 'ms' } },
   create: (a) => (out, ctx) => {
-    let timer: NodeJS.Timeout | undefined;
+    let cancel: (() => void) | undefined;
     return {
       start: () => {
-        timer = ctx.setTimer(() => out.reset(), a['timeout'] as number);
+        cancel = ctx.setTimer(() => out.reset(), a['timeout'] as number);
       },
       write: (c) => out.push(c),
       end: () => out.end(),
       buffered: 0,
-      destroy: () => clearTimeout(timer),
+      destroy: () => cancel?.(),
     };
   },
 };

@@ -1,8 +1,9 @@
 /**
  * slicer: every chunk is cut into pieces of `average_size` ± `size_variation` bytes (drawn
  * uniformly, at least 1), sent `delay` µs apart. Without a delay the pieces are separate writes
- * that the kernel may still join on the way; a delay of a few hundred µs keeps them apart on
- * loopback. average_size 0 = no slicing.
+ * that the kernel may still join on the way; with one, each piece leaves in its own turn of the
+ * event loop (Node's timers have 1 ms resolution, so a delay under 1000 µs means about 1 ms).
+ * average_size 0 = no slicing.
  */
 import { TimedQueue } from '../stage.js';
 import type { ToxicType } from '../toxic.js';
@@ -20,7 +21,7 @@ export const slicer: ToxicType = {
     const avg = a['average_size'] as number;
     const variation = a['size_variation'] as number;
     const delayMs = (a['delay'] as number) / 1000;
-    const q = new TimedQueue(out, ctx);
+    const q = new TimedQueue(out, ctx, delayMs > 0);
     const size = (): number => Math.max(1, Math.round(avg + (variation > 0 ? (ctx.random() * 2 - 1) * variation : 0)));
     return {
       write: (c) => {

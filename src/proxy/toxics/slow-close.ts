@@ -7,14 +7,14 @@ export const slowClose: ToxicType = {
   transport: 'tcp',
   attributes: { delay: { kind: 'number', default: 0, min: 0, max: 3_600_000, help: 'ms' } },
   create: (a) => (out, ctx) => {
-    let timer: NodeJS.Timeout | undefined;
+    let cancel: (() => void) | undefined;
     return {
       write: (c) => out.push(c),
       end: () => {
-        timer = ctx.setTimer(() => out.end(), a['delay'] as number);
+        cancel = ctx.setTimer(() => out.end(), a['delay'] as number);
       },
       buffered: 0,
-      destroy: () => clearTimeout(timer),
+      destroy: () => cancel?.(),
     };
   },
 };

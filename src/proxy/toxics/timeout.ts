@@ -10,16 +10,16 @@ export const timeout: ToxicType = {
   transport: 'tcp',
   attributes: { timeout: { kind: 'number', default: 0, min: 0, max: 2_147_483_647, help: 'ms; 0 = never close' } },
   create: (a) => (out, ctx) => {
-    let timer: NodeJS.Timeout | undefined;
+    let cancel: (() => void) | undefined;
     const ms = a['timeout'] as number;
     return {
       start: () => {
-        if (ms > 0) timer = ctx.setTimer(() => out.close(), ms);
+        if (ms > 0) cancel = ctx.setTimer(() => out.close(), ms);
       },
       write: () => undefined,
       end: () => undefined,
       buffered: 0,
-      destroy: () => clearTimeout(timer),
+      destroy: () => cancel?.(),
     };
   },
 };
