@@ -7,3 +7,4 @@ export * from './dump.js';
 export * from './relay.js';
 export * from './proxy.js';
 export { TOXIC_TYPES } from './toxics/index.js';
+export * from './udp.js';

@@ -4,7 +4,6 @@
  */
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
-import type { Writable } from 'node:stream';
 import type { Command } from '../command.js';
 import { parseEndpoint } from '../../net/endpoint.js';
 import { formatEndpoint } from '../../net/endpoint.js';
@@ -17,6 +16,9 @@ import { SERVER_SECURITY_OPTIONS, clientSecurity, serverSecurity } from '../secu
 import { acceptErrorLine, serverStatsText as statsText, statsLine } from '../server-report.js';
 import { StreamDump, parseToxic, seededRandom, startProxy, type DumpFormat, type ProxyEvent, type ToxicConfig } from '../../proxy/index.js';
 import { TOXIC_TYPES } from '../../proxy/toxics/index.js';
+import { DEFAULT_UDP_PROXY_IDLE_MS, DEFAULT_UDP_PROXY_MAX_SESSIONS, startUdpProxy, type UdpProxyEvent } from '../../proxy/udp.js';
+import type { CommandIO, GlobalFlags } from '../command.js';
+import { refuseTlsWithUdp } from '../security-options.js';
 
 const END_TEXT: Record<string, string> = {
   closed: 'closed',
@@ -59,6 +61,83 @@ const TOXIC_HELP = `add a toxic: TYPE[:ATTR=VALUE,...], with stream=upstream|dow
   .map((t) => `${t.type}(${Object.keys(t.attributes).join(',')})`)
   .join(' ')}`;
 
+/** Opens the dump's output: stderr, or `--dump-file` (resolves once the file is open). */
+async function openDump(values: Values, io: CommandIO): Promise<{ dump?: StreamDump; close: () => Promise<void> }> {
+  const dumpText = str(values, 'dump');
+  const dumpFile = str(values, 'dump-file');
+  if (dumpText !== undefined && dumpText !== 'text' && dumpText !== 'hex') throw new SocketkitError('ERR_USAGE', `--dump: '${dumpText}' is not text or hex`);
+  const format: DumpFormat | undefined = dumpText === 'hex' ? 'hex' : dumpText !== undefined || dumpFile !== undefined ? 'text' : undefined;
+  if (format === undefined) return { close: () => Promise.resolve() };
+  if (dumpFile === undefined) return { dump: new StreamDump(io.stderr, format), close: () => Promise.resolve() };
+  const file = createWriteStream(dumpFile);
+  await new Promise<void>((resolve, reject) => {
+    const done = (err?: Error): void => {
+      file.removeListener('ready', onReady);
+      file.removeListener('error', done);
+      if (err) reject(toSocketkitError(err, dumpFile));
+      else resolve();
+    };
+    const onReady = (): void => done();
+    file.once('ready', onReady);
+    file.once('error', done);
+  });
+  return {
+    dump: new StreamDump(file, format),
+    close: async () => {
+      file.end();
+      await once(file, 'close');
+    },
+  };
+}
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+function describeUdp(e: UdpProxyEvent): string {
+  if (e.event === 'session') return `+ ${e.peer} (#${e.id}): new UDP session`;
+  if (e.event === 'refused') return `! ${e.peer} refused: ${e.reason}`;
+  const why = e.reason === 'idle' ? 'went quiet' : e.reason === 'evicted' ? 'evicted (peer table full)' : e.reason === 'failed' ? `upstream socket failed (${e.code ?? 'ERR_IO'})` : 'at stop';
+  return `- ${e.peer} (#${e.id}): ${why}, > ${e.datagramsUp} datagram(s) ${formatBytes(e.bytesUp)}, < ${e.datagramsDown} datagram(s) ${formatBytes(e.bytesDown)}, ${e.dropped} dropped, ${e.ms} ms`;
+}
+
+/** `socketkit proxy --udp LISTEN UPSTREAM`. */
+async function runUdpProxy(values: Values, positionals: readonly string[], io: CommandIO, global: GlobalFlags): Promise<number> {
+  refuseTlsWithUdp(values);
+  for (const o of ['max-conns', 'upstream-tls', 'upstream-ca', 'upstream-pin'] as const) {
+    if (values[o] !== undefined && values[o] !== false) throw new SocketkitError('ERR_USAGE', `--${o} is for TCP, not --udp`);
+  }
+  const listen = parseEndpoint(positionals[0]!, { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
+  const upstream = parseEndpoint(positionals[1]!, { defaultHost: DEFAULT_LISTEN_HOST });
+  const toxics = toxicsFrom(Array.isArray(values['toxic']) ? values['toxic'] : [], true);
+  const seedText = str(values, 'seed');
+  const random = seedText !== undefined ? seededRandom(parseCount('seed', seedText, 0, 2 ** 32 - 1)) : Math.random;
+  const maxSessions = parseCount('max-peers', str(values, 'max-peers') ?? String(DEFAULT_UDP_PROXY_MAX_SESSIONS));
+  const idleText = str(values, 'idle-timeout');
+  const idleMs = idleText !== undefined ? parseDurationMs('idle-timeout', idleText) : DEFAULT_UDP_PROXY_IDLE_MS;
+  const report = createReporter(io, global);
+  const { access } = await serverSecurity(values, report);
+  const out = await openDump(values, io);
+  const proxy = await startUdpProxy(listen, upstream, {
+    toxics,
+    random,
+    maxSessions,
+    idleMs: Math.max(1, idleMs),
+    ...(out.dump ? { dump: out.dump } : {}),
+    ...(access.empty ? {} : { admit: (a: string) => { const d = access.check(a); return d.allowed ? undefined : d.reason; } }),
+    ...(global.quiet ? {} : { onEvent: (e: UdpProxyEvent) => { const { event, ...fields } = e; report.event(event, fields, describeUdp(e)); } }),
+  });
+  const where = formatEndpoint(proxy.endpoint);
+  report.event('listening', { address: where, transport: 'udp', upstream: formatEndpoint(upstream), toxics }, `udp proxy listening on ${where}, relaying to ${formatEndpoint(upstream)}${toxics.length > 0 ? ` with ${toxics.map((t) => `${t.type} (${t.stream})`).join(', ')}` : ''}`);
+  await new Promise<void>((resolve) => {
+    if (io.shutdown.aborted) resolve();
+    else io.shutdown.addEventListener('abort', () => resolve(), { once: true });
+  });
+  await proxy.close();
+  await out.close();
+  const s = proxy.stats();
+  report.result('stopped', { ...s }, `udp proxy stopped: ${s.opened} session(s), ${s.evicted} evicted, ${s.expired} expired; > ${s.datagramsUp} datagram(s), < ${s.datagramsDown}, ${s.dropped} dropped`);
+  return 0;
+}
+
 const command: Command = {
   name: 'proxy',
   summary: 'Relay connections to an upstream, show the traffic (--dump) and make the network misbehave (--toxic).',
@@ -78,6 +157,8 @@ const command: Command = {
     'upstream-tls': { type: 'boolean', help: 'connect to the upstream with TLS (verified against the system CAs unless --upstream-ca or --upstream-pin)' },
     'upstream-ca': { type: 'string', value: 'FILE', help: 'verify the upstream against this CA certificate, PEM; implies --upstream-tls' },
     'upstream-pin': { type: 'string', value: 'SHA256', help: 'accept only the upstream certificate with this fingerprint; implies --upstream-tls' },
+    udp: { type: 'boolean', help: 'relay UDP datagrams: one upstream socket per client address (--max-peers of them; --idle-timeout expires them, default 60 s)' },
+    'max-peers': { type: 'string', value: 'N', help: 'with --udp: most client addresses relayed at once; a new one evicts the least recently heard from', default: String(DEFAULT_UDP_PROXY_MAX_SESSIONS) },
     ...SERVER_SECURITY_OPTIONS,
   },
   positionals: { min: 2, max: 2 },
@@ -86,16 +167,14 @@ const command: Command = {
     'socketkit proxy 9000 9800 --toxic latency:latency=200,jitter=20',
     'socketkit proxy 9000 9800 --toxic slicer:average_size=1,delay=500,stream=upstream',
     'socketkit proxy unix:/tmp/p.sock [::1]:9800 --toxic cut_after:timeout=2000,reset=false',
+    'socketkit proxy --udp 9001 9800 --toxic packet_loss:loss_rate=0.1,correlation=0.5',
   ],
   async run({ values, positionals, io, global }) {
+    if (flag(values, 'udp')) return runUdpProxy(values, positionals, io, global);
     const listen = parseEndpoint(positionals[0]!, { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
     const upstream = parseEndpoint(positionals[1]!, { defaultHost: DEFAULT_LISTEN_HOST });
     const toxicList = Array.isArray(values['toxic']) ? values['toxic'] : [];
     const toxics = toxicsFrom(toxicList, false);
-    const dumpText = str(values, 'dump');
-    const dumpFile = str(values, 'dump-file');
-    if (dumpText !== undefined && dumpText !== 'text' && dumpText !== 'hex') throw new SocketkitError('ERR_USAGE', `--dump: '${dumpText}' is not text or hex`);
-    const dumpFormat: DumpFormat | undefined = dumpText === 'hex' ? 'hex' : dumpText !== undefined || dumpFile !== undefined ? 'text' : undefined;
     const seedText = str(values, 'seed');
     const random = seedText !== undefined ? seededRandom(parseCount('seed', seedText, 0, 2 ** 32 - 1)) : Math.random;
     const connectTimeoutMs = parseDurationMs('connect-timeout', str(values, 'connect-timeout') ?? '10');
@@ -112,25 +191,8 @@ const command: Command = {
     const up = wantsUpstreamTls
       ? await clientSecurity({ tls: true, ...(values['upstream-ca'] !== undefined ? { ca: values['upstream-ca'] } : {}), ...(values['upstream-pin'] !== undefined ? { pin: values['upstream-pin'] } : {}) })
       : undefined;
-    let dumpOut: Writable | undefined;
-    if (dumpFormat !== undefined) {
-      if (dumpFile !== undefined) {
-        const file = createWriteStream(dumpFile);
-        await new Promise<void>((resolve, reject) => {
-          const done = (err?: Error): void => {
-            file.removeListener('ready', onReady);
-            file.removeListener('error', done);
-            if (err) reject(toSocketkitError(err, dumpFile));
-            else resolve();
-          };
-          const onReady = (): void => done();
-          file.once('ready', onReady);
-          file.once('error', done);
-        });
-        dumpOut = file;
-      } else dumpOut = io.stderr;
-    }
-    const dump = dumpOut && dumpFormat ? new StreamDump(dumpOut, dumpFormat) : undefined;
+    const out = await openDump(values, io);
+    const dump = out.dump;
     const onProxyEvent = (e: ProxyEvent): void => {
       const { event, ...fields } = e;
       // An upstream that fails is the proxy failing at its job: said even with -q.
@@ -174,10 +236,7 @@ const command: Command = {
       onStats: (st, r) => statsLine(report, io, global, st, r),
       onStopping: (open, ms) => report.log(`stopping: ${open} connection(s) open, waiting up to ${ms / 1000} s`),
     });
-    if (dumpFile !== undefined && dumpOut) {
-      dumpOut.end();
-      await once(dumpOut, 'close');
-    }
+    await out.close();
     const s = result.stats;
     const r = result.rates;
     report.result(
