@@ -28,6 +28,6 @@ export * from './load/index.js';
 export * from './transfer/index.js';
 export * from './security/index.js';
 export {
-  startProxy, ProxyServer, ProxyConnection, parseToxic, toxicConfig, chooseToxics, seededRandom, dumpChunk, TOXIC_TYPES, DEFAULT_PROXY_HIGH_WATER_MARK,
-  type ProxyOptions, type ProxyEvent, type ProxyEnd, type ToxicConfig, type ToxicType, type Stage, type StageOutput, type StageContext, type StageFactory, type DumpFormat,
+  startProxy, ProxyServer, ProxyConnection, startUdpProxy, UdpProxy, parseToxic, toxicConfig, chooseToxics, seededRandom, dumpChunk, TOXIC_TYPES, DEFAULT_PROXY_HIGH_WATER_MARK,
+  type ProxyOptions, type ProxyEvent, type ProxyEnd, type ToxicConfig, type ToxicType, type Stage, type StageOutput, type StageContext, type StageFactory, type DumpFormat, type UdpProxyOptions, type UdpProxyEvent,
 } from './proxy/index.js';

@@ -256,6 +256,27 @@ describe('socketkit proxy (CLI)', () => {
     await q.waitExit();
   });
 
+  it('terminates TLS on the listening side and originates it towards the upstream (--cert/--key, --upstream-ca)', async (t) => {
+    const dir = tempDir(t);
+    const cert = join(dir, 'c.pem');
+    const key = join(dir, 'k.pem');
+    assert.equal((await runCli(['cert', '--cert', cert, '--key', key, '-q'])).code, 0);
+    const upPort = await freePort();
+    const echo = spawnCli(['echo-server', `127.0.0.1:${upPort}`, '--cert', cert, '--key', key, '-q'], t);
+    await waitForListening({ kind: 'inet', host: '127.0.0.1', port: upPort });
+    const proxy = spawnCli(['proxy', '127.0.0.1:0', `127.0.0.1:${upPort}`, '--cert', cert, '--key', key, '--upstream-ca', cert, '--json'], t);
+    const listening = JSON.parse(await proxy.stdout.waitFor(/"event":"listening"/)) as { address: string };
+    const r = await runCli(['echo', listening.address, 'secret both ways', '--ca', cert]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.toString(), 'secret both ways');
+    // A plaintext client gets nothing through the TLS listener.
+    const plain = await runCli(['echo', listening.address, 'x', '--timeout', '2']);
+    assert.notEqual(plain.code, 0);
+    proxy.kill('SIGTERM');
+    echo.kill('SIGTERM');
+    await Promise.all([proxy.waitExit(), echo.waitExit()]);
+  });
+
   it('refuses a bad toxic type or attribute with a usage error', async () => {
     for (const spec of ['nope', 'latency:nope=1', 'latency:latency=abc', 'latency:latency=-1', 'packet_loss:loss_rate=0.5', 'latency:stream=sideways', 'latency:toxicity=2']) {
       const r = await runCli(['proxy', '127.0.0.1:0', '127.0.0.1:9', '--toxic', spec]);
