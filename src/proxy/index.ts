@@ -8,3 +8,4 @@ export * from './relay.js';
 export * from './proxy.js';
 export { TOXIC_TYPES } from './toxics/index.js';
 export * from './udp.js';
+export * from './api.js';

@@ -3,6 +3,7 @@
  * network misbehave on purpose (--toxic). The work is in src/proxy; this is the glue.
  */
 import { createWriteStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import type { Command } from '../command.js';
 import { parseEndpoint } from '../../net/endpoint.js';
@@ -14,7 +15,7 @@ import { flag, parseCount, parseDurationMs, str } from '../values.js';
 import { serve, type ServerEvent } from '../../server/index.js';
 import { SERVER_SECURITY_OPTIONS, clientSecurity, serverSecurity } from '../security-options.js';
 import { acceptErrorLine, serverStatsText as statsText, statsLine } from '../server-report.js';
-import { StreamDump, parseToxic, seededRandom, startProxy, type DumpFormat, type ProxyEvent, type ToxicConfig } from '../../proxy/index.js';
+import { ApiError, StreamDump, startApiServer, parseToxic, seededRandom, startProxy, type DumpFormat, type ProxyEvent, type ToxicConfig } from '../../proxy/index.js';
 import { TOXIC_TYPES } from '../../proxy/toxics/index.js';
 import { DEFAULT_UDP_PROXY_IDLE_MS, DEFAULT_UDP_PROXY_MAX_SESSIONS, startUdpProxy, type UdpProxyEvent } from '../../proxy/udp.js';
 import type { CommandIO, GlobalFlags } from '../command.js';
@@ -138,6 +139,43 @@ async function runUdpProxy(values: Values, positionals: readonly string[], io: C
   return 0;
 }
 
+/** `socketkit proxy --api [HOST:]PORT [LISTEN UPSTREAM] [--config FILE]`. */
+async function runApi(values: Values, positionals: readonly string[], io: CommandIO, global: GlobalFlags): Promise<number> {
+  if (flag(values, 'udp')) throw new SocketkitError('ERR_USAGE', '--api drives TCP proxies (toxiproxy has no UDP); remove --udp');
+  const text = str(values, 'api')!;
+  const ep = parseEndpoint(/^\d+$/.test(text) ? `127.0.0.1:${text}` : text, { defaultHost: '127.0.0.1', defaultPort: 8474, allowPortZero: true });
+  const report = createReporter(io, global);
+  const configPath = str(values, 'config');
+  let config: unknown;
+  if (configPath !== undefined) {
+    try {
+      config = JSON.parse(await readFile(configPath, 'utf8'));
+    } catch (err) {
+      throw new SocketkitError(err instanceof SyntaxError ? 'ERR_BAD_CONFIG' : toSocketkitError(err, configPath).code, `--config ${configPath}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  const server = await startApiServer(ep, config);
+  try {
+    if (positionals.length === 2) {
+      const toxics = toxicsFrom(Array.isArray(values['toxic']) ? values['toxic'] : [], false);
+      await server.api.create({ name: 'proxy', listen: positionals[0], upstream: positionals[1], toxics });
+    }
+  } catch (err) {
+    await server.close();
+    const code = err instanceof ApiError && err.status >= 500 ? err.code : 'ERR_USAGE';
+    throw new SocketkitError(code, err instanceof Error ? err.message : String(err));
+  }
+  const where = formatEndpoint(server.endpoint);
+  report.event('listening', { api: where, proxies: server.api.list() }, `toxiproxy-compatible API on http://${where}/ (${Object.keys(server.api.list()).length} proxies)`);
+  await new Promise<void>((resolve) => {
+    if (io.shutdown.aborted) resolve();
+    else io.shutdown.addEventListener('abort', () => resolve(), { once: true });
+  });
+  await server.close();
+  report.result('stopped', {}, 'proxy API stopped');
+  return 0;
+}
+
 const command: Command = {
   name: 'proxy',
   summary: 'Relay connections to an upstream, show the traffic (--dump) and make the network misbehave (--toxic).',
@@ -157,11 +195,13 @@ const command: Command = {
     'upstream-tls': { type: 'boolean', help: 'connect to the upstream with TLS (verified against the system CAs unless --upstream-ca or --upstream-pin)' },
     'upstream-ca': { type: 'string', value: 'FILE', help: 'verify the upstream against this CA certificate, PEM; implies --upstream-tls' },
     'upstream-pin': { type: 'string', value: 'SHA256', help: 'accept only the upstream certificate with this fingerprint; implies --upstream-tls' },
+    api: { type: 'string', value: '[HOST:]PORT', help: "serve toxiproxy's HTTP API here (toxiproxy's port is 8474); LISTEN UPSTREAM become optional (given, they are the proxy named 'proxy')" },
+    config: { type: 'string', value: 'FILE', help: "with --api: toxiproxy's JSON config (an array of proxies) to create at start", needs: 'api' },
     udp: { type: 'boolean', help: 'relay UDP datagrams: one upstream socket per client address (--max-peers of them; --idle-timeout expires them, default 60 s)' },
     'max-peers': { type: 'string', value: 'N', help: 'with --udp: most client addresses relayed at once; a new one evicts the least recently heard from', default: String(DEFAULT_UDP_PROXY_MAX_SESSIONS) },
     ...SERVER_SECURITY_OPTIONS,
   },
-  positionals: { min: 2, max: 2 },
+  positionals: { min: 0, max: 2 },
   examples: [
     'socketkit proxy 9000 9800 --dump text',
     'socketkit proxy 9000 9800 --toxic latency:latency=200,jitter=20',
@@ -170,6 +210,10 @@ const command: Command = {
     'socketkit proxy --udp 9001 9800 --toxic packet_loss:loss_rate=0.1,correlation=0.5',
   ],
   async run({ values, positionals, io, global }) {
+    if (positionals.length === 1 || (positionals.length === 0 && values['api'] === undefined)) {
+      throw new SocketkitError('ERR_USAGE', 'proxy: missing argument (expected LISTEN UPSTREAM)');
+    }
+    if (values['api'] !== undefined) return runApi(values, positionals, io, global);
     if (flag(values, 'udp')) return runUdpProxy(values, positionals, io, global);
     const listen = parseEndpoint(positionals[0]!, { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
     const upstream = parseEndpoint(positionals[1]!, { defaultHost: DEFAULT_LISTEN_HOST });
