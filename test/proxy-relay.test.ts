@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { connect as netConnect, type Socket } from 'node:net';
 import { startProxy, type ProxyServer, type ProxyEvent, DEFAULT_PROXY_HIGH_WATER_MARK } from '../src/proxy/index.js';
 import { startManagedEchoServer } from '../src/server/index.js';
+import { nativeStatus } from '../src/native/helper.js';
 import { formatEndpoint, type Endpoint } from '../src/net/endpoint.js';
 import { ndjson, runCli, spawnCli } from './helpers/cli.js';
 import { freePort, rawConnect, readAll, startTestServer, waitForListening, waitUntil } from './helpers/net.js';
@@ -119,6 +120,32 @@ describe('proxy relay', () => {
     await waitUntil(() => events.some((e) => e.event === 'close'), 'the close event');
     const close = events.find((e) => e.event === 'close');
     assert.equal(close?.event === 'close' && close.end, 'client-reset');
+  });
+
+  // Known failure, kept visible: the proxy does see the reset (endedByReset: the connection ends
+  // 'client-reset') and calls resetAndDestroy() on the upstream, yet the upstream receives the
+  // data and a FIN. Not found before the deadline; see the report.
+  it('a reset right behind data (which libuv reports as an end) still becomes a reset', { todo: 'the upstream gets a FIN, not an RST' }, async (t) => {
+    if (!nativeStatus().available) {
+      t.skip('the native helper is not built: a reset behind data cannot be told from an end');
+      return;
+    }
+    const upClosed = deferred<string>();
+    let got = '';
+    const up = await startTestServer(v4, (s) => {
+      s.setEncoding('utf8');
+      s.on('data', (d: string) => (got += d));
+      s.once('end', () => s.end()); // a clean end closes: the test then fails instead of hanging
+      void closeCode(s).then(upClosed.resolve);
+    }, t);
+    const p = await proxyTo(t, up.endpoint);
+    // An upstream connection first, so the data and the RST reach the proxy as one read.
+    const c = await rawConnect(p.endpoint);
+    await waitUntil(() => up.accepted === 1, 'the upstream connection');
+    c.write('last words');
+    c.resetAndDestroy();
+    const code = await upClosed.promise;
+    assert.equal(code, 'ECONNRESET', `the upstream saw ${code || 'a clean end'} after ${JSON.stringify(got)}`);
   });
 
   it('turns a reset from the upstream into a reset to the client', async (t) => {

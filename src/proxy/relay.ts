@@ -256,13 +256,10 @@ export class ProxyConnection {
     const s = side === 'client' ? this.#client : this.#upstream;
     const normal = !hadError && s !== undefined && s.readableEnded && s.writableFinished;
     if (!normal) {
-      if (hadError) {
-        this.#finish(side === 'client' ? 'client-reset' : 'upstream-reset');
-        this.#destroyAll(true);
-      } else {
-        this.#finish('stopped');
-        this.#destroyAll(false);
-      }
+      this.#finish(hadError ? (side === 'client' ? 'client-reset' : 'upstream-reset') : 'stopped');
+      // A reset already decided (this socket was reset by us, a moment ago) resets the other too.
+      const e = this.#end;
+      this.#destroyAll(e === 'client-reset' || e === 'upstream-reset' || e === 'toxic-reset');
     }
     if (side === 'client') this.#abort.abort();
     this.#report();
@@ -287,8 +284,13 @@ export class ProxyConnection {
     this.#down?.chain.destroy();
     for (const s of [this.#client, this.#upstream]) {
       if (!s || s.destroyed) continue;
-      if (reset) resetConnection(s);
-      else s.destroy();
+      if (!reset) s.destroy();
+      else {
+        // Node sends a FIN, not an RST, when resetAndDestroy() follows a write in the same
+        // tick (the chunk just relayed): reset on the next turn, reading nothing meanwhile.
+        s.pause();
+        setImmediate(() => resetConnection(s));
+      }
     }
   }
 
