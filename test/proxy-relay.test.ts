@@ -8,6 +8,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { startProxy, type ProxyServer, type ProxyEvent, DEFAULT_PROXY_HIGH_WATER_MARK } from '../src/proxy/index.js';
 import { startManagedEchoServer } from '../src/server/index.js';
 import { nativeStatus } from '../src/native/helper.js';
+import { endedByReset } from '../src/net/socket-state.js';
 import { formatEndpoint, type Endpoint } from '../src/net/endpoint.js';
 import { ndjson, runCli, spawnCli } from './helpers/cli.js';
 import { freePort, rawConnect, readAll, startTestServer, waitForListening, waitUntil } from './helpers/net.js';
@@ -122,10 +123,7 @@ describe('proxy relay', () => {
     assert.equal(close?.event === 'close' && close.end, 'client-reset');
   });
 
-  // Known failure, kept visible: the proxy does see the reset (endedByReset: the connection ends
-  // 'client-reset') and calls resetAndDestroy() on the upstream, yet the upstream receives the
-  // data and a FIN. Not found before the deadline; see the report.
-  it('a reset right behind data (which libuv reports as an end) still becomes a reset', { todo: 'the upstream gets a FIN, not an RST' }, async (t) => {
+  it('a reset right behind data (which libuv reports as an end) still becomes a reset', async (t) => {
     if (!nativeStatus().available) {
       t.skip('the native helper is not built: a reset behind data cannot be told from an end');
       return;
@@ -135,7 +133,12 @@ describe('proxy relay', () => {
     const up = await startTestServer(v4, (s) => {
       s.setEncoding('utf8');
       s.on('data', (d: string) => (got += d));
-      s.once('end', () => s.end()); // a clean end closes: the test then fails instead of hanging
+      // The proxy's RST also arrives right behind the data, so this side too sees an 'end' and
+      // must ask the kernel whether it was a reset.
+      s.once('end', () => {
+        upClosed.resolve(endedByReset(s) ? 'ECONNRESET' : '');
+        s.end();
+      });
       void closeCode(s).then(upClosed.resolve);
     }, t);
     const p = await proxyTo(t, up.endpoint);
