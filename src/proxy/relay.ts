@@ -284,13 +284,8 @@ export class ProxyConnection {
     this.#down?.chain.destroy();
     for (const s of [this.#client, this.#upstream]) {
       if (!s || s.destroyed) continue;
-      if (!reset) s.destroy();
-      else {
-        // Node sends a FIN, not an RST, when resetAndDestroy() follows a write in the same
-        // tick (the chunk just relayed): reset on the next turn, reading nothing meanwhile.
-        s.pause();
-        setImmediate(() => resetConnection(s));
-      }
+      if (reset) resetConnection(s);
+      else s.destroy();
     }
   }
 
