@@ -155,3 +155,26 @@ export { mergeLogs, type LogSource, type MergedInterval, type MergedRun } from '
 export { summarizeRun, type RunSummary } from './report/summary.js';
 export { newLatencyHistogram, summarizeHistogram, type LogUnit } from './report/histogram.js';
 export { renderHtmlReport, type HtmlReportInit } from './report/html.js';
+
+// The proxy: a relay that dumps the traffic and makes the network misbehave (toxics).
+export {
+  startProxy,
+  startUdpProxy,
+  parseToxic,
+  TOXIC_TYPES,
+  DEFAULT_PROXY_HIGH_WATER_MARK,
+  type ProxyServer,
+  type UdpProxy,
+  type ProxyOptions,
+  type ProxyEvent,
+  type ProxyEnd,
+  type ToxicConfig,
+  type ToxicType,
+  type Stage,
+  type StageOutput,
+  type StageContext,
+  type StageFactory,
+  type DumpFormat,
+  type UdpProxyOptions,
+  type UdpProxyEvent,
+} from './proxy/index.js';

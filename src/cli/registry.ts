@@ -24,5 +24,6 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'receive', summary: 'accept uploads from send clients into a folder (verified, safe paths)', load: async () => (await import('./commands/receive.js')).default },
   { name: 'connect', summary: 'talk to any TCP, TLS or Unix server: stdin to it, its replies to stdout (nc)', load: async () => (await import('./commands/connect.js')).default },
   { name: 'listen', summary: 'accept clients and relay them (nc -l): what they send to stdout, stdin to them; -k, --exec, --udp', load: async () => (await import('./commands/listen.js')).default },
+  { name: 'proxy', summary: 'relay to an upstream, dump the traffic, inject latency, resets, slicing, loss (toxics)', load: async () => (await import('./commands/proxy.js')).default },
   { name: 'demo', summary: 'a tour of every system on loopback (what `npm start` runs)', load: async () => (await import('./commands/demo.js')).default },
 ];

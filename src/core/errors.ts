@@ -63,6 +63,12 @@ export const ERROR_CODES = {
   ERR_TLS_CONFIG: 'an unusable certificate, key, CA or PSK file',
   ERR_ACCESS_DENIED: 'refused by the allow/deny lists (in the server\'s log)',
   ERR_INSECURE_LISTENER: 'a plaintext file server on a non-loopback address',
+  // The proxy and its toxics
+  ERR_BAD_TOXIC: 'a toxic with an unknown type, attribute or value',
+  ERR_TOXIC_EXISTS: 'a toxic of that name is on the proxy already',
+  ERR_TOXIC_NOT_FOUND: 'no toxic of that name on the proxy',
+  ERR_BAD_CONFIG: 'a proxy configuration file that is not valid JSON or not toxiproxy\'s shape',
+  ERR_BAD_REQUEST: 'a request to the proxy API that it cannot carry out',
   // Servers
   ERR_CONN_LIMIT: 'a server refused a connection: its connection limit was reached',
   ERR_SLOW_CONSUMER: 'a broker client did not read fast enough: its queue filled and it was closed',

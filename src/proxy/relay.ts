@@ -1,0 +1,324 @@
+/**
+ * The TCP (and Unix socket) relay: a managed-server protocol that gives every accepted
+ * connection its own connection to the upstream, and passes bytes both ways through each
+ * direction's chain of toxics.
+ *
+ * - Half-close travels through: a FIN from one side becomes, after whatever the chain holds, a
+ *   FIN to the other, and the other direction keeps flowing.
+ * - A reset becomes a reset: a side that resets (an ECONNRESET, or an end that the kernel says
+ *   was a reset, see `endedByReset`) makes the proxy reset the other side.
+ * - An upstream that refuses or cannot be reached: the client is reset, and one event with the
+ *   error's code says why.
+ * - Backpressure both ways: a direction stops reading its source while its chain and its
+ *   destination's write buffer hold `highWaterMark` bytes or more, and resumes when they hold
+ *   less, so what the proxy buffers per connection is bounded whatever the peers do.
+ */
+import type { Socket } from 'node:net';
+import { connect, type ConnectTransport } from '../net/connect.js';
+import { formatPeer, type Endpoint } from '../net/endpoint.js';
+import { endedByReset, resetConnection } from '../net/socket-state.js';
+import { toSocketkitError } from '../core/errors.js';
+import type { Protocol } from '../server/server.js';
+import { Chain } from './chain.js';
+import type { StageContext, StageFactory, StageOutput } from './stage.js';
+import { systemContext } from './stage.js';
+import type { DumpSink } from './dump.js';
+
+/** Bytes a direction may hold (chain plus the destination's write buffer) before it stops reading. */
+export const DEFAULT_PROXY_HIGH_WATER_MARK = 256 * 1024;
+/** How long connecting to the upstream may take. */
+export const DEFAULT_UPSTREAM_CONNECT_TIMEOUT_MS = 10_000;
+
+/** `>`: client to upstream ("upstream" in toxiproxy's words); `<`: upstream to client ("downstream"). */
+export type Direction = '>' | '<';
+
+/** How a proxied connection ended. */
+export type ProxyEnd =
+  /** Both sides closed cleanly (FIN both ways). */
+  | 'closed'
+  | 'client-reset'
+  | 'upstream-reset'
+  /** The upstream refused or could not be reached (see `code`). */
+  | 'upstream-failed'
+  /** A toxic closed the connection (timeout, limit_data, cut_after with reset=false). */
+  | 'toxic-closed'
+  /** A toxic reset the connection (reset_peer, cut_after). */
+  | 'toxic-reset'
+  /** The server closed it (idle timeout, stop). */
+  | 'stopped';
+
+export type ProxyEvent =
+  | { readonly event: 'open'; readonly id: number; readonly peer: string }
+  | {
+      readonly event: 'close';
+      readonly id: number;
+      readonly peer: string;
+      /** Bytes read from the client (toward the upstream). */
+      readonly bytesUp: number;
+      /** Bytes read from the upstream (toward the client). */
+      readonly bytesDown: number;
+      readonly ms: number;
+      readonly end: ProxyEnd;
+      /** The error code, when an error ended it. */
+      readonly code?: string;
+      readonly message?: string;
+    };
+
+/** The toxic stages a new connection gets, per direction (chosen per connection by toxicity). */
+export interface ConnectionToxics {
+  /** Client to upstream. */
+  readonly up: readonly StageFactory[];
+  /** Upstream to client. */
+  readonly down: readonly StageFactory[];
+}
+
+export interface RelayOptions {
+  readonly upstream: Endpoint;
+  /** TLS towards the upstream (see security/tls.ts), or another transport. */
+  readonly upstreamTransport?: ConnectTransport;
+  readonly connectTimeoutMs?: number;
+  readonly highWaterMark?: number;
+  /** Called once per connection: which toxics it gets. Default none. */
+  readonly toxics?: () => ConnectionToxics;
+  /** Where chunks are shown as they are read. */
+  readonly dump?: DumpSink;
+  /** Randomness for toxics (default Math.random). */
+  readonly random?: () => number;
+  readonly onProxyEvent?: (e: ProxyEvent) => void;
+  /** Live connections, for statistics and tests. */
+  readonly connections?: Set<ProxyConnection>;
+}
+
+/** One direction: source socket, chain, destination socket. */
+class Pipe {
+  readonly chain: Chain;
+  bytes = 0;
+  paused = false;
+
+  constructor(
+    readonly src: Socket,
+    readonly dst: Socket,
+    readonly dir: Direction,
+    factories: readonly StageFactory[],
+    conn: ProxyConnection,
+    ctx: StageContext,
+    readonly hwm: number,
+  ) {
+    const sink: StageOutput = {
+      push: (c) => {
+        if (dst.destroyed || dst.writableEnded) return;
+        dst.write(c);
+        // A stage that held bytes let them go: there may be room to read again.
+        this.maybeResume();
+      },
+      end: () => {
+        if (!dst.destroyed && !dst.writableEnded) dst.end();
+      },
+      close: () => conn.toxicClose(),
+      reset: () => conn.toxicReset(),
+    };
+    this.chain = new Chain(factories, sink, ctx);
+  }
+
+  /** Bytes this direction holds: in its toxics and in the destination's write buffer. */
+  get held(): number {
+    return this.chain.buffered + this.dst.writableLength;
+  }
+
+  checkPause(): void {
+    if (!this.paused && this.held >= this.hwm) {
+      this.paused = true;
+      this.src.pause();
+    }
+  }
+
+  maybeResume(): void {
+    if (this.paused && this.held < this.hwm && !this.src.destroyed) {
+      this.paused = false;
+      this.src.resume();
+    }
+  }
+}
+
+let nextConnectionId = 1;
+
+/** One proxied connection. */
+export class ProxyConnection {
+  readonly id = nextConnectionId++;
+  readonly peer: string;
+  readonly #client: Socket;
+  readonly #options: RelayOptions;
+  readonly #started = performance.now();
+  readonly #abort = new AbortController();
+  #upstream: Socket | undefined;
+  #up: Pipe | undefined;
+  #down: Pipe | undefined;
+  #end: ProxyEnd | undefined;
+  #code: string | undefined;
+  #message: string | undefined;
+  #open = 2; // sockets not yet closed (the upstream counts until it closes or fails)
+  #reported = false;
+
+  constructor(client: Socket, options: RelayOptions) {
+    this.#client = client;
+    this.#options = options;
+    this.peer = client.remoteAddress === undefined ? `unix#${this.id}` : formatPeer(client.remoteAddress, client.remotePort);
+    client.pause();
+    options.connections?.add(this);
+    options.onProxyEvent?.({ event: 'open', id: this.id, peer: this.peer });
+    client.on('error', (err) => this.#error('client', err));
+    client.once('close', (hadError) => this.#closed('client', hadError));
+    void this.#connect();
+  }
+
+  /** Bytes this connection holds, per direction (toxics plus write buffers). */
+  get held(): { readonly up: number; readonly down: number } {
+    return { up: this.#up?.held ?? 0, down: this.#down?.held ?? 0 };
+  }
+
+  /** Whether each direction has stopped reading its source (backpressure). */
+  get paused(): { readonly up: boolean; readonly down: boolean } {
+    return { up: this.#up?.paused ?? false, down: this.#down?.paused ?? false };
+  }
+
+  async #connect(): Promise<void> {
+    const o = this.#options;
+    let upstream: Socket;
+    try {
+      upstream = await connect(o.upstream, { signal: this.#abort.signal, timeoutMs: o.connectTimeoutMs ?? DEFAULT_UPSTREAM_CONNECT_TIMEOUT_MS }, ...(o.upstreamTransport ? [o.upstreamTransport] : []));
+    } catch (err) {
+      const e = toSocketkitError(err);
+      this.#finish('upstream-failed', e.code, e.message);
+      this.#open--; // no upstream socket to wait for
+      resetConnection(this.#client);
+      this.#report();
+      return;
+    }
+    if (this.#client.destroyed) {
+      upstream.destroy();
+      this.#open--;
+      this.#report();
+      return;
+    }
+    this.#upstream = upstream;
+    upstream.on('error', (err) => this.#error('upstream', err));
+    upstream.once('close', (hadError) => this.#closed('upstream', hadError));
+    const random = o.random ?? Math.random;
+    const toxics = o.toxics?.() ?? { up: [], down: [] };
+    const hwm = o.highWaterMark ?? DEFAULT_PROXY_HIGH_WATER_MARK;
+    const up = new Pipe(this.#client, upstream, '>', toxics.up, this, systemContext(false, random), hwm);
+    const down = new Pipe(upstream, this.#client, '<', toxics.down, this, systemContext(false, random), hwm);
+    this.#up = up;
+    this.#down = down;
+    for (const p of [up, down]) this.#wire(p);
+    up.chain.start();
+    down.chain.start();
+    this.#client.resume();
+  }
+
+  #wire(p: Pipe): void {
+    const dump = this.#options.dump;
+    p.src.on('data', (chunk: Buffer) => {
+      dump?.chunk(this.id, p.dir, p.bytes, chunk);
+      p.bytes += chunk.length;
+      p.chain.write(chunk);
+      p.checkPause();
+      if (dump?.full === true && !p.paused) {
+        p.paused = true;
+        p.src.pause();
+        dump.whenDrained(() => p.maybeResume());
+      }
+    });
+    p.src.once('end', () => {
+      // libuv reports a reset that arrives behind data as an end: ask the kernel.
+      if (endedByReset(p.src)) {
+        this.#resetFrom(p.src === this.#client ? 'client' : 'upstream');
+        return;
+      }
+      p.chain.end();
+    });
+    p.dst.on('drain', () => p.maybeResume());
+  }
+
+  #resetFrom(side: 'client' | 'upstream'): void {
+    this.#finish(side === 'client' ? 'client-reset' : 'upstream-reset', 'ERR_CONN_RESET', `connection reset by ${side}`);
+    this.#destroyAll(true);
+  }
+
+  #error(side: 'client' | 'upstream', err: Error): void {
+    const e = toSocketkitError(err);
+    if (e.code === 'ERR_CONN_RESET') this.#finish(side === 'client' ? 'client-reset' : 'upstream-reset', e.code, `connection reset by ${side}`);
+    else this.#finish(side === 'client' ? 'client-reset' : 'upstream-reset', e.code, `${side}: ${e.message}`);
+  }
+
+  #closed(side: 'client' | 'upstream', hadError: boolean): void {
+    this.#open--;
+    const s = side === 'client' ? this.#client : this.#upstream;
+    const normal = !hadError && s !== undefined && s.readableEnded && s.writableFinished;
+    if (!normal) {
+      this.#finish(hadError ? (side === 'client' ? 'client-reset' : 'upstream-reset') : 'stopped');
+      // A reset already decided (this socket was reset by us, a moment ago) resets the other too.
+      const e = this.#end;
+      this.#destroyAll(e === 'client-reset' || e === 'upstream-reset' || e === 'toxic-reset');
+    }
+    if (side === 'client') this.#abort.abort();
+    this.#report();
+  }
+
+  /** A toxic asks for a clean close of the whole connection: what is written is flushed, then both close. */
+  toxicClose(): void {
+    this.#finish('toxic-closed');
+    this.#up?.chain.destroy();
+    this.#down?.chain.destroy();
+    for (const s of [this.#client, this.#upstream]) if (s && !s.destroyed) s.destroySoon();
+  }
+
+  /** A toxic asks for a reset of the whole connection. */
+  toxicReset(): void {
+    this.#finish('toxic-reset');
+    this.#destroyAll(true);
+  }
+
+  #destroyAll(reset: boolean): void {
+    this.#up?.chain.destroy();
+    this.#down?.chain.destroy();
+    for (const s of [this.#client, this.#upstream]) {
+      if (!s || s.destroyed) continue;
+      if (reset) resetConnection(s);
+      else s.destroy();
+    }
+  }
+
+  #finish(end: ProxyEnd, code?: string, message?: string): void {
+    if (this.#end !== undefined) return;
+    this.#end = end;
+    this.#code = code;
+    this.#message = message;
+  }
+
+  #report(): void {
+    if (this.#open > 0 || this.#reported) return;
+    this.#reported = true;
+    this.#up?.chain.destroy();
+    this.#down?.chain.destroy();
+    this.#options.connections?.delete(this);
+    this.#options.onProxyEvent?.({
+      event: 'close',
+      id: this.id,
+      peer: this.peer,
+      bytesUp: this.#up?.bytes ?? 0,
+      bytesDown: this.#down?.bytes ?? 0,
+      ms: Math.round(performance.now() - this.#started),
+      end: this.#end ?? 'closed',
+      ...(this.#code !== undefined ? { code: this.#code } : {}),
+      ...(this.#message !== undefined ? { message: this.#message } : {}),
+    });
+  }
+}
+
+/** The relay as a managed-server protocol (see server/server.ts). */
+export function relayProtocol(options: RelayOptions): Protocol {
+  return () => (socket) => {
+    new ProxyConnection(socket, options);
+  };
+}

@@ -1,0 +1,20 @@
+/** slow_close: the end (FIN) is passed on `delay` ms after it arrived; the bytes are not delayed. */
+import type { ToxicType } from '../toxic.js';
+
+export const slowClose: ToxicType = {
+  type: 'slow_close',
+  summary: 'delay the close (FIN) by delay ms',
+  transport: 'tcp',
+  attributes: { delay: { kind: 'number', default: 0, min: 0, max: 3_600_000, help: 'ms' } },
+  create: (a) => (out, ctx) => {
+    let cancel: (() => void) | undefined;
+    return {
+      write: (c) => out.push(c),
+      end: () => {
+        cancel = ctx.setTimer(() => out.end(), a['delay'] as number);
+      },
+      buffered: 0,
+      destroy: () => cancel?.(),
+    };
+  },
+};
