@@ -2,10 +2,10 @@
  * How every listening command (echo-server, serve, receive) shows what the managed server
  * reports beyond its own events: statistics lines and accept failures; and the options they share.
  */
-import type { CommandIO, GlobalFlags, OptionSpec } from './command.js';
+import type { CommandIO, GlobalFlags, OptionSpec, OptionValues } from './command.js';
 import type { Reporter } from './report.js';
 import { formatBytes } from './report.js';
-import { parseCount, parseDurationMs, str } from './values.js';
+import { count, duration } from './options.js';
 import type { AcceptErrorReport, ServerStats, StatsRates } from '../server/index.js';
 
 /** One statistics line: `stats: N open, N accepted, N refused, ...`. */
@@ -43,13 +43,11 @@ export const MIN_STATS_INTERVAL_MS = 100;
  * (echo-server, serve, receive). None has a default: not given, the feature is off.
  */
 export const MANAGED_SERVER_OPTIONS = {
-  'max-conns': { type: 'string', value: 'N', help: 'serve at most N connections at once (with --workers, split evenly between them); more are refused: closed, counted, logged' },
-  'idle-timeout': {
-    type: 'string',
-    value: 'SECONDS',
-    help: 'close connections with no byte in or out for this long (slowloris); a transfer that reads or writes its files, or waits on its disk, is not idle',
-  },
-  stats: { type: 'string', value: 'SECONDS', help: 'print statistics this often (they are always printed at exit)' },
+  'max-conns': count('serve at most N connections at once (with --workers, split evenly between them); more are refused: closed, counted, logged'),
+  'idle-timeout': duration(
+    'close connections with no byte in or out for this long (slowloris); a transfer that reads or writes its files, or waits on its disk, is not idle',
+  ),
+  stats: duration('print statistics this often (they are always printed at exit)'),
 } as const satisfies Readonly<Record<string, OptionSpec>>;
 
 /** What {@link MANAGED_SERVER_OPTIONS} ask for (undefined: not given). */
@@ -57,17 +55,19 @@ export interface ManagedServerValues {
   readonly maxConnections: number | undefined;
   /** 0 (or undefined) is no idle timeout. */
   readonly idleTimeoutMs: number | undefined;
+  /** At least {@link MIN_STATS_INTERVAL_MS}. */
   readonly statsIntervalMs: number | undefined;
 }
 
-/** Reads {@link MANAGED_SERVER_OPTIONS} from a command's values; ERR_USAGE naming the option for a bad one. */
-export function managedServerValues(values: Record<string, unknown>): ManagedServerValues {
-  const maxText = str(values, 'max-conns');
-  const idleText = str(values, 'idle-timeout');
-  const statsText = str(values, 'stats');
+/**
+ * The managed server's settings from a command's typed values of {@link MANAGED_SERVER_OPTIONS}
+ * (or options of the same names and types): the --stats interval raised to its minimum.
+ */
+export function managedServerValues(values: OptionValues<typeof MANAGED_SERVER_OPTIONS>): ManagedServerValues {
+  const stats = values.stats;
   return {
-    maxConnections: maxText !== undefined ? parseCount('max-conns', maxText) : undefined,
-    idleTimeoutMs: idleText !== undefined ? parseDurationMs('idle-timeout', idleText) : undefined,
-    statsIntervalMs: statsText !== undefined ? Math.max(MIN_STATS_INTERVAL_MS, parseDurationMs('stats', statsText)) : undefined,
+    maxConnections: values['max-conns'],
+    idleTimeoutMs: values['idle-timeout'],
+    statsIntervalMs: stats !== undefined ? Math.max(MIN_STATS_INTERVAL_MS, stats) : undefined,
   };
 }

@@ -11,7 +11,7 @@ import { runUdpEchoServer } from './udp-echo.js';
 import { MemoryBudget } from '../../server/budget.js';
 import { DEFAULT_MEMORY_BUDGET } from '../../server/defaults.js';
 import { SERVER_SECURITY_OPTIONS, securityArgs, serverSecurity } from '../security-options.js';
-import { acceptErrorLine, serverStatsText as statsText, statsLine } from '../server-report.js';
+import { acceptErrorLine, managedServerValues, serverStatsText as statsText, statsLine } from '../server-report.js';
 
 /** What a cluster worker runs: this CLI (in-process callers such as tests have another argv[1]). */
 const CLI_SCRIPT = fileURLToPath(new URL('../../../../bin/socketkit.js', import.meta.url));
@@ -73,10 +73,8 @@ export default defineCommand({
     const framed = values.framed;
     const maxMessageSize = values['max-message'];
     const memoryBudget = values['memory-budget'];
-    const maxConnections = values['max-conns'];
-    const idleTimeoutMs = values['idle-timeout'];
+    const { maxConnections, idleTimeoutMs, statsIntervalMs } = managedServerValues(values);
     const workers = values.workers;
-    const statsIntervalMs = values.stats !== undefined ? Math.max(100, values.stats) : undefined;
     const sec = await serverSecurity(values, report, { announce: workerLink() === undefined });
     // Per-connection events only when someone reads them: without them the server keeps no per-connection state.
     const onEvent = global.quiet

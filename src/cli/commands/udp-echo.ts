@@ -11,10 +11,10 @@ import { MAX_UDP_PAYLOAD_IPV6 } from '../../udp/constants.js';
 import { startUdpEchoServer, type UdpEchoServerEvent } from '../../udp/server.js';
 import { udpEcho } from '../../udp/client.js';
 import { createReporter, formatBytes, formatMs } from '../report.js';
-import { refuseTlsWithUdp, serverSecurity } from '../security-options.js';
+import { refuseTlsWithUdp, serverSecurity, type ServerSecurityValues } from '../security-options.js';
 
 /** The options `echo-server --udp` reads (typed by echo-server's specs), and any others it refuses. */
-type ServerValues = Readonly<Record<string, unknown>> & { readonly grace: number; readonly framed: boolean };
+type ServerValues = Readonly<Record<string, unknown>> & ServerSecurityValues & { readonly grace: number; readonly framed: boolean };
 /** The options `echo --udp` reads (typed by echo's specs). */
 type ClientValues = Readonly<Record<string, unknown>> & { readonly timeout: number; readonly retries: number; readonly framed: boolean };
 
