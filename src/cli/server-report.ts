@@ -4,14 +4,38 @@
  */
 import type { CommandIO, GlobalFlags, OptionSpec, OptionValues } from './command.js';
 import type { Reporter } from './report.js';
-import { formatBytes } from './report.js';
+import { formatBytes, formatCount, formatDuration, formatMs, formatRate } from './format.js';
 import { count, duration } from './options.js';
-import type { AcceptErrorReport, ServerStats, StatsRates } from '../server/index.js';
+import type { AcceptErrorReport, ServerEvent, ServerStats, StatsRates } from '../server/index.js';
 
 /** One statistics line: `stats: N open, N accepted, N refused, ...`. */
 export function serverStatsText(s: ServerStats, r: StatsRates): string {
-  const n = (x: number): string => Math.round(x).toLocaleString('en-US');
-  return `stats: ${n(s.connections)} open, ${n(s.accepted)} accepted, ${n(s.refused)} refused${s.acceptErrors ? ` (${n(s.acceptErrors)} out of descriptors)` : ''}, ${n(s.idleClosed)} idle-closed; ${n(r.roundTripsPerSecond)} round trips/s, in ${formatBytes(Math.round(r.bytesInPerSecond))}/s, out ${formatBytes(Math.round(r.bytesOutPerSecond))}/s`;
+  const n = formatCount;
+  return `stats: ${n(s.connections)} open, ${n(s.accepted)} accepted, ${n(s.refused)} refused${s.acceptErrors ? ` (${n(s.acceptErrors)} out of descriptors)` : ''}, ${n(s.idleClosed)} idle-closed; ${n(r.roundTripsPerSecond)} round trips/s, in ${formatRate(r.bytesInPerSecond)}, out ${formatRate(r.bytesOutPerSecond)}`;
+}
+
+/** `(average over 1.53 s)`, or `(average over 1.53 s, stopped)` with a note: what a stopped server's rates are averaged over. */
+export function averagedOver(r: StatsRates, note?: string): string {
+  return `(average over ${formatDuration(r.seconds * 1000)}${note !== undefined ? `, ${note}` : ''})`;
+}
+
+/** The line for one connection event of a managed server (echo-server, broker). */
+export function serverEventText(e: ServerEvent): string {
+  switch (e.event) {
+    case 'connect':
+      return `+ ${e.peer} connected (#${e.id}, ${formatCount(e.active)} active)`;
+    case 'disconnect':
+      return `- ${e.peer} closed (#${e.id}, in ${formatBytes(e.bytesIn)}, out ${formatBytes(e.bytesOut)}, ${formatMs(e.ms)}${e.error ? `, ${e.error}` : ''})`;
+    case 'refused':
+      return `! ${e.peer} refused: ${e.reason}`;
+    case 'idle':
+      return `~ ${e.peer} closed: idle for ${formatDuration(e.idleMs)}`;
+  }
+}
+
+/** `stopping: 3 connection(s) open, waiting up to 5.00 s`. */
+export function stoppingText(open: number, graceMs: number, what = 'connection(s) open'): string {
+  return `stopping: ${formatCount(open)} ${what}, waiting up to ${formatDuration(graceMs)}`;
 }
 
 /** A statistics line asked for with --stats: printed even with -q (which silences per-connection lines). */
@@ -22,7 +46,7 @@ export function statsLine(report: Reporter, io: CommandIO, global: GlobalFlags, 
 
 /** The line for connections lost to accept failures: `! out of file descriptors ...: N connection(s) closed unserved (CODE)`. */
 export function acceptErrorText(e: AcceptErrorReport): string {
-  return `! ${e.message}: ${e.count.toLocaleString('en-US')} connection(s) closed unserved (${e.code})`;
+  return `! ${e.message}: ${formatCount(e.count)} connection(s) closed unserved (${e.code})`;
 }
 
 /**

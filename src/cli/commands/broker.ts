@@ -4,7 +4,8 @@ import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
 import { SocketkitError } from '../../core/errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../../codec/constants.js';
-import { createReporter, formatBytes } from '../report.js';
+import { createReporter } from '../report.js';
+import { formatCount } from '../format.js';
 import { count, custom, duration, size, text, toggle } from '../options.js';
 import { serve, type ServerEvent } from '../../server/index.js';
 import {
@@ -19,21 +20,8 @@ import {
 } from '../../broker/index.js';
 import { connectRedisBridge, DEFAULT_REDIS_CHANNEL } from '../../broker/redis.js';
 import { SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
-import { acceptErrorLine, managedServerValues, serverStatsText as statsText, statsLine } from '../server-report.js';
+import { acceptErrorLine, averagedOver, managedServerValues, serverEventText, serverStatsText as statsText, statsLine, stoppingText } from '../server-report.js';
 import { neutralise } from '../../core/terminal-text.js';
-
-function describe(e: ServerEvent): string {
-  switch (e.event) {
-    case 'connect':
-      return `+ ${e.peer} connected (#${e.id}, ${e.active} active)`;
-    case 'disconnect':
-      return `- ${e.peer} closed (#${e.id}, in ${formatBytes(e.bytesIn)}, out ${formatBytes(e.bytesOut)}, ${e.ms} ms${e.error ? `, ${e.error}` : ''})`;
-    case 'refused':
-      return `! ${e.peer} refused: ${e.reason}`;
-    case 'idle':
-      return `~ ${e.peer} closed: idle for ${(e.idleMs / 1000).toFixed(1)} s`;
-  }
-}
 
 function describeChat(e: ChatEvent): string {
   switch (e.event) {
@@ -100,7 +88,7 @@ export default defineCommand({
       ? undefined
       : (e: ServerEvent): void => {
           const { event, ...fields } = e;
-          report.event(event, fields, describe(e));
+          report.event(event, fields, serverEventText(e));
         };
     const joined = redisUrl
       ? await connectRedisBridge(redisUrl, {
@@ -149,19 +137,19 @@ export default defineCommand({
           `${mode === 'chat' ? 'chat' : mode === 'framed' ? 'framed broker' : 'broker'} listening on ${where}${redisUrl ? `, joined through ${redisUrl}` : ''}`,
         ),
       onStats: (st, r) => statsLine(report, io, global, st, r),
-      onStopping: (open, ms) => report.log(`stopping: ${open} connection(s) open, waiting up to ${ms / 1000} s`),
+      onStopping: (open, ms) => report.log(stoppingText(open, ms)),
     });
     await joined?.bridge.close();
     if (result.role === 'worker') return 0;
     const s = result.stats;
     const r = result.rates;
     const relay = broker?.relay ?? { delivered: 0, dropped: 0, droppedBytes: 0, slowDisconnects: 0 };
-    const n = (x: number): string => x.toLocaleString('en-US');
+    const n = formatCount;
     report.result(
       'stopped',
       { ...s, ...relay, active: s.connections, seconds: Math.round(r.seconds * 1000) / 1000 },
       `broker stopped: ${n(s.accepted)} connection(s), ${n(s.refused)} refused, ${n(s.roundTrips)} message(s) in, ${n(relay.delivered)} delivered, ` +
-        `${n(relay.dropped)} dropped, ${n(relay.slowDisconnects)} slow consumer(s) closed\n${statsText(s, r)} (average over ${r.seconds.toFixed(1)} s)`,
+        `${n(relay.dropped)} dropped, ${n(relay.slowDisconnects)} slow consumer(s) closed\n${statsText(s, r)} ${averagedOver(r)}`,
     );
     return 0;
   },

@@ -3,7 +3,8 @@ import { defineCommand } from '../command.js';
 import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_CONNECT_HOST } from '../../core/defaults.js';
 import { SocketkitError } from '../../core/errors.js';
-import { createReporter, formatBytes, formatMs, type Reporter } from '../report.js';
+import { createReporter, type Reporter } from '../report.js';
+import { formatBytes, formatCount, formatDuration, formatMs, formatPerSecond, formatRate } from '../format.js';
 import { formatEndpoint } from '../../net/endpoint.js';
 import { neutralise } from '../../core/terminal-text.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity, refuseTlsWithUdp } from '../security-options.js';
@@ -37,44 +38,40 @@ function parseRate(option: string, text: string): number {
   return n;
 }
 
-function grouped(n: number): string {
-  return Math.round(n).toLocaleString('en-US');
-}
-
 function progressLine(p: LoadProgress): string {
   const of = Number.isFinite(p.durationMs) ? `/${+(p.durationMs / 1000).toFixed(1)}` : '';
   const latency = p.latency.count === 0 ? 'no replies yet' : `p50 ${formatMs(p.latency.p50)}  p99 ${formatMs(p.latency.p99)}`;
-  return `  ${(p.elapsedMs / 1000).toFixed(1)}${of} s  ${grouped(p.roundTripsPerSecond)} round trips/s  ${latency}  errors ${p.errors}  connections ${p.connections}`;
+  return `  ${(p.elapsedMs / 1000).toFixed(1)}${of} s  ${formatCount(p.roundTripsPerSecond)} round trips/s  ${latency}  errors ${formatCount(p.errors)}  connections ${formatCount(p.connections)}`;
 }
 
 /** "timeout 3, unanswered 10": the non-zero counts of `parts`, labelled. */
 function breakdown(parts: ReadonlyArray<readonly [string, number]>): string {
   return parts
     .filter(([, n]) => n > 0)
-    .map(([label, n]) => `${label} ${grouped(n)}`)
+    .map(([label, n]) => `${label} ${formatCount(n)}`)
     .join(', ');
 }
 
 function summary(r: LoadResult, sizeText: string): string {
   const l = r.latency;
-  const loop = r.mode === 'open' ? `open loop at ${grouped(r.rate ?? 0)}/s` : 'closed loop';
-  const codes = Object.entries(r.errorCodes).map(([c, n]) => `${c} ${grouped(n)}`).join(', ');
+  const loop = r.mode === 'open' ? `open loop at ${formatPerSecond(r.rate ?? 0)}` : 'closed loop';
+  const codes = Object.entries(r.errorCodes).map(([c, n]) => `${c} ${formatCount(n)}`).join(', ');
   const f = r.failures;
   const failedWhy = breakdown([['timeout', f.timeout], ['connection', f.connection], ['mismatch', f.mismatch], ['unanswered', f.unanswered]]);
   const unsentWhy = breakdown([['connection down', r.unsentBy.connectionDown], ['queued', r.unsentBy.queued]]);
   // Open loop: scheduled = completed + failed + unsent. Closed loop: sent = completed + failed.
   const accounts =
     r.mode === 'open'
-      ? `${grouped(r.scheduled)} scheduled = ${grouped(r.completed)} completed + ${grouped(r.failed)} failed + ${grouped(r.unsent)} unsent`
-      : `${grouped(r.sent)} sent = ${grouped(r.completed)} completed + ${grouped(r.failed)} failed`;
+      ? `${formatCount(r.scheduled)} scheduled = ${formatCount(r.completed)} completed + ${formatCount(r.failed)} failed + ${formatCount(r.unsent)} unsent`
+      : `${formatCount(r.sent)} sent = ${formatCount(r.completed)} completed + ${formatCount(r.failed)} failed`;
   return [
-    `load on ${r.target} (${r.protocol === 'stream' ? 'bytes' : r.protocol}): ${r.connected} of ${r.connections} connection(s), ${sizeText}, ${loop}, ${r.seconds.toFixed(2)} s${r.interrupted ? ', interrupted' : ''}`,
-    `  requests     ${accounts}${r.inFlightAtStop ? `  (${grouped(r.inFlightAtStop)} in flight when sending stopped)` : ''}`,
-    ...(r.failed ? [`  failed       ${grouped(r.failed)}  (${failedWhy})`] : []),
-    ...(r.unsent ? [`  unsent       ${grouped(r.unsent)}  (${unsentWhy})`] : []),
-    `  round trips  ${grouped(r.roundTrips)}  (${grouped(r.roundTripsPerSecond)}/s)`,
-    `  bytes        ${formatBytes(r.bytesReceived)} echoed  (${formatBytes(Math.round(r.bytesPerSecond))}/s)`,
-    `  errors       ${grouped(r.errors)}${codes ? `  (${codes})` : ''}${r.stray ? `  stray echoes ${r.stray}` : ''}`,
+    `load on ${r.target} (${r.protocol === 'stream' ? 'bytes' : r.protocol}): ${formatCount(r.connected)} of ${formatCount(r.connections)} connection(s), ${sizeText}, ${loop}, ${formatDuration(r.seconds * 1000)}${r.interrupted ? ', interrupted' : ''}`,
+    `  requests     ${accounts}${r.inFlightAtStop ? `  (${formatCount(r.inFlightAtStop)} in flight when sending stopped)` : ''}`,
+    ...(r.failed ? [`  failed       ${formatCount(r.failed)}  (${failedWhy})`] : []),
+    ...(r.unsent ? [`  unsent       ${formatCount(r.unsent)}  (${unsentWhy})`] : []),
+    `  round trips  ${formatCount(r.roundTrips)}  (${formatPerSecond(r.roundTripsPerSecond)})`,
+    `  bytes        ${formatBytes(r.bytesReceived)} echoed  (${formatRate(r.bytesPerSecond)})`,
+    `  errors       ${formatCount(r.errors)}${codes ? `  (${codes})` : ''}${r.stray ? `  stray echoes ${formatCount(r.stray)}` : ''}`,
     l.count === 0
       ? '  latency      no replies'
       : `  latency      p50 ${formatMs(l.p50)}  p90 ${formatMs(l.p90)}  p99 ${formatMs(l.p99)}  p99.9 ${formatMs(l.p999)}  max ${formatMs(l.max)}`,
@@ -110,7 +107,7 @@ function replyPrinter(report: Reporter, write: (line: string) => void): { onRepl
     finish() {
       if (more === 0) return;
       if (report.json) report.event('replies-not-printed', { count: more, shown });
-      else write(`(${grouped(more)} more replies not printed: --print shows the first ${grouped(PRINT_MAX_REPLIES)})\n`);
+      else write(`(${formatCount(more)} more replies not printed: --print shows the first ${formatCount(PRINT_MAX_REPLIES)})\n`);
     },
   };
 }
@@ -184,7 +181,7 @@ export default defineCommand({
       live = true;
     };
     // A line people (and tests) can wait for: opening thousands of connections can take a while.
-    report.log(`load: connecting ${grouped(connections)} connection(s) to ${formatEndpoint(ep)}`);
+    report.log(`load: connecting ${formatCount(connections)} connection(s) to ${formatEndpoint(ep)}`);
     const running = runLoad(ep, {
       connections,
       protocol,
@@ -202,7 +199,7 @@ export default defineCommand({
         ? {
             onProgress: (p: LoadProgress) => draw(progressLine(p)),
             onConnecting: (opened: number, failed: number, total: number) => {
-              if (total >= 100 && (opened + failed) % 100 === 0) draw(`  connecting ${grouped(opened)}/${grouped(total)}${failed ? ` (${failed} failed)` : ''}`);
+              if (total >= 100 && (opened + failed) % 100 === 0) draw(`  connecting ${formatCount(opened)}/${formatCount(total)}${failed ? ` (${formatCount(failed)} failed)` : ''}`);
             },
           }
         : {}),
@@ -210,7 +207,7 @@ export default defineCommand({
     // The live line goes whatever happens, so an error message starts on a clean line.
     const result = await running.finally(clearLine);
     printer?.finish();
-    const sizeText = messages ? `${messages.length} message(s)` : `${formatBytes(size)} requests`;
+    const sizeText = messages ? `${formatCount(messages.length)} message(s)` : `${formatBytes(size)} requests`;
     report.result(
       'load',
       {

@@ -8,7 +8,7 @@ import { createReporter } from '../report.js';
 import { INSECURE_OPTION, SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
 import { duration, text, toggle } from '../options.js';
 import { createTransferView } from '../progress.js';
-import { reportStopped, runTransferServer, transferServerEvents } from '../transfer-server.js';
+import { reportStopped, runTransferServer, ServerFailures, transferServerEvents } from '../transfer-server.js';
 import { MANAGED_SERVER_OPTIONS, managedServerValues } from '../server-report.js';
 
 export default defineCommand({
@@ -43,7 +43,8 @@ export default defineCommand({
     const report = createReporter(io, global);
     const sec = await serverSecurity(values, report, { endpoint: ep, requireSecure: true });
     const view = createTransferView(report, io.stderr);
-    const onEvent = transferServerEvents(report, view);
+    const failures = new ServerFailures();
+    const onEvent = transferServerEvents(report, view, failures);
     const run = await runTransferServer({
       endpoint: ep,
       io,
@@ -60,7 +61,7 @@ export default defineCommand({
           `receiving into ${dir} on ${where}; send with: socketkit send ${where} PATH...`,
         ),
     });
-    reportStopped(report, io, global, run, 'received from', managed.statsIntervalMs !== undefined);
+    reportStopped(report, io, global, run, 'received from', managed.statsIntervalMs !== undefined, failures);
     if (once && run.server.stats.connections === 0) throw new SocketkitError('ERR_ABORTED', 'stopped before a client connected');
     return 0;
   },

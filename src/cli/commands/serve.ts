@@ -4,10 +4,11 @@ import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
 import { SocketkitError } from '../../core/errors.js';
 import { collectEntries, countEntries, DEFAULT_STALL_TIMEOUT_MS, startFileServer } from '../../transfer/index.js';
-import { createReporter, formatBytes } from '../report.js';
+import { createReporter } from '../report.js';
+import { formatBytes, formatCounted } from '../format.js';
 import { duration, text, toggle } from '../options.js';
 import { createTransferView } from '../progress.js';
-import { reportStopped, runTransferServer, transferServerEvents } from '../transfer-server.js';
+import { reportStopped, runTransferServer, ServerFailures, transferServerEvents } from '../transfer-server.js';
 import { MANAGED_SERVER_OPTIONS, managedServerValues } from '../server-report.js';
 import { INSECURE_OPTION, SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
 
@@ -45,7 +46,8 @@ export default defineCommand({
     const report = createReporter(io, global);
     const sec = await serverSecurity(values, report, { endpoint: ep, requireSecure: true });
     const view = createTransferView(report, io.stderr);
-    const onEvent = transferServerEvents(report, view);
+    const failures = new ServerFailures();
+    const onEvent = transferServerEvents(report, view, failures);
     const what = raw ? positionals[0]! : describe(countEntries(await collectEntries(positionals)));
     const run = await runTransferServer({
       endpoint: ep,
@@ -63,12 +65,12 @@ export default defineCommand({
           `serving ${what} on ${where}${raw ? ' (raw)' : ''}; fetch with: socketkit get ${where}${raw ? ' --raw -o FILE' : ''}`,
         ),
     });
-    reportStopped(report, io, global, run, 'served', managed.statsIntervalMs !== undefined);
+    reportStopped(report, io, global, run, 'served', managed.statsIntervalMs !== undefined, failures);
     if (once && run.server.stats.connections === 0) throw new SocketkitError('ERR_ABORTED', 'stopped before a client connected');
     return 0;
   },
 });
 
 function describe(c: { files: number; dirs: number; bytes: number }): string {
-  return `${c.files} file${c.files === 1 ? '' : 's'}${c.dirs ? ` in ${c.dirs} folder${c.dirs === 1 ? '' : 's'}` : ''} (${formatBytes(c.bytes)})`;
+  return `${formatCounted(c.files, 'file')}${c.dirs ? ` in ${formatCounted(c.dirs, 'folder')}` : ''} (${formatBytes(c.bytes)})`;
 }
