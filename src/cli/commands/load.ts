@@ -138,7 +138,7 @@ export default defineCommand({
     'connect-rate': custom('open at most R connections per second', parseRate, { value: 'R', default: DEFAULT_CONNECT_RATE }),
     timeout: duration('connect timeout, and how long an echo may take before it is an error', { default: DEFAULT_LOAD_TIMEOUT_MS, positive: true }),
     'max-message': size('with --framed: the largest message accepted', { value: 'SIZE', default: DEFAULT_MAX_FRAME_SIZE, min: 1, needs: 'framed' }),
-    print: toggle(`show each reply as "conn N: TEXT" (the first ${PRINT_MAX_REPLIES.toLocaleString('en-US')}, each cut to ${PRINT_MAX_CHARS} characters)`, { short: 'v' }),
+    print: toggle(`show each reply as "conn N: TEXT" (the first ${formatCount(PRINT_MAX_REPLIES)}, each cut to ${PRINT_MAX_CHARS} characters)`, { short: 'v' }),
     ...CLIENT_SECURITY_OPTIONS,
   },
   positionals: { min: 1, max: 1 },

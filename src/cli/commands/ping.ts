@@ -63,7 +63,7 @@ export default defineCommand({
   options: {
     udp: toggle('probe with UDP datagrams (the default)'),
     tcp: toggle('probe with round trips over one TCP (or unix:) connection'),
-    count: count(`probes to send, 0 for until Ctrl-C (at most ${MAX_PING_COUNT.toLocaleString('en-US')})`, { short: 'c', min: 0, max: MAX_PING_COUNT }),
+    count: count(`probes to send, 0 for until Ctrl-C (at most ${formatCount(MAX_PING_COUNT)})`, { short: 'c', min: 0, max: MAX_PING_COUNT }),
     interval: duration('time between probes (0: ping-pong)', { short: 'i', default: DEFAULT_PING_INTERVAL_MS }),
     size: size(`probe size, ${PROBE_HEADER_SIZE}-byte header included`, { short: 's', default: DEFAULT_PING_SIZE, min: PROBE_HEADER_SIZE, max: MAX_TCP_PROBE_SIZE }),
     timeout: duration('a probe unanswered this long is lost; a later reply is "late"', { short: 'W', default: DEFAULT_PING_TIMEOUT_MS, positive: true }),
