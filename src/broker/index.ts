@@ -21,6 +21,8 @@ export type { OutboxCounters, SlowConsumerPolicy } from './outbox.js';
 export const DEFAULT_BROKER_MAX_QUEUE = 1024 * 1024;
 /** The longest chat line relayed, bytes. */
 export const DEFAULT_CHAT_MAX_LINE = 4096;
+/** What happens to a client whose queue is full: it is closed (ERR_SLOW_CONSUMER). */
+export const DEFAULT_SLOW_CONSUMER_POLICY: SlowConsumerPolicy = 'disconnect';
 
 export type BrokerMode = 'bytes' | 'framed' | 'chat';
 
@@ -63,7 +65,7 @@ function positive(name: string, v: number): number {
 export async function startBroker(ep: Endpoint, options: BrokerOptions = {}): Promise<Broker> {
   const { mode = 'bytes', maxMessageSize, maxQueue, slow, maxLine, bridge, directory, onChatEvent, ...rest } = options;
   const queue = positive('queue size', maxQueue ?? DEFAULT_BROKER_MAX_QUEUE);
-  const policy: SlowConsumerPolicy = slow ?? 'disconnect';
+  const policy: SlowConsumerPolicy = slow ?? DEFAULT_SLOW_CONSUMER_POLICY;
   if (policy !== 'disconnect' && policy !== 'drop') throw new SocketkitError('ERR_INVALID_ARG', `slow-consumer policy must be disconnect or drop, not ${String(policy)}`);
   // Chat speaks JSON over the bridge; the byte brokers relay bytes through it.
   const hub = new BrokerHub({ maxQueue: queue, slow: policy, ...(bridge && mode !== 'chat' ? { bridge } : {}) });

@@ -19,7 +19,8 @@ function advised(e: Parameters<typeof adviceFor>[0]): string {
   const advice = adviceFor(e);
   return advice === undefined ? '' : `; ${advice}`;
 }
-import { formatBytes, terminalLines, type Reporter } from './report.js';
+import { terminalLines, type Reporter } from './report.js';
+import { formatBytes, formatCount, formatCounted, formatDuration, formatRate, formatThroughput } from './format.js';
 
 /** Options of {@link ProgressBars}. */
 export interface ProgressOptions {
@@ -48,18 +49,8 @@ export interface Bar {
   lastSampleBytes: number;
 }
 
-/** Bytes per second as people read network speeds: 870 MB/s, 1.93 GB/s (decimal units). */
-export function formatRate(bytesPerSecond: number): string {
-  if (!Number.isFinite(bytesPerSecond) || bytesPerSecond <= 0) return '- B/s';
-  const units = ['B/s', 'kB/s', 'MB/s', 'GB/s'];
-  let v = bytesPerSecond;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[i]}`;
-}
+// Rates are written by format.ts, for every command; importable from here as before.
+export { formatRate } from './format.js';
 
 /** Seconds as a clock: 0:07, 12:34, 1:02:03; `--:--` when unknown. */
 export function formatEta(seconds: number): string {
@@ -284,7 +275,7 @@ export function createTransferView(report: Reporter, stderr: Writable & { column
           // A rate over a few bytes or milliseconds says nothing; it is shown from 64 KiB on.
           const speed = moved >= 64 * 1024 ? formatRate((moved * 1000) / Math.max(1, e.ms)) : '';
           const extra = [speed, resumed.replace(/^, /, '')].filter((x) => x !== '').join(', ');
-          const text = `  ok  ${label}  ${formatBytes(e.size)} in ${(e.ms / 1000).toFixed(2)} s${extra ? ` (${extra})` : ''}`;
+          const text = `  ok  ${label}  ${formatBytes(e.size)} in ${formatDuration(e.ms)}${extra ? ` (${extra})` : ''}`;
           bars.finish(key, people ? text : undefined);
           if (report.json) report.event('file-done', { ...(conn !== undefined ? { conn } : {}), path: e.path, size: e.size, offset: e.offset, sha256: e.sha256, ms: Math.round(e.ms) });
           break;
@@ -315,16 +306,15 @@ export function createTransferView(report: Reporter, stderr: Writable & { column
   return view;
 }
 
-/** `3 files, 1.20 GiB in 1.38 s, 0.93 GB/s` (and what failed, and what was resumed). */
+/** `3 files, 1.20 GiB in 1.38 s, 933 MB/s` (and what failed, and what was resumed). */
 export function summaryLine(s: TransferSummary): string {
-  const gbps = s.seconds > 0 ? s.transferred / s.seconds / 1e9 : 0;
   const parts = [
-    `${s.files} file${s.files === 1 ? '' : 's'}${s.dirs > 0 ? ` and ${s.dirs} folder${s.dirs === 1 ? '' : 's'}` : ''}`,
-    `${formatBytes(s.bytes)} in ${s.seconds.toFixed(2)} s, ${gbps.toFixed(2)} GB/s`,
+    `${formatCounted(s.files, 'file')}${s.dirs > 0 ? ` and ${formatCounted(s.dirs, 'folder')}` : ''}`,
+    `${formatBytes(s.bytes)} in ${formatDuration(s.seconds * 1000)}, ${formatThroughput(s.transferred, s.seconds)}`,
   ];
   let line = parts.join(', ');
   if (s.transferred < s.bytes) line += ` (${formatBytes(s.bytes - s.transferred)} already there)`;
-  if (s.failures.length > 0) line += `; ${s.failures.length} failed`;
+  if (s.failures.length > 0) line += `; ${formatCount(s.failures.length)} failed`;
   return line;
 }
 

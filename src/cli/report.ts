@@ -54,21 +54,5 @@ export function createReporter(io: CommandIO, global: GlobalFlags): Reporter {
   };
 }
 
-/** 1234567 → "1.18 MiB" */
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[i]}`;
-}
-
-/** Milliseconds with sensible precision: 0.083 ms, 12.4 ms, 1534 ms. */
-export function formatMs(ms: number): string {
-  if (!Number.isFinite(ms)) return '-';
-  return `${ms < 1 ? ms.toFixed(3) : ms < 100 ? ms.toFixed(1) : ms.toFixed(0)} ms`;
-}
+// The number formats live in format.ts; these two stay importable from here for older callers.
+export { formatBytes, formatMs } from './format.js';

@@ -11,7 +11,7 @@
  * `{ ...sec.connect }` (which holds `transport` when TLS is on).
  */
 import { readFile, stat } from 'node:fs/promises';
-import type { OptionSpec } from './command.js';
+import type { OptionSpec, OptionValues } from './command.js';
 import { list as listOption, text, toggle } from './options.js';
 import type { Reporter } from './report.js';
 import { asUsage } from './usage.js';
@@ -73,11 +73,6 @@ export function refuseTlsWithUdp(values: Values): void {
   }
 }
 
-function str(values: Values, name: string): string | undefined {
-  const v = values[name];
-  return typeof v === 'string' ? v : undefined;
-}
-
 function list(values: Values, name: string): string[] {
   const v = values[name];
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : typeof v === 'string' ? [v] : [];
@@ -91,6 +86,11 @@ async function readPem(option: string, path: string): Promise<Buffer> {
     throw new SocketkitError(e.code, `--${option}: ${e.message}`, { cause: err });
   }
 }
+
+/** The typed values of {@link SERVER_SECURITY_OPTIONS}, and --insecure where the command has it. */
+export type ServerSecurityValues = OptionValues<typeof SERVER_SECURITY_OPTIONS> & { readonly insecure?: boolean };
+/** The typed values of {@link CLIENT_SECURITY_OPTIONS}. */
+export type ClientSecurityValues = OptionValues<typeof CLIENT_SECURITY_OPTIONS>;
 
 /** What a listening command needs: spread `listen` into the server's options. */
 export interface ServerSecurity {
@@ -117,15 +117,13 @@ export interface ServerSecurityOptions {
  * Throws ERR_USAGE for contradictory options, ERR_TLS_CONFIG for unusable files, and
  * ERR_INSECURE_LISTENER (with `requireSecure`) for plaintext on a non-loopback address.
  */
-export async function serverSecurity(values: Values, report: Reporter, options: ServerSecurityOptions = {}): Promise<ServerSecurity> {
-  const certPath = str(values, 'cert');
-  const keyPath = str(values, 'key');
-  const pskPath = str(values, 'psk-file');
+export async function serverSecurity(values: ServerSecurityValues, report: Reporter, options: ServerSecurityOptions = {}): Promise<ServerSecurity> {
+  const { cert: certPath, key: keyPath, 'psk-file': pskPath } = values;
   const access = new AccessList({
-    allow: list(values, 'allow').map((t) => asUsage('allow', () => parseCidr(t).text)),
-    deny: list(values, 'deny').map((t) => asUsage('deny', () => parseCidr(t).text)),
+    allow: values.allow.map((t) => asUsage('allow', () => parseCidr(t).text)),
+    deny: values.deny.map((t) => asUsage('deny', () => parseCidr(t).text)),
   });
-  const wantsCert = values['tls'] === true || certPath !== undefined || keyPath !== undefined;
+  const wantsCert = values.tls || certPath !== undefined || keyPath !== undefined;
   if (pskPath !== undefined && wantsCert) throw new SocketkitError('ERR_USAGE', 'choose one: --tls with --cert/--key, or --psk-file');
   if (wantsCert && (certPath === undefined || keyPath === undefined)) {
     throw new SocketkitError('ERR_USAGE', "--tls needs --cert FILE and --key FILE (make them with 'socketkit cert')");
@@ -133,7 +131,7 @@ export async function serverSecurity(values: Values, report: Reporter, options: 
   const mode: SecurityMode = pskPath !== undefined ? 'psk' : wantsCert ? 'tls' : 'plain';
   const announce = options.announce ?? true;
   if (options.requireSecure && options.endpoint) {
-    const warning = requireSecureListener(options.endpoint, mode, values['insecure'] === true);
+    const warning = requireSecureListener(options.endpoint, mode, values.insecure === true);
     if (warning && announce) report.log(`${warning} (as --insecure asked)`);
   }
   const onHandshakeError = (peer: string, err: SocketkitError): void =>
@@ -175,11 +173,9 @@ export interface ClientSecurity {
  * against the system CAs. Throws ERR_USAGE for contradictory options, ERR_TLS_CONFIG for
  * unusable files.
  */
-export async function clientSecurity(values: Values): Promise<ClientSecurity> {
-  const caPath = str(values, 'ca');
-  const pin = str(values, 'pin');
-  const pskPath = str(values, 'psk-file');
-  const wantsTls = values['tls'] === true || caPath !== undefined || pin !== undefined;
+export async function clientSecurity(values: ClientSecurityValues): Promise<ClientSecurity> {
+  const { ca: caPath, pin, 'psk-file': pskPath } = values;
+  const wantsTls = values.tls || caPath !== undefined || pin !== undefined;
   if (pskPath !== undefined && wantsTls) throw new SocketkitError('ERR_USAGE', 'a pre-shared key replaces certificates: --psk-file cannot be combined with --tls, --ca or --pin');
   if (pskPath !== undefined) {
     return { mode: 'psk', connect: { transport: tlsConnectTransport({ psk: await loadPskFile(pskPath) }) } };

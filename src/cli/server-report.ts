@@ -2,16 +2,40 @@
  * How every listening command (echo-server, serve, receive) shows what the managed server
  * reports beyond its own events: statistics lines and accept failures; and the options they share.
  */
-import type { CommandIO, GlobalFlags, OptionSpec } from './command.js';
+import type { CommandIO, GlobalFlags, OptionSpec, OptionValues } from './command.js';
 import type { Reporter } from './report.js';
-import { formatBytes } from './report.js';
-import { parseCount, parseDurationMs, str } from './values.js';
-import type { AcceptErrorReport, ServerStats, StatsRates } from '../server/index.js';
+import { formatBytes, formatCount, formatDuration, formatMs, formatRate } from './format.js';
+import { count, duration } from './options.js';
+import type { AcceptErrorReport, ServerEvent, ServerStats, StatsRates } from '../server/index.js';
 
 /** One statistics line: `stats: N open, N accepted, N refused, ...`. */
 export function serverStatsText(s: ServerStats, r: StatsRates): string {
-  const n = (x: number): string => Math.round(x).toLocaleString('en-US');
-  return `stats: ${n(s.connections)} open, ${n(s.accepted)} accepted, ${n(s.refused)} refused${s.acceptErrors ? ` (${n(s.acceptErrors)} out of descriptors)` : ''}, ${n(s.idleClosed)} idle-closed; ${n(r.roundTripsPerSecond)} round trips/s, in ${formatBytes(Math.round(r.bytesInPerSecond))}/s, out ${formatBytes(Math.round(r.bytesOutPerSecond))}/s`;
+  const n = formatCount;
+  return `stats: ${n(s.connections)} open, ${n(s.accepted)} accepted, ${n(s.refused)} refused${s.acceptErrors ? ` (${n(s.acceptErrors)} out of descriptors)` : ''}, ${n(s.idleClosed)} idle-closed; ${n(r.roundTripsPerSecond)} round trips/s, in ${formatRate(r.bytesInPerSecond)}, out ${formatRate(r.bytesOutPerSecond)}`;
+}
+
+/** `(average over 1.53 s)`, or `(average over 1.53 s, stopped)` with a note: what a stopped server's rates are averaged over. */
+export function averagedOver(r: StatsRates, note?: string): string {
+  return `(average over ${formatDuration(r.seconds * 1000)}${note !== undefined ? `, ${note}` : ''})`;
+}
+
+/** The line for one connection event of a managed server (echo-server, broker). */
+export function serverEventText(e: ServerEvent): string {
+  switch (e.event) {
+    case 'connect':
+      return `+ ${e.peer} connected (#${e.id}, ${formatCount(e.active)} active)`;
+    case 'disconnect':
+      return `- ${e.peer} closed (#${e.id}, in ${formatBytes(e.bytesIn)}, out ${formatBytes(e.bytesOut)}, ${formatMs(e.ms)}${e.error ? `, ${e.error}` : ''})`;
+    case 'refused':
+      return `! ${e.peer} refused: ${e.reason}`;
+    case 'idle':
+      return `~ ${e.peer} closed: idle for ${formatDuration(e.idleMs)}`;
+  }
+}
+
+/** `stopping: 3 connection(s) open, waiting up to 5.00 s`. */
+export function stoppingText(open: number, graceMs: number, what = 'connection(s) open'): string {
+  return `stopping: ${formatCount(open)} ${what}, waiting up to ${formatDuration(graceMs)}`;
 }
 
 /** A statistics line asked for with --stats: printed even with -q (which silences per-connection lines). */
@@ -22,7 +46,7 @@ export function statsLine(report: Reporter, io: CommandIO, global: GlobalFlags, 
 
 /** The line for connections lost to accept failures: `! out of file descriptors ...: N connection(s) closed unserved (CODE)`. */
 export function acceptErrorText(e: AcceptErrorReport): string {
-  return `! ${e.message}: ${e.count.toLocaleString('en-US')} connection(s) closed unserved (${e.code})`;
+  return `! ${e.message}: ${formatCount(e.count)} connection(s) closed unserved (${e.code})`;
 }
 
 /**
@@ -43,13 +67,11 @@ export const MIN_STATS_INTERVAL_MS = 100;
  * (echo-server, serve, receive). None has a default: not given, the feature is off.
  */
 export const MANAGED_SERVER_OPTIONS = {
-  'max-conns': { type: 'string', value: 'N', help: 'serve at most N connections at once (with --workers, split evenly between them); more are refused: closed, counted, logged' },
-  'idle-timeout': {
-    type: 'string',
-    value: 'SECONDS',
-    help: 'close connections with no byte in or out for this long (slowloris); a transfer that reads or writes its files, or waits on its disk, is not idle',
-  },
-  stats: { type: 'string', value: 'SECONDS', help: 'print statistics this often (they are always printed at exit)' },
+  'max-conns': count('serve at most N connections at once (with --workers, split evenly between them); more are refused: closed, counted, logged'),
+  'idle-timeout': duration(
+    'close connections with no byte in or out for this long (slowloris); a transfer that reads or writes its files, or waits on its disk, is not idle',
+  ),
+  stats: duration('print statistics this often (they are always printed at exit)'),
 } as const satisfies Readonly<Record<string, OptionSpec>>;
 
 /** What {@link MANAGED_SERVER_OPTIONS} ask for (undefined: not given). */
@@ -57,17 +79,19 @@ export interface ManagedServerValues {
   readonly maxConnections: number | undefined;
   /** 0 (or undefined) is no idle timeout. */
   readonly idleTimeoutMs: number | undefined;
+  /** At least {@link MIN_STATS_INTERVAL_MS}. */
   readonly statsIntervalMs: number | undefined;
 }
 
-/** Reads {@link MANAGED_SERVER_OPTIONS} from a command's values; ERR_USAGE naming the option for a bad one. */
-export function managedServerValues(values: Record<string, unknown>): ManagedServerValues {
-  const maxText = str(values, 'max-conns');
-  const idleText = str(values, 'idle-timeout');
-  const statsText = str(values, 'stats');
+/**
+ * The managed server's settings from a command's typed values of {@link MANAGED_SERVER_OPTIONS}
+ * (or options of the same names and types): the --stats interval raised to its minimum.
+ */
+export function managedServerValues(values: OptionValues<typeof MANAGED_SERVER_OPTIONS>): ManagedServerValues {
+  const stats = values.stats;
   return {
-    maxConnections: maxText !== undefined ? parseCount('max-conns', maxText) : undefined,
-    idleTimeoutMs: idleText !== undefined ? parseDurationMs('idle-timeout', idleText) : undefined,
-    statsIntervalMs: statsText !== undefined ? Math.max(MIN_STATS_INTERVAL_MS, parseDurationMs('stats', statsText)) : undefined,
+    maxConnections: values['max-conns'],
+    idleTimeoutMs: values['idle-timeout'],
+    statsIntervalMs: stats !== undefined ? Math.max(MIN_STATS_INTERVAL_MS, stats) : undefined,
   };
 }

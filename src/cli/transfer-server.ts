@@ -6,9 +6,10 @@
  */
 import type { CommandIO, GlobalFlags } from './command.js';
 import type { Reporter } from './report.js';
-import { formatBytes } from './report.js';
+import { formatBytes, formatCount, formatDuration, formatThroughput } from './format.js';
 import { summaryFields, summaryLine, type createTransferView } from './progress.js';
-import { acceptErrorText, serverStatsText, type ManagedServerValues } from './server-report.js';
+import { acceptErrorText, averagedOver, serverStatsText, stoppingText, type ManagedServerValues } from './server-report.js';
+import type { ErrorCode } from '../core/errors.js';
 import type { Endpoint } from '../net/endpoint.js';
 import { serve, type AcceptErrorReport, type ServerStats, type StatsRates } from '../server/index.js';
 import { summaryError, type TransferServer, type TransferServerEvent, type TransferServerOptions, type TransferSummary } from '../transfer/index.js';
@@ -20,9 +21,93 @@ function refusalCode(reason: string): string | undefined {
   return /\((ERR_[A-Z0-9_]+)\)$/.exec(reason)?.[1];
 }
 
-/** Renders a transfer server's events: NDJSON with --json, else lines above the progress bars. */
-export function transferServerEvents(report: Reporter, view: TransferView): (e: TransferServerEvent) => void {
+/** One thing that failed on a transfer server: a file of a client, or a client's connection. */
+export interface ServerFailure {
+  readonly conn: number;
+  readonly peer: string;
+  /** The entry that failed; absent when the connection failed with no file in flight. */
+  readonly path?: string;
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+/** Failures kept for the summary at most (the rest are counted). */
+export const MAX_LISTED_FAILURES = 10;
+
+/**
+ * What failed on a transfer server, for its summary: every file a client's transfer reported
+ * failed, and the files in flight when a connection broke (or the connection, when none was).
+ * Keeps the first {@link MAX_LISTED_FAILURES}, counts them all.
+ */
+export class ServerFailures {
+  readonly #listed: ServerFailure[] = [];
+  #count = 0;
+  /** Per open connection: the files in flight, and the failures its transfer reported so far. */
+  readonly #open = new Map<number, { readonly inFlight: Set<string>; readonly failed: Omit<ServerFailure, 'conn' | 'peer'>[] }>();
+
+  /** Everything that failed so far. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** The first {@link MAX_LISTED_FAILURES} failures, in the order they ended. */
+  get listed(): readonly ServerFailure[] {
+    return this.#listed;
+  }
+
+  #add(f: ServerFailure): void {
+    this.#count++;
+    if (this.#listed.length < MAX_LISTED_FAILURES) this.#listed.push(f);
+  }
+
+  #conn(conn: number): { readonly inFlight: Set<string>; readonly failed: Omit<ServerFailure, 'conn' | 'peer'>[] } {
+    let c = this.#open.get(conn);
+    if (c === undefined) this.#open.set(conn, (c = { inFlight: new Set(), failed: [] }));
+    return c;
+  }
+
+  /** Feeds one server event. */
+  onEvent(e: TransferServerEvent): void {
+    if (e.event === 'transfer') {
+      const d = e.detail;
+      if (d.event === 'file-start') this.#conn(e.conn).inFlight.add(d.path);
+      else if (d.event === 'file-done') this.#conn(e.conn).inFlight.delete(d.path);
+      else if (d.event === 'file-failed') {
+        const c = this.#conn(e.conn);
+        c.inFlight.delete(d.path);
+        // Bounded like the list: past it, a failure is only counted (at the connection's end).
+        if (c.failed.length <= MAX_LISTED_FAILURES) c.failed.push({ path: d.path, code: d.code, message: d.message });
+      }
+      return;
+    }
+    if (e.event !== 'disconnect') return;
+    const c = this.#open.get(e.conn);
+    this.#open.delete(e.conn);
+    const { conn, peer } = e;
+    if (e.summary) {
+      // The transfer's own account of what failed is the whole story.
+      for (const f of e.summary.failures) this.#add({ conn, peer, path: f.path, code: f.code, message: f.message });
+    } else if (e.error) {
+      for (const f of c?.failed ?? []) this.#add({ conn, peer, ...f });
+      const inFlight = [...(c?.inFlight ?? [])];
+      for (const path of inFlight) this.#add({ conn, peer, path, code: e.error.code, message: e.error.message });
+      if (inFlight.length === 0 && (c?.failed.length ?? 0) === 0) this.#add({ conn, peer, code: e.error.code, message: e.error.message });
+    }
+  }
+}
+
+/** `#2 127.0.0.1:40312 photos/a.jpg: hash mismatch (ERR_HASH_MISMATCH)`. */
+export function serverFailureText(f: ServerFailure): string {
+  return `#${f.conn} ${f.peer}${f.path !== undefined ? ` ${f.path}` : ''}: ${f.message} (${f.code})`;
+}
+
+/**
+ * Renders a transfer server's events: NDJSON with --json, else lines above the progress bars.
+ * `failures`, when given, is fed every event, for the summary.
+ */
+export function transferServerEvents(report: Reporter, view: TransferView, failures?: ServerFailures): (e: TransferServerEvent) => void {
   return (e) => {
+    failures?.onEvent(e);
     switch (e.event) {
       case 'connect':
         if (report.json) report.event('connect', { conn: e.conn, peer: e.peer });
@@ -44,7 +129,10 @@ export function transferServerEvents(report: Reporter, view: TransferView): (e: 
           });
         } else if (e.error) view.line(`- ${e.peer} (#${e.conn}) failed: ${e.error.message} (${e.error.code})`);
         else if (e.summary) view.line(`- ${e.peer} (#${e.conn}) done: ${summaryLine(e.summary)}`);
-        else if (e.raw) view.line(`- ${e.peer} (#${e.conn}) done: ${formatBytes(e.raw.bytes)} in ${e.raw.seconds.toFixed(2)} s, ${(e.raw.bytes / Math.max(1e-9, e.raw.seconds) / 1e9).toFixed(2)} GB/s${e.raw.zeroCopy ? ' (sendfile)' : ''}`);
+        else if (e.raw) {
+          const { bytes, seconds, zeroCopy } = e.raw;
+          view.line(`- ${e.peer} (#${e.conn}) done: ${formatBytes(bytes)} in ${formatDuration(seconds * 1000)}, ${formatThroughput(bytes, seconds)}${zeroCopy ? ' (sendfile)' : ''}`);
+        }
         break;
       case 'refused': {
         const code = refusalCode(e.reason);
@@ -54,7 +142,7 @@ export function transferServerEvents(report: Reporter, view: TransferView): (e: 
       }
       case 'idle':
         if (report.json) report.event('idle', { peer: e.peer, idleMs: e.idleMs });
-        else view.line(`~ ${e.peer} closed: idle for ${(e.idleMs / 1000).toFixed(1)} s`);
+        else view.line(`~ ${e.peer} closed: idle for ${formatDuration(e.idleMs)}`);
         break;
       case 'skipped':
         if (report.json) report.event('skipped', { source: e.source, reason: e.reason });
@@ -133,7 +221,7 @@ export async function runTransferServer(run: TransferServerRun): Promise<Transfe
       },
       onStats: (st, r) => serverLine('stats', { ...st, ...r }, serverStatsText(st, r)),
       onStopping: (open, ms) => {
-        if (open > 0) view.line(`stopping: ${open} transfer(s) running, waiting up to ${ms / 1000} s`);
+        if (open > 0) view.line(stoppingText(open, ms, 'transfer(s) running'));
       },
     });
     const s = server!;
@@ -153,18 +241,43 @@ export async function runTransferServer(run: TransferServerRun): Promise<Transfe
 
 /**
  * The `stopped` result of serve and receive: the managed server's totals (as echo-server
- * reports them), then what was transferred.
+ * reports them), what was transferred, and what failed (which file of which client, and why).
  */
-export function reportStopped(report: Reporter, io: CommandIO, global: GlobalFlags, run: TransferServerRunResult, what: string, statsAsked: boolean): void {
+export function reportStopped(
+  report: Reporter,
+  io: CommandIO,
+  global: GlobalFlags,
+  run: TransferServerRunResult,
+  what: string,
+  statsAsked: boolean,
+  failures?: ServerFailures,
+): void {
   const { stats: st, rates: r } = run;
   const t = run.server.stats;
+  const n = formatCount;
+  const failed = failures?.count ?? t.failed;
+  const listed = failures?.listed ?? [];
+  const lines = [
+    `${what} ${n(st.accepted)} client(s): ${n(t.files)} file(s), ${formatBytes(t.bytes)}${failed ? `; ${n(failed)} failed` : ''}; ${n(st.refused)} refused, ${n(st.idleClosed)} idle-closed`,
+    ...listed.map((f) => `  failed: ${serverFailureText(f)}`),
+    ...(failed > listed.length && listed.length > 0 ? [`  … and ${n(failed - listed.length)} more failed`] : []),
+    `${serverStatsText(st, r)} ${averagedOver(r)}`,
+  ];
   report.result(
     'stopped',
-    { ...st, active: st.connections, seconds: Math.round(r.seconds * 1000) / 1000, files: t.files, bytes: t.bytes, failed: t.failed },
-    `${what} ${st.accepted} client(s): ${t.files} file(s), ${formatBytes(t.bytes)}${t.failed ? `; ${t.failed} failed` : ''}; ${st.refused} refused, ${st.idleClosed} idle-closed\n${serverStatsText(st, r)} (average over ${r.seconds.toFixed(1)} s)`,
+    {
+      ...st,
+      active: st.connections,
+      seconds: Math.round(r.seconds * 1000) / 1000,
+      files: t.files,
+      bytes: t.bytes,
+      failed: t.failed,
+      ...(failures ? { failures: listed, failuresNotListed: failures.count - listed.length } : {}),
+    },
+    lines.join('\n'),
   );
   // -q silences the result, but statistics asked for with --stats are printed at exit too.
-  if (global.quiet && !global.json && statsAsked) io.stderr.write(`${serverStatsText(st, r)} (average over ${r.seconds.toFixed(1)} s, stopped)\n`);
+  if (global.quiet && !global.json && statsAsked) io.stderr.write(`${serverStatsText(st, r)} ${averagedOver(r, 'stopped')}\n`);
 }
 
 /** Closes the progress view, reports a client's summary, and throws if any entry failed. */

@@ -46,14 +46,3 @@ export function parseCount(option: string, text: string, min = 1, max = Number.M
   if (n < min || n > max) throw usage(option, text, `a whole number from ${min} to ${max}`);
   return n;
 }
-
-/** Reads an optional string option. */
-export function str(values: Record<string, unknown>, name: string): string | undefined {
-  const v = values[name];
-  return typeof v === 'string' ? v : undefined;
-}
-
-/** Reads a boolean option. */
-export function flag(values: Record<string, unknown>, name: string): boolean {
-  return values[name] === true;
-}

@@ -12,3 +12,5 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_GRACE_MS = 5_000;
 /** Listen backlog: large enough that a burst of connects is not dropped. */
 export const DEFAULT_BACKLOG = 1024;
+/** Where received entries are written when no folder is given: the current folder. */
+export const DEFAULT_RECEIVE_DIR = '.';

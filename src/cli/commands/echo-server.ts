@@ -3,7 +3,8 @@ import { defineCommand } from '../command.js';
 import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
 import { fileURLToPath } from 'node:url';
-import { createReporter, formatBytes } from '../report.js';
+import { createReporter } from '../report.js';
+import { formatBytes, formatCount } from '../format.js';
 import { count, custom, duration, size, toggle } from '../options.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../../codec/constants.js';
 import { resolveWorkerCount, serve, startManagedEchoServer, workerLink, type ServerEvent } from '../../server/index.js';
@@ -11,23 +12,10 @@ import { runUdpEchoServer } from './udp-echo.js';
 import { MemoryBudget } from '../../server/budget.js';
 import { DEFAULT_MEMORY_BUDGET } from '../../server/defaults.js';
 import { SERVER_SECURITY_OPTIONS, securityArgs, serverSecurity } from '../security-options.js';
-import { acceptErrorLine, serverStatsText as statsText, statsLine } from '../server-report.js';
+import { acceptErrorLine, averagedOver, managedServerValues, serverEventText, serverStatsText as statsText, statsLine, stoppingText } from '../server-report.js';
 
 /** What a cluster worker runs: this CLI (in-process callers such as tests have another argv[1]). */
 const CLI_SCRIPT = fileURLToPath(new URL('../../../../bin/socketkit.js', import.meta.url));
-
-function describe(e: ServerEvent): string {
-  switch (e.event) {
-    case 'connect':
-      return `+ ${e.peer} connected (#${e.id}, ${e.active} active)`;
-    case 'disconnect':
-      return `- ${e.peer} closed (#${e.id}, in ${formatBytes(e.bytesIn)}, out ${formatBytes(e.bytesOut)}, ${e.ms} ms${e.error ? `, ${e.error}` : ''})`;
-    case 'refused':
-      return `! ${e.peer} refused: ${e.reason}`;
-    case 'idle':
-      return `~ ${e.peer} closed: idle for ${(e.idleMs / 1000).toFixed(1)} s`;
-  }
-}
 
 /** Default number of server processes. */
 const DEFAULT_WORKERS = 1;
@@ -73,17 +61,15 @@ export default defineCommand({
     const framed = values.framed;
     const maxMessageSize = values['max-message'];
     const memoryBudget = values['memory-budget'];
-    const maxConnections = values['max-conns'];
-    const idleTimeoutMs = values['idle-timeout'];
+    const { maxConnections, idleTimeoutMs, statsIntervalMs } = managedServerValues(values);
     const workers = values.workers;
-    const statsIntervalMs = values.stats !== undefined ? Math.max(100, values.stats) : undefined;
     const sec = await serverSecurity(values, report, { announce: workerLink() === undefined });
     // Per-connection events only when someone reads them: without them the server keeps no per-connection state.
     const onEvent = global.quiet
       ? undefined
       : (e: ServerEvent): void => {
           const { event, ...fields } = e;
-          report.event(event, fields, describe(e));
+          report.event(event, fields, serverEventText(e));
         };
     const workerArgs = [
       'echo-server',
@@ -124,7 +110,7 @@ export default defineCommand({
         ),
       // Asked for explicitly, so printed even with -q (which only silences the per-connection lines).
       onStats: (st, r) => statsLine(report, io, global, st, r),
-      onStopping: (open, ms) => report.log(`stopping: ${open} connection(s) open, waiting up to ${ms / 1000} s`),
+      onStopping: (open, ms) => report.log(stoppingText(open, ms)),
       onClusterEvent: (e) => {
         const { event, ...fields } = e;
         const text =
@@ -143,10 +129,11 @@ export default defineCommand({
     report.result(
       'stopped',
       { ...s, active: s.connections, workers, seconds: Math.round(r.seconds * 1000) / 1000, roundTripsPerSecond: Math.round(r.roundTripsPerSecond) },
-      `echo server stopped: ${s.accepted} connection(s), ${s.refused} refused, ${s.idleClosed} idle-closed, ${s.roundTrips} round trips, in ${formatBytes(s.bytesIn)}, out ${formatBytes(s.bytesOut)}\n${statsText(s, r)} (average over ${r.seconds.toFixed(1)} s)`,
+      `echo server stopped: ${formatCount(s.accepted)} connection(s), ${formatCount(s.refused)} refused, ${formatCount(s.idleClosed)} idle-closed, ` +
+        `${formatCount(s.roundTrips)} round trips, in ${formatBytes(s.bytesIn)}, out ${formatBytes(s.bytesOut)}\n${statsText(s, r)} ${averagedOver(r)}`,
     );
     // -q silences the result, but statistics asked for with --stats are printed at exit too.
-    if (global.quiet && !global.json && statsIntervalMs !== undefined) io.stderr.write(`${statsText(s, r)} (average over ${r.seconds.toFixed(1)} s, stopped)\n`);
+    if (global.quiet && !global.json && statsIntervalMs !== undefined) io.stderr.write(`${statsText(s, r)} ${averagedOver(r, 'stopped')}\n`);
     return 0;
   },
 });

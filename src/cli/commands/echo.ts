@@ -7,7 +7,8 @@ import { DEFAULT_CONNECT_HOST, DEFAULT_CONNECT_TIMEOUT_MS } from '../../core/def
 import { DEFAULT_MAX_FRAME_SIZE } from '../../codec/constants.js';
 import { echoStream } from '../../echo/client.js';
 import { writeWithBackpressure } from '../../net/write.js';
-import { createReporter, formatBytes, formatMs } from '../report.js';
+import { createReporter } from '../report.js';
+import { formatBytes, formatCount, formatMs } from '../format.js';
 import { count, duration, size, toggle } from '../options.js';
 import { echoFramed } from '../../echo/framed.js';
 import { MAX_UDP_RETRIES, runUdpEcho } from './udp-echo.js';
@@ -54,7 +55,7 @@ export default defineCommand({
       });
       const fields = { match: true, messages: r.messages, bytes: r.bytes, connectMs: round(r.connectMs), firstReplyMs: Number.isNaN(r.firstReplyMs) ? null : round(r.firstReplyMs), totalMs: round(r.totalMs) };
       if (global.json) report.result('echo', fields, '');
-      else report.log(`${r.messages} message(s), ${formatBytes(r.bytes)}, echoed intact (connect ${formatMs(r.connectMs)}, first reply ${formatMs(r.firstReplyMs)}, total ${formatMs(r.totalMs)})`);
+      else report.log(`${formatCount(r.messages)} message(s), ${formatBytes(r.bytes)}, echoed intact (connect ${formatMs(r.connectMs)}, first reply ${formatMs(r.firstReplyMs)}, total ${formatMs(r.totalMs)})`);
       return 0;
     }
     const input: AsyncIterable<Uint8Array> | Iterable<Uint8Array> =

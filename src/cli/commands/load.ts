@@ -1,14 +1,29 @@
 /** `socketkit load ADDR`: many connections to an echo server, round trips measured. */
-import type { Command } from '../command.js';
+import { defineCommand } from '../command.js';
 import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_CONNECT_HOST } from '../../core/defaults.js';
 import { SocketkitError } from '../../core/errors.js';
-import { createReporter, formatBytes, formatMs, type Reporter } from '../report.js';
+import { createReporter, type Reporter } from '../report.js';
+import { formatBytes, formatCount, formatDuration, formatMs, formatPerSecond, formatRate } from '../format.js';
 import { formatEndpoint } from '../../net/endpoint.js';
 import { neutralise } from '../../core/terminal-text.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity, refuseTlsWithUdp } from '../security-options.js';
-import { flag, parseCount, parseDurationMs, parseSize, str } from '../values.js';
-import { runLoad, parseMessages, DEFAULT_CONNECT_RATE, MAX_LOAD_CONNECTIONS, type LatencySummary, type LoadProgress, type LoadResult, type LoadProtocol } from '../../load/index.js';
+import { count, custom, duration, list, size, toggle } from '../options.js';
+import { DEFAULT_MAX_FRAME_SIZE } from '../../codec/constants.js';
+import {
+  runLoad,
+  parseMessages,
+  DEFAULT_CONNECT_RATE,
+  DEFAULT_LOAD_CONNECTIONS,
+  DEFAULT_LOAD_DURATION_MS,
+  DEFAULT_LOAD_SIZE,
+  DEFAULT_LOAD_TIMEOUT_MS,
+  MAX_LOAD_CONNECTIONS,
+  type LatencySummary,
+  type LoadProgress,
+  type LoadResult,
+  type LoadProtocol,
+} from '../../load/index.js';
 import { usageError } from '../usage.js';
 
 /** `--print` shows this many replies at most, then only counts the rest (the output stays bounded). */
@@ -23,44 +38,40 @@ function parseRate(option: string, text: string): number {
   return n;
 }
 
-function grouped(n: number): string {
-  return Math.round(n).toLocaleString('en-US');
-}
-
 function progressLine(p: LoadProgress): string {
   const of = Number.isFinite(p.durationMs) ? `/${+(p.durationMs / 1000).toFixed(1)}` : '';
   const latency = p.latency.count === 0 ? 'no replies yet' : `p50 ${formatMs(p.latency.p50)}  p99 ${formatMs(p.latency.p99)}`;
-  return `  ${(p.elapsedMs / 1000).toFixed(1)}${of} s  ${grouped(p.roundTripsPerSecond)} round trips/s  ${latency}  errors ${p.errors}  connections ${p.connections}`;
+  return `  ${(p.elapsedMs / 1000).toFixed(1)}${of} s  ${formatCount(p.roundTripsPerSecond)} round trips/s  ${latency}  errors ${formatCount(p.errors)}  connections ${formatCount(p.connections)}`;
 }
 
 /** "timeout 3, unanswered 10": the non-zero counts of `parts`, labelled. */
 function breakdown(parts: ReadonlyArray<readonly [string, number]>): string {
   return parts
     .filter(([, n]) => n > 0)
-    .map(([label, n]) => `${label} ${grouped(n)}`)
+    .map(([label, n]) => `${label} ${formatCount(n)}`)
     .join(', ');
 }
 
 function summary(r: LoadResult, sizeText: string): string {
   const l = r.latency;
-  const loop = r.mode === 'open' ? `open loop at ${grouped(r.rate ?? 0)}/s` : 'closed loop';
-  const codes = Object.entries(r.errorCodes).map(([c, n]) => `${c} ${grouped(n)}`).join(', ');
+  const loop = r.mode === 'open' ? `open loop at ${formatPerSecond(r.rate ?? 0)}` : 'closed loop';
+  const codes = Object.entries(r.errorCodes).map(([c, n]) => `${c} ${formatCount(n)}`).join(', ');
   const f = r.failures;
   const failedWhy = breakdown([['timeout', f.timeout], ['connection', f.connection], ['mismatch', f.mismatch], ['unanswered', f.unanswered]]);
   const unsentWhy = breakdown([['connection down', r.unsentBy.connectionDown], ['queued', r.unsentBy.queued]]);
   // Open loop: scheduled = completed + failed + unsent. Closed loop: sent = completed + failed.
   const accounts =
     r.mode === 'open'
-      ? `${grouped(r.scheduled)} scheduled = ${grouped(r.completed)} completed + ${grouped(r.failed)} failed + ${grouped(r.unsent)} unsent`
-      : `${grouped(r.sent)} sent = ${grouped(r.completed)} completed + ${grouped(r.failed)} failed`;
+      ? `${formatCount(r.scheduled)} scheduled = ${formatCount(r.completed)} completed + ${formatCount(r.failed)} failed + ${formatCount(r.unsent)} unsent`
+      : `${formatCount(r.sent)} sent = ${formatCount(r.completed)} completed + ${formatCount(r.failed)} failed`;
   return [
-    `load on ${r.target} (${r.protocol === 'stream' ? 'bytes' : r.protocol}): ${r.connected} of ${r.connections} connection(s), ${sizeText}, ${loop}, ${r.seconds.toFixed(2)} s${r.interrupted ? ', interrupted' : ''}`,
-    `  requests     ${accounts}${r.inFlightAtStop ? `  (${grouped(r.inFlightAtStop)} in flight when sending stopped)` : ''}`,
-    ...(r.failed ? [`  failed       ${grouped(r.failed)}  (${failedWhy})`] : []),
-    ...(r.unsent ? [`  unsent       ${grouped(r.unsent)}  (${unsentWhy})`] : []),
-    `  round trips  ${grouped(r.roundTrips)}  (${grouped(r.roundTripsPerSecond)}/s)`,
-    `  bytes        ${formatBytes(r.bytesReceived)} echoed  (${formatBytes(Math.round(r.bytesPerSecond))}/s)`,
-    `  errors       ${grouped(r.errors)}${codes ? `  (${codes})` : ''}${r.stray ? `  stray echoes ${r.stray}` : ''}`,
+    `load on ${r.target} (${r.protocol === 'stream' ? 'bytes' : r.protocol}): ${formatCount(r.connected)} of ${formatCount(r.connections)} connection(s), ${sizeText}, ${loop}, ${formatDuration(r.seconds * 1000)}${r.interrupted ? ', interrupted' : ''}`,
+    `  requests     ${accounts}${r.inFlightAtStop ? `  (${formatCount(r.inFlightAtStop)} in flight when sending stopped)` : ''}`,
+    ...(r.failed ? [`  failed       ${formatCount(r.failed)}  (${failedWhy})`] : []),
+    ...(r.unsent ? [`  unsent       ${formatCount(r.unsent)}  (${unsentWhy})`] : []),
+    `  round trips  ${formatCount(r.roundTrips)}  (${formatPerSecond(r.roundTripsPerSecond)})`,
+    `  bytes        ${formatBytes(r.bytesReceived)} echoed  (${formatRate(r.bytesPerSecond)})`,
+    `  errors       ${formatCount(r.errors)}${codes ? `  (${codes})` : ''}${r.stray ? `  stray echoes ${formatCount(r.stray)}` : ''}`,
     l.count === 0
       ? '  latency      no replies'
       : `  latency      p50 ${formatMs(l.p50)}  p90 ${formatMs(l.p90)}  p99 ${formatMs(l.p99)}  p99.9 ${formatMs(l.p999)}  max ${formatMs(l.max)}`,
@@ -96,14 +107,14 @@ function replyPrinter(report: Reporter, write: (line: string) => void): { onRepl
     finish() {
       if (more === 0) return;
       if (report.json) report.event('replies-not-printed', { count: more, shown });
-      else write(`(${grouped(more)} more replies not printed: --print shows the first ${grouped(PRINT_MAX_REPLIES)})\n`);
+      else write(`(${formatCount(more)} more replies not printed: --print shows the first ${formatCount(PRINT_MAX_REPLIES)})\n`);
     },
   };
 }
 
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;
 
-const command: Command = {
+export default defineCommand({
   name: 'load',
   summary: 'Load an echo server with many connections: round trips/s, bytes/s, errors, latency percentiles.',
   args: 'ADDR',
@@ -116,18 +127,18 @@ const command: Command = {
     'Exit 0 when every request completed, 1 when any failed or went unsent (or a connection failed), 2 when the run could not start, ' +
     '130 (SIGINT) or 143 (SIGTERM) when interrupted, after printing what was measured.',
   options: {
-    connections: { type: 'string', short: 'c', value: 'N', help: 'connections (UDP: sockets)', default: '1' },
-    size: { type: 'string', short: 's', value: 'SIZE', help: 'bytes per request', default: '64' },
-    duration: { type: 'string', short: 'd', value: 'SECONDS', help: 'length of the measured run (default 10, or no limit with -n)' },
-    requests: { type: 'string', short: 'n', value: 'N', help: 'stop after N round trips in all (without -d: no time limit)' },
-    rate: { type: 'string', value: 'R', help: 'open loop: R requests per second in all' },
-    messages: { type: 'string', multiple: true, value: 'LIST', help: 'send these messages in turn instead of SIZE bytes: comma-separated, or @FILE (one per line)' },
-    framed: { type: 'boolean', help: 'length-prefixed messages (for echo-server --framed)' },
-    udp: { type: 'boolean', help: 'UDP datagrams (for echo-server --udp); a lost datagram counts as an error' },
-    'connect-rate': { type: 'string', value: 'R', help: 'open at most R connections per second', default: String(DEFAULT_CONNECT_RATE) },
-    timeout: { type: 'string', value: 'SECONDS', help: 'connect timeout, and how long an echo may take before it is an error', default: '10' },
-    'max-message': { type: 'string', value: 'SIZE', help: 'with --framed: the largest message accepted', default: '16MiB' },
-    print: { type: 'boolean', short: 'v', help: `show each reply as "conn N: TEXT" (the first ${PRINT_MAX_REPLIES.toLocaleString('en-US')}, each cut to ${PRINT_MAX_CHARS} characters)` },
+    connections: count('connections (UDP: sockets)', { short: 'c', default: DEFAULT_LOAD_CONNECTIONS, max: MAX_LOAD_CONNECTIONS }),
+    size: size('bytes per request', { short: 's', value: 'SIZE', default: DEFAULT_LOAD_SIZE, min: 1 }),
+    duration: duration(`length of the measured run (default ${DEFAULT_LOAD_DURATION_MS / 1000}, or no limit with -n)`, { short: 'd', positive: true }),
+    requests: count('stop after N round trips in all (without -d: no time limit)', { short: 'n' }),
+    rate: custom('open loop: R requests per second in all', parseRate, { value: 'R' }),
+    messages: list('send these messages in turn instead of SIZE bytes: comma-separated, or @FILE (one per line)', { value: 'LIST' }),
+    framed: toggle('length-prefixed messages (for echo-server --framed)'),
+    udp: toggle('UDP datagrams (for echo-server --udp); a lost datagram counts as an error'),
+    'connect-rate': custom('open at most R connections per second', parseRate, { value: 'R', default: DEFAULT_CONNECT_RATE }),
+    timeout: duration('connect timeout, and how long an echo may take before it is an error', { default: DEFAULT_LOAD_TIMEOUT_MS, positive: true }),
+    'max-message': size('with --framed: the largest message accepted', { value: 'SIZE', default: DEFAULT_MAX_FRAME_SIZE, min: 1, needs: 'framed' }),
+    print: toggle(`show each reply as "conn N: TEXT" (the first ${formatCount(PRINT_MAX_REPLIES)}, each cut to ${PRINT_MAX_CHARS} characters)`, { short: 'v' }),
     ...CLIENT_SECURITY_OPTIONS,
   },
   positionals: { min: 1, max: 1 },
@@ -140,33 +151,25 @@ const command: Command = {
   ],
   async run({ values, positionals, io, global }) {
     const ep = parseEndpoint(positionals[0]!, { defaultHost: DEFAULT_CONNECT_HOST });
-    const framed = flag(values, 'framed');
-    const udp = flag(values, 'udp');
+    const { framed, udp } = values;
     if (framed && udp) throw new SocketkitError('ERR_USAGE', '--framed and --udp cannot be combined (a datagram is already a message)');
     const protocol: LoadProtocol = udp ? 'udp' : framed ? 'framed' : 'stream';
-    const connections = parseCount('connections', str(values, 'connections') ?? '1', 1, MAX_LOAD_CONNECTIONS);
-    const size = parseSize('size', str(values, 'size') ?? '64');
-    if (size < 1) throw new SocketkitError('ERR_USAGE', '--size: must be at least 1 byte');
-    const requestsText = str(values, 'requests');
-    const requests = requestsText !== undefined ? parseCount('requests', requestsText) : undefined;
-    // -n alone means "until N round trips"; otherwise the run lasts -d (10 s by default).
-    const durationText = str(values, 'duration') ?? (requests === undefined ? '10' : undefined);
-    const durationMs = durationText !== undefined ? parseDurationMs('duration', durationText) : undefined;
-    if (durationMs !== undefined && durationMs <= 0) throw new SocketkitError('ERR_USAGE', '--duration: must be more than 0');
-    const rateText = str(values, 'rate');
-    const rate = rateText !== undefined ? parseRate('rate', rateText) : undefined;
-    const connectRate = parseRate('connect-rate', str(values, 'connect-rate') ?? String(DEFAULT_CONNECT_RATE));
-    const timeoutMs = parseDurationMs('timeout', str(values, 'timeout') ?? '10');
-    if (timeoutMs <= 0) throw new SocketkitError('ERR_USAGE', '--timeout: must be more than 0');
-    const maxMessageSize = parseSize('max-message', str(values, 'max-message') ?? '16MiB');
-    const specs = values['messages'];
-    const messages = Array.isArray(specs) && specs.length > 0 ? await parseMessages(specs).catch((err: unknown) => {
+    const { connections, size, requests, rate, timeout: timeoutMs } = values;
+    const connectRate = values['connect-rate'];
+    const maxMessageSize = values['max-message'];
+    // -n alone means "until N round trips"; otherwise the run lasts -d (DEFAULT_LOAD_DURATION_MS unless given).
+    const durationMs = values.duration ?? (requests === undefined ? DEFAULT_LOAD_DURATION_MS : undefined);
+    const specs = values.messages;
+    const messages =
+      specs.length > 0
+        ? await parseMessages(specs).catch((err: unknown) => {
             throw usageError(err, 'messages');
-          }) : undefined;
+          })
+        : undefined;
     const report = createReporter(io, global);
     if (udp) refuseTlsWithUdp(values);
     const sec = await clientSecurity(values);
-    const printer = flag(values, 'print') ? replyPrinter(report, (line) => io.stdout.write(line)) : undefined;
+    const printer = values.print ? replyPrinter(report, (line) => io.stdout.write(line)) : undefined;
 
     let live = false;
     const clearLine = (): void => {
@@ -178,7 +181,7 @@ const command: Command = {
       live = true;
     };
     // A line people (and tests) can wait for: opening thousands of connections can take a while.
-    report.log(`load: connecting ${grouped(connections)} connection(s) to ${formatEndpoint(ep)}`);
+    report.log(`load: connecting ${formatCount(connections)} connection(s) to ${formatEndpoint(ep)}`);
     const running = runLoad(ep, {
       connections,
       protocol,
@@ -196,7 +199,7 @@ const command: Command = {
         ? {
             onProgress: (p: LoadProgress) => draw(progressLine(p)),
             onConnecting: (opened: number, failed: number, total: number) => {
-              if (total >= 100 && (opened + failed) % 100 === 0) draw(`  connecting ${grouped(opened)}/${grouped(total)}${failed ? ` (${failed} failed)` : ''}`);
+              if (total >= 100 && (opened + failed) % 100 === 0) draw(`  connecting ${formatCount(opened)}/${formatCount(total)}${failed ? ` (${formatCount(failed)} failed)` : ''}`);
             },
           }
         : {}),
@@ -204,7 +207,7 @@ const command: Command = {
     // The live line goes whatever happens, so an error message starts on a clean line.
     const result = await running.finally(clearLine);
     printer?.finish();
-    const sizeText = messages ? `${messages.length} message(s)` : `${formatBytes(size)} requests`;
+    const sizeText = messages ? `${formatCount(messages.length)} message(s)` : `${formatBytes(size)} requests`;
     report.result(
       'load',
       {
@@ -246,6 +249,4 @@ const command: Command = {
     if (result.interrupted && io.shutdown.aborted) throw new SocketkitError('ERR_ABORTED', `load on ${result.target} interrupted`);
     return result.errors > 0 || result.unsent > 0 ? 1 : 0;
   },
-};
-
-export default command;
+});

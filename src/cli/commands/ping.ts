@@ -6,7 +6,8 @@ import { formatEndpoint, parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_PING_COUNT, DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_SIZE, DEFAULT_PING_TIMEOUT_MS, MAX_PING_COUNT, MAX_TCP_PROBE_SIZE, MAX_UDP_PAYLOAD_IPV6 } from '../../udp/constants.js';
 import { PROBE_HEADER_SIZE } from '../../udp/probe.js';
 import { ping, type PingEvent, type PingSummary } from '../../udp/ping.js';
-import { createReporter, formatMs, terminalLines } from '../report.js';
+import { createReporter, terminalLines } from '../report.js';
+import { formatCount, formatDuration, formatMs, formatPercent } from '../format.js';
 import { count, duration, size, toggle } from '../options.js';
 
 function describe(e: PingEvent, target: string, timeoutMs: number): string {
@@ -17,7 +18,7 @@ function describe(e: PingEvent, target: string, timeoutMs: number): string {
       return `${e.bytes} bytes from ${target}: seq=${e.seq} time=${formatMs(e.rttMs)}${note}`;
     }
     case 'timeout':
-      return `no reply for seq=${e.seq} within ${timeoutMs / 1000} s`;
+      return `no reply for seq=${e.seq} within ${formatDuration(timeoutMs)}`;
     case 'foreign':
       return `ignored a ${e.bytes}-byte reply that is not one of this run's probes`;
     case 'unreachable':
@@ -28,15 +29,16 @@ function describe(e: PingEvent, target: string, timeoutMs: number): string {
 const f3 = (n: number): string => (Number.isFinite(n) ? n.toFixed(3) : '-');
 
 function summaryText(s: PingSummary): string {
+  const n = formatCount;
   const lines = [
     `--- ${s.target} ${s.transport} ping: ${s.size}-byte probes ---`,
-    `${s.sent} sent, ${s.received} received, ${s.lossPercent.toFixed(1)}% loss, ${s.duplicates} duplicates, ${s.reordered} reordered, ${s.late} late, time ${Math.round(s.elapsedMs)} ms`,
+    `${n(s.sent)} sent, ${n(s.received)} received, ${formatPercent(s.lossPercent / 100)} loss, ${n(s.duplicates)} duplicates, ${n(s.reordered)} reordered, ${n(s.late)} late, time ${formatDuration(s.elapsedMs)}`,
   ];
   const odd = [
-    s.truncated ? `${s.truncated} truncated` : '',
-    s.corrupt ? `${s.corrupt} corrupt` : '',
-    s.foreign ? `${s.foreign} foreign ignored` : '',
-    s.unreachable ? `${s.unreachable} port unreachable` : '',
+    s.truncated ? `${n(s.truncated)} truncated` : '',
+    s.corrupt ? `${n(s.corrupt)} corrupt` : '',
+    s.foreign ? `${n(s.foreign)} foreign ignored` : '',
+    s.unreachable ? `${n(s.unreachable)} port unreachable` : '',
   ].filter(Boolean);
   if (odd.length) lines.push(odd.join(', '));
   if (s.rtt.count > 0) {
@@ -61,7 +63,7 @@ export default defineCommand({
   options: {
     udp: toggle('probe with UDP datagrams (the default)'),
     tcp: toggle('probe with round trips over one TCP (or unix:) connection'),
-    count: count(`probes to send, 0 for until Ctrl-C (at most ${MAX_PING_COUNT.toLocaleString('en-US')})`, { short: 'c', min: 0, max: MAX_PING_COUNT }),
+    count: count(`probes to send, 0 for until Ctrl-C (at most ${formatCount(MAX_PING_COUNT)})`, { short: 'c', min: 0, max: MAX_PING_COUNT }),
     interval: duration('time between probes (0: ping-pong)', { short: 'i', default: DEFAULT_PING_INTERVAL_MS }),
     size: size(`probe size, ${PROBE_HEADER_SIZE}-byte header included`, { short: 's', default: DEFAULT_PING_SIZE, min: PROBE_HEADER_SIZE, max: MAX_TCP_PROBE_SIZE }),
     timeout: duration('a probe unanswered this long is lost; a later reply is "late"', { short: 'W', default: DEFAULT_PING_TIMEOUT_MS, positive: true }),
@@ -88,7 +90,7 @@ export default defineCommand({
       throw new SocketkitError('ERR_DATAGRAM_TOO_LARGE', `--size ${size} is over the largest UDP datagram (${MAX_UDP_PAYLOAD_IPV6} bytes); --tcp probes go up to ${MAX_TCP_PROBE_SIZE}`);
     }
     const target = formatEndpoint(ep);
-    report.log(`PING ${target} over ${transport}: ${size}-byte probes${intervalMs === 0 ? ', ping-pong' : ` every ${intervalMs / 1000} s`}${count ? `, ${count} of them` : ', until Ctrl-C'}`);
+    report.log(`PING ${target} over ${transport}: ${size}-byte probes${intervalMs === 0 ? ', ping-pong' : ` every ${formatDuration(intervalMs)}`}${count ? `, ${formatCount(count)} of them` : ', until Ctrl-C'}`);
     const summary = await ping(ep, {
       transport,
       count,

@@ -1,17 +1,17 @@
 /** `socketkit receive [--listen ADDR] [--dir DIR]`: accept uploads from `socketkit send`. */
-import type { Command } from '../command.js';
+import { defineCommand } from '../command.js';
 import { parseEndpoint } from '../../net/endpoint.js';
-import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
+import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT, DEFAULT_RECEIVE_DIR } from '../../core/defaults.js';
 import { SocketkitError } from '../../core/errors.js';
 import { DEFAULT_STALL_TIMEOUT_MS, startReceiveServer } from '../../transfer/index.js';
 import { createReporter } from '../report.js';
 import { INSECURE_OPTION, SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
-import { flag, parseDurationMs, str } from '../values.js';
+import { duration, text, toggle } from '../options.js';
 import { createTransferView } from '../progress.js';
-import { reportStopped, runTransferServer, transferServerEvents } from '../transfer-server.js';
+import { reportStopped, runTransferServer, ServerFailures, transferServerEvents } from '../transfer-server.js';
 import { MANAGED_SERVER_OPTIONS, managedServerValues } from '../server-report.js';
 
-const command: Command = {
+export default defineCommand({
   name: 'receive',
   summary: 'Accept files and folders from `socketkit send` clients into a folder, checked and verified.',
   args: '',
@@ -20,13 +20,13 @@ const command: Command = {
     'renamed; a failed file never appears under its name. Existing files are refused unless --force. A .NAME.sk-partial from an interrupted ' +
     'upload is continued when the client sends again, and the whole file verified. Runs until SIGINT/SIGTERM, or one client with --once.',
   options: {
-    listen: { type: 'string', value: 'ADDR', help: 'address to listen on: PORT, HOST:PORT, [IPV6]:PORT, unix:PATH', default: `${DEFAULT_LISTEN_HOST}:${DEFAULT_PORT}` },
-    dir: { type: 'string', value: 'DIR', help: 'folder to write into (created if missing)', default: '.' },
-    force: { type: 'boolean', help: 'replace existing files' },
-    resume: { type: 'boolean', help: 'also continue an existing shorter file with the final name if the sender confirms it is a prefix (else ERR_EXISTS); a .NAME.sk-partial is always continued' },
-    once: { type: 'boolean', help: 'receive from one client, then exit with its outcome' },
-    'stall-timeout': { type: 'string', value: 'SECONDS', help: 'drop a client whose transfer makes no progress this long (0: never)', default: String(DEFAULT_STALL_TIMEOUT_MS / 1000) },
-    grace: { type: 'string', value: 'SECONDS', help: 'on SIGINT/SIGTERM, let live transfers finish this long', default: String(DEFAULT_GRACE_MS / 1000) },
+    listen: text('address to listen on: PORT, HOST:PORT, [IPV6]:PORT, unix:PATH', { value: 'ADDR', default: `${DEFAULT_LISTEN_HOST}:${DEFAULT_PORT}` }),
+    dir: text('folder to write into (created if missing)', { value: 'DIR', default: DEFAULT_RECEIVE_DIR }),
+    force: toggle('replace existing files'),
+    resume: toggle('also continue an existing shorter file with the final name if the sender confirms it is a prefix (else ERR_EXISTS); a .NAME.sk-partial is always continued'),
+    once: toggle('receive from one client, then exit with its outcome'),
+    'stall-timeout': duration('drop a client whose transfer makes no progress this long (0: never)', { default: DEFAULT_STALL_TIMEOUT_MS }),
+    grace: duration('on SIGINT/SIGTERM, let live transfers finish this long', { default: DEFAULT_GRACE_MS }),
     ...MANAGED_SERVER_OPTIONS,
     ...SERVER_SECURITY_OPTIONS,
     ...INSECURE_OPTION,
@@ -34,16 +34,17 @@ const command: Command = {
   positionals: { min: 0, max: 0 },
   examples: ['socketkit receive --listen 0.0.0.0:9800 --psk-file shared.psk --dir ~/inbox', 'socketkit receive --once --dir /tmp/drop --json'],
   async run({ values, io, global }) {
-    const ep = parseEndpoint(str(values, 'listen') ?? String(DEFAULT_PORT), { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
-    const stallTimeoutMs = parseDurationMs('stall-timeout', str(values, 'stall-timeout') ?? String(DEFAULT_STALL_TIMEOUT_MS / 1000));
-    const graceMs = parseDurationMs('grace', str(values, 'grace') ?? String(DEFAULT_GRACE_MS / 1000));
+    const ep = parseEndpoint(values.listen, { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
+    const stallTimeoutMs = values['stall-timeout'];
+    const graceMs = values.grace;
     const managed = managedServerValues(values);
-    const dir = str(values, 'dir') ?? '.';
-    const once = flag(values, 'once');
+    const dir = values.dir;
+    const once = values.once;
     const report = createReporter(io, global);
     const sec = await serverSecurity(values, report, { endpoint: ep, requireSecure: true });
     const view = createTransferView(report, io.stderr);
-    const onEvent = transferServerEvents(report, view);
+    const failures = new ServerFailures();
+    const onEvent = transferServerEvents(report, view, failures);
     const run = await runTransferServer({
       endpoint: ep,
       io,
@@ -52,7 +53,7 @@ const command: Command = {
       view,
       graceMs,
       managed,
-      start: (more) => startReceiveServer(ep, { dir, force: flag(values, 'force'), resume: flag(values, 'resume'), once, stallTimeoutMs, onEvent, ...sec.listen, ...more }),
+      start: (more) => startReceiveServer(ep, { dir, force: values.force, resume: values.resume, once, stallTimeoutMs, onEvent, ...sec.listen, ...more }),
       onListening: (_server, where) =>
         report.event(
           'listening',
@@ -60,10 +61,8 @@ const command: Command = {
           `receiving into ${dir} on ${where}; send with: socketkit send ${where} PATH...`,
         ),
     });
-    reportStopped(report, io, global, run, 'received from', managed.statsIntervalMs !== undefined);
+    reportStopped(report, io, global, run, 'received from', managed.statsIntervalMs !== undefined, failures);
     if (once && run.server.stats.connections === 0) throw new SocketkitError('ERR_ABORTED', 'stopped before a client connected');
     return 0;
   },
-};
-
-export default command;
+});

@@ -1,17 +1,18 @@
 /** `socketkit serve PATH... [--listen ADDR]`: send files and folders to every client that connects. */
-import type { Command } from '../command.js';
+import { defineCommand } from '../command.js';
 import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
 import { SocketkitError } from '../../core/errors.js';
 import { collectEntries, countEntries, DEFAULT_STALL_TIMEOUT_MS, startFileServer } from '../../transfer/index.js';
-import { createReporter, formatBytes } from '../report.js';
-import { parseDurationMs, flag, str } from '../values.js';
+import { createReporter } from '../report.js';
+import { formatBytes, formatCounted } from '../format.js';
+import { duration, text, toggle } from '../options.js';
 import { createTransferView } from '../progress.js';
-import { reportStopped, runTransferServer, transferServerEvents } from '../transfer-server.js';
+import { reportStopped, runTransferServer, ServerFailures, transferServerEvents } from '../transfer-server.js';
 import { MANAGED_SERVER_OPTIONS, managedServerValues } from '../server-report.js';
 import { INSECURE_OPTION, SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
 
-const command: Command = {
+export default defineCommand({
   name: 'serve',
   summary: 'Serve files and folders to any number of clients (framed and verified, or --raw like `nc -l < file`).',
   args: 'PATH...',
@@ -20,11 +21,11 @@ const command: Command = {
     "`socketkit get ADDR` receives them, checks the paths, verifies the hashes and resumes interrupted files. With --raw, one file's bytes are " +
     'streamed and the connection closed: `nc HOST PORT > out` receives it. Folders are listed again for each client.',
   options: {
-    listen: { type: 'string', value: 'ADDR', help: 'address to listen on: PORT, HOST:PORT, [IPV6]:PORT, unix:PATH', default: `${DEFAULT_LISTEN_HOST}:${DEFAULT_PORT}` },
-    raw: { type: 'boolean', help: 'stream the one file\'s bytes to each client, then close (no protocol, no verification)' },
-    once: { type: 'boolean', help: 'serve one client, then exit with its outcome' },
-    'stall-timeout': { type: 'string', value: 'SECONDS', help: 'drop a client whose transfer makes no progress this long (0: never)', default: String(DEFAULT_STALL_TIMEOUT_MS / 1000) },
-    grace: { type: 'string', value: 'SECONDS', help: 'on SIGINT/SIGTERM, let live transfers finish this long', default: String(DEFAULT_GRACE_MS / 1000) },
+    listen: text('address to listen on: PORT, HOST:PORT, [IPV6]:PORT, unix:PATH', { value: 'ADDR', default: `${DEFAULT_LISTEN_HOST}:${DEFAULT_PORT}` }),
+    raw: toggle("stream the one file's bytes to each client, then close (no protocol, no verification)"),
+    once: toggle('serve one client, then exit with its outcome'),
+    'stall-timeout': duration('drop a client whose transfer makes no progress this long (0: never)', { default: DEFAULT_STALL_TIMEOUT_MS }),
+    grace: duration('on SIGINT/SIGTERM, let live transfers finish this long', { default: DEFAULT_GRACE_MS }),
     ...MANAGED_SERVER_OPTIONS,
     ...SERVER_SECURITY_OPTIONS,
     ...INSECURE_OPTION,
@@ -36,16 +37,17 @@ const command: Command = {
     'socketkit serve report.pdf --once --json',
   ],
   async run({ values, positionals, io, global }) {
-    const ep = parseEndpoint(str(values, 'listen') ?? String(DEFAULT_PORT), { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
-    const stallTimeoutMs = parseDurationMs('stall-timeout', str(values, 'stall-timeout') ?? String(DEFAULT_STALL_TIMEOUT_MS / 1000));
-    const graceMs = parseDurationMs('grace', str(values, 'grace') ?? String(DEFAULT_GRACE_MS / 1000));
+    const ep = parseEndpoint(values.listen, { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
+    const stallTimeoutMs = values['stall-timeout'];
+    const graceMs = values.grace;
     const managed = managedServerValues(values);
-    const raw = flag(values, 'raw');
-    const once = flag(values, 'once');
+    const raw = values.raw;
+    const once = values.once;
     const report = createReporter(io, global);
     const sec = await serverSecurity(values, report, { endpoint: ep, requireSecure: true });
     const view = createTransferView(report, io.stderr);
-    const onEvent = transferServerEvents(report, view);
+    const failures = new ServerFailures();
+    const onEvent = transferServerEvents(report, view, failures);
     const what = raw ? positionals[0]! : describe(countEntries(await collectEntries(positionals)));
     const run = await runTransferServer({
       endpoint: ep,
@@ -63,14 +65,12 @@ const command: Command = {
           `serving ${what} on ${where}${raw ? ' (raw)' : ''}; fetch with: socketkit get ${where}${raw ? ' --raw -o FILE' : ''}`,
         ),
     });
-    reportStopped(report, io, global, run, 'served', managed.statsIntervalMs !== undefined);
+    reportStopped(report, io, global, run, 'served', managed.statsIntervalMs !== undefined, failures);
     if (once && run.server.stats.connections === 0) throw new SocketkitError('ERR_ABORTED', 'stopped before a client connected');
     return 0;
   },
-};
+});
 
 function describe(c: { files: number; dirs: number; bytes: number }): string {
-  return `${c.files} file${c.files === 1 ? '' : 's'}${c.dirs ? ` in ${c.dirs} folder${c.dirs === 1 ? '' : 's'}` : ''} (${formatBytes(c.bytes)})`;
+  return `${formatCounted(c.files, 'file')}${c.dirs ? ` in ${formatCounted(c.dirs, 'folder')}` : ''} (${formatBytes(c.bytes)})`;
 }
-
-export default command;

@@ -10,11 +10,12 @@ import { writeWithBackpressure } from '../../net/write.js';
 import { MAX_UDP_PAYLOAD_IPV6 } from '../../udp/constants.js';
 import { startUdpEchoServer, type UdpEchoServerEvent } from '../../udp/server.js';
 import { udpEcho } from '../../udp/client.js';
-import { createReporter, formatBytes, formatMs } from '../report.js';
-import { refuseTlsWithUdp, serverSecurity } from '../security-options.js';
+import { createReporter } from '../report.js';
+import { formatBytes, formatCount, formatDuration, formatMs } from '../format.js';
+import { refuseTlsWithUdp, serverSecurity, type ServerSecurityValues } from '../security-options.js';
 
 /** The options `echo-server --udp` reads (typed by echo-server's specs), and any others it refuses. */
-type ServerValues = Readonly<Record<string, unknown>> & { readonly grace: number; readonly framed: boolean };
+type ServerValues = Readonly<Record<string, unknown>> & ServerSecurityValues & { readonly grace: number; readonly framed: boolean };
 /** The options `echo --udp` reads (typed by echo's specs). */
 type ClientValues = Readonly<Record<string, unknown>> & { readonly timeout: number; readonly retries: number; readonly framed: boolean };
 
@@ -32,18 +33,18 @@ function refuseTcpOnly(values: Readonly<Record<string, unknown>> & { readonly fr
 function describe(e: UdpEchoServerEvent): string {
   switch (e.event) {
     case 'peer':
-      return `+ ${e.peer} first datagram (${e.peers} peer(s) known)`;
+      return `+ ${e.peer} first datagram (${formatCount(e.peers)} peer(s) known)`;
     case 'peer-end':
       return (
         `- ${e.peer} ${e.reason === 'idle' ? 'went quiet' : e.reason === 'evicted' ? 'forgotten (peer table full)' : 'at stop'}: ` +
-        `in ${e.datagramsIn} datagram(s) / ${formatBytes(e.bytesIn)}, out ${e.datagramsOut} / ${formatBytes(e.bytesOut)}, over ${e.ms} ms`
+        `in ${formatCount(e.datagramsIn)} datagram(s) / ${formatBytes(e.bytesIn)}, out ${formatCount(e.datagramsOut)} / ${formatBytes(e.bytesOut)}, over ${formatDuration(e.ms)}`
       );
     case 'denied':
       return `! ${e.peer} denied: ${e.reason} (no reply)`;
     case 'peer-summary':
       return (
-        `~ last ${(e.ms / 1000).toFixed(1)} s: ${e.peersNew} new peer(s), ${e.peersEvicted} forgotten (peer table full), ` +
-        `${e.peersEnded} went quiet or stopped, ${e.denied} datagram(s) denied; ${e.suppressed} line(s) not shown (${e.peers} peer(s) known)`
+        `~ last ${formatDuration(e.ms)}: ${formatCount(e.peersNew)} new peer(s), ${formatCount(e.peersEvicted)} forgotten (peer table full), ` +
+        `${formatCount(e.peersEnded)} went quiet or stopped, ${formatCount(e.denied)} datagram(s) denied; ${formatCount(e.suppressed)} line(s) not shown (${formatCount(e.peers)} peer(s) known)`
       );
     case 'error':
       return `! ${e.peer ?? 'socket'}: ${e.message} (${e.code})`;
@@ -88,15 +89,16 @@ export async function runUdpEchoServer({ values, given, positionals, io, global 
     if (io.shutdown.aborted) resolve();
     else io.shutdown.addEventListener('abort', () => resolve(), { once: true });
   });
-  report.log(`stopping: ${server.stats.peers} peer(s) known, letting queued echoes leave for up to ${graceMs / 1000} s`);
+  report.log(`stopping: ${formatCount(server.stats.peers)} peer(s) known, letting queued echoes leave for up to ${formatDuration(graceMs)}`);
   await server.close(graceMs);
   const s = server.stats;
   report.result(
     'stopped',
     { transport: 'udp', ...s },
-    `udp echo server stopped: ${s.peersSeen} peer(s), in ${s.datagramsIn} datagram(s) / ${formatBytes(s.bytesIn)}, ` +
-      `out ${s.datagramsOut} / ${formatBytes(s.bytesOut)}${s.dropped ? `, ${s.dropped} dropped (send queue full)` : ''}` +
-      `${s.sendErrors ? `, ${s.sendErrors} send error(s)` : ''}${s.denied ? `, ${s.denied} datagram(s) denied` : ''}${s.peersEvicted ? `, ${s.peersEvicted} peer(s) forgotten` : ''}`,
+    `udp echo server stopped: ${formatCount(s.peersSeen)} peer(s), in ${formatCount(s.datagramsIn)} datagram(s) / ${formatBytes(s.bytesIn)}, ` +
+      `out ${formatCount(s.datagramsOut)} / ${formatBytes(s.bytesOut)}${s.dropped ? `, ${formatCount(s.dropped)} dropped (send queue full)` : ''}` +
+      `${s.sendErrors ? `, ${formatCount(s.sendErrors)} send error(s)` : ''}${s.denied ? `, ${formatCount(s.denied)} datagram(s) denied` : ''}` +
+      `${s.peersEvicted ? `, ${formatCount(s.peersEvicted)} peer(s) forgotten` : ''}`,
   );
   return 0;
 }
@@ -144,6 +146,6 @@ export async function runUdpEcho({ values, positionals, io, global }: CommandCon
     rttMs: Math.round(r.rttMs * 1000) / 1000,
   };
   if (global.json) report.result('echo', fields, '');
-  else report.log(`echoed ${formatBytes(r.bytesSent)} intact in one datagram from ${r.peer} (round trip ${formatMs(r.rttMs)}, ${r.attempts} attempt(s))`);
+  else report.log(`echoed ${formatBytes(r.bytesSent)} intact in one datagram from ${r.peer} (round trip ${formatMs(r.rttMs)}, ${formatCount(r.attempts)} attempt(s))`);
   return 0;
 }
