@@ -56,6 +56,19 @@ export const CLIENT_SECURITY_OPTIONS = {
   'psk-file': text(PSK_HELP, { value: 'FILE' }),
 } as const satisfies Readonly<Record<string, OptionSpec>>;
 
+/** The server security values of a command whose options are not typed yet. */
+export function looseServerSecurityValues(values: Readonly<Record<string, unknown>>): ServerSecurityValues {
+  const s = (n: string): string | undefined => (typeof values[n] === 'string' ? (values[n] as string) : undefined);
+  const l = (n: string): string[] => (Array.isArray(values[n]) ? (values[n] as string[]) : typeof values[n] === 'string' ? [values[n] as string] : []);
+  return { tls: values['tls'] === true, cert: s('cert'), key: s('key'), 'psk-file': s('psk-file'), allow: l('allow'), deny: l('deny'), insecure: values['insecure'] === true };
+}
+
+/** The client security values of a command whose options are not typed yet. */
+export function looseClientSecurityValues(values: Readonly<Record<string, unknown>>): ClientSecurityValues {
+  const s = (n: string): string | undefined => (typeof values[n] === 'string' ? (values[n] as string) : undefined);
+  return { tls: values['tls'] === true, ca: s('ca'), pin: s('pin'), 'psk-file': s('psk-file') };
+}
+
 /** Parsed option values, typed (from `defineCommand`) or not. */
 type Values = Readonly<Record<string, unknown>>;
 

@@ -46,3 +46,17 @@ export function parseCount(option: string, text: string, min = 1, max = Number.M
   if (n < min || n > max) throw usage(option, text, `a whole number from ${min} to ${max}`);
   return n;
 }
+
+/**
+ * Reads a string option of a command whose options are not typed from their specs yet (commands
+ * declared with `defineCommand` get typed values and need none of this).
+ */
+export function str(values: Readonly<Record<string, unknown>>, name: string): string | undefined {
+  const v = values[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** Reads a boolean option of a command whose options are not typed yet. */
+export function flag(values: Readonly<Record<string, unknown>>, name: string): boolean {
+  return values[name] === true;
+}

@@ -9,7 +9,7 @@ import { SocketkitError } from '../../core/errors.js';
 import { connect } from '../../net/connect.js';
 import { formatEndpoint, parseEndpoint } from '../../net/endpoint.js';
 import { relay, RelayError, type RelayResult } from '../../relay/relay.js';
-import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
+import { CLIENT_SECURITY_OPTIONS, clientSecurity, looseClientSecurityValues } from '../security-options.js';
 import { flag, parseDurationMs, str } from '../values.js';
 import { runUdpConnect, UDP_CLIENT_OPTIONS } from './udp-relay.js';
 import { endingText, relayReporter, RELAY_OPTIONS, execSpec, runExecRelay, endingFields } from './relay-shared.js';
@@ -49,7 +49,7 @@ const command: Command = {
     const idleTimeoutMs = idleText !== undefined ? parseDurationMs('idle-timeout', idleText) : 0;
     const halfClose = !flag(values, 'no-half-close');
     const exec = execSpec(values);
-    const sec = await clientSecurity(values);
+    const sec = await clientSecurity(looseClientSecurityValues(values));
     const report = relayReporter(io, global);
     const peer = formatEndpoint(ep);
     const socket = await connect(ep, { signal: io.shutdown, timeoutMs }, sec.connect.transport);

@@ -15,7 +15,7 @@ import { peerOf, startServer, type ServerEvent } from '../../server/server.js';
 import { Fanout } from '../../relay/fanout.js';
 import { LabelledLines } from '../../relay/labels.js';
 import { relay, RelayError } from '../../relay/relay.js';
-import { SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
+import { SERVER_SECURITY_OPTIONS, looseServerSecurityValues, serverSecurity } from '../security-options.js';
 import { acceptErrorLine } from '../server-report.js';
 import { flag, parseCount, parseDurationMs, str } from '../values.js';
 import { endingFields, endingText, execSpec, relayReporter, RELAY_OPTIONS, runExecRelay } from './relay-shared.js';
@@ -63,7 +63,7 @@ const command: Command = {
     const label = flag(values, 'label');
     const exec = execSpec(values);
     const report = relayReporter(io, global);
-    const sec = await serverSecurity(values, report);
+    const sec = await serverSecurity(looseServerSecurityValues(values), report);
     const stdin = io.stdin as Readable;
     const fanout = exec ? undefined : new Fanout(stdin, { halfClose });
     const interactive = io.stdin.isTTY === true;

@@ -13,7 +13,7 @@ import { SocketkitError, toSocketkitError } from '../../core/errors.js';
 import { createReporter, formatBytes } from '../report.js';
 import { flag, parseCount, parseDurationMs, str } from '../values.js';
 import { serve, type ServerEvent } from '../../server/index.js';
-import { SERVER_SECURITY_OPTIONS, clientSecurity, serverSecurity } from '../security-options.js';
+import { SERVER_SECURITY_OPTIONS, clientSecurity, looseServerSecurityValues, serverSecurity } from '../security-options.js';
 import { acceptErrorLine, serverStatsText as statsText, statsLine } from '../server-report.js';
 import { ApiError, StreamDump, startApiServer, parseToxic, seededRandom, startProxy, type DumpFormat, type ProxyEvent, type ToxicConfig } from '../../proxy/index.js';
 import { TOXIC_TYPES } from '../../proxy/toxics/index.js';
@@ -115,7 +115,7 @@ async function runUdpProxy(values: Values, positionals: readonly string[], io: C
   const idleText = str(values, 'idle-timeout');
   const idleMs = idleText !== undefined ? parseDurationMs('idle-timeout', idleText) : DEFAULT_UDP_PROXY_IDLE_MS;
   const report = createReporter(io, global);
-  const { access } = await serverSecurity(values, report);
+  const { access } = await serverSecurity(looseServerSecurityValues(values), report);
   const out = await openDump(values, io);
   const proxy = await startUdpProxy(listen, upstream, {
     toxics,
@@ -230,10 +230,10 @@ const command: Command = {
     const statsSpec = str(values, 'stats');
     const statsIntervalMs = statsSpec !== undefined ? Math.max(100, parseDurationMs('stats', statsSpec)) : undefined;
     const report = createReporter(io, global);
-    const sec = await serverSecurity(values, report);
+    const sec = await serverSecurity(looseServerSecurityValues(values), report);
     const wantsUpstreamTls = flag(values, 'upstream-tls') || values['upstream-ca'] !== undefined || values['upstream-pin'] !== undefined;
     const up = wantsUpstreamTls
-      ? await clientSecurity({ tls: true, ...(values['upstream-ca'] !== undefined ? { ca: values['upstream-ca'] } : {}), ...(values['upstream-pin'] !== undefined ? { pin: values['upstream-pin'] } : {}) })
+      ? await clientSecurity({ tls: true, ca: str(values, 'upstream-ca'), pin: str(values, 'upstream-pin'), 'psk-file': undefined })
       : undefined;
     const out = await openDump(values, io);
     const dump = out.dump;

@@ -11,7 +11,7 @@ import { neutralise } from '../../core/terminal-text.js';
 import { formatEndpoint, formatPeer, parseEndpoint } from '../../net/endpoint.js';
 import { udpClient, udpListen, type MulticastOptions, type UdpCounts } from '../../relay/udp.js';
 import { DEFAULT_UDP_REPLY_WAIT_MS } from '../../relay/constants.js';
-import { refuseTlsWithUdp, serverSecurity } from '../security-options.js';
+import { looseServerSecurityValues, refuseTlsWithUdp, serverSecurity } from '../security-options.js';
 import { flag, parseCount, parseDurationMs, str } from '../values.js';
 import { relayReporter } from './relay-shared.js';
 
@@ -99,7 +99,7 @@ export async function runUdpListen({ values, positionals, io, global }: Ctx): Pr
   const quietText = str(values, 'timeout');
   const quietMs = quietText !== undefined ? parseDurationMs('timeout', quietText) : 0;
   const report = relayReporter(io, global);
-  const { access } = await serverSecurity(values, report);
+  const { access } = await serverSecurity(looseServerSecurityValues(values), report);
   const group = str(values, 'multicast');
   const mc = multicastOptions(values);
   if (group === undefined && (mc.ttl !== undefined || mc.iface !== undefined)) throw new SocketkitError('ERR_USAGE', '--ttl and --iface apply only with --multicast');
