@@ -58,14 +58,14 @@ export const CLIENT_SECURITY_OPTIONS = {
 
 /** The server security values of a command whose options are not typed yet. */
 export function looseServerSecurityValues(values: Readonly<Record<string, unknown>>): ServerSecurityValues {
-  const s = (n: string): string | undefined => (typeof values[n] === 'string' ? (values[n] as string) : undefined);
-  const l = (n: string): string[] => (Array.isArray(values[n]) ? (values[n] as string[]) : typeof values[n] === 'string' ? [values[n] as string] : []);
+  const s = (n: string): string | undefined => (typeof values[n] === 'string' ? (values[n]) : undefined);
+  const l = (n: string): string[] => (Array.isArray(values[n]) ? (values[n] as string[]) : typeof values[n] === 'string' ? [values[n]] : []);
   return { tls: values['tls'] === true, cert: s('cert'), key: s('key'), 'psk-file': s('psk-file'), allow: l('allow'), deny: l('deny'), insecure: values['insecure'] === true };
 }
 
 /** The client security values of a command whose options are not typed yet. */
 export function looseClientSecurityValues(values: Readonly<Record<string, unknown>>): ClientSecurityValues {
-  const s = (n: string): string | undefined => (typeof values[n] === 'string' ? (values[n] as string) : undefined);
+  const s = (n: string): string | undefined => (typeof values[n] === 'string' ? (values[n]) : undefined);
   return { tls: values['tls'] === true, ca: s('ca'), pin: s('pin'), 'psk-file': s('psk-file') };
 }
 
