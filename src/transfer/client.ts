@@ -95,6 +95,15 @@ async function openLink(ep: Endpoint, options: TransferClientOptions, sink?: Dat
 }
 
 /**
+ * A server that closes without a byte, even before its hello, is most often a TLS server that
+ * did not like our plaintext hello: say so.
+ */
+function silentPeer(link: Link, err: unknown): unknown {
+  if (!(err instanceof SocketkitError) || err.code !== 'ERR_CONN_CLOSED' || link.heardFrom || err.hint !== undefined) return err;
+  return new SocketkitError(err.code, `${err.message} (is it a TLS server?)`, { cause: err, exitCode: err.exitCode, hint: 'maybe-tls-server' });
+}
+
+/**
  * Downloads what a `serve` at `ep` offers into `options.dir` (default: the current folder) or
  * to `options.out`, checked, verified and resumable (see `Receiver`).
  *
@@ -126,6 +135,8 @@ export async function download(ep: Endpoint, options: DownloadOptions = {}): Pro
   const { link, detach } = await openLink(ep, options, receiver.sink);
   try {
     return await receiver.run(link);
+  } catch (err) {
+    throw silentPeer(link, err);
   } finally {
     detach();
     link.destroy();
@@ -150,6 +161,8 @@ export async function upload(ep: Endpoint, paths: readonly string[], options: Up
       ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
       ...(options.readAhead !== undefined ? { readAhead: options.readAhead } : {}),
     });
+  } catch (err) {
+    throw silentPeer(link, err);
   } finally {
     detach();
     link.destroy();
