@@ -6,7 +6,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { constants as fsc, ftruncateSync } from 'node:fs';
 import { lstat, open, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { connect, type ConnectTransport } from '../net/connect.js';
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
@@ -103,6 +103,24 @@ function silentPeer(link: Link, err: unknown): unknown {
   return new SocketkitError(err.code, `${err.message} (is it a TLS server?)`, { cause: err, exitCode: err.exitCode, hint: 'maybe-tls-server' });
 }
 
+/** Failures after which the file being received is worth continuing: the connection went, or stopped moving. */
+const RESUMABLE: ReadonlySet<string> = new Set(['ERR_FRAME_TRUNCATED', 'ERR_CONN_CLOSED', 'ERR_CONN_RESET', 'ERR_STALLED', 'ERR_TIMEOUT']);
+
+/**
+ * A download that failed mid-file: say so, and where the bytes received are (the receiver keeps
+ * the partial file, and a new download of the same file continues it).
+ */
+async function keptForResume(err: unknown, file: { readonly path: string; readonly size: number; readonly bytes: number } | undefined, part: string): Promise<unknown> {
+  if (file === undefined || !(err instanceof SocketkitError) || !RESUMABLE.has(err.code) || err.message.includes(PART_SUFFIX)) return err;
+  const kept = (await lstat(part).catch(() => undefined))?.size ?? 0;
+  if (kept === 0) return err;
+  return new SocketkitError(err.code, `${err.message}: '${file.path}' stopped at ${kept} of ${file.size} bytes, kept in ${part} for a resume`, {
+    cause: err,
+    exitCode: err.exitCode,
+    hint: 'partial-kept',
+  });
+}
+
 /**
  * Downloads what a `serve` at `ep` offers into `options.dir` (default: the current folder) or
  * to `options.out`, checked, verified and resumable (see `Receiver`).
@@ -122,12 +140,19 @@ export async function download(ep: Endpoint, options: DownloadOptions = {}): Pro
       dir = dirname(target);
     }
   }
+  let current: { readonly path: string; readonly size: number; readonly bytes: number } | undefined;
   const receiver = new Receiver({
     dir,
     ...(out !== undefined ? { out } : {}),
     ...(options.force !== undefined ? { force: options.force } : {}),
     ...(options.resume !== undefined ? { resume: options.resume } : {}),
-    ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+    onEvent: (e) => {
+      // The file on its way, for the error when the connection goes mid-file.
+      if (e.event === 'file-start') current = { path: e.path, size: e.size, bytes: e.offset };
+      else if (e.event === 'file-progress' && current !== undefined) current = { ...current, bytes: e.bytes };
+      else if (e.event === 'file-done' || e.event === 'file-failed') current = undefined;
+      options.onEvent?.(e);
+    },
     ...(options.software !== undefined ? { software: options.software } : {}),
     // A download is all this process does: synchronous writes are the fast path (see SyncFileSink).
     syncWrites: true,
@@ -136,7 +161,7 @@ export async function download(ep: Endpoint, options: DownloadOptions = {}): Pro
   try {
     return await receiver.run(link);
   } catch (err) {
-    throw silentPeer(link, err);
+    throw await keptForResume(silentPeer(link, err), current, current === undefined ? '' : partialPath(out ?? join(dir, current.path)));
   } finally {
     detach();
     link.destroy();

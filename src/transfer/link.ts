@@ -739,10 +739,12 @@ export class Link {
       return;
     }
     try {
-      if (this.#dataLeft > 0) throw new SocketkitError('ERR_FRAME_TRUNCATED', `stream ended inside a frame: ${this.#dataLeft} payload bytes missing`);
+      if (this.#dataLeft > 0) throw new SocketkitError('ERR_FRAME_TRUNCATED', `${this.peer} closed the connection mid-message (${this.#dataLeft} bytes of it never came)`);
       this.#decoder.end();
     } catch (err) {
-      this.#setFailure(toSocketkitError(err, this.peer));
+      const e = toSocketkitError(err, this.peer);
+      // The codec's own words are about frames; a user sees a connection that closed.
+      this.#setFailure(e.code === 'ERR_FRAME_TRUNCATED' && e.message.startsWith('stream ended') ? new SocketkitError(e.code, `${this.peer} closed the connection mid-message`, { cause: e }) : e);
       return;
     }
     this.#ended = true;
