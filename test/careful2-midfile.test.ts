@@ -4,29 +4,38 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli } from './helpers/cli.js';
 import { scriptedServer, type SkftPeer } from './helpers/skft-peer.js';
 import { dataPrefix } from '../src/transfer/protocol.js';
 import { tempDir } from './helpers/tmp.js';
+import { waitUntil } from './helpers/net.js';
 
 const SIZE = 1024 * 1024;
 const CONTENT = Buffer.alloc(SIZE, 0x5a);
 const SENT = 300_000;
 
-/** Offers one file, announces a 1 MiB DATA frame, sends part of it and closes. */
-async function cutMidFrame(peer: SkftPeer): Promise<void> {
+/**
+ * Offers one file, sends a first DATA frame, waits until the receiver has written it to `part`
+ * (an event the test can see), then announces a frame with the rest, sends part of it and
+ * closes.
+ */
+async function cutMidFrame(peer: SkftPeer, part: string): Promise<void> {
   peer.hello('sender', { entries: 1, files: 1, bytes: SIZE });
   await peer.readHello();
   peer.send({ type: 'offer', id: 1, kind: 'file', path: 'big.bin', size: SIZE, mode: 0o644, mtimeMs: Date.now() });
   const reply = await peer.next();
   assert.equal(reply?.type, 'reply');
   peer.send({ type: 'begin', id: 1, offset: 0 });
-  const data = CONTENT.subarray(0, SIZE);
-  // A DATA frame announcing the whole file, of which only SENT bytes come.
-  peer.socket.write(dataPrefix(data.byteLength));
-  peer.socket.write(data.subarray(0, SENT));
+  // A whole first DATA frame, which the receiver writes to its partial file...
+  const FIRST = 64 * 1024;
+  peer.data(CONTENT.subarray(0, FIRST));
+  await waitUntil(() => (statSync(part, { throwIfNoEntry: false })?.size ?? 0) > 0, 'the receiver wrote to its partial file', 10_000);
+  // ...then a frame announcing the rest of the file, of which only part comes.
+  peer.socket.write(dataPrefix(SIZE - FIRST));
+  peer.socket.write(CONTENT.subarray(FIRST, SENT));
   peer.end();
 }
 
@@ -37,7 +46,7 @@ describe('get, when the server goes away mid-file', () => {
     let connections = 0;
     const { port } = await scriptedServer(t, async (peer) => {
       connections++;
-      if (connections === 1) return cutMidFrame(peer);
+      if (connections === 1) return cutMidFrame(peer, join(dir, '.big.bin.sk-partial'));
       // The second time: send the rest properly, from where the receiver says it is.
       peer.hello('sender', { entries: 1, files: 1, bytes: SIZE });
       await peer.readHello();
