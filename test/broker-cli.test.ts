@@ -59,7 +59,7 @@ describe('socketkit broker (the real binary)', () => {
     one.kill('SIGTERM');
     await two.stdout.waitFor(/^\* bob left lobby$/);
     proc.kill('SIGTERM');
-    assert.equal((await proc.waitExit()).code, 0);
+    assert.equal((await proc.waitExit()).code, 143);
     const stopped = ndjson(proc.stdout.text).find((e) => e['event'] === 'stopped')!;
     assert.equal(stopped['accepted'], 2);
   });

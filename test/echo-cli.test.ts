@@ -61,7 +61,7 @@ async function startServerCli(t: CleanupContext, args: readonly string[], json =
 }
 
 describe('echo-server and echo, the real binary', () => {
-  it('on SIGTERM stops accepting, lets a live client finish within --grace, prints totals, exits 0', async (t) => {
+  it('on SIGTERM stops accepting, lets a live client finish within --grace, prints totals, exits 143', async (t) => {
     const { proc, endpoint } = await startServerCli(t, ['127.0.0.1:0', '--grace', '20']);
     const client = await rawConnect(endpoint);
     t.after(() => client.destroy());
@@ -76,7 +76,7 @@ describe('echo-server and echo, the real binary', () => {
     client.end('after it');
     assert.equal((await reply).toString(), 'before the signal, after it');
     const exit = await proc.waitExit();
-    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.deepEqual(exit, { code: 143, signal: null });
     assert.match(proc.stdout.text, /stopped: 1 connection\(s\), 0 refused\b.*\bin 27 B, out 27 B/);
     assert.doesNotMatch(proc.stderr.text, /\n\s+at /);
   });
@@ -92,7 +92,7 @@ describe('echo-server and echo, the real binary', () => {
     await proc.stdout.waitFor((l) => l.includes('"connect"'));
     proc.kill('SIGINT');
     await closed;
-    assert.deepEqual(await proc.waitExit(), { code: 0, signal: null });
+    assert.deepEqual(await proc.waitExit(), { code: 130, signal: null });
     const events = proc.stdout.lines.filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
     for (const e of events) {
       assert.equal(typeof e['event'], 'string');

@@ -310,7 +310,7 @@ describe('echo-server command: --max-conns, --idle-timeout, --stats', () => {
 });
 
 describe('echo-server, the real binary: graceful drain and workers', () => {
-  it('on SIGTERM: refuses newcomers, serves live clients until they finish, prints totals, exits 0', async (t) => {
+  it('on SIGTERM: refuses newcomers, serves live clients until they finish, prints totals, exits 143', async (t) => {
     const proc = spawnCli(['echo-server', '127.0.0.1:0', '--grace', '20'], t);
     const address = /listening on (\S+)$/.exec(await proc.stderr.waitFor(/listening on /))![1]!;
     const ep = parseEndpoint(address, { defaultHost: '127.0.0.1' });
@@ -324,7 +324,7 @@ describe('echo-server, the real binary: graceful drain and workers', () => {
     assert.equal(await roundTrip(live, 'during the drain'), 'during the drain');
     live.end();
     const exit = await proc.waitExit();
-    assert.equal(exit.code, 0);
+    assert.equal(exit.code, 143);
     assert.match(proc.stdout.text, /stopped: 1 connection\(s\), 0 refused, 0 idle-closed, 2 round trips, in 22 B, out 22 B/);
     assert.match(proc.stdout.text, /round trips\/s/);
   });
@@ -341,7 +341,7 @@ describe('echo-server, the real binary: graceful drain and workers', () => {
     await proc.stdout.waitFor((l) => l.includes('"stats"') && l.includes('"accepted":8') && l.includes('"roundTrips":408'), 10_000);
     proc.kill('SIGTERM');
     const exit = await proc.waitExit(15_000);
-    assert.equal(exit.code, 0);
+    assert.equal(exit.code, 143);
     const stopped = json(proc.stdout.lines.find((l) => l.includes('"stopped"'))!);
     assert.deepEqual([stopped['accepted'], stopped['roundTrips'], stopped['workers']], [8, 408, 2]);
   });
@@ -360,6 +360,6 @@ describe('echo-server, the real binary: graceful drain and workers', () => {
     const replies = await Promise.all(Array.from({ length: 6 }, (_, i) => echoMessage(ep, Buffer.from(`unix ${i}`))));
     replies.forEach((rep, i) => assert.equal(rep.reply.toString(), `unix ${i}`));
     proc.kill('SIGTERM');
-    assert.equal((await proc.waitExit(15_000)).code, 0);
+    assert.equal((await proc.waitExit(15_000)).code, 143);
   });
 });

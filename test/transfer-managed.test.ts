@@ -48,7 +48,7 @@ async function waitEvent(proc: Spawned, name: string, test: (e: Record<string, u
 async function stop(server: Server): Promise<Record<string, unknown>> {
   server.proc.kill('SIGTERM');
   const exit = await server.proc.waitExit();
-  assert.equal(exit.code, 0, server.proc.stderr.text);
+  assert.equal(exit.code, 143, server.proc.stderr.text);
   const stopped = events(server.proc, 'stopped')[0];
   assert.ok(stopped, `a stopped result; got:\n${server.proc.stdout.text}`);
   return stopped;
@@ -208,7 +208,7 @@ describe('serve and receive: --stats and --deny', () => {
     const got = await runCli(['get', address, '--dir', join(dir, 'out')], { timeoutMs: 15_000 });
     assert.equal(got.code, 0, got.stderr.toString());
     proc.kill('SIGTERM');
-    assert.equal((await proc.waitExit()).code, 0, proc.stderr.text);
+    assert.equal((await proc.waitExit()).code, 143, proc.stderr.text);
     assert.match(proc.stdout.text, /^served 1 client\(s\): 1 file\(s\), 11 B; 0 refused, 0 idle-closed$/m);
     assert.match(proc.stdout.text, /^stats: 0 open, 1 accepted, 0 refused, 0 idle-closed; \d+ round trips\/s, in [\d.]+ [KM]?i?B\/s, out [\d.]+ [KM]?i?B\/s \(average over [\d.]+ s\)$/m);
   });
@@ -250,7 +250,7 @@ describe('serve and receive: out of descriptors', () => {
     const sent = await runCli(['send', address, file], { timeoutMs: 15_000 });
     assert.equal(sent.code, 0, sent.stderr.toString());
     proc.kill('SIGTERM');
-    assert.equal((await proc.waitExit()).code, 0, proc.stderr.text);
+    assert.equal((await proc.waitExit()).code, 143, proc.stderr.text);
   });
 });
 

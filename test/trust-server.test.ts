@@ -61,7 +61,7 @@ describe('out of descriptors (the real binary under ulimit -n 64)', () => {
     assert.deepEqual(again.map((c) => c.outcome), Array(10).fill('served'));
     for (const c of again) c.socket.destroy();
     proc.kill('SIGTERM');
-    assert.equal((await proc.waitExit(10_000)).code, 0);
+    assert.equal((await proc.waitExit(10_000)).code, 143);
   });
 });
 
@@ -125,7 +125,7 @@ describe('cluster statistics after a worker crash (the real binary)', () => {
     for (const c of clients) c.socket.destroy();
     await proc.stdout.waitFor((l) => l.includes('"stats"') && json(l)['connections'] === 0, 5_000);
     proc.kill('SIGTERM');
-    assert.equal((await proc.waitExit(15_000)).code, 0);
+    assert.equal((await proc.waitExit(15_000)).code, 143);
     const stopped = json(proc.stdout.lines.find((l) => l.includes('"stopped"'))!);
     assert.deepEqual([stopped['accepted'], stopped['active']], [20, 0]);
   });

@@ -77,7 +77,7 @@ describe('UDP echo applies --allow/--deny to datagrams (1c)', () => {
     assert.match(denied.peer, /^127\.0\.0\.2:\d+$/);
     assert.match(denied.reason, /ERR_ACCESS_DENIED/);
     proc.kill('SIGTERM');
-    assert.equal((await proc.waitExit()).code, 0);
+    assert.equal((await proc.waitExit()).code, 143);
     const stopped = ndjson(proc.stdout.text).find((e) => e['event'] === 'stopped')!;
     assert.equal(stopped['denied'], 1);
     assert.equal(stopped['datagramsIn'], 1, 'the denied datagram is not echoed or counted as served');
@@ -114,7 +114,7 @@ describe('UDP echo peer logging is rate-limited (14)', () => {
       );
     }
     proc.kill('SIGTERM');
-    assert.equal((await proc.waitExit(20_000)).code, 0);
+    assert.equal((await proc.waitExit(20_000)).code, 143);
     const events = ndjson(proc.stdout.text);
     const stopped = events.find((e) => e['event'] === 'stopped')!;
     assert.ok((stopped['peersSeen'] as number) > 4_096, `peers seen: ${String(stopped['peersSeen'])}`);

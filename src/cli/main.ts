@@ -47,6 +47,21 @@ function signalStatus(sig: NodeJS.Signals): number {
 }
 
 /**
+ * The one rule for every command: a command stopped by SIGINT or SIGTERM exits 128 + the
+ * signal's number (130, 143), as nc, ping and iperf3 users expect of an interrupted program,
+ * after printing what it has to say (a server's summary, a client's partial results). A signal
+ * shows as the shutdown's reason, its name (see `processIO`); any other stop request (tests
+ * abort in-process without one) leaves the command's own status.
+ *
+ * @returns the status for a command stopped by a signal, or undefined when none stopped it.
+ */
+function stoppedBySignal(io: CommandIO): number | undefined {
+  if (!io.shutdown.aborted) return undefined;
+  const reason: unknown = io.shutdown.reason;
+  return typeof reason === 'string' && reason in constants.signals ? signalStatus(reason as NodeJS.Signals) : undefined;
+}
+
+/**
  * Creates process-backed IO whose shutdown signal fires on SIGINT/SIGTERM (its `reason` is the
  * signal's name). The first signal is a stop request the command answers (a server closes
  * gracefully, a client aborts); a second one exits at once.
@@ -160,16 +175,17 @@ export async function main(argv: readonly string[], io: CommandIO = processIO())
       io.stdout.write(commandHelp(cmd));
       return 0;
     }
-    return await cmd.run({ values: parsed.values as Record<string, string | boolean | string[] | undefined>, given: parsed.given, positionals: parsed.positionals, io, global: parsed.global });
+    const status = await cmd.run({ values: parsed.values as Record<string, string | boolean | string[] | undefined>, given: parsed.given, positionals: parsed.positionals, io, global: parsed.global });
+    return stoppedBySignal(io) ?? status;
   } catch (caught) {
     const err = withAddressHint(caught, addresses);
     const status = printError(io, err, debug, json);
     if (isSocketkitError(err) && err.code === 'ERR_USAGE') io.stderr.write(`Run 'socketkit ${name} --help' for usage.\n`);
-    // Stopped by Ctrl-C or SIGTERM: exit as shells expect of an interrupted program (130, 143).
-    if (isSocketkitError(err) && err.code === 'ERR_ABORTED' && io.shutdown.aborted) {
-      const reason: unknown = io.shutdown.reason;
-      return typeof reason === 'string' && reason in constants.signals ? signalStatus(reason as NodeJS.Signals) : signalStatus('SIGINT');
-    }
+    // Stopped by Ctrl-C or SIGTERM, whatever the stop made fail: exit as shells expect of an
+    // interrupted program (130, 143). An abort without a signal's name counts as Ctrl-C.
+    const bySignal = stoppedBySignal(io);
+    if (bySignal !== undefined) return bySignal;
+    if (isSocketkitError(err) && err.code === 'ERR_ABORTED' && io.shutdown.aborted) return signalStatus('SIGINT');
     return status;
   } finally {
     // The command is over and nothing reads stdin any more: a read still pending (a failed echo

@@ -40,6 +40,7 @@ const HINTS: Record<ErrorHint, string> = {
   'exists-replace-or-resume': '--force replaces it, --resume continues it',
   'output-is-one-file': 'receive into a folder with --dir DIR instead',
   'make-psk': "make one with 'socketkit cert --psk FILE'",
+  'partial-kept': "run the same 'socketkit get' again to continue it",
 };
 
 /** The advice for an error: from its hint when it has one, else from its code; or undefined. */

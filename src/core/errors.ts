@@ -115,7 +115,9 @@ export type ErrorHint =
   /** The output is one file, and the peer offers more than one file can hold: a folder would. */
   | 'output-is-one-file'
   /** A pre-shared key file that is not usable: making one would help. */
-  | 'make-psk';
+  | 'make-psk'
+  /** A transfer stopped mid-file, and the partial file is kept: running it again continues it. */
+  | 'partial-kept';
 
 export interface SocketkitErrorOptions {
   readonly cause?: unknown;

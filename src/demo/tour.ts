@@ -26,6 +26,8 @@ export interface TourContext {
   readonly tmp: string;
   /** Whether ::1 is usable on this machine. */
   readonly ipv6: boolean;
+  /** Aborted when the tour is to stop (Ctrl-C): a step passes it to what may take a while. */
+  readonly signal: AbortSignal;
 }
 
 export interface TourStep {
@@ -38,24 +40,33 @@ export const STEPS: readonly TourStep[] = [echoStep, udpStep, loadStep, security
 export interface TourResult {
   readonly passed: number;
   readonly failed: number;
+  /** The tour was stopped by `signal` before every step had run. */
+  readonly stopped: boolean;
 }
 
-/** Runs every step in order and writes the report with `write`. */
-export async function runTour(write: (text: string) => void, steps: readonly TourStep[] = STEPS): Promise<TourResult> {
+/**
+ * Runs every step in order and writes the report with `write`. Aborting `signal` stops the tour:
+ * the step under way is abandoned as soon as it notices (its servers closed), no further step
+ * starts, and the report says how far it got.
+ */
+export async function runTour(write: (text: string) => void, steps: readonly TourStep[] = STEPS, signal: AbortSignal = new AbortController().signal): Promise<TourResult> {
   const tmp = await mkdtemp(join(tmpdir(), 'socketkit-tour-'));
   const ipv6 = await hasIPv6();
   let passed = 0;
   let failed = 0;
   try {
     for (const [i, step] of steps.entries()) {
+      if (signal.aborted) break;
       write(`\n${i + 1}. ${step.title}\n`);
       const t0 = performance.now();
       try {
         const say = (line: string): void => write(`   ${line}\n`);
-        await step.run({ say, row: (label, text) => tableRow(say, label, text), tmp, ipv6 });
+        await step.run({ say, row: (label, text) => tableRow(say, label, text), tmp, ipv6, signal });
+        if (signal.aborted) break;
         passed++;
         write(`   ok (${Math.round(performance.now() - t0)} ms)\n`);
       } catch (err) {
+        if (signal.aborted) break;
         failed++;
         const e = err as { message?: string; code?: string };
         write(`   FAILED: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}\n`);
@@ -64,8 +75,10 @@ export async function runTour(write: (text: string) => void, steps: readonly Tou
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
-  write(`\n${passed} of ${steps.length} systems passed${failed ? `, ${failed} failed` : ''}.\n`);
-  return { passed, failed };
+  const stopped = signal.aborted && passed + failed < steps.length;
+  const how = stopped ? `; stopped (${typeof signal.reason === 'string' ? signal.reason : 'aborted'}) before the other ${steps.length - passed - failed}` : '';
+  write(`\n${passed} of ${steps.length} systems passed${failed ? `, ${failed} failed` : ''}${how}.\n`);
+  return { passed, failed, stopped };
 }
 
 /** Width of the tour's label column. */

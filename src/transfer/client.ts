@@ -5,8 +5,8 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { constants as fsc, ftruncateSync } from 'node:fs';
-import { lstat, open, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { lstat, mkdir, open, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { connect, type ConnectTransport } from '../net/connect.js';
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
@@ -95,6 +95,77 @@ async function openLink(ep: Endpoint, options: TransferClientOptions, sink?: Dat
 }
 
 /**
+ * A server that closes without a byte, even before its hello, is most often a TLS server that
+ * did not like our plaintext hello: say so.
+ */
+function silentPeer(link: Link, err: unknown): unknown {
+  if (!(err instanceof SocketkitError) || err.code !== 'ERR_CONN_CLOSED' || link.heardFrom || err.hint !== undefined) return err;
+  return new SocketkitError(err.code, `${err.message} (is it a TLS server?)`, { cause: err, exitCode: err.exitCode, hint: 'maybe-tls-server' });
+}
+
+/**
+ * Creates `dir` and its missing parents, one `mkdir` each, so that every failure is final and
+ * said in our words (Node's recursive mkdir retries for ever on a parent that answers ENOENT,
+ * as /proc does). Stops between steps when `signal` is aborted.
+ *
+ * @throws SocketkitError `ERR_EXISTS` (a file where a folder is needed), `ERR_PERMISSION`,
+ *   `ERR_IO` (a file system that takes no new folders: /proc, read-only), `ERR_ABORTED`.
+ */
+export async function makeFolder(dir: string, signal?: AbortSignal): Promise<void> {
+  const missing: string[] = [];
+  for (let p = resolve(dir); ; ) {
+    const st = await lstat(p).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+      throw toSocketkitError(err, p);
+    });
+    if (st !== undefined) {
+      if (!st.isDirectory() && (await stat(p).catch(() => undefined))?.isDirectory() !== true) {
+        throw new SocketkitError('ERR_EXISTS', `cannot create the folder ${dir}: ${p} is a file, not a folder`);
+      }
+      break;
+    }
+    missing.push(p);
+    if (dirname(p) === p) break;
+    p = dirname(p);
+  }
+  for (const d of missing.reverse()) {
+    if (signal?.aborted) throw new SocketkitError('ERR_ABORTED', `stopped while creating the folder ${dir}`);
+    try {
+      await mkdir(d, { mode: 0o755 });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // Made meanwhile by someone else: fine if it is a folder.
+      if (code === 'EEXIST' && (await stat(d).catch(() => undefined))?.isDirectory() === true) continue;
+      const why =
+        code === 'ENOENT' || code === 'EROFS' || code === 'ENOSYS'
+          ? `${dirname(d)} takes no new folders (${code === 'EROFS' ? 'a read-only file system' : 'a virtual file system, such as /proc or /sys'})`
+          : undefined;
+      if (why !== undefined) throw new SocketkitError('ERR_IO', `cannot create the folder ${d}: ${why}`, { cause: err });
+      const e = toSocketkitError(err, d);
+      throw new SocketkitError(e.code, `cannot create the folder ${d}: ${e.message}`, { cause: err, exitCode: e.exitCode });
+    }
+  }
+}
+
+/** Failures after which the file being received is worth continuing: the connection went, or stopped moving. */
+const RESUMABLE: ReadonlySet<string> = new Set(['ERR_FRAME_TRUNCATED', 'ERR_CONN_CLOSED', 'ERR_CONN_RESET', 'ERR_STALLED', 'ERR_TIMEOUT']);
+
+/**
+ * A download that failed mid-file: say so, and where the bytes received are (the receiver keeps
+ * the partial file, and a new download of the same file continues it).
+ */
+async function keptForResume(err: unknown, file: { readonly path: string; readonly size: number; readonly bytes: number } | undefined, part: string): Promise<unknown> {
+  if (file === undefined || !(err instanceof SocketkitError) || !RESUMABLE.has(err.code) || err.message.includes(PART_SUFFIX)) return err;
+  const kept = (await lstat(part).catch(() => undefined))?.size ?? 0;
+  if (kept === 0) return err;
+  return new SocketkitError(err.code, `${err.message}: '${file.path}' stopped at ${kept} of ${file.size} bytes, kept in ${part} for a resume`, {
+    cause: err,
+    exitCode: err.exitCode,
+    hint: 'partial-kept',
+  });
+}
+
+/**
  * Downloads what a `serve` at `ep` offers into `options.dir` (default: the current folder) or
  * to `options.out`, checked, verified and resumable (see `Receiver`).
  *
@@ -113,19 +184,30 @@ export async function download(ep: Endpoint, options: DownloadOptions = {}): Pro
       dir = dirname(target);
     }
   }
+  let current: { readonly path: string; readonly size: number; readonly bytes: number } | undefined;
   const receiver = new Receiver({
     dir,
     ...(out !== undefined ? { out } : {}),
     ...(options.force !== undefined ? { force: options.force } : {}),
     ...(options.resume !== undefined ? { resume: options.resume } : {}),
-    ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+    onEvent: (e) => {
+      // The file on its way, for the error when the connection goes mid-file.
+      if (e.event === 'file-start') current = { path: e.path, size: e.size, bytes: e.offset };
+      else if (e.event === 'file-progress' && current !== undefined) current = { ...current, bytes: e.bytes };
+      else if (e.event === 'file-done' || e.event === 'file-failed') current = undefined;
+      options.onEvent?.(e);
+    },
     ...(options.software !== undefined ? { software: options.software } : {}),
     // A download is all this process does: synchronous writes are the fast path (see SyncFileSink).
     syncWrites: true,
   });
   const { link, detach } = await openLink(ep, options, receiver.sink);
   try {
+    // Made here, a step at a time: mkdir -p spins for ever where a parent takes no new entries (/proc).
+    await link.guard(makeFolder(dir, options.signal));
     return await receiver.run(link);
+  } catch (err) {
+    throw await keptForResume(silentPeer(link, err), current, current === undefined ? '' : partialPath(out ?? join(dir, current.path)));
   } finally {
     detach();
     link.destroy();
@@ -150,6 +232,8 @@ export async function upload(ep: Endpoint, paths: readonly string[], options: Up
       ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
       ...(options.readAhead !== undefined ? { readAhead: options.readAhead } : {}),
     });
+  } catch (err) {
+    throw silentPeer(link, err);
   } finally {
     detach();
     link.destroy();

@@ -14,7 +14,7 @@ import type { Socket } from 'node:net';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { FrameDecoder, writeFrame } from '../codec/index.js';
 import { waitDrain } from '../net/write.js';
-import { DEFAULT_RECEIVE_QUEUE_BYTES, DEFAULT_RECEIVE_QUEUE_MESSAGES, DEFAULT_STALL_TIMEOUT_MS, QUEUED_MESSAGE_OVERHEAD } from './constants.js';
+import { DEFAULT_RECEIVE_QUEUE_BYTES, DEFAULT_RECEIVE_QUEUE_MESSAGES, DEFAULT_STALL_TIMEOUT_MS, MAX_CONTROL_BYTES, QUEUED_MESSAGE_OVERHEAD, TRANSFER_MAGIC } from './constants.js';
 import {
   type ControlMessage,
   type Hello,
@@ -45,8 +45,39 @@ const DECODE_SLICE = 16 * 1024;
 /** How long a failed link waits for the peer to take its ERROR and close, ms. */
 const ERROR_GRACE_MS = 2000;
 
+/** Bytes kept of what arrives before the peer's hello: a frame header and the magic. */
+const HEAD_BYTES = 8;
+
 /** Bytes of a link's own read buffer (see {@link Link.open}). */
 export const LINK_READ_BUFFER_SIZE = 1024 * 1024;
+
+const MAGIC = Buffer.from(TRANSFER_MAGIC, 'latin1');
+
+/**
+ * What the first bytes of a stream say about the peer: `'skft'` when they are a whole SKFT hello
+ * frame, `'raw'` as soon as they cannot start one, `'more'` while they still could.
+ */
+export function sniffSkftHello(head: Uint8Array): 'skft' | 'raw' | 'more' {
+  const have = head.byteLength;
+  // A frame: 4 bytes of length (a hello's is 6 to MAX_CONTROL_BYTES), then the magic, a version
+  // byte, a role byte and JSON. A length not fully here yet is bounded by the bytes that are.
+  let low = 0;
+  let high = 0;
+  for (let i = 0; i < 4; i++) {
+    low = low * 256 + (i < have ? head[i]! : 0);
+    high = high * 256 + (i < have ? head[i]! : 255);
+  }
+  if (low > MAX_CONTROL_BYTES || high < MAGIC.length + 2) return 'raw';
+  const magicSeen = Math.min(MAGIC.length, Math.max(0, have - 4));
+  for (let i = 0; i < magicSeen; i++) if (head[4 + i] !== MAGIC[i]) return 'raw';
+  if (have < 4 + low) return 'more';
+  try {
+    parseHello(head.subarray(4, 4 + low));
+    return 'skft';
+  } catch {
+    return 'raw';
+  }
+}
 
 /**
  * Takes file bytes at once, while the read that brought them is current. It must be done with
@@ -443,6 +474,26 @@ export class Link {
   /** A failure was told to the peer; the socket goes when the peer closes, or after a grace period. */
   #closing = false;
 
+  /** The first bytes received before the peer's hello (a copy, at most {@link HEAD_BYTES}). */
+  #head: Buffer = Buffer.alloc(0);
+
+  /** True once the peer has sent at least one byte. */
+  get heardFrom(): boolean {
+    return this.#head.byteLength > 0 || this.#hello !== undefined;
+  }
+
+  /**
+   * The peer went away before its hello was whole: mid-hello, or after bytes that cannot start
+   * one (a raw stream shorter than a frame header), or without a byte.
+   */
+  #goneBeforeHello(how: string): SocketkitError {
+    const head = this.#head;
+    if (head.byteLength > 0 && sniffSkftHello(head) === 'raw') {
+      return protocolError(`${this.peer} does not speak the socketkit transfer protocol (it sent bytes that are no hello, and ${how}: is it a raw stream?)`, undefined, 'peer-is-raw');
+    }
+    return new SocketkitError('ERR_CONN_CLOSED', `${this.peer} ${how} before saying hello${head.byteLength === 0 ? ', without sending a byte' : ''}`);
+  }
+
   // ---- internals ----------------------------------------------------------------------------
 
   #write(payload: Uint8Array): void {
@@ -466,6 +517,7 @@ export class Link {
    */
   #onData(chunk: Buffer): void {
     if (this.#failure) return;
+    if (this.#hello === undefined && this.#head.byteLength < HEAD_BYTES) this.#head = Buffer.concat([this.#head, chunk.subarray(0, HEAD_BYTES - this.#head.byteLength)]);
     if (!this.#waitingForPeer) this.#lastProgress = performance.now();
     const at = this.#take(chunk, 0);
     if (at < chunk.byteLength && !this.#failure) {
@@ -683,14 +735,16 @@ export class Link {
       return;
     }
     if (this.#hello === undefined) {
-      this.#setFailure(new SocketkitError('ERR_CONN_CLOSED', `${this.peer} closed the connection before saying hello`));
+      this.#setFailure(this.#goneBeforeHello('closed the connection'));
       return;
     }
     try {
-      if (this.#dataLeft > 0) throw new SocketkitError('ERR_FRAME_TRUNCATED', `stream ended inside a frame: ${this.#dataLeft} payload bytes missing`);
+      if (this.#dataLeft > 0) throw new SocketkitError('ERR_FRAME_TRUNCATED', `${this.peer} closed the connection mid-message (${this.#dataLeft} bytes of it never came)`);
       this.#decoder.end();
     } catch (err) {
-      this.#setFailure(toSocketkitError(err, this.peer));
+      const e = toSocketkitError(err, this.peer);
+      // The codec's own words are about frames; a user sees a connection that closed.
+      this.#setFailure(e.code === 'ERR_FRAME_TRUNCATED' && e.message.startsWith('stream ended') ? new SocketkitError(e.code, `${this.peer} closed the connection mid-message`, { cause: e }) : e);
       return;
     }
     this.#ended = true;
@@ -700,7 +754,9 @@ export class Link {
   #onClose(): void {
     this.#stopTimer();
     // An end still waiting behind held-back bytes is a clean end once they are parsed.
-    if (!this.#ended && !this.#endPending) this.#setFailure(new SocketkitError('ERR_CONN_CLOSED', `connection to ${this.peer} closed mid-transfer`));
+    if (!this.#ended && !this.#endPending) {
+      this.#setFailure(this.#hello === undefined ? this.#goneBeforeHello('dropped the connection') : new SocketkitError('ERR_CONN_CLOSED', `connection to ${this.peer} closed mid-transfer`));
+    }
   }
 
   #setFailure(err: SocketkitError): void {

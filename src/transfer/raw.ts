@@ -14,6 +14,7 @@ import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { waitDrain } from '../net/write.js';
 import { endedByReset, resetConnection } from '../net/socket-state.js';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_READ_AHEAD, DEFAULT_STALL_TIMEOUT_MS } from './constants.js';
+import { sniffSkftHello } from './link.js';
 import { BufferPool, readChunks, type ChunkSink } from './file-io.js';
 import { canSendfile, sendfileRange } from './zero-copy.js';
 
@@ -253,11 +254,29 @@ export async function receiveRawStream(socket: Socket, sink: RawSink, options: R
   };
   options.signal?.addEventListener('abort', onAbort, { once: true });
   let waiting = false;
+  /**
+   * The first bytes, held back (a copy) until they cannot be an SKFT hello: a framed server
+   * greets first and then waits for ours, so without this check the stream would only stall.
+   */
+  let head: Buffer | undefined = Buffer.alloc(0);
   /** Takes one chunk; false when the socket should pause until the sink has drained. */
-  const feed = (chunk: Buffer): boolean => {
+  const feed = (received: Buffer): boolean => {
     if (failure) return false;
     watch.touch();
-    bytes += chunk.byteLength;
+    bytes += received.byteLength;
+    let chunk = received;
+    if (head !== undefined) {
+      head = Buffer.concat([head, received]);
+      const seen = sniffSkftHello(head);
+      if (seen === 'more') return true;
+      if (seen === 'skft') {
+        fail(new SocketkitError('ERR_TRANSFER_PROTOCOL', `${options.peer ?? 'the peer'} greeted with a socketkit transfer hello, not raw bytes`, { hint: 'peer-speaks-skft' }));
+        socket.destroy();
+        return false;
+      }
+      chunk = head;
+      head = undefined;
+    }
     let ok: boolean;
     try {
       ok = sink.write(chunk);
@@ -295,7 +314,16 @@ export async function receiveRawStream(socket: Socket, sink: RawSink, options: R
   socket.on('end', () => {
     // A sender that fails resets the connection; libuv may still report that as an end.
     if (endedByReset(socket)) fail(new SocketkitError('ERR_CONN_RESET', `connection reset by ${options.peer ?? 'peer'} after ${bytes} bytes: the stream is cut`));
-    else finish();
+    else {
+      // A stream shorter than a hello is data like any other.
+      if (head !== undefined && head.byteLength > 0 && !failure) {
+        const rest = head;
+        head = undefined;
+        bytes -= rest.byteLength;
+        feed(rest);
+      }
+      finish();
+    }
   });
   socket.on('error', (err) => fail(toSocketkitError(err, options.peer)));
   socket.on('close', () => fail(new SocketkitError('ERR_CONN_CLOSED', `connection to ${options.peer ?? 'peer'} closed before the end of the stream`)));

@@ -11,7 +11,8 @@ export default defineCommand({
   examples: ['socketkit demo', 'npm start'],
   async run({ io }) {
     io.stdout.write('socketkit tour — every system on loopback\n');
-    const r = await runTour((text) => io.stdout.write(text));
+    const r = await runTour((text) => io.stdout.write(text), undefined, io.shutdown);
+    // Stopped by Ctrl-C: main() makes the status 130 (143 for SIGTERM).
     return r.failed === 0 ? 0 : 1;
   },
 });

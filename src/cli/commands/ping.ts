@@ -59,7 +59,7 @@ export default defineCommand({
     'makes round trips over one connection to a byte echo. Without --count it runs until Ctrl-C on a terminal and ' +
     `sends ${DEFAULT_PING_COUNT} probes otherwise. --interval 0 is ping-pong: each probe leaves when the previous is ` +
     'answered or lost. Per-reply lines are shown on a terminal; the summary always. Exit 0 when any reply came back, ' +
-    '1 when none did, 2 on errors (ICMP port unreachable with no reply at all is ERR_CONN_REFUSED).',
+    '1 when none did, 2 on errors (ICMP port unreachable with no reply at all is ERR_CONN_REFUSED); stopped by Ctrl-C, 130 after the summary (SIGTERM: 143).',
   options: {
     udp: toggle('probe with UDP datagrams (the default)'),
     tcp: toggle('probe with round trips over one TCP (or unix:) connection'),
