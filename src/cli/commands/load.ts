@@ -10,6 +10,7 @@ import { CLIENT_SECURITY_OPTIONS, clientSecurity, refuseTlsWithUdp } from '../se
 import { flag, parseCount, parseDurationMs, parseSize, str } from '../values.js';
 import { runLoad, parseMessages, DEFAULT_CONNECT_RATE, MAX_LOAD_CONNECTIONS, type LatencySummary, type LoadProgress, type LoadResult, type LoadProtocol } from '../../load/index.js';
 import { usageError } from '../usage.js';
+import { MEASURE_OPTIONS, START_AT_OPTION, announceFiles, openMeasurement } from '../measure-options.js';
 
 /** `--print` shows this many replies at most, then only counts the rest (the output stays bounded). */
 export const PRINT_MAX_REPLIES = 1_000;
@@ -129,6 +130,8 @@ const command: Command = {
     'max-message': { type: 'string', value: 'SIZE', help: 'with --framed: the largest message accepted', default: '16MiB' },
     print: { type: 'boolean', short: 'v', help: `show each reply as "conn N: TEXT" (the first ${PRINT_MAX_REPLIES.toLocaleString('en-US')}, each cut to ${PRINT_MAX_CHARS} characters)` },
     ...CLIENT_SECURITY_OPTIONS,
+    ...MEASURE_OPTIONS,
+    ...START_AT_OPTION,
   },
   positionals: { min: 1, max: 1 },
   examples: [
@@ -177,6 +180,8 @@ const command: Command = {
       io.stderr.write(`\r\x1b[K${text}`);
       live = true;
     };
+    const startAtMs = values['start-at'] as unknown as number | undefined;
+    const measure = await openMeasurement(values, { command: 'load', target: formatEndpoint(ep), protocol, connections, size: messages ? null : size, messages: messages?.length ?? null, rate: rate ?? null }, startAtMs);
     // A line people (and tests) can wait for: opening thousands of connections can take a while.
     report.log(`load: connecting ${grouped(connections)} connection(s) to ${formatEndpoint(ep)}`);
     const running = runLoad(ep, {
@@ -190,6 +195,8 @@ const command: Command = {
       timeoutMs,
       maxMessageSize,
       signal: io.shutdown,
+      ...measure.hooks,
+      ...(startAtMs !== undefined ? { startAtMs } : {}),
       ...(printer ? { onReply: printer.onReply } : {}),
       ...sec.connect,
       ...(report.tty
@@ -202,7 +209,11 @@ const command: Command = {
         : {}),
     });
     // The live line goes whatever happens, so an error message starts on a clean line.
-    const result = await running.finally(clearLine);
+    const result = await running.finally(clearLine).catch(async (e: unknown) => {
+      await measure.close().catch(() => undefined);
+      throw e;
+    });
+    const written = await measure.close();
     printer?.finish();
     const sizeText = messages ? `${messages.length} message(s)` : `${formatBytes(size)} requests`;
     report.result(
@@ -242,6 +253,7 @@ const command: Command = {
       },
       summary(result, sizeText),
     );
+    announceFiles(report, written);
     // Interrupted: the result is printed; main() turns ERR_ABORTED after a signal into 130/143.
     if (result.interrupted && io.shutdown.aborted) throw new SocketkitError('ERR_ABORTED', `load on ${result.target} interrupted`);
     return result.errors > 0 || result.unsent > 0 ? 1 : 0;

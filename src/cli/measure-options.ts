@@ -1,0 +1,153 @@
+/**
+ * The measurement options `load` and `ping` share: `--hdr-log FILE` (an HdrHistogram interval
+ * log of the run, µs), `--log-interval`, `--tag NAME`, `--html OUT.html` (a report page at the
+ * end of the run), and for `load`, `--start-at TIME` (so that agents on several machines measure
+ * the same window). A command spreads the specs into its `options` and calls
+ * `openMeasurement(values, …)`, whose hooks go into the library's options.
+ *
+ * @example
+ * ```ts
+ * options: { ...MEASURE_OPTIONS, ...START_AT_OPTION },
+ * // in run():
+ * const measure = await openMeasurement(values, { command: 'load', target });
+ * const result = await runLoad(ep, { ...measure.hooks }).finally(() => measure.close());
+ * ```
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { SocketkitError, toSocketkitError } from '../core/errors.js';
+import { checkTag } from '../report/log-writer.js';
+import { DEFAULT_LOG_INTERVAL_MS, IntervalRecorder, mergeLogs, openIntervalLog, parseIntervalLog, renderHtmlReport } from '../report/index.js';
+import { custom, duration, text } from './options.js';
+import type { Reporter } from './report.js';
+
+/** A file the measurement wrote. */
+export interface WrittenFile {
+  readonly what: 'hdr-log' | 'html';
+  readonly path: string;
+}
+
+/** Says which files were written: a `written` event (--json), else a line `hdr-log: FILE`. */
+export function announceFiles(report: Reporter, files: readonly WrittenFile[]): void {
+  for (const f of files) report.event('written', { what: f.what, path: f.path }, `${f.what}: ${f.path}`);
+}
+
+/** `--tag`: a name HdrHistogram's log format can carry (no comma, space or line break). */
+function parseTag(option: string, value: string): string {
+  try {
+    checkTag(value);
+  } catch {
+    throw new SocketkitError('ERR_USAGE', `--${option}: '${value}' cannot tag a log line (it must be non-empty, with no comma, space or line break)`);
+  }
+  return value;
+}
+
+/**
+ * `--start-at`: an ISO time (`2026-12-02T15:00:00Z`) or `+SECONDS` from now, as ms since the
+ * epoch. A time that has passed is ERR_START_PASSED.
+ */
+export function parseStartAt(option: string, value: string, now: number = Date.now()): number {
+  const t = value.trim();
+  let at: number;
+  if (t.startsWith('+')) {
+    const seconds = Number(t.slice(1));
+    if (!/^\+\d+(\.\d+)?$/.test(t) || !(seconds > 0)) throw new SocketkitError('ERR_USAGE', `--${option}: '${value}' is not +SECONDS (a positive number of seconds from now)`);
+    at = now + seconds * 1000;
+  } else {
+    at = /^\d{4}-\d\d-\d\d[T ]\d\d:\d\d/.test(t) ? Date.parse(t) : NaN;
+    if (!Number.isFinite(at)) throw new SocketkitError('ERR_USAGE', `--${option}: '${value}' is neither an ISO time (2026-12-02T15:00:00Z) nor +SECONDS`);
+  }
+  if (at <= now) {
+    throw new SocketkitError('ERR_START_PASSED', `--${option} ${value}: that time passed ${((now - at) / 1000).toFixed(3)} s ago (give a later time, or +SECONDS)`);
+  }
+  return at;
+}
+
+/** `--hdr-log`, `--log-interval`, `--tag`, `--html`: for `load` and `ping`. */
+export const MEASURE_OPTIONS = {
+  'hdr-log': text('write an HdrHistogram interval log of the run (latency in µs; `socketkit report` reads it)', { value: 'FILE' }),
+  'log-interval': duration('the interval length of --hdr-log and --html', { default: DEFAULT_LOG_INTERVAL_MS, positive: true }),
+  tag: custom('tag the log\'s lines with NAME (an agent\'s name)', parseTag, { value: 'NAME' }),
+  html: text('at the end of the run, write an HTML report page (charts and table, no network requests)', { value: 'OUT.html' }),
+} as const;
+
+/** `--start-at`: for `load`. */
+export const START_AT_OPTION = {
+  'start-at': custom('start the measured run at TIME (ISO, or +SECONDS from now), once connected: agents on several machines measure the same window', parseStartAt, { value: 'TIME' }),
+} as const;
+
+/** What `openMeasurement` reads from a command's values (typed, or untyped as `Record<string, unknown>`). */
+export type MeasureValues = Readonly<Record<string, unknown>>;
+
+/** The library hooks that feed the log, and the end of it. */
+export interface Measurement {
+  /** Spread into `runLoad`'s or `ping`'s options (empty when no log is asked for). */
+  readonly hooks: {
+    readonly onLatency?: (us: number) => void;
+    readonly onError?: (code: string, n: number) => void;
+    readonly onRunStart?: () => void;
+  };
+  /** Writes the last interval and closes the log, then writes the HTML page; says what it wrote. Idempotent. */
+  close(): Promise<WrittenFile[]>;
+  /** Starts the interval timer (`ping`: at once; `load`: its `onRunStart` does). */
+  start(): void;
+}
+
+const NONE: Measurement = { hooks: {}, close: () => Promise.resolve([]), start: () => undefined };
+
+function stringOf(values: MeasureValues, key: string): string | undefined {
+  const v = values[key];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/**
+ * Opens the interval log of `--hdr-log` (or an in-memory one for `--html` alone). `parameters`
+ * go into the log's `#[Parameters: …]` line and the report's table. `startTimeMs` is the log's
+ * StartTime (`--start-at`), default now.
+ */
+export async function openMeasurement(values: MeasureValues, parameters: { readonly command: string; readonly target: string } & Readonly<Record<string, unknown>>, startTimeMs?: number): Promise<Measurement> {
+  const path = stringOf(values, 'hdr-log');
+  const html = stringOf(values, 'html');
+  if (path === undefined && html === undefined) return NONE;
+  const tag = stringOf(values, 'tag');
+  const interval = values['log-interval'];
+  const options = {
+    intervalMs: typeof interval === 'number' ? interval : DEFAULT_LOG_INTERVAL_MS,
+    parameters,
+    ...(tag !== undefined ? { tag } : {}),
+    ...(startTimeMs !== undefined ? { startTimeMs } : {}),
+  };
+  let memory = '';
+  const rec = path !== undefined ? await openIntervalLog(path, options) : new IntervalRecorder((s) => (memory += s), options);
+  let closing: Promise<WrittenFile[]> | undefined;
+  const finish = async (): Promise<WrittenFile[]> => {
+    await rec.close();
+    const lines: WrittenFile[] = path !== undefined ? [{ what: 'hdr-log', path }] : [];
+    if (html === undefined) return lines;
+    let textOfLog = memory;
+    if (path !== undefined) {
+      try {
+        textOfLog = await readFile(path, 'utf8');
+      } catch (e) {
+        throw toSocketkitError(e, path);
+      }
+    }
+    const log = parseIntervalLog(textOfLog, path !== undefined ? basename(path) : tag ?? parameters.command);
+    const page = await renderHtmlReport({ title: `socketkit ${parameters.command} ${parameters.target}`, runs: mergeLogs([log]) });
+    try {
+      await writeFile(html, page);
+    } catch (e) {
+      throw toSocketkitError(e, html);
+    }
+    return [...lines, { what: 'html', path: html }];
+  };
+  return {
+    hooks: {
+      onLatency: (us) => rec.record(us),
+      onError: (code, n) => rec.recordError(code, n),
+      onRunStart: () => rec.start(),
+    },
+    start: () => rec.start(),
+    close: () => (closing ??= finish()),
+  };
+}
