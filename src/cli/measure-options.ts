@@ -20,6 +20,43 @@ import { checkTag } from '../report/log-writer.js';
 import { DEFAULT_LOG_INTERVAL_MS, IntervalRecorder, mergeLogs, openIntervalLog, parseIntervalLog, renderHtmlReport } from '../report/index.js';
 import { custom, duration, text } from './options.js';
 import type { Reporter } from './report.js';
+import type { Histogram } from 'hdr-histogram-js';
+import type { Endpoint } from '../net/endpoint.js';
+import { autoThreads, runLoad, runLoadThreads, type LoadOptions, type LoadResult } from '../load/index.js';
+import { parseCount } from './values.js';
+
+/** The most `--threads` takes. */
+export const MAX_LOAD_THREADS = 256;
+
+/** `--threads N|auto`: `auto` is one per core. */
+export function parseThreads(option: string, value: string): number {
+  return value === 'auto' ? autoThreads() : parseCount(option, value, 1, MAX_LOAD_THREADS);
+}
+
+/** `--threads`: for `load`. */
+export const THREADS_OPTION = {
+  threads: custom('run the connections on N worker threads, each with its own event loop (auto: one per core); connections, -n and --rate are split among them', parseThreads, { value: 'N|auto', default: 1, show: '1' }),
+} as const;
+
+/**
+ * `runLoad`, or with `--threads` above 1 `runLoadThreads` (the latencies reach the log as
+ * histograms). A live progress line is not drawn with threads; --print and TLS are refused.
+ */
+export async function runLoadWith(values: MeasureValues, ep: Endpoint, options: LoadOptions, measure: Measurement): Promise<LoadResult> {
+  const threads = typeof values['threads'] === 'number' ? values['threads'] : 1;
+  if (threads <= 1) return runLoad(ep, options);
+  if (options.onReply) throw new SocketkitError('ERR_USAGE', '--print cannot be combined with --threads (the replies arrive on other threads)');
+  if (options.transport) throw new SocketkitError('ERR_USAGE', '--threads does not work with --tls or --psk-file yet: run several processes instead');
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  const { onReply, onProgress, onConnecting, onLatency, onRunStart, onError, transport, progressIntervalMs, ...rest } = options;
+  return runLoadThreads(ep, {
+    ...rest,
+    threads,
+    ...(measure.hooks.onHistogram ? { onHistogram: measure.hooks.onHistogram } : {}),
+    ...(onError ? { onError } : {}),
+    ...(onRunStart ? { onRunStart } : {}),
+  });
+}
 
 /** A file the measurement wrote. */
 export interface WrittenFile {
@@ -86,6 +123,8 @@ export interface Measurement {
     readonly onLatency?: (us: number) => void;
     readonly onError?: (code: string, n: number) => void;
     readonly onRunStart?: () => void;
+    /** A thread's batch of latencies (µs), with --threads. */
+    readonly onHistogram?: (h: Histogram) => void;
   };
   /** Writes the last interval and closes the log, then writes the HTML page; says what it wrote. Idempotent. */
   close(): Promise<WrittenFile[]>;
@@ -146,6 +185,7 @@ export async function openMeasurement(values: MeasureValues, parameters: { reado
       onLatency: (us) => rec.record(us),
       onError: (code, n) => rec.recordError(code, n),
       onRunStart: () => rec.start(),
+      onHistogram: (h) => rec.add(h),
     },
     start: () => rec.start(),
     close: () => (closing ??= finish()),

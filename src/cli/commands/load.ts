@@ -8,9 +8,9 @@ import { formatEndpoint } from '../../net/endpoint.js';
 import { neutralise } from '../../core/terminal-text.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity, refuseTlsWithUdp } from '../security-options.js';
 import { flag, parseCount, parseDurationMs, parseSize, str } from '../values.js';
-import { runLoad, parseMessages, DEFAULT_CONNECT_RATE, MAX_LOAD_CONNECTIONS, type LatencySummary, type LoadProgress, type LoadResult, type LoadProtocol } from '../../load/index.js';
+import { parseMessages, DEFAULT_CONNECT_RATE, MAX_LOAD_CONNECTIONS, type LatencySummary, type LoadProgress, type LoadResult, type LoadProtocol } from '../../load/index.js';
 import { usageError } from '../usage.js';
-import { MEASURE_OPTIONS, START_AT_OPTION, announceFiles, openMeasurement } from '../measure-options.js';
+import { MEASURE_OPTIONS, START_AT_OPTION, THREADS_OPTION, announceFiles, openMeasurement, runLoadWith } from '../measure-options.js';
 
 /** `--print` shows this many replies at most, then only counts the rest (the output stays bounded). */
 export const PRINT_MAX_REPLIES = 1_000;
@@ -132,6 +132,7 @@ const command: Command = {
     ...CLIENT_SECURITY_OPTIONS,
     ...MEASURE_OPTIONS,
     ...START_AT_OPTION,
+    ...THREADS_OPTION,
   },
   positionals: { min: 1, max: 1 },
   examples: [
@@ -184,7 +185,7 @@ const command: Command = {
     const measure = await openMeasurement(values, { command: 'load', target: formatEndpoint(ep), protocol, connections, size: messages ? null : size, messages: messages?.length ?? null, rate: rate ?? null }, startAtMs);
     // A line people (and tests) can wait for: opening thousands of connections can take a while.
     report.log(`load: connecting ${grouped(connections)} connection(s) to ${formatEndpoint(ep)}`);
-    const running = runLoad(ep, {
+    const running = runLoadWith(values, ep, {
       connections,
       protocol,
       ...(messages ? { messages } : { size }),
@@ -207,7 +208,7 @@ const command: Command = {
             },
           }
         : {}),
-    });
+    }, measure);
     // The live line goes whatever happens, so an error message starts on a clean line.
     const result = await running.finally(clearLine).catch(async (e: unknown) => {
       await measure.close().catch(() => undefined);
