@@ -15,6 +15,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
+import type { Writable } from 'node:stream';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { checkTag } from '../report/log-writer.js';
 import { DEFAULT_LOG_INTERVAL_MS, IntervalRecorder, mergeLogs, openIntervalLog, parseIntervalLog, renderHtmlReport } from '../report/index.js';
@@ -102,7 +103,7 @@ export function parseStartAt(option: string, value: string, now: number = Date.n
 
 /** `--hdr-log`, `--log-interval`, `--tag`, `--html`: for `load` and `ping`. */
 export const MEASURE_OPTIONS = {
-  'hdr-log': text('write an HdrHistogram interval log of the run (latency in µs; `socketkit report` reads it)', { value: 'FILE' }),
+  'hdr-log': text('write an HdrHistogram interval log of the run (latency in µs; `socketkit report` reads it); - for stdout, with -q', { value: 'FILE' }),
   'log-interval': duration('the interval length of --hdr-log and --html', { default: DEFAULT_LOG_INTERVAL_MS, positive: true }),
   tag: custom('tag the log\'s lines with NAME (an agent\'s name)', parseTag, { value: 'NAME' }),
   html: text('at the end of the run, write an HTML report page (charts and table, no network requests)', { value: 'OUT.html' }),
@@ -142,9 +143,15 @@ function stringOf(values: MeasureValues, key: string): string | undefined {
 /**
  * Opens the interval log of `--hdr-log` (or an in-memory one for `--html` alone). `parameters`
  * go into the log's `#[Parameters: …]` line and the report's table. `startTimeMs` is the log's
- * StartTime (`--start-at`), default now.
+ * StartTime (`--start-at`), default now. `--hdr-log -` writes the log on `stdout` (give -q so that
+ * nothing else goes there).
  */
-export async function openMeasurement(values: MeasureValues, parameters: { readonly command: string; readonly target: string } & Readonly<Record<string, unknown>>, startTimeMs?: number): Promise<Measurement> {
+export async function openMeasurement(
+  values: MeasureValues,
+  parameters: { readonly command: string; readonly target: string } & Readonly<Record<string, unknown>>,
+  startTimeMs?: number,
+  stdout?: Writable,
+): Promise<Measurement> {
   const path = stringOf(values, 'hdr-log');
   const html = stringOf(values, 'html');
   if (path === undefined && html === undefined) return NONE;
@@ -157,21 +164,32 @@ export async function openMeasurement(values: MeasureValues, parameters: { reado
     ...(startTimeMs !== undefined ? { startTimeMs } : {}),
   };
   let memory = '';
-  const rec = path !== undefined ? await openIntervalLog(path, options) : new IntervalRecorder((s) => (memory += s), options);
+  const toStdout = path === '-';
+  if (toStdout && stdout === undefined) throw new SocketkitError('ERR_USAGE', '--hdr-log -: this command cannot write its log on stdout');
+  const keep = (s: string): void => {
+    if (html !== undefined) memory += s;
+  };
+  const rec =
+    path !== undefined && !toStdout
+      ? await openIntervalLog(path, options)
+      : new IntervalRecorder((s) => {
+          if (toStdout) stdout?.write(s);
+          keep(s);
+        }, options);
   let closing: Promise<WrittenFile[]> | undefined;
   const finish = async (): Promise<WrittenFile[]> => {
     await rec.close();
-    const lines: WrittenFile[] = path !== undefined ? [{ what: 'hdr-log', path }] : [];
+    const lines: WrittenFile[] = path !== undefined && !toStdout ? [{ what: 'hdr-log', path }] : [];
     if (html === undefined) return lines;
     let textOfLog = memory;
-    if (path !== undefined) {
+    if (path !== undefined && !toStdout) {
       try {
         textOfLog = await readFile(path, 'utf8');
       } catch (e) {
         throw toSocketkitError(e, path);
       }
     }
-    const log = parseIntervalLog(textOfLog, path !== undefined ? basename(path) : tag ?? parameters.command);
+    const log = parseIntervalLog(textOfLog, path !== undefined && !toStdout ? basename(path) : tag ?? parameters.command);
     const page = await renderHtmlReport({ title: `socketkit ${parameters.command} ${parameters.target}`, runs: mergeLogs([log]) });
     try {
       await writeFile(html, page);

@@ -182,7 +182,7 @@ const command: Command = {
       live = true;
     };
     const startAtMs = values['start-at'] as unknown as number | undefined;
-    const measure = await openMeasurement(values, { command: 'load', target: formatEndpoint(ep), protocol, connections, size: messages ? null : size, messages: messages?.length ?? null, rate: rate ?? null }, startAtMs);
+    const measure = await openMeasurement(values, { command: 'load', target: formatEndpoint(ep), protocol, connections, size: messages ? null : size, messages: messages?.length ?? null, rate: rate ?? null }, startAtMs, io.stdout);
     // A line people (and tests) can wait for: opening thousands of connections can take a while.
     report.log(`load: connecting ${grouped(connections)} connection(s) to ${formatEndpoint(ep)}`);
     const running = runLoadWith(values, ep, {

@@ -91,7 +91,7 @@ export default defineCommand({
     }
     const target = formatEndpoint(ep);
     report.log(`PING ${target} over ${transport}: ${size}-byte probes${intervalMs === 0 ? ', ping-pong' : ` every ${intervalMs / 1000} s`}${count ? `, ${count} of them` : ', until Ctrl-C'}`);
-    const measure = await openMeasurement(values, { command: 'ping', target, transport, size, intervalMs });
+    const measure = await openMeasurement(values, { command: 'ping', target, transport, size, intervalMs }, undefined, io.stdout);
     measure.start();
     const summary = await ping(ep, {
       ...measure.hooks,
