@@ -9,7 +9,7 @@ import { startManagedEchoServer } from '../src/server/index.js';
 import { startUdpEchoServer } from '../src/udp/index.js';
 import { formatEndpoint, type Endpoint } from '../src/net/endpoint.js';
 import { parseIntervalLog } from '../src/report/index.js';
-import { runCli } from './helpers/cli.js';
+import { runCli, spawnCli } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
 
 const v4: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
@@ -82,5 +82,20 @@ describe('load --threads', () => {
     const print = await runCli(['load', addr, '-c', '2', '-n', '4', '--threads', '2', '--print']);
     assert.equal(print.code, 2);
     assert.match(print.stderr, /ERR_USAGE/);
+  });
+
+  it('the binary: --threads 2 with --psk-file, each thread making its own TLS-PSK connections', async (t) => {
+    const dir = tempDir(t);
+    const psk = join(dir, 'k.psk');
+    assert.equal((await runCli(['cert', '--psk', psk, '--identity', 'threads'])).code, 0);
+    const server = spawnCli(['echo-server', '127.0.0.1:0', '--psk-file', psk, '--json'], t);
+    const address = (JSON.parse(await server.stdout.waitFor((l) => l.includes('"listening"'))) as { address: string }).address;
+    const r = await runCli(['load', address, '--psk-file', psk, '-c', '4', '-n', '400', '--threads', '2', '--json'], { timeoutMs: 30_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const result = r.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['event'] === 'load')!;
+    assert.deepEqual([result['roundTrips'], result['errors'], result['connected']], [400, 0, 4]);
+    // Plaintext against the PSK server fails: the threads did speak TLS-PSK.
+    const plain = await runCli(['load', address, '-c', '2', '-n', '10', '--threads', '2', '--timeout', '2'], { timeoutMs: 30_000 });
+    assert.notEqual(plain.code, 0);
   });
 });

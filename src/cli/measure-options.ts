@@ -25,6 +25,7 @@ import type { Histogram } from 'hdr-histogram-js';
 import type { Endpoint } from '../net/endpoint.js';
 import { autoThreads, runLoad, runLoadThreads, type LoadOptions, type LoadResult } from '../load/index.js';
 import { parseCount } from './values.js';
+import type { TlsClientOptions } from '../security/tls.js';
 
 /** The most `--threads` takes. */
 export const MAX_LOAD_THREADS = 256;
@@ -41,18 +42,20 @@ export const THREADS_OPTION = {
 
 /**
  * `runLoad`, or with `--threads` above 1 `runLoadThreads` (the latencies reach the log as
- * histograms). A live progress line is not drawn with threads; --print and TLS are refused.
+ * histograms). A live progress line is not drawn with threads; --print is refused. With TLS,
+ * `tls` (what the transport was made from) lets each thread make its own.
  */
-export async function runLoadWith(values: MeasureValues, ep: Endpoint, options: LoadOptions, measure: Measurement): Promise<LoadResult> {
+export async function runLoadWith(values: MeasureValues, ep: Endpoint, options: LoadOptions, measure: Measurement, tls?: TlsClientOptions): Promise<LoadResult> {
   const threads = typeof values['threads'] === 'number' ? values['threads'] : 1;
   if (threads <= 1) return runLoad(ep, options);
   if (options.onReply) throw new SocketkitError('ERR_USAGE', '--print cannot be combined with --threads (the replies arrive on other threads)');
-  if (options.transport) throw new SocketkitError('ERR_USAGE', '--threads does not work with --tls or --psk-file yet: run several processes instead');
+  if (options.transport && tls === undefined) throw new SocketkitError('ERR_INTERNAL', 'a transport for load threads without the options it was made from');
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
   const { onReply, onProgress, onConnecting, onLatency, onRunStart, onError, transport, progressIntervalMs, ...rest } = options;
   return runLoadThreads(ep, {
     ...rest,
     threads,
+    ...(tls !== undefined ? { tls } : {}),
     ...(measure.hooks.onHistogram ? { onHistogram: measure.hooks.onHistogram } : {}),
     ...(onError ? { onError } : {}),
     ...(onRunStart ? { onRunStart } : {}),

@@ -9,8 +9,9 @@
  * `batchMs` (for an interval log: `onHistogram`) and its whole histogram at the end, so the
  * merged percentiles are those of every value of every thread.
  *
- * Per-reply and progress callbacks (`onReply`, `onProgress`, `onConnecting`) and a custom
- * `transport` cannot cross to a thread: they are refused.
+ * Per-reply and progress callbacks (`onReply`, `onProgress`, `onConnecting`) and a
+ * `transport` cannot cross to a thread: they are refused; TLS is given as `tls`, from which each
+ * thread makes its own transport.
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
@@ -20,6 +21,7 @@ import type { Endpoint } from '../net/endpoint.js';
 import { newLatencyHistogram, summarizeHistogram } from '../report/histogram.js';
 import type { LoadOptions, LoadResult } from './run.js';
 import { DEFAULT_LOAD_CONNECTIONS } from './defaults.js';
+import type { TlsClientOptions } from '../security/tls.js';
 
 /** The options a thread can be given (everything that survives a structured clone). */
 export type ThreadLoadOptions = Omit<LoadOptions, 'signal' | 'onProgress' | 'onConnecting' | 'onReply' | 'onLatency' | 'onError' | 'onRunStart' | 'transport' | 'progressIntervalMs'>;
@@ -36,6 +38,8 @@ export interface ThreadedLoadOptions extends ThreadLoadOptions {
   readonly onRunStart?: () => void;
   /** How often a thread sends its latencies, ms. Default 100. */
   readonly batchMs?: number;
+  /** TLS or TLS-PSK: each thread makes its transport from these (a transport cannot be sent to a thread). */
+  readonly tls?: TlsClientOptions;
 }
 
 /** Messages a thread posts. */
@@ -50,6 +54,7 @@ export interface ThreadInit {
   readonly ep: Endpoint;
   readonly options: ThreadLoadOptions;
   readonly batchMs: number;
+  readonly tls: TlsClientOptions | undefined;
 }
 
 /** Threads for `auto`: one per core. */
@@ -119,7 +124,7 @@ function mergeResults(results: readonly LoadResult[], histogram: Histogram, conn
 
 /** Runs load from `threads` worker threads and merges what they measured. */
 export async function runLoadThreads(ep: Endpoint, options: ThreadedLoadOptions): Promise<LoadResult> {
-  const { threads: asked, signal, onHistogram, onError, onRunStart, batchMs = 100, ...rest } = options;
+  const { threads: asked, signal, onHistogram, onError, onRunStart, batchMs = 100, tls, ...rest } = options;
   const extra = options as LoadOptions;
   if (extra.onReply || extra.onProgress || extra.onConnecting || extra.transport || extra.onLatency) {
     throw new SocketkitError('ERR_INVALID_ARG', 'onReply, onProgress, onConnecting, onLatency and a custom transport cannot be used with worker threads');
@@ -144,6 +149,7 @@ export async function runLoadThreads(ep: Endpoint, options: ThreadedLoadOptions)
       const init: ThreadInit = {
         ep,
         batchMs,
+        tls,
         options: {
           ...rest,
           connections: share,

@@ -8,6 +8,7 @@ import { encodeIntoCompressedBase64, type Histogram } from 'hdr-histogram-js';
 import { toSocketkitError } from '../core/errors.js';
 import { newLatencyHistogram } from '../report/histogram.js';
 import { runLoad } from './run.js';
+import { tlsConnectTransport } from '../security/tls.js';
 import type { FromThread, ThreadInit } from './threads.js';
 
 const port = parentPort;
@@ -37,6 +38,7 @@ const timer = setInterval(flush, init.batchMs);
 try {
   const result = await runLoad(init.ep, {
     ...init.options,
+    ...(init.tls !== undefined ? { transport: tlsConnectTransport(init.tls) } : {}),
     signal: abort.signal,
     onRunStart: () => post({ type: 'start' }),
     onLatency: (us) => {

@@ -208,7 +208,7 @@ const command: Command = {
             },
           }
         : {}),
-    }, measure);
+    }, measure, sec.tls);
     // The live line goes whatever happens, so an error message starts on a clean line.
     const result = await running.finally(clearLine).catch(async (e: unknown) => {
       await measure.close().catch(() => undefined);
