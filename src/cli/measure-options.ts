@@ -192,7 +192,7 @@ export async function openMeasurement(
         throw toSocketkitError(e, path);
       }
     }
-    const log = parseIntervalLog(textOfLog, path !== undefined && !toStdout ? basename(path) : tag ?? parameters.command);
+    const log = parseIntervalLog(textOfLog, path !== undefined && !toStdout ? basename(path) : parameters.command);
     const page = await renderHtmlReport({ title: `socketkit ${parameters.command} ${parameters.target}`, runs: mergeLogs([log]) });
     try {
       await writeFile(html, page);
