@@ -28,6 +28,7 @@ import {
   requireSecureListener,
   tlsConnectTransport,
   tlsListenTransport,
+  type TlsClientOptions,
   type SecurityMode,
 } from '../security/index.js';
 
@@ -179,6 +180,8 @@ export async function serverSecurity(values: ServerSecurityValues, report: Repor
 export interface ClientSecurity {
   readonly mode: SecurityMode;
   readonly connect: { readonly transport?: ConnectTransport };
+  /** What `transport` was made from: a load thread makes its own from it (a transport cannot be sent to a thread). */
+  readonly tls?: TlsClientOptions;
 }
 
 /**
@@ -191,13 +194,14 @@ export async function clientSecurity(values: ClientSecurityValues): Promise<Clie
   const wantsTls = values.tls || caPath !== undefined || pin !== undefined;
   if (pskPath !== undefined && wantsTls) throw new SocketkitError('ERR_USAGE', 'a pre-shared key replaces certificates: --psk-file cannot be combined with --tls, --ca or --pin');
   if (pskPath !== undefined) {
-    return { mode: 'psk', connect: { transport: tlsConnectTransport({ psk: await loadPskFile(pskPath) }) } };
+    const tls = { psk: await loadPskFile(pskPath) };
+    return { mode: 'psk', connect: { transport: tlsConnectTransport(tls) }, tls };
   }
   if (!wantsTls) return { mode: 'plain', connect: {} };
   const ca = caPath === undefined ? undefined : await readPem('ca', caPath);
   const pinned = pin === undefined ? undefined : asUsage('pin', () => parsePin(pin));
-  const transport = tlsConnectTransport({ ...(ca ? { ca } : {}), ...(pinned !== undefined ? { pin: pinned } : {}) });
-  return { mode: 'tls', connect: { transport } };
+  const tls = { ...(ca ? { ca } : {}), ...(pinned !== undefined ? { pin: pinned } : {}) };
+  return { mode: 'tls', connect: { transport: tlsConnectTransport(tls) }, tls };
 }
 
 /**

@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   ERR_UNREACHABLE: 'no route to the host or network',
   ERR_TIMEOUT: 'connect or reply timed out',
   ERR_ABORTED: 'stopped by a signal or by the caller',
+  ERR_START_PASSED: 'a load run\'s start time had already passed (agents would measure different windows)',
   // Files and the machine
   ERR_NOT_FOUND: 'no such file or Unix socket',
   ERR_DISK_FULL: 'no space left on the device (or the quota is spent)',

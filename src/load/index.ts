@@ -4,3 +4,4 @@ export * from './histogram.js';
 export * from './messages.js';
 export * from './connections.js';
 export * from './run.js';
+export * from './threads.js';

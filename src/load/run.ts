@@ -84,6 +84,17 @@ export interface LoadOptions {
    * message (do not modify it).
    */
   readonly onReply?: (connection: number, reply: Buffer) => void;
+  /**
+   * Called with each latency of the measured run, µs (closed loop: from send; open loop: from the
+   * scheduled send time), to feed an interval log. Called before `onReply`; keep it cheap.
+   */
+  readonly onLatency?: (us: number) => void;
+  /** Called with every error as it is counted: `n` of `code` (the same counts as `errorCodes`). */
+  readonly onError?: (code: string, n: number) => void;
+  /** Called when the measured run starts (connections open; at `startAtMs` when given). */
+  readonly onRunStart?: () => void;
+  /** Wall-clock time (ms since the epoch) at which the measured run starts, after connecting; must not have passed. */
+  readonly startAtMs?: number;
 }
 
 /** Why requests failed, one count per request. */
@@ -186,6 +197,14 @@ function toBuffer(m: Uint8Array): Buffer {
   return Buffer.isBuffer(m) ? m : Buffer.from(m.buffer, m.byteOffset, m.byteLength);
 }
 
+/** ERR_START_PASSED when `startAtMs` (ms since the epoch) is not in the future. */
+function startPassed(startAtMs: number, when: string): void {
+  const late = Date.now() - startAtMs;
+  if (late >= 0) {
+    throw new SocketkitError('ERR_START_PASSED', `the start time ${new Date(startAtMs).toISOString()} had passed ${when} (${(late / 1000).toFixed(3)} s ago): agents would measure different windows`);
+  }
+}
+
 /** Runs load against the echo server at `ep` and measures it. */
 export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<LoadResult> {
   const count = options.connections ?? DEFAULT_LOAD_CONNECTIONS;
@@ -197,6 +216,11 @@ export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<
   positive('rate', options.rate, false);
   positive('connect rate', options.connectRate, false);
   positive('timeout', options.timeoutMs, false);
+  const startAtMs = options.startAtMs;
+  if (startAtMs !== undefined) {
+    if (!Number.isFinite(startAtMs)) throw new SocketkitError('ERR_INVALID_ARG', `the start time must be a time, not ${startAtMs}`);
+    startPassed(startAtMs, 'before connecting');
+  }
   const messages = options.messages ? options.messages.map(toBuffer) : [payloadOfSize(options.size ?? DEFAULT_LOAD_SIZE)];
   if (messages.length === 0 || messages.some((m) => m.length === 0)) {
     throw new SocketkitError('ERR_INVALID_ARG', 'every message must have at least one byte (an empty echo never comes back)');
@@ -213,9 +237,11 @@ export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<
   const errorCodes: Record<string, number> = {};
   let errors = 0;
   /** Counts `n` errors of `code` (a failed connection, or requests that failed). */
+  const onError = options.onError;
   const countError = (code: string, n = 1): void => {
     errors += n;
     errorCodes[code] = (errorCodes[code] ?? 0) + n;
+    onError?.(code, n);
   };
   let connectionErrors = 0;
   const connectionError = (err: SocketkitError): void => {
@@ -325,9 +351,26 @@ export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<
   if (conns.length === 0) {
     throw firstError ?? new SocketkitError('ERR_ABORTED', `load on ${what} aborted before any connection opened`);
   }
+  if (startAtMs !== undefined) {
+    // Every agent measures the same window: wait for the wall-clock start (an abort ends the wait).
+    try {
+      startPassed(startAtMs, 'once the connections were open');
+    } catch (e) {
+      for (const c of conns) c.close();
+      throw e;
+    }
+    await delay(startAtMs - Date.now(), undefined, signal ? { signal } : {}).catch(() => undefined);
+    if (signal?.aborted) {
+      interrupted = true;
+      for (const c of conns) c.close();
+      return result({ connected: conns.length, seconds: 0, scheduled: 0, sent: 0, inFlightAtStop: 0, roundTrips: 0, roundTripsPerSecond: 0, bytesSent: 0, bytesReceived: 0, bytesPerSecond: 0, stray: 0, latency: new LatencyRecorder().summary() });
+    }
+  }
+  options.onRunStart?.();
 
   // ---- Measured run.
   const recorder = new LatencyRecorder();
+  const onLatency = options.onLatency;
   const C = conns.length;
   /** Each connection's place among those open (the schedule's k mod C; its slot index may differ). */
   const position = new Map(conns.map((c, i) => [c, i] as const));
@@ -391,7 +434,9 @@ export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<
   const hooks: ConnectionHooks = {
     complete(conn, seq) {
       const now = performance.now();
-      recorder.record(now - (open ? scheduledAt(position.get(conn) ?? 0, seq) : conn.lastSendAt));
+      const ms = now - (open ? scheduledAt(position.get(conn) ?? 0, seq) : conn.lastSendAt);
+      recorder.record(ms);
+      onLatency?.(ms * 1000);
       roundTrips++;
       inFlight--;
       bytesReceived += conn.messageOf(seq).length;

@@ -57,6 +57,10 @@ export interface PingOptions {
   readonly signal?: AbortSignal;
   /** Receives every reply, timeout and oddity. */
   readonly onEvent?: (e: PingEvent) => void;
+  /** Called with the round-trip time of each probe answered in time (its first reply), µs: for an interval log. */
+  readonly onLatency?: (us: number) => void;
+  /** Called with each probe lost (`ERR_TIMEOUT`, n = 1). */
+  readonly onError?: (code: string, n: number) => void;
 }
 
 /** The result of a ping run. */
@@ -106,7 +110,7 @@ const ANSWERED = 1;
 const LOST = 2;
 
 /** Validates options and fills in defaults. */
-function resolveOptions(options: PingOptions): Required<Omit<PingOptions, 'signal' | 'onEvent'>> {
+function resolveOptions(options: PingOptions): Required<Omit<PingOptions, 'signal' | 'onEvent' | 'onLatency' | 'onError'>> {
   const transport = options.transport ?? 'udp';
   const count = options.count ?? DEFAULT_PING_COUNT;
   const intervalMs = options.intervalMs ?? DEFAULT_PING_INTERVAL_MS;
@@ -221,6 +225,8 @@ export async function ping(ep: Endpoint, options: PingOptions = {}): Promise<Pin
   const limit = o.count === 0 ? MAX_PING_COUNT : o.count;
   const session = randomBytes(4).readUInt32BE(0);
   const onEvent = options.onEvent;
+  const onLatency = options.onLatency;
+  const onError = options.onError;
   const signal = options.signal;
   const timeoutNs = o.timeoutMs * 1e6;
 
@@ -295,6 +301,7 @@ export async function ping(ep: Endpoint, options: PingOptions = {}): Promise<Pin
     state[seq] = ANSWERED;
     settled++;
     rtts.push(rttMs);
+    onLatency?.(rttMs * 1000);
     let status: PingReplyStatus = 'ok';
     if (d.kind === 'truncated') {
       c.truncated++;
@@ -324,6 +331,7 @@ export async function ping(ep: Endpoint, options: PingOptions = {}): Promise<Pin
         if (sentRel[expireCursor]! + timeoutNs > nowRel) break;
         state[expireCursor] = LOST;
         settled++;
+        onError?.('ERR_TIMEOUT', 1);
         onEvent?.({ event: 'timeout', seq: expireCursor });
         if (expireCursor === sent - 1) lostLast = true;
       }

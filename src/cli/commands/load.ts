@@ -25,6 +25,7 @@ import {
   type LoadProtocol,
 } from '../../load/index.js';
 import { usageError } from '../usage.js';
+import { MEASURE_OPTIONS, START_AT_OPTION, THREADS_OPTION, announceFiles, openMeasurement, runLoadWith } from '../measure-options.js';
 
 /** `--print` shows this many replies at most, then only counts the rest (the output stays bounded). */
 export const PRINT_MAX_REPLIES = 1_000;
@@ -140,6 +141,9 @@ export default defineCommand({
     'max-message': size('with --framed: the largest message accepted', { value: 'SIZE', default: DEFAULT_MAX_FRAME_SIZE, min: 1, needs: 'framed' }),
     print: toggle(`show each reply as "conn N: TEXT" (the first ${formatCount(PRINT_MAX_REPLIES)}, each cut to ${PRINT_MAX_CHARS} characters)`, { short: 'v' }),
     ...CLIENT_SECURITY_OPTIONS,
+    ...MEASURE_OPTIONS,
+    ...START_AT_OPTION,
+    ...THREADS_OPTION,
   },
   positionals: { min: 1, max: 1 },
   examples: [
@@ -180,9 +184,11 @@ export default defineCommand({
       io.stderr.write(`\r\x1b[K${text}`);
       live = true;
     };
+    const startAtMs = values['start-at'];
+    const measure = await openMeasurement(values, { command: 'load', target: formatEndpoint(ep), protocol, connections, size: messages ? null : size, messages: messages?.length ?? null, rate: rate ?? null }, startAtMs, io.stdout);
     // A line people (and tests) can wait for: opening thousands of connections can take a while.
     report.log(`load: connecting ${formatCount(connections)} connection(s) to ${formatEndpoint(ep)}`);
-    const running = runLoad(ep, {
+    const running = runLoadWith(values, ep, {
       connections,
       protocol,
       ...(messages ? { messages } : { size }),
@@ -193,6 +199,8 @@ export default defineCommand({
       timeoutMs,
       maxMessageSize,
       signal: io.shutdown,
+      ...measure.hooks,
+      ...(startAtMs !== undefined ? { startAtMs } : {}),
       ...(printer ? { onReply: printer.onReply } : {}),
       ...sec.connect,
       ...(report.tty
@@ -203,9 +211,13 @@ export default defineCommand({
             },
           }
         : {}),
-    });
+    }, measure, sec.tls);
     // The live line goes whatever happens, so an error message starts on a clean line.
-    const result = await running.finally(clearLine);
+    const result = await running.finally(clearLine).catch(async (e: unknown) => {
+      await measure.close().catch(() => undefined);
+      throw e;
+    });
+    const written = await measure.close();
     printer?.finish();
     const sizeText = messages ? `${formatCount(messages.length)} message(s)` : `${formatBytes(size)} requests`;
     report.result(
@@ -245,6 +257,7 @@ export default defineCommand({
       },
       summary(result, sizeText),
     );
+    announceFiles(report, written);
     // Interrupted: the result is printed; main() turns ERR_ABORTED after a signal into 130/143.
     if (result.interrupted && io.shutdown.aborted) throw new SocketkitError('ERR_ABORTED', `load on ${result.target} interrupted`);
     return result.errors > 0 || result.unsent > 0 ? 1 : 0;

@@ -9,6 +9,7 @@ import { ping, type PingEvent, type PingSummary } from '../../udp/ping.js';
 import { createReporter, terminalLines } from '../report.js';
 import { formatCount, formatDuration, formatMs, formatPercent } from '../format.js';
 import { count, duration, size, toggle } from '../options.js';
+import { MEASURE_OPTIONS, announceFiles, openMeasurement } from '../measure-options.js';
 
 function describe(e: PingEvent, target: string, timeoutMs: number): string {
   switch (e.event) {
@@ -67,6 +68,7 @@ export default defineCommand({
     interval: duration('time between probes (0: ping-pong)', { short: 'i', default: DEFAULT_PING_INTERVAL_MS }),
     size: size(`probe size, ${PROBE_HEADER_SIZE}-byte header included`, { short: 's', default: DEFAULT_PING_SIZE, min: PROBE_HEADER_SIZE, max: MAX_TCP_PROBE_SIZE }),
     timeout: duration('a probe unanswered this long is lost; a later reply is "late"', { short: 'W', default: DEFAULT_PING_TIMEOUT_MS, positive: true }),
+    ...MEASURE_OPTIONS,
   },
   positionals: { min: 1, max: 1 },
   examples: [
@@ -91,7 +93,10 @@ export default defineCommand({
     }
     const target = formatEndpoint(ep);
     report.log(`PING ${target} over ${transport}: ${size}-byte probes${intervalMs === 0 ? ', ping-pong' : ` every ${formatDuration(intervalMs)}`}${count ? `, ${formatCount(count)} of them` : ', until Ctrl-C'}`);
+    const measure = await openMeasurement(values, { command: 'ping', target, transport, size, intervalMs }, undefined, io.stdout);
+    measure.start();
     const summary = await ping(ep, {
+      ...measure.hooks,
       transport,
       count,
       intervalMs,
@@ -102,11 +107,16 @@ export default defineCommand({
         const { event, ...fields } = e;
         report.event(event, fields, report.tty ? describe(e, target, timeoutMs) : undefined);
       },
+    }).catch(async (e: unknown) => {
+      await measure.close().catch(() => undefined);
+      throw e;
     });
+    const written = await measure.close();
     const { rtt, ...rest } = summary;
     // -q leaves out the header and per-reply lines but, as iputils' ping -q, prints the summary.
     if (global.quiet && !global.json) io.stdout.write(`${terminalLines(summaryText(summary))}\n`);
     else report.result('ping', { ...rest, rtt: { ...rtt } }, summaryText(summary));
+    announceFiles(report, written);
     if (summary.error) throw new SocketkitError(summary.error.code, summary.error.message);
     if (summary.sent > 0 && summary.received === 0) {
       if (summary.unreachable > 0) throw new SocketkitError('ERR_CONN_REFUSED', `nothing is listening on UDP ${summary.target} (ICMP port unreachable)`);
