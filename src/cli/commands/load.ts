@@ -11,7 +11,6 @@ import { CLIENT_SECURITY_OPTIONS, clientSecurity, refuseTlsWithUdp } from '../se
 import { count, custom, duration, list, size, toggle } from '../options.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../../codec/constants.js';
 import {
-  runLoad,
   parseMessages,
   DEFAULT_CONNECT_RATE,
   DEFAULT_LOAD_CONNECTIONS,
