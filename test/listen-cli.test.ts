@@ -162,7 +162,7 @@ describe('listen -k: many clients', { timeout: 60_000 }, () => {
     assert.ok(p.stdout.lines.includes(`${pb} beta-two`), p.stdout.text);
     assert.ok(p.stdout.lines.includes(`${pa} alpha-last`), p.stdout.text);
     p.kill('SIGINT');
-    assert.equal((await p.waitExit()).code, 0);
+    assert.equal((await p.waitExit()).code, 130, 'SIGINT: 128 + 2');
   });
 
   it('--deny refuses a client and serves nobody from that block', async (t) => {
@@ -222,7 +222,7 @@ describe('listen --exec', { timeout: 120_000 }, () => {
     s.resetAndDestroy();
     await p.stderr.waitFor(/killed/);
     p.kill('SIGINT');
-    assert.equal((await p.waitExit()).code, 0);
+    assert.equal((await p.waitExit()).code, 130, 'SIGINT: 128 + 2');
   });
 });
 

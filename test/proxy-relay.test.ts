@@ -260,7 +260,7 @@ describe('socketkit proxy (CLI)', () => {
     assert.equal(e['end'], 'closed');
     assert.equal(typeof e['ms'], 'number');
     proxy.kill('SIGTERM');
-    assert.equal((await proxy.waitExit()).code, 0);
+    assert.equal((await proxy.waitExit()).code, 143, 'SIGTERM: 128 + 15');
   });
 
   it('an upstream that refuses: the client is reset and one coded line is printed, even with -q', async (t) => {

@@ -171,7 +171,7 @@ describe('summary lines of the real binary', () => {
     assert.match(text, /^ {2}round trips {2}3,000 {2}\([\d,]+\/s\)$/m);
     assert.match(text, /^ {2}bytes {8}293 KiB echoed {2}\([\d.,]+ [kMG]?B\/s\)$/m);
     server.kill('SIGTERM');
-    assert.equal((await server.waitExit()).code, 0, server.stderr.text);
+    assert.equal((await server.waitExit()).code, 143, server.stderr.text);
     const stopped = server.stdout.text;
     // 3,000 echoes and each connection's one-byte check: more than a thousand, with a separator.
     assert.match(stopped, /^echo server stopped: 2 connection\(s\), 0 refused, 0 idle-closed, \d{1,3}(,\d{3})+ round trips, in [\d.]+ KiB, out [\d.]+ KiB$/m);
@@ -207,7 +207,7 @@ describe('summary lines of the real binary', () => {
     assert.equal(again.code, 2, again.stderr);
     assert.match(again.stderr, /ERR_EXISTS/);
     server.kill('SIGTERM');
-    assert.equal((await server.waitExit()).code, 0, server.stderr.text);
+    assert.equal((await server.waitExit()).code, 143, server.stderr.text);
     const out = server.stdout.text;
     assert.match(out, /^received from 2 client\(s\): 1 file\(s\), 11 B; 1 failed; 0 refused, 0 idle-closed$/m);
     assert.match(out, /^ {2}failed: #2 127\.0\.0\.1:\d+ a\.txt: .+ \(ERR_EXISTS\)$/m);
