@@ -6,12 +6,13 @@
 import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { once } from 'node:events';
+import { once, setMaxListeners } from 'node:events';
 import { SocketkitError, asErrorCode, toSocketkitError } from '../core/errors.js';
 import { connect, type ConnectTransport } from '../net/connect.js';
 import { resolveInet, type Endpoint } from '../net/endpoint.js';
 import {
   LineSplitter,
+  PERF_LIMITS,
   UDP_FLAG_HELLO,
   UDP_HEADER,
   controlHello,
@@ -229,6 +230,8 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
   const tag = testTag(test);
   const ac = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, ac.signal]) : ac.signal;
+  // Every stream's connect and sender listens to it at once: up to 2 x 128 streams.
+  setMaxListeners(4 * PERF_LIMITS.streams + 8, signal);
   const connectOptions = { signal, noDelay: true, ...(options.connectTimeoutMs !== undefined ? { timeoutMs: options.connectTimeoutMs } : {}) };
   const plan = streamPlan(params);
   const meters = plan.map((p) => {

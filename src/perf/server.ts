@@ -11,12 +11,13 @@
  */
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
 import type { Socket } from 'node:net';
-import { once } from 'node:events';
+import { once, setMaxListeners } from 'node:events';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import type { Endpoint } from '../net/endpoint.js';
 import { peerOf, startServer, type ManagedServer, type ManagedServerOptions } from '../server/server.js';
 import {
   LineSplitter,
+  PERF_LIMITS,
   UDP_FLAG_HELLO,
   encodeControl,
   parseControl,
@@ -119,6 +120,7 @@ class ServerTest {
       return m;
     });
     this.#sendersLeft = this.#plan.filter((p) => p.dir === 'down').length;
+    setMaxListeners(4 * PERF_LIMITS.streams + 8, this.#ac.signal);
   }
 
   get tag(): number {
