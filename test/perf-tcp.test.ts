@@ -140,11 +140,29 @@ describe('perf and perf-server (the binaries)', { timeout: 60_000 }, () => {
     it(`the server killed mid-test${reverse ? ' (-R)' : ''}: the client fails with ERR_PERF_INTERRUPTED`, async (t) => {
       const { p, address } = await startServer(t);
       const c = spawnCli(['perf', address, '-t', '30', '-i', '0.2', ...(reverse ? ['-R'] : [])], t);
-      await c.stderr.waitFor(/0\.00-0\.2/);
+      await c.stderr.waitFor(/^\[ +0\] +0\.00-\d/);
       p.kill('SIGKILL');
       const exit = await c.waitExit(10_000);
       assert.equal(exit.code, 2);
       assert.match(c.stderr.text, /ERR_PERF_INTERRUPTED/);
     });
   }
+});
+
+describe('perf: limits and warm-up', { timeout: 60_000 }, () => {
+  it('a server at its connection limit: the client fails with a code, it does not hang', async (t) => {
+    const s = await startPerfServer(LOOP, { maxConnections: 2 });
+    t.after(() => s.close(0));
+    await assert.rejects(runPerf(s.endpoint, { streams: 4, durationMs: 500 }), { code: 'ERR_PERF_INTERRUPTED' });
+    const ok = await runPerf(s.endpoint, { streams: 1, bytes: 1_000_000 });
+    assert.equal(ok.bytes, 1_000_000);
+  });
+
+  it('-O leaves the warm-up out: the result covers the time after it', async (t) => {
+    const ep = await server(t);
+    const seen: boolean[] = [];
+    const r = await runPerf(ep, { durationMs: 600, omitMs: 600, intervalMs: 200, onInterval: (i) => seen.push(i.omitted) });
+    assert.ok(r.seconds > 0.4 && r.seconds < 1.0, `seconds ${r.seconds}`);
+    assert.ok(seen[0] === true && seen.at(-1) === false, JSON.stringify(seen));
+  });
 });

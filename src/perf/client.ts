@@ -240,6 +240,7 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
     return m;
   });
   const sockets: Socket[] = [];
+  let started = false;
   let udp: DgramSocket | undefined;
   let rx: DgramSocket | undefined;
   let helloTimer: NodeJS.Timeout | undefined;
@@ -261,6 +262,10 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
           sockets.push(s);
           dataSockets[i] = s;
           s.on('error', () => undefined);
+          // Closed before the test starts: refused (the server's connection limit, its access list) or the server gone.
+          s.once('close', () => {
+            if (!started) ac.abort(new SocketkitError('ERR_PERF_INTERRUPTED', `the server closed stream ${p.stream} before the test started (refused, or gone)`));
+          });
           s.write(dataHello(test, p.stream));
         }),
       );
@@ -308,6 +313,7 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
       }
     }
     await control.expect('ready', signal);
+    started = true;
     if (helloTimer !== undefined) clearInterval(helloTimer);
     control.send({ type: 'start' });
     const startAt = performance.now();
