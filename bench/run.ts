@@ -10,6 +10,7 @@ import { benchUdp } from './udp.js';
 import { benchEcho } from './echo.js';
 import { benchTransfer } from './transfer.js';
 import { benchTls } from './tls.js';
+import { benchPerf } from './perf.js';
 
 type Bench = { readonly name: string; run: () => Promise<unknown> };
 
@@ -20,6 +21,7 @@ const BENCHES: readonly Bench[] = [
   { name: 'echo', run: () => benchEcho() },
   { name: 'transfer', run: () => benchTransfer() },
   { name: 'tls', run: () => benchTls() },
+  { name: 'perf', run: () => benchPerf() },
 ];
 
 const only = process.env['SOCKETKIT_BENCH_ONLY']?.split(',').map((s) => s.trim());

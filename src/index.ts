@@ -178,3 +178,12 @@ export {
   type UdpProxyOptions,
   type UdpProxyEvent,
 } from './proxy/index.js';
+
+// Throughput tests: perf and perf-server (iperf3's job, many tests at once).
+export { runPerf, perfParams, type PerfOptions, type PerfResult, type DirectionTotal } from './perf/client.js';
+export { startPerfServer, PerfServer, type PerfServerEvent, type PerfServerOptions } from './perf/server.js';
+export { UdpReceiverStats } from './perf/udp-receiver.js';
+export { sendPaced, type PacingFigures, type PacedSendOptions } from './perf/udp-sender.js';
+export type { PerfInterval, IntervalStream } from './perf/intervals.js';
+export type { StreamFigures, UdpFigures, TestParams } from './perf/protocol.js';
+export { DEFAULT_PERF_DURATION_MS, DEFAULT_PERF_PORT, DEFAULT_PERF_TCP_LENGTH, DEFAULT_PERF_UDP_LENGTH, DEFAULT_PERF_UDP_RATE } from './perf/defaults.js';

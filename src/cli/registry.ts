@@ -25,5 +25,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'connect', summary: 'talk to any TCP, TLS or Unix server: stdin to it, its replies to stdout (nc)', load: async () => (await import('./commands/connect.js')).default },
   { name: 'listen', summary: 'accept clients and relay them (nc -l): what they send to stdout, stdin to them; -k, --exec, --udp', load: async () => (await import('./commands/listen.js')).default },
   { name: 'proxy', summary: 'relay to an upstream, dump the traffic, inject latency, resets, slicing, loss (toxics)', load: async () => (await import('./commands/proxy.js')).default },
+  { name: 'perf', summary: 'throughput to a perf-server (iperf3): TCP streams, reverse, both ways, paced UDP with loss and jitter', load: async () => (await import('./commands/perf.js')).default },
+  { name: 'perf-server', summary: 'serve throughput tests to any number of clients at once (iperf3 -s without the one-test limit)', load: async () => (await import('./commands/perf-server.js')).default },
   { name: 'demo', summary: 'a tour of every system on loopback (what `npm start` runs)', load: async () => (await import('./commands/demo.js')).default },
 ];

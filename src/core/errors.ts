@@ -74,6 +74,9 @@ export const ERROR_CODES = {
   ERR_CONN_LIMIT: 'a server refused a connection: its connection limit was reached',
   ERR_SLOW_CONSUMER: 'a broker client did not read fast enough: its queue filled and it was closed',
   ERR_WORKER_FAILED: 'a server worker process failed to start',
+  // Throughput tests
+  ERR_PERF_PROTOCOL: 'the peer broke the throughput test protocol (or does not speak it)',
+  ERR_PERF_INTERRUPTED: 'a throughput test ended early: the other side went away or stopped it',
   ERR_INTERNAL: 'a bug in socketkit: please report it',
 } as const satisfies Readonly<Record<`ERR_${string}`, string>>;
 

@@ -1,0 +1,69 @@
+/**
+ * One stream's byte count on one side of a test, with the end of the warm-up (`-O`) marked, so
+ * results count only what came after it.
+ */
+import type { StreamFigures } from './protocol.js';
+import type { UdpReceiverStats } from './udp-receiver.js';
+
+export class StreamMeter {
+  readonly stream: number;
+  readonly dir: 'up' | 'down';
+  /** Whether this side sends or receives the stream. */
+  readonly role: 'sent' | 'received';
+  bytes = 0;
+  /** UDP receivers: the datagram statistics. */
+  udp: UdpReceiverStats | undefined;
+  #markBytes = 0;
+  #markAt: number | undefined;
+  #endAt: number | undefined;
+
+  constructor(stream: number, dir: 'up' | 'down', role: 'sent' | 'received') {
+    this.stream = stream;
+    this.dir = dir;
+    this.role = role;
+  }
+
+  /** The warm-up ends now (`performance.now()`): results count from here. */
+  mark(now: number): void {
+    this.#markBytes = this.bytes;
+    this.#markAt = now;
+  }
+
+  /** The stream is over (its last byte sent or received), at `now` (kept once). */
+  end(now: number): void {
+    this.#endAt ??= now;
+  }
+
+  get ended(): boolean {
+    return this.#endAt !== undefined;
+  }
+
+  /** The figures after the warm-up; a stream that ended inside it counts nothing. */
+  figures(now: number): StreamFigures {
+    const markAt = this.#markAt ?? now;
+    const endAt = this.#endAt ?? now;
+    const seconds = Math.max(0, endAt - markAt) / 1000;
+    return {
+      stream: this.stream,
+      dir: this.dir,
+      bytes: this.#markAt === undefined ? 0 : this.bytes - this.#markBytes,
+      seconds,
+      ...(this.udp ? { udp: this.udp.figures() } : {}),
+    };
+  }
+}
+
+/** Bits per second of `bytes` in `seconds` (0 when no time passed). */
+export function bitsPerSecond(bytes: number, seconds: number): number {
+  return seconds > 0 ? (bytes * 8) / seconds : 0;
+}
+
+/**
+ * A direction's total: its bytes over the longest stream's time (streams share the start mark,
+ * so the longest is the direction's time).
+ */
+export function total(figures: readonly StreamFigures[]): { readonly bytes: number; readonly seconds: number; readonly bitsPerSecond: number } {
+  const bytes = figures.reduce((a, f) => a + f.bytes, 0);
+  const seconds = figures.reduce((a, f) => Math.max(a, f.seconds), 0);
+  return { bytes, seconds, bitsPerSecond: bitsPerSecond(bytes, seconds) };
+}
