@@ -2,12 +2,12 @@
  * One end of a framed transfer for `bench/transfer.ts`, through the library, with the options
  * the benchmark compares (the CLI may not have flags for them):
  *
- * - `node dist/bench/transfer-peer.js serve FILE [--hash H] [--overlap]`: serves FILE to one
+ * - `node dist/bench/transfer-peer.js serve FILE [--hash H] [--sync]`: serves FILE to one
  *   client on 127.0.0.1, prints `{"port":N}` once it listens, then the summary as JSON.
- *   `--overlap` reads ahead on the thread pool (`syncReads: false`).
- * - `node dist/bench/transfer-peer.js get PORT DIR [--hash H] [--overlap]`: downloads into
- *   DIR (as `get --dir`), prints the summary as JSON. `--overlap` writes through the overlapped
- *   writer (`overlapWrites: true`) instead of synchronously from each read.
+ *   `--sync` reads synchronously (`syncReads: true`) instead of ahead on the thread pool.
+ * - `node dist/bench/transfer-peer.js get PORT DIR [--hash H] [--sync]`: downloads into
+ *   DIR (as `get --dir`), prints the summary as JSON. `--sync` writes synchronously from each
+ *   read (`overlapWrites: false`, the path before issue 17) instead of the overlapped writer.
  */
 import { once } from 'node:events';
 import { connect as netConnect, createServer, type Socket } from 'node:net';
@@ -31,10 +31,10 @@ if (mode === 'serve' && a !== undefined) {
   process.stdout.write(`${JSON.stringify({ port: (server.address() as { port: number }).port })}\n`);
   const [socket] = (await once(server, 'connection')) as [Socket];
   server.close();
-  const summary = await runSender(new Link(socket, { peer: 'client' }), entries, { ...(hash ? { hash } : {}), ...(flag('--overlap') ? { syncReads: false } : {}) });
+  const summary = await runSender(new Link(socket, { peer: 'client' }), entries, { ...(hash ? { hash } : {}), ...(flag('--sync') ? { syncReads: true } : {}) });
   process.stdout.write(`${JSON.stringify(summary)}\n`);
 } else if (mode === 'get' && a !== undefined && b !== undefined) {
-  const receiver = new Receiver({ dir: b, syncWrites: true, overlapWrites: flag('--overlap'), ...(hash ? { hash } : {}) });
+  const receiver = new Receiver({ dir: b, syncWrites: true, overlapWrites: !flag('--sync'), ...(hash ? { hash } : {}) });
   const port = Number(a);
   const link = await Link.open(
     (onread) =>
@@ -48,6 +48,6 @@ if (mode === 'serve' && a !== undefined) {
   const summary = await receiver.run(link);
   process.stdout.write(`${JSON.stringify(summary)}\n`);
 } else {
-  process.stderr.write('usage: transfer-peer serve FILE [--hash H] [--overlap] | get PORT DIR [--hash H] [--overlap]\n');
+  process.stderr.write('usage: transfer-peer serve FILE [--hash H] [--sync] | get PORT DIR [--hash H] [--sync]\n');
   process.exitCode = 2;
 }

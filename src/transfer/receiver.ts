@@ -67,11 +67,11 @@ export interface ReceiverOptions {
   /**
    * With `syncWrites`: copy each chunk into one of a few reused buffers and write full buffers
    * through the thread pool (see `OverlapFileSink`), so that the next chunk is hashed while the
-   * last one is written. Default false: each chunk is written synchronously from the read
+   * last one is written. Default true; false writes each chunk synchronously from the read
    * (`SyncFileSink`). Measured on the 2-core test machine (2 GiB into tmpfs, README
-   * "Benchmarks"), the overlap cost the receiver about 0.6 CPU-seconds more per 2 GiB (the copy,
-   * and the hand-offs) and was slower, because no core was idle to write on; it pays only where
-   * one is.
+   * "Benchmarks"): the overlap costs the receiver about 0.6 CPU-seconds more per 2 GiB (the copy,
+   * the hand-offs), and is faster when a core is free for the writes (1.21-1.38x in the paired
+   * rounds of the benchmark); with every core busy it was the slower.
    */
   readonly overlapWrites?: boolean;
   /**
@@ -408,7 +408,7 @@ export class Receiver {
   #makeSink(fh: FileHandle, part: string, offset: number): ChunkSink {
     const o = this.#options;
     if (!o.syncWrites) return new FileSink(fh, { position: offset, path: part });
-    return o.overlapWrites === true ? new OverlapFileSink(fh, { position: offset, path: part }) : new SyncFileSink(fh.fd, part, offset);
+    return o.overlapWrites === false ? new SyncFileSink(fh.fd, part, offset) : new OverlapFileSink(fh, { position: offset, path: part });
   }
 
   /**

@@ -36,10 +36,10 @@ export interface SenderOptions {
    */
   readonly openFile?: (path: string) => Promise<FileHandle>;
   /**
-   * Read file data synchronously while the page cache has it (see `readChunks`). Default true;
-   * false runs the reads ahead on the thread pool, a read in flight for every free buffer, while
-   * this thread hashes and sends the chunks already read: an overlap that pays only where a core
-   * is idle (on the 2-core test machine it cost slightly more CPU; README "Benchmarks").
+   * Read file data synchronously while the page cache has it (see `readChunks`). Default false:
+   * the reads run ahead on the thread pool, a read in flight for every free buffer, while this
+   * thread hashes and sends the chunks already read (an overlap that pays where a core is free;
+   * README "Benchmarks").
    */
   readonly syncReads?: boolean;
   /**
@@ -202,7 +202,7 @@ export async function runSender(link: Link, entries: readonly TransferEntry[], o
         if (reply.offset > entry.size) throw protocolError(`receiver holds ${reply.offset} bytes of ${entry.path}, which has ${entry.size}`);
         // The file is recorded as sent when its END goes out, inside sendFile: its RESULT can
         // arrive while sendFile still closes the file, and must find it.
-        const sent = await sendFile(link, id, entry, reply, { pool, emit, openFile, syncReads: options.syncReads ?? true, hash }, (o) => outstanding.set(id, o));
+        const sent = await sendFile(link, id, entry, reply, { pool, emit, openFile, syncReads: options.syncReads ?? false, hash }, (o) => outstanding.set(id, o));
         transferred += sent.transferred;
         if (!sent.ok) fail(entry, sent.error.code, sent.error.message);
       }
