@@ -13,6 +13,16 @@
  *   written, fsynced, verified and renamed (DIR on tmpfs when it has room, so the disk is not
  *   what is measured).
  *
+ * - `framed baseline`: the same with another socketkit tree (SOCKETKIT_BENCH_TRANSFER_BASELINE=DIR,
+ *   a built checkout, e.g. `git worktree add --detach /tmp/old HEAD~1 && (cd /tmp/old && npm ci)`),
+ *   in the same rounds, so a change to the framed path is measured before/after in one run.
+ * - `framed xxh128`: as `socketkit framed`, the hash XXH3-128 (both ends run `transfer-peer.js`,
+ *   the library without the CLI, which may not have a flag for it yet).
+ * - `framed overlap`: as `socketkit framed` through `transfer-peer.js`, with the defaults: the
+ *   overlapped I/O (reads ahead on the thread pool at the sender, `OverlapFileSink` at the
+ *   receiver). Against `framed sync I/O` (the same script with `--sync`: synchronous reads and
+ *   writes, the I/O of before issue 17), it shows what the overlap is worth within one tree.
+ *
  * Goals printed with the ratios: raw >= 2x nc and >= 0.75x iperf3 -Z; framed >= 0.7x sha256.
  * Each tool runs REPS times, in rounds (every tool once per round). Each ratio is shown as best
  * run against best run, and as the median of the ratios within each round (paired: the tools of
@@ -28,6 +38,8 @@
  * - SOCKETKIT_BENCH_TRANSFER_REPS: runs per tool (default 5: the machine is shared, and the paired ratio is a median).
  * - SOCKETKIT_BENCH_TRANSFER_DIR: where the file goes (default /dev/shm when it has room, else the temp folder).
  * - SOCKETKIT_BENCH_TRANSFER_PIN=0: do not pin processes to cores.
+ * - SOCKETKIT_BENCH_TRANSFER_BASELINE=DIR: also run `framed baseline` from that socketkit tree.
+ * - SOCKETKIT_BENCH_TRANSFER_TOOLS=a,b: run only these tools (names as in the table, without commas: `raw no sendfile`).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -42,8 +54,19 @@ import { nativeStatus } from '../src/native/helper.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = `${ROOT}bin/socketkit.js`;
+const PEER = fileURLToPath(new URL('./transfer-peer.js', import.meta.url));
 
-export type TransferTool = 'sha256' | 'nc' | 'iperf3 -Z' | 'socketkit raw' | 'raw, no sendfile' | 'socketkit framed';
+export type TransferTool =
+  | 'sha256'
+  | 'nc'
+  | 'iperf3 -Z'
+  | 'socketkit raw'
+  | 'raw, no sendfile'
+  | 'socketkit framed'
+  | 'framed baseline'
+  | 'framed overlap'
+  | 'framed sync I/O'
+  | 'framed xxh128';
 
 /** One tool's runs. Rates in bytes per second. */
 export interface TransferBenchRow {
@@ -61,7 +84,10 @@ export interface TransferBenchRatio {
   readonly value: number;
   /** Best run against best run. */
   readonly best: number;
-  readonly goal: number;
+  /** The lowest and highest ratio within a round. */
+  readonly spread: readonly [number, number];
+  /** Undefined for a comparison without a goal (before/after). */
+  readonly goal: number | undefined;
 }
 
 export interface TransferBenchResult {
@@ -145,8 +171,8 @@ function lastJson(stdout: string): Record<string, unknown> {
 }
 
 /** Starts `socketkit serve ... --once --listen 127.0.0.1:0 --json` and resolves with its port once it listens. */
-async function serve(core: number | undefined, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<{ port: number; done: Promise<Proc>; kill: () => void }> {
-  const [c, a] = pinned(core, process.execPath, [BIN, 'serve', ...args, '--once', '--listen', '127.0.0.1:0', '--json']);
+async function serve(core: number | undefined, args: readonly string[], env: NodeJS.ProcessEnv = process.env, bin = BIN): Promise<{ port: number; done: Promise<Proc>; kill: () => void }> {
+  const [c, a] = pinned(core, process.execPath, [bin, 'serve', ...args, '--once', '--listen', '127.0.0.1:0', '--json']);
   const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let stdout = '';
   let stderr = '';
@@ -165,6 +191,31 @@ async function serve(core: number | undefined, args: readonly string[], env: Nod
     child.on('close', () => reject(new Error(`serve exited: ${stderr}`)));
   });
   return { port, done, kill: () => child.kill('SIGKILL') };
+}
+
+/** Starts `transfer-peer.js serve FILE ...` and resolves with its port once it listens. */
+async function peerServe(core: number | undefined, args: readonly string[]): Promise<{ port: number; done: Promise<Proc> }> {
+  const [c, a] = pinned(core, process.execPath, [PEER, 'serve', ...args]);
+  const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
+  const done = new Promise<Proc>((resolve) =>
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: 0 });
+    }),
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s;
+      const m = /\{"port":(\d+)\}/.exec(stdout);
+      if (m) resolve(Number(m[1]));
+    });
+    child.on('close', () => reject(new Error(`transfer-peer serve exited: ${stderr}`)));
+  });
+  return { port, done };
 }
 
 /** Creates the test file: random bytes (so nothing can compress or dedupe them). */
@@ -195,7 +246,7 @@ process.stdout.write(String((performance.now() - t0) / 1000));
 `;
 
 /** One run of one tool: its rate in bytes per second. */
-async function once(tool: TransferTool, file: string, bytes: number, work: string, cores: { send?: number; recv?: number }): Promise<number> {
+async function once(tool: TransferTool, file: string, bytes: number, work: string, cores: { send?: number; recv?: number }, baseline: string | undefined): Promise<number> {
   switch (tool) {
     case 'sha256': {
       const r = await run(cores.recv, process.execPath, ['-e', SHA_SCRIPT, String(bytes)]).done;
@@ -243,15 +294,36 @@ async function once(tool: TransferTool, file: string, bytes: number, work: strin
         await server.done;
       }
     }
-    case 'socketkit framed': {
+    case 'framed overlap':
+    case 'framed sync I/O':
+    case 'framed xxh128': {
       const out = join(work, 'received');
       await rm(out, { recursive: true, force: true });
-      const server = await serve(cores.send, [file, '-q']);
+      const extra = tool === 'framed xxh128' ? ['--hash', 'xxh128'] : [];
+      const overlap = tool === 'framed sync I/O' ? ['--sync'] : [];
+      const server = await peerServe(cores.send, [file, ...extra, ...overlap]);
       try {
-        const c = await run(cores.recv, process.execPath, [BIN, 'get', `127.0.0.1:${server.port}`, '--dir', out, '--json']).done;
-        if (c.code !== 0) throw new Error(`socketkit framed: ${c.stderr}`);
+        const c = await run(cores.recv, process.execPath, [PEER, 'get', String(server.port), out, ...extra, ...overlap]).done;
+        if (c.code !== 0) throw new Error(`${tool}: ${c.stderr}`);
         const j = lastJson(c.stdout);
-        if (j['files'] !== 1 || j['bytes'] !== bytes) throw new Error(`socketkit framed: ${c.stdout.slice(-300)}`);
+        if (j['files'] !== 1 || j['bytes'] !== bytes) throw new Error(`${tool}: ${c.stdout.slice(-300)}`);
+        return bytes / Number(j['seconds']);
+      } finally {
+        await server.done;
+        await rm(out, { recursive: true, force: true });
+      }
+    }
+    case 'socketkit framed':
+    case 'framed baseline': {
+      const bin = tool === 'socketkit framed' || baseline === undefined ? BIN : join(baseline, 'bin', 'socketkit.js');
+      const out = join(work, 'received');
+      await rm(out, { recursive: true, force: true });
+      const server = await serve(cores.send, [file, '-q'], process.env, bin);
+      try {
+        const c = await run(cores.recv, process.execPath, [bin, 'get', `127.0.0.1:${server.port}`, '--dir', out, '--json']).done;
+        if (c.code !== 0) throw new Error(`${tool}: ${c.stderr}`);
+        const j = lastJson(c.stdout);
+        if (j['files'] !== 1 || j['bytes'] !== bytes) throw new Error(`${tool}: ${c.stdout.slice(-300)}`);
         return bytes / Number(j['seconds']);
       } finally {
         await server.done;
@@ -292,12 +364,19 @@ export async function benchTransfer(options: TransferBenchOptions = {}): Promise
   }
   const work = await mkdtemp(join(base, 'socketkit-bench-transfer-'));
   const file = join(work, 'file.bin');
-  const tools: TransferTool[] = ['sha256', 'nc', 'iperf3 -Z', 'socketkit raw', 'raw, no sendfile', 'socketkit framed'];
+  const baseline = process.env['SOCKETKIT_BENCH_TRANSFER_BASELINE'];
+  const only = process.env['SOCKETKIT_BENCH_TRANSFER_TOOLS']?.split(',').map((t) => t.trim());
+  const tools = (
+    ['sha256', 'nc', 'iperf3 -Z', 'socketkit raw', 'raw, no sendfile', 'socketkit framed', 'framed baseline', 'framed overlap', 'framed sync I/O', 'framed xxh128'] as const
+  ).filter(
+    (t) => (t !== 'framed baseline' || baseline !== undefined) && (only === undefined || only.includes(t.replace(',', ''))),
+  );
   const runs = new Map<TransferTool, number[]>(tools.map((t) => [t, []]));
   const failures = new Map<TransferTool, string>();
   try {
     const native = nativeStatus();
     log(`transfer: ${(bytes / 1024 ** 3).toFixed(2)} GiB file in ${base}, ${reps} runs per tool, ${pin ? 'sender on core 0, receiver on core 1 (taskset)' : 'not pinned'}`);
+    if (baseline !== undefined) log(`baseline: ${baseline}`);
     log(`native helper: ${native.available ? 'yes (socketkit raw sends with sendfile)' : `no, ${native.reason ?? '?'} (socketkit raw reads and writes)`}`);
     await makeFile(file, bytes);
     const usable = tools.filter((t) => {
@@ -309,7 +388,7 @@ export async function benchTransfer(options: TransferBenchOptions = {}): Promise
       for (const tool of usable) {
         if (failures.has(tool)) continue;
         try {
-          runs.get(tool)!.push(await once(tool, file, bytes, work, cores));
+          runs.get(tool)!.push(await once(tool, file, bytes, work, cores, baseline));
         } catch (err) {
           failures.set(tool, err instanceof Error ? err.message.split('\n')[0]! : String(err));
         }
@@ -334,19 +413,26 @@ export async function benchTransfer(options: TransferBenchOptions = {}): Promise
   // Each ratio twice: best against best, and the median of the ratios within each round (the
   // tools of one round run back to back, so a busy minute slows both sides of the ratio).
   const ratios: TransferBenchRatio[] = [];
-  log(`${''.padEnd(34)}${'best/best'.padStart(10)}${'paired'.padStart(9)}`);
-  const ratio = (name: string, a: TransferTool, b: TransferTool, goal: number): void => {
-    const ra = runs.get(a)!;
-    const rb = runs.get(b)!;
+  log(`${''.padEnd(34)}${'best/best'.padStart(10)}${'paired'.padStart(9)}${'spread'.padStart(15)}`);
+  const ratio = (name: string, a: TransferTool, b: TransferTool, goal?: number): void => {
+    const ra = runs.get(a) ?? [];
+    const rb = runs.get(b) ?? [];
     if (ra.length === 0 || rb.length === 0) return;
     const best = Math.max(...ra) / Math.max(...rb);
-    const paired = median(ra.slice(0, rb.length).map((x, i) => x / rb[i]!));
-    ratios.push({ name, value: paired, best, goal });
-    log(`${name.padEnd(34)}${`${best.toFixed(2)}x`.padStart(10)}${`${paired.toFixed(2)}x`.padStart(9)}   goal >= ${goal}x${paired >= goal ? '' : '  *below the goal'}`);
+    const inRound = ra.slice(0, rb.length).map((x, i) => x / rb[i]!);
+    const paired = median(inRound);
+    const spread: [number, number] = [Math.min(...inRound), Math.max(...inRound)];
+    ratios.push({ name, value: paired, best, spread, goal });
+    const verdict = goal === undefined ? '' : `   goal >= ${goal}x${paired >= goal ? '' : '  *below the goal'}`;
+    log(`${name.padEnd(34)}${`${best.toFixed(2)}x`.padStart(10)}${`${paired.toFixed(2)}x`.padStart(9)}${`${spread[0].toFixed(2)}-${spread[1].toFixed(2)}x`.padStart(15)}${verdict}`);
   };
   ratio('socketkit raw / nc', 'socketkit raw', 'nc', 2);
   ratio('socketkit raw / iperf3 -Z', 'socketkit raw', 'iperf3 -Z', 0.75);
   ratio('socketkit framed / sha256 (1 core)', 'socketkit framed', 'sha256', 0.7);
+  ratio('socketkit framed / baseline', 'socketkit framed', 'framed baseline');
+  ratio('framed overlap / framed sync I/O', 'framed overlap', 'framed sync I/O');
+  ratio('framed xxh128 / socketkit raw', 'framed xxh128', 'socketkit raw', 0.6);
+  ratio('framed xxh128 / framed overlap (SHA-256)', 'framed xxh128', 'framed overlap');
   return { name: 'transfer', bytes, pinned: pin, rows, ratios };
 }
 

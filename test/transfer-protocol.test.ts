@@ -144,7 +144,7 @@ describe('hello', () => {
 
   it('settles on the lower version, and refuses one it cannot speak', () => {
     assert.equal(negotiateVersion({ version: 1, role: 'sender', info: {} }), 1);
-    assert.equal(negotiateVersion({ version: 7, role: 'sender', info: {} }), 1, 'a newer peer steps down to ours');
+    assert.equal(negotiateVersion({ version: 7, role: 'sender', info: {} }), TRANSFER_PROTOCOL_VERSION, 'a newer peer steps down to ours');
     assert.throws(() => negotiateVersion({ version: 0, role: 'sender', info: {} }), { code: 'ERR_TRANSFER_VERSION' });
   });
 });

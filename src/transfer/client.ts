@@ -19,6 +19,7 @@ import { SyncFileSink } from './file-io.js';
 import { rawReadHook, receiveRawStream, streamSink, type RawResult } from './raw.js';
 import { Receiver } from './receiver.js';
 import { runSender } from './sender.js';
+import type { HashName } from './digest.js';
 
 /** Options every connecting transfer takes. */
 export interface TransferClientOptions {
@@ -32,6 +33,8 @@ export interface TransferClientOptions {
   readonly onEvent?: (e: TransferEvent) => void;
   /** Announced in the hello, e.g. `socketkit/0.1.0`. */
   readonly software?: string;
+  /** The hash asked for in the framed hello (see `agreeHash`); default none: SHA-256 unless the server asks for XXH3-128. */
+  readonly hash?: HashName;
   /** A transport other than plain TCP/Unix (TLS adds itself here). */
   readonly transport?: ConnectTransport;
 }
@@ -62,7 +65,7 @@ export interface UploadOptions extends TransferClientOptions {
 }
 
 /** Options of {@link downloadRaw}. */
-export interface RawDownloadOptions extends Omit<TransferClientOptions, 'onEvent' | 'software'> {
+export interface RawDownloadOptions extends Omit<TransferClientOptions, 'onEvent' | 'software' | 'hash'> {
   /** Replace an existing file. */
   readonly force?: boolean;
   /** Bytes received so far, as they arrive. */
@@ -198,6 +201,7 @@ export async function download(ep: Endpoint, options: DownloadOptions = {}): Pro
       options.onEvent?.(e);
     },
     ...(options.software !== undefined ? { software: options.software } : {}),
+    ...(options.hash !== undefined ? { hash: options.hash } : {}),
     // A download is all this process does: synchronous writes are the fast path (see SyncFileSink).
     syncWrites: true,
   });
@@ -231,6 +235,7 @@ export async function upload(ep: Endpoint, paths: readonly string[], options: Up
       ...(options.software !== undefined ? { software: options.software } : {}),
       ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
       ...(options.readAhead !== undefined ? { readAhead: options.readAhead } : {}),
+      ...(options.hash !== undefined ? { hash: options.hash } : {}),
     });
   } catch (err) {
     throw silentPeer(link, err);

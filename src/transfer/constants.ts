@@ -6,11 +6,15 @@
 export const TRANSFER_MAGIC = 'SKFT';
 
 /**
- * The version of the framed transfer protocol this build speaks. Each side announces its own in
- * its hello; both then use the lower of the two, and a side that does not speak that version
- * refuses with `ERR_TRANSFER_VERSION`.
+ * The highest version of the framed transfer protocol this build speaks. Each side announces its
+ * own in its hello; both then use the lower of the two, and a side that does not speak that
+ * version refuses with `ERR_TRANSFER_VERSION`. Version 2 agrees on the hash in the hello
+ * (SHA-256 or XXH3-128); version 1 always uses SHA-256.
  */
-export const TRANSFER_PROTOCOL_VERSION = 1;
+export const TRANSFER_PROTOCOL_VERSION = 2;
+
+/** The lowest version this build still speaks (to an older peer). */
+export const MIN_TRANSFER_PROTOCOL_VERSION = 1;
 
 /**
  * Bytes of file data per read and per data frame: 1 MiB. Large enough that per-chunk costs
@@ -60,6 +64,15 @@ export const MAX_OFFERS_AHEAD = 64;
 
 /** Bytes a file sink queues or has in flight before its writer must wait. */
 export const DEFAULT_SINK_HIGH_WATER = 8 * 1024 * 1024;
+
+/**
+ * Bytes per buffer of a receiver's overlapped writer (see `OverlapFileSink`): the chunk it
+ * hands to the thread pool in one write while the next ones are hashed.
+ */
+export const DEFAULT_WRITE_BUFFER_SIZE = 2 * 1024 * 1024;
+
+/** Buffers of {@link DEFAULT_WRITE_BUFFER_SIZE} an overlapped writer keeps: 8 MiB, as a file sink's high-water mark. */
+export const DEFAULT_WRITE_BUFFERS = 4;
 
 /** Finalisations (flush, fsync, verify, rename) a receiver runs at once while it receives the next files. */
 export const DEFAULT_FINALIZE_CONCURRENCY = 4;

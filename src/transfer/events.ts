@@ -3,6 +3,7 @@
  * one progress display and one summary serve `serve`, `get`, `send` and `receive`.
  */
 import { EXIT_MISMATCH, SocketkitError, type ErrorCode, type ErrorHint } from '../core/errors.js';
+import type { HashName } from './digest.js';
 
 /** Progress and outcome of the entries of one transfer (one connection). */
 export type TransferEvent =
@@ -26,7 +27,7 @@ export type TransferEvent =
       readonly size: number;
       /** Where the data started (bytes resumed from). */
       readonly offset: number;
-      /** SHA-256 of the whole file (hex), verified by the receiver. */
+      /** Digest of the whole file (hex), verified by the receiver: SHA-256 unless XXH3-128 was agreed (see the summary's `hash`; the name stays from version 1). */
       readonly sha256: string;
       /** Milliseconds from the file's start to its verification. */
       readonly ms: number;
@@ -57,6 +58,8 @@ export interface TransferSummary {
   readonly seconds: number;
   /** Entries that failed or were refused. */
   readonly failures: readonly TransferFailure[];
+  /** The hash the files were verified with (agreed in the hello). */
+  readonly hash?: HashName;
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * The framed transfer protocol (SKFT), version 1: the messages, their encoding in frames of the
+ * The framed transfer protocol (SKFT), versions 1 and 2: the messages, their encoding in frames of the
  * length-prefixed codec, and their validation. Pure: no sockets, no files.
  *
  * Every frame of a connection but the first is one message: a type byte, then the body. Control
@@ -9,13 +9,16 @@
  *
  * The sender offers entries; the receiver answers each offer (receive from an offset, created,
  * or skipped with a coded reason); the sender streams accepted files in offer order as
- * BEGIN, DATA..., END(sha256 of the whole file); the receiver verifies and answers RESULT.
+ * BEGIN, DATA..., END(digest of the whole file); the receiver verifies and answers RESULT.
+ * Version 2 adds the hash to the hello (see {@link agreeHash}); the messages are those of version
+ * 1, their digest fields (still named `sha256` and `prefixSha256`) holding the agreed hash's.
  * See the README ("File transfer protocol") for the full dialogue.
  */
 import { SocketkitError, asErrorCode, type ErrorCode, type ErrorHint } from '../core/errors.js';
 import { neutralise } from '../core/terminal-text.js';
 import { encodeHeader } from '../codec/index.js';
-import { MAX_CONTROL_BYTES, TRANSFER_MAGIC, TRANSFER_PROTOCOL_VERSION } from './constants.js';
+import { MAX_CONTROL_BYTES, MIN_TRANSFER_PROTOCOL_VERSION, TRANSFER_MAGIC, TRANSFER_PROTOCOL_VERSION } from './constants.js';
+import { DIGEST_HEX_LENGTH, HASH_NAMES, isHashName, type HashName } from './digest.js';
 
 /** Which way the files go on a connection: a sender offers them, a receiver stores them. */
 export type TransferRole = 'sender' | 'receiver';
@@ -63,6 +66,10 @@ export interface HelloInfo {
   readonly files?: number;
   /** Sender: total bytes of those files. */
   readonly bytes?: number;
+  /** Version 2: the hashes this side can verify with. */
+  readonly hashes?: readonly HashName[];
+  /** Version 2: the hash this side's user asked for, if any. */
+  readonly hash?: HashName;
 }
 
 /** What a sender proposes: a file (with its size) or a directory. */
@@ -158,25 +165,59 @@ export function parseHello(frame: Uint8Array): Hello {
     ...(isCount(body['entries']) ? { entries: body['entries'] } : {}),
     ...(isCount(body['files']) ? { files: body['files'] } : {}),
     ...(isCount(body['bytes']) ? { bytes: body['bytes'] } : {}),
+    // Names this build does not know are dropped: they cannot be agreed on.
+    ...(Array.isArray(body['hashes']) ? { hashes: HASH_NAMES.filter((h) => (body['hashes'] as unknown[]).includes(h)) } : {}),
+    ...(isHashName(body['hash']) ? { hash: body['hash'] } : {}),
   };
   return { version, role, info };
 }
 
 /**
- * The version both sides use: the lower of the two announced. This build speaks only
- * {@link TRANSFER_PROTOCOL_VERSION}; a later one that also speaks version 1 will step down to it.
+ * The version both sides use: the lower of the two announced. This build speaks versions
+ * {@link MIN_TRANSFER_PROTOCOL_VERSION} to {@link TRANSFER_PROTOCOL_VERSION}: a version-1 peer
+ * is spoken to in version 1, a newer peer steps down to ours.
  *
  * @throws SocketkitError `ERR_TRANSFER_VERSION` if the peer's version is one we cannot speak.
  */
 export function negotiateVersion(peer: Hello): number {
   const version = Math.min(peer.version, TRANSFER_PROTOCOL_VERSION);
-  if (version !== TRANSFER_PROTOCOL_VERSION) {
+  if (version < MIN_TRANSFER_PROTOCOL_VERSION) {
     throw new SocketkitError(
       'ERR_TRANSFER_VERSION',
-      `peer speaks transfer protocol version ${peer.version}; this socketkit speaks version ${TRANSFER_PROTOCOL_VERSION}`,
+      `peer speaks transfer protocol version ${peer.version}; this socketkit speaks versions ${MIN_TRANSFER_PROTOCOL_VERSION} to ${TRANSFER_PROTOCOL_VERSION}`,
     );
   }
   return version;
+}
+
+/** What our hello says about hashes: every one we know, and the one our user asked for. */
+export function hashHello(asked: HashName | undefined): Pick<HelloInfo, 'hashes' | 'hash'> {
+  return { hashes: HASH_NAMES, ...(asked !== undefined ? { hash: asked } : {}) };
+}
+
+/**
+ * The hash both sides verify with, worked out by each from the two hellos alone (so they agree
+ * without another round trip):
+ * - version 1, or a peer that does not offer XXH3-128: SHA-256;
+ * - either side asked for SHA-256: SHA-256 (a side never gets a weaker check than it asked for);
+ * - either side asked for XXH3-128 (and both can): XXH3-128;
+ * - nobody asked: SHA-256.
+ */
+export function agreeHash(version: number, asked: HashName | undefined, peer: Hello): HashName {
+  if (version < 2) return 'sha256';
+  const wants = [asked, peer.info.hash];
+  if (wants.includes('sha256')) return 'sha256';
+  if (wants.includes('xxh128') && (peer.info.hashes ?? []).includes('xxh128')) return 'xxh128';
+  return 'sha256';
+}
+
+/**
+ * Checks that a digest from the peer has the agreed hash's length.
+ *
+ * @throws SocketkitError `ERR_TRANSFER_PROTOCOL` if it does not.
+ */
+export function checkDigest(hash: HashName, digest: string, what: string): void {
+  if (digest.length !== DIGEST_HEX_LENGTH[hash]) throw protocolError(`${what}: a digest of ${digest.length} hex digits, but the agreed hash (${hash}) has ${DIGEST_HEX_LENGTH[hash]}`);
 }
 
 // ---- messages -------------------------------------------------------------------------------
@@ -343,9 +384,10 @@ function count(b: Record<string, unknown>, name: string): number {
   return v;
 }
 
+/** A digest field: lowercase hex of SHA-256 (64 digits) or XXH3-128 (32); which one was agreed is checked where it is used. */
 function sha256Hex(b: Record<string, unknown>, name: string): string {
   const v = b[name];
-  if (typeof v !== 'string' || !/^[0-9a-f]{64}$/.test(v)) throw protocolError(`field "${name}" must be 64 lowercase hex digits`);
+  if (typeof v !== 'string' || !/^(?:[0-9a-f]{32}|[0-9a-f]{64})$/.test(v)) throw protocolError(`field "${name}" must be 64 (or, for XXH3-128, 32) lowercase hex digits`);
   return v;
 }
 

@@ -2,13 +2,12 @@
  * The sending role of the framed protocol, whichever end connected: `serve` runs it for each
  * client, `send` runs it against a `receive` server.
  *
- * The SHA-256 of each file is computed while its bytes stream, never in a separate pass. When
+ * The digest of each file (SHA-256, or XXH3-128 when agreed in the hello) is computed while its bytes stream, never in a separate pass. When
  * the receiver resumes from an offset, the sender reads and hashes that prefix without sending
  * it (unavoidable for a whole-file hash, and only the prefix), and checks it against the
  * receiver's hash of its partial file: a stale one is restarted from byte 0, not completed into a
  * wrong file.
  */
-import { createHash, type Hash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { SocketkitError, toSocketkitError, type ErrorCode } from '../core/errors.js';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_OFFER_WINDOW, DEFAULT_READ_AHEAD } from './constants.js';
@@ -16,7 +15,8 @@ import { countEntries, type TransferEntry } from './entries.js';
 import type { TransferEvent, TransferFailure, TransferSummary } from './events.js';
 import { BufferPool, readChunks } from './file-io.js';
 import type { Link } from './link.js';
-import { negotiateVersion, protocolError, type ReplyMessage } from './protocol.js';
+import { agreeHash, hashHello, negotiateVersion, protocolError, type ReplyMessage } from './protocol.js';
+import { createDigest, HASH_LABELS, type FileDigest, type HashName } from './digest.js';
 
 /** Options of {@link runSender}. */
 export interface SenderOptions {
@@ -35,6 +35,18 @@ export interface SenderOptions {
    * tests, which wrap the handle (a close that takes its time, a read that fails).
    */
   readonly openFile?: (path: string) => Promise<FileHandle>;
+  /**
+   * Read file data synchronously while the page cache has it (see `readChunks`). Default false:
+   * the reads run ahead on the thread pool, a read in flight for every free buffer, while this
+   * thread hashes and sends the chunks already read (an overlap that pays where a core is free;
+   * README "Benchmarks").
+   */
+  readonly syncReads?: boolean;
+  /**
+   * The hash asked for (announced in the hello; see `agreeHash`). Default: none asked, so
+   * SHA-256 unless the receiver asks for XXH3-128.
+   */
+  readonly hash?: HashName;
 }
 
 /** How a source file is opened unless {@link SenderOptions.openFile} says otherwise. */
@@ -79,9 +91,12 @@ export async function runSender(link: Link, entries: readonly TransferEntry[], o
     entries: entries.length,
     files: counts.files,
     bytes: counts.bytes,
+    ...hashHello(options.hash),
   });
   const failures: TransferFailure[] = [];
   let files = 0;
+  /** The hash agreed in the hellos. */
+  let hash: HashName = 'sha256';
   let dirs = 0;
   let bytes = 0;
   let transferred = 0;
@@ -128,7 +143,7 @@ export async function runSender(link: Link, entries: readonly TransferEntry[], o
             bytes += o.entry.size;
             emit({ event: 'file-done', path: o.entry.path, size: o.entry.size, offset: o.offset, sha256: o.sha256, ms: performance.now() - o.started });
           } else if (msg.ok) {
-            fail(o.entry, 'ERR_HASH_MISMATCH', `receiver verified a different SHA-256 (${msg.sha256}) than was sent (${o.sha256})`);
+            fail(o.entry, 'ERR_HASH_MISMATCH', `receiver verified a different ${HASH_LABELS[hash]} (${msg.sha256}) than was sent (${o.sha256})`);
           } else {
             fail(o.entry, msg.code, msg.message);
           }
@@ -155,7 +170,7 @@ export async function runSender(link: Link, entries: readonly TransferEntry[], o
     if (hello.role !== 'receiver') {
       throw new SocketkitError('ERR_TRANSFER_ROLE', `${link.peer} wants to send too: fetch from a 'serve' with 'get', push to a 'receive' with 'send'`);
     }
-    negotiateVersion(hello);
+    hash = agreeHash(negotiateVersion(hello), options.hash, hello);
 
     const openFile = options.openFile ?? openForReading;
     const pool = new BufferPool(options.chunkSize ?? DEFAULT_CHUNK_SIZE, options.readAhead ?? DEFAULT_READ_AHEAD);
@@ -187,7 +202,7 @@ export async function runSender(link: Link, entries: readonly TransferEntry[], o
         if (reply.offset > entry.size) throw protocolError(`receiver holds ${reply.offset} bytes of ${entry.path}, which has ${entry.size}`);
         // The file is recorded as sent when its END goes out, inside sendFile: its RESULT can
         // arrive while sendFile still closes the file, and must find it.
-        const sent = await sendFile(link, id, entry, reply, { pool, emit, openFile }, (o) => outstanding.set(id, o));
+        const sent = await sendFile(link, id, entry, reply, { pool, emit, openFile, syncReads: options.syncReads ?? false, hash }, (o) => outstanding.set(id, o));
         transferred += sent.transferred;
         if (!sent.ok) fail(entry, sent.error.code, sent.error.message);
       }
@@ -204,7 +219,7 @@ export async function runSender(link: Link, entries: readonly TransferEntry[], o
   }
   await link.finish();
   await reading;
-  return { files, dirs, bytes, transferred, seconds: (performance.now() - t0) / 1000, failures };
+  return { files, dirs, bytes, transferred, seconds: (performance.now() - t0) / 1000, failures, hash };
 }
 
 /** What {@link sendFile} reads with and reports to. */
@@ -212,6 +227,8 @@ interface FileIo {
   readonly pool: BufferPool;
   readonly emit: (e: TransferEvent) => void;
   readonly openFile: (path: string) => Promise<FileHandle>;
+  readonly syncReads: boolean;
+  readonly hash: HashName;
 }
 
 type SendOutcome = { readonly ok: true; readonly transferred: number } | { readonly ok: false; readonly error: SocketkitError; readonly transferred: number };
@@ -245,7 +262,7 @@ async function sendFile(
       throw new SocketkitError('ERR_SOURCE_CHANGED', `${entry.source} changed since it was listed (now ${st.size} bytes, offered ${entry.size}); send it again`);
     }
     let offset = reply.offset;
-    let hash: Hash = createHash('sha256');
+    let hash: FileDigest = await createDigest(io.hash);
     if (offset > 0) {
       // Hash what the receiver says it has, without sending it, and check that it is ours.
       for await (const chunk of readChunks(fh, 0, offset, pool, entry.source)) {
@@ -253,23 +270,23 @@ async function sendFile(
         pool.release(chunk);
         link.markProgress();
       }
-      if (hash.copy().digest('hex') !== reply.prefixSha256) {
+      if (hash.peek() !== reply.prefixSha256) {
         // Not a prefix of this file (an older version, another file): start over.
         offset = 0;
-        hash = createHash('sha256');
+        hash = await createDigest(io.hash);
       }
     }
     link.send({ type: 'begin', id, offset });
     emit({ event: 'file-start', path: entry.path, size: entry.size, offset });
     let position = offset;
-    for await (const chunk of readChunks(fh, offset, entry.size, pool, entry.source)) {
+    for await (const chunk of readChunks(fh, offset, entry.size, pool, entry.source, { sync: io.syncReads })) {
       hash.update(chunk);
       link.sendData(chunk, () => pool.release(chunk));
       position += chunk.byteLength;
       transferred += chunk.byteLength;
       emit({ event: 'file-progress', path: entry.path, size: entry.size, bytes: position });
     }
-    const sha256 = hash.digest('hex');
+    const sha256 = hash.digest();
     sent({ entry, offset, sha256, started });
     link.send({ type: 'end', id, sha256 });
     return { ok: true, transferred };

@@ -28,6 +28,7 @@ import { Link, type LinkOptions } from './link.js';
 import { sendRawFile, type RawResult } from './raw.js';
 import { runReceiver } from './receiver.js';
 import { runSender } from './sender.js';
+import type { HashName } from './digest.js';
 
 /** What a transfer server reports. `conn` numbers connections from 1. */
 export type TransferServerEvent =
@@ -61,6 +62,8 @@ export interface TransferServerOptions {
   readonly once?: boolean;
   /** Announced in the hello. */
   readonly software?: string;
+  /** The hash asked for in the framed hello (see `agreeHash`); default none: SHA-256 unless the client asks for XXH3-128. */
+  readonly hash?: HashName;
   readonly transport?: ListenTransport;
   /** Another admission check (allow/deny lists): a reason to refuse a connection, or undefined. */
   readonly admit?: ListenOptions['admit'];
@@ -385,6 +388,7 @@ export async function startFileServer(ep: Endpoint, options: FileServerOptions):
           ...(options.software !== undefined ? { software: options.software } : {}),
           ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
           ...(options.readAhead !== undefined ? { readAhead: options.readAhead } : {}),
+          ...(options.hash !== undefined ? { hash: options.hash } : {}),
         }),
       };
     } catch (err) {
@@ -417,6 +421,7 @@ export async function startReceiveServer(ep: Endpoint, options: ReceiveServerOpt
           ...(options.force !== undefined ? { force: options.force } : {}),
           ...(options.resume !== undefined ? { resume: options.resume } : {}),
           ...(options.software !== undefined ? { software: options.software } : {}),
+          ...(options.hash !== undefined ? { hash: options.hash } : {}),
         }),
       };
     } finally {
