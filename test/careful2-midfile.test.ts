@@ -64,9 +64,11 @@ describe('get, when the server goes away mid-file', () => {
     const first = await runCli(['get', `127.0.0.1:${port}`, '--dir', dir]);
     assert.equal(first.code, 2, first.stderr);
     const line = first.stderr.split('\n').find((l) => l.startsWith('socketkit: '))!;
-    assert.match(line, /\(ERR_FRAME_TRUNCATED\)$/);
+    // Cut inside a DATA frame: whether the link sees it mid-frame (ERR_FRAME_TRUNCATED) or the
+    // receiver sees the transfer cut short (ERR_CONN_CLOSED) depends on how the reads fall.
+    assert.match(line, /\((ERR_FRAME_TRUNCATED|ERR_CONN_CLOSED)\)$/);
     assert.doesNotMatch(line, /stream ended inside a frame|payload bytes/, 'said in a user\'s words');
-    assert.match(line, /closed the connection mid-message/);
+    assert.match(line, /closed the connection mid-message|ended the connection before the transfer was complete/);
     assert.match(line, /'big\.bin' stopped at \d+ of 1048576 bytes/);
     const part = join(dir, '.big.bin.sk-partial');
     assert.ok(line.includes(part), line);
