@@ -12,6 +12,7 @@ import { duration, text, toggle } from '../options.js';
 import { ProgressBars, createTransferView, formatRate } from '../progress.js';
 import { finishTransfer } from '../transfer-server.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
+import { HASH_OPTION, hashOption } from '../hash-option.js';
 
 /** `lstat`, or undefined when nothing is there. */
 async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
@@ -67,6 +68,7 @@ export default defineCommand({
     resume: toggle('also continue an existing shorter file with the final name if the sender confirms it is a prefix (else ERR_EXISTS); a .NAME.sk-partial is always continued'),
     'stall-timeout': duration('fail when the transfer makes no progress this long (0: never)', { default: DEFAULT_STALL_TIMEOUT_MS }),
     timeout: duration('connect timeout', { default: DEFAULT_CONNECT_TIMEOUT_MS }),
+    ...HASH_OPTION,
     ...CLIENT_SECURITY_OPTIONS,
   },
   positionals: { min: 1, max: 1 },
@@ -127,6 +129,7 @@ export default defineCommand({
         resume: values.resume,
         stallTimeoutMs,
         connectTimeoutMs,
+        ...hashOption(values.hash),
         signal: io.shutdown,
         ...sec.connect,
         onEvent: (e) => view.onEvent(e),

@@ -6,6 +6,7 @@ import { SocketkitError } from '../../core/errors.js';
 import { DEFAULT_STALL_TIMEOUT_MS, startReceiveServer } from '../../transfer/index.js';
 import { createReporter } from '../report.js';
 import { INSECURE_OPTION, SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
+import { HASH_OPTION, hashOption } from '../hash-option.js';
 import { duration, text, toggle } from '../options.js';
 import { createTransferView } from '../progress.js';
 import { reportStopped, runTransferServer, ServerFailures, transferServerEvents } from '../transfer-server.js';
@@ -28,6 +29,7 @@ export default defineCommand({
     'stall-timeout': duration('drop a client whose transfer makes no progress this long (0: never)', { default: DEFAULT_STALL_TIMEOUT_MS }),
     grace: duration('on SIGINT/SIGTERM, let live transfers finish this long', { default: DEFAULT_GRACE_MS }),
     ...MANAGED_SERVER_OPTIONS,
+    ...HASH_OPTION,
     ...SERVER_SECURITY_OPTIONS,
     ...INSECURE_OPTION,
   },
@@ -53,7 +55,7 @@ export default defineCommand({
       view,
       graceMs,
       managed,
-      start: (more) => startReceiveServer(ep, { dir, force: values.force, resume: values.resume, once, stallTimeoutMs, onEvent, ...sec.listen, ...more }),
+      start: (more) => startReceiveServer(ep, { dir, force: values.force, resume: values.resume, once, stallTimeoutMs, ...hashOption(values.hash), onEvent, ...sec.listen, ...more }),
       onListening: (_server, where) =>
         report.event(
           'listening',

@@ -8,6 +8,7 @@ import { duration } from '../options.js';
 import { createTransferView } from '../progress.js';
 import { finishTransfer } from '../transfer-server.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
+import { HASH_OPTION, hashOption } from '../hash-option.js';
 
 /**
  * A refusal of the receiver names the receiver's options (`--force`, `--resume`), which send
@@ -31,6 +32,7 @@ export default defineCommand({
   options: {
     'stall-timeout': duration('fail when the transfer makes no progress this long (0: never)', { default: DEFAULT_STALL_TIMEOUT_MS }),
     timeout: duration('connect timeout', { default: DEFAULT_CONNECT_TIMEOUT_MS }),
+    ...HASH_OPTION,
     ...CLIENT_SECURITY_OPTIONS,
   },
   positionals: { min: 2, max: Number.MAX_SAFE_INTEGER },
@@ -44,6 +46,7 @@ export default defineCommand({
     const view = createTransferView(report, io.stderr);
     try {
       const summary = await upload(ep, positionals.slice(1), {
+        ...hashOption(values.hash),
         stallTimeoutMs,
         connectTimeoutMs,
         signal: io.shutdown,

@@ -11,6 +11,7 @@ import { createTransferView } from '../progress.js';
 import { reportStopped, runTransferServer, ServerFailures, transferServerEvents } from '../transfer-server.js';
 import { MANAGED_SERVER_OPTIONS, managedServerValues } from '../server-report.js';
 import { INSECURE_OPTION, SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
+import { HASH_OPTION, hashOption } from '../hash-option.js';
 
 export default defineCommand({
   name: 'serve',
@@ -27,6 +28,7 @@ export default defineCommand({
     'stall-timeout': duration('drop a client whose transfer makes no progress this long (0: never)', { default: DEFAULT_STALL_TIMEOUT_MS }),
     grace: duration('on SIGINT/SIGTERM, let live transfers finish this long', { default: DEFAULT_GRACE_MS }),
     ...MANAGED_SERVER_OPTIONS,
+    ...HASH_OPTION,
     ...SERVER_SECURITY_OPTIONS,
     ...INSECURE_OPTION,
   },
@@ -57,7 +59,7 @@ export default defineCommand({
       view,
       graceMs,
       managed,
-      start: (more) => startFileServer(ep, { paths: positionals, raw, once, stallTimeoutMs, onEvent, ...sec.listen, ...more }),
+      start: (more) => startFileServer(ep, { paths: positionals, raw, once, stallTimeoutMs, ...hashOption(values.hash), onEvent, ...sec.listen, ...more }),
       onListening: (_server, where) =>
         report.event(
           'listening',
