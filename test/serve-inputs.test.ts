@@ -29,3 +29,12 @@ describe('serve and send check their files first', () => {
     });
   }
 });
+
+describe('receive makes its folder at start', () => {
+  it('a folder that cannot be made is one coded line at once, before listening', async () => {
+    const r = await run(process.execPath, [BIN, 'receive', '--dir', '/proc/1/nope', '--listen', '127.0.0.1:0'], { timeoutMs: 10_000 });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^socketkit: cannot create the folder \/proc\/1\/nope: .*\(ERR_IO\)\n$/);
+    assert.doesNotMatch(r.stderr, /receiving into/);
+  });
+});

@@ -13,6 +13,7 @@
  * disk, is never idle; a client that connects and says nothing, or stops mid-transfer, is. (The
  * stall timeout is the transfer's own watchdog and stays as it was.)
  */
+import { makeFolder } from './client.js';
 import type { Socket } from 'node:net';
 import { stat } from 'node:fs/promises';
 import { SocketkitError, toSocketkitError, type ErrorCode } from '../core/errors.js';
@@ -408,6 +409,8 @@ export async function startFileServer(ep: Endpoint, options: FileServerOptions):
  * @throws SocketkitError listen errors (`ERR_ADDR_IN_USE`...).
  */
 export async function startReceiveServer(ep: Endpoint, options: ReceiveServerOptions): Promise<TransferServer> {
+  // The folder is made (or found unusable) now, once, not at each client's first file.
+  await makeFolder(options.dir, options.signal);
   const emit = options.onEvent ?? (() => undefined);
   const claims = new Set<string>();
   return startServer(ep, options, async (socket, ctx) => {

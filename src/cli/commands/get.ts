@@ -8,6 +8,7 @@ import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { SocketkitError, toSocketkitError } from '../../core/errors.js';
 import { DEFAULT_STALL_TIMEOUT_MS, download, downloadRaw } from '../../transfer/index.js';
 import { createReporter, formatBytes } from '../report.js';
+import { formatDuration } from '../format.js';
 import { duration, text, toggle } from '../options.js';
 import { ProgressBars, createTransferView, formatRate } from '../progress.js';
 import { finishTransfer } from '../transfer-server.js';
@@ -111,7 +112,7 @@ export default defineCommand({
         bars.close();
         const rate = r.bytes / Math.max(1e-9, r.seconds);
         const fields = { bytes: r.bytes, seconds: Math.round(r.seconds * 1000) / 1000, gbps: Math.round((rate / 1e9) * 1000) / 1000, ...(r.path ? { path: r.path } : {}) };
-        const text = `received ${formatBytes(r.bytes)} in ${r.seconds.toFixed(2)} s, ${(rate / 1e9).toFixed(2)} GB/s (${formatRate(rate)})${r.path ? ` into ${r.path}` : ''}`;
+        const text = `received ${formatBytes(r.bytes)} in ${formatDuration(r.seconds * 1000)}, ${formatRate(rate)}${r.path ? ` into ${r.path}` : ''}`;
         // With -o - the data is on standard output: the summary goes to stderr.
         if (out === '-') report.event('summary', fields, text);
         else report.result('summary', fields, text);
