@@ -44,7 +44,14 @@ describe('a progress bar fits its terminal', () => {
     const bars = new ProgressBars({ stream, enabled: true, intervalMs: 5 });
     bars.start('k', 'some/rather/long/path/name.bin', 1000);
     bars.update('k', 500);
-    await once(stream, 'data', { signal: AbortSignal.timeout(5000) });
+    // The bars' redraw timer is unref'd (it must not keep a CLI alive): keep this test's loop running
+    // until the first redraw, or the process could find nothing left to wait for.
+    const alive = setInterval(() => undefined, 1000);
+    try {
+      await once(stream, 'data', { signal: AbortSignal.timeout(5000) });
+    } finally {
+      clearInterval(alive);
+    }
     bars.close();
     // eslint-disable-next-line no-control-regex
     const lines = chunks.join('').replace(/\x1b\[\d*[AKJ]/g, '').replace(/\r/g, '').split('\n');

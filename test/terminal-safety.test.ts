@@ -84,7 +84,14 @@ describe('terminal text: one neutralising function', () => {
     const bars = new ProgressBars({ stream, enabled: true, intervalMs: 5 });
     bars.start('k', `${'写真'.repeat(40)}\x1b[2J.jpg`, 1000);
     bars.update('k', 500);
-    await once(stream, 'data', { signal: AbortSignal.timeout(5000) });
+    // The bars' redraw timer is unref'd (it must not keep a CLI alive): keep this test's loop running
+    // until the first redraw, or the process could find nothing left to wait for.
+    const alive = setInterval(() => undefined, 1000);
+    try {
+      await once(stream, 'data', { signal: AbortSignal.timeout(5000) });
+    } finally {
+      clearInterval(alive);
+    }
     bars.close();
     const drawn = withoutOwnSequences(chunks.join('')).split('\n').filter((l) => l.includes('%'));
     assert.ok(drawn.length > 0, 'a bar was drawn');
