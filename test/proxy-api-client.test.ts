@@ -3,30 +3,13 @@
 // update the toxic and the proxy, remove them, populate, list, reset, version, errors.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Socket } from 'node:net';
 import { Toxiproxy, ToxiproxyError, type ICreateToxicBody, type Latency } from 'toxiproxy-node-client';
 import { startApiServer } from '../src/proxy/index.js';
 import { startManagedEchoServer } from '../src/server/index.js';
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../src/net/endpoint.js';
-import { rawConnect } from './helpers/net.js';
+import { rawConnect, roundTripMs } from './helpers/net.js';
 
 const v4: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
-
-function roundTripMs(s: Socket, text: string): Promise<number> {
-  const start = performance.now();
-  return new Promise((resolve) => {
-    let n = 0;
-    const onData = (d: Buffer): void => {
-      n += d.length;
-      if (n >= text.length) {
-        s.removeListener('data', onData);
-        resolve(performance.now() - start);
-      }
-    };
-    s.on('data', onData);
-    s.write(text);
-  });
-}
 
 describe('toxiproxy-node-client against socketkit proxy --api', () => {
   it('create, addToxic, update, remove, populate, getAll, reset, getVersion', async (t) => {

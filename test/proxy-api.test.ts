@@ -6,12 +6,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Socket } from 'node:net';
 import { startApiServer, type ApiServer } from '../src/proxy/index.js';
 import { startManagedEchoServer } from '../src/server/index.js';
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../src/net/endpoint.js';
 import { runCli, spawnCli } from './helpers/cli.js';
-import { rawConnect } from './helpers/net.js';
+import { rawConnect, roundTripMs } from './helpers/net.js';
 import { tempDir, type CleanupContext } from './helpers/tmp.js';
 
 const v4: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
@@ -38,22 +37,6 @@ async function echoServer(t: CleanupContext): Promise<string> {
   const s = await startManagedEchoServer(v4);
   t.after(() => s.close(0));
   return formatEndpoint(s.endpoint);
-}
-
-function roundTripMs(s: Socket, text: string): Promise<number> {
-  const start = performance.now();
-  return new Promise((resolve) => {
-    let n = 0;
-    const onData = (d: Buffer): void => {
-      n += d.length;
-      if (n >= text.length) {
-        s.removeListener('data', onData);
-        resolve(performance.now() - start);
-      }
-    };
-    s.on('data', onData);
-    s.write(text);
-  });
 }
 
 const listenOf = (json: unknown): Endpoint => parseEndpoint((json as { listen: string }).listen, { defaultHost: '127.0.0.1' });

@@ -8,7 +8,7 @@ import { startProxy, type ProxyServer } from '../src/proxy/index.js';
 import { startManagedEchoServer } from '../src/server/index.js';
 import { formatEndpoint, type Endpoint } from '../src/net/endpoint.js';
 import { runCli, spawnCli } from './helpers/cli.js';
-import { rawConnect, readAll, startTestServer } from './helpers/net.js';
+import { rawConnect, readAll, startTestServer, roundTripMs } from './helpers/net.js';
 import type { CleanupContext } from './helpers/tmp.js';
 
 const v4: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
@@ -35,22 +35,6 @@ function closing(s: Socket): Promise<{ code: string; at: number }> {
 }
 
 /** Writes `text` and resolves with the ms until the same number of bytes came back. */
-function roundTripMs(s: Socket, text: string): Promise<number> {
-  const start = performance.now();
-  return new Promise((resolve) => {
-    let n = 0;
-    const onData = (d: Buffer): void => {
-      n += d.length;
-      if (n >= text.length) {
-        s.removeListener('data', onData);
-        resolve(performance.now() - start);
-      }
-    };
-    s.on('data', onData);
-    s.write(text);
-  });
-}
-
 describe('toxics on live connections', () => {
   for (const stream of ['downstream', 'upstream'] as const) {
     it(`latency (${stream}) adds latency ms to a round trip`, async (t) => {

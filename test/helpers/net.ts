@@ -221,3 +221,31 @@ export async function unansweredEndpoint(t: CleanupContext): Promise<Endpoint | 
   }
   return undefined;
 }
+
+/**
+ * Writes `text` on `s` and resolves with the milliseconds until as many bytes came back; rejects
+ * if the socket closes first or after `timeoutMs`. (One 'data' listener for the whole wait, so
+ * no chunk is missed between waits.)
+ */
+export function roundTripMs(s: Socket, text: string, timeoutMs = 10_000): Promise<number> {
+  const start = performance.now();
+  return new Promise<number>((resolve, reject) => {
+    let n = 0;
+    const done = (err?: Error): void => {
+      clearTimeout(timer);
+      s.off('data', onData);
+      s.off('close', onClose);
+      if (err) reject(err);
+      else resolve(performance.now() - start);
+    };
+    const onData = (d: Buffer): void => {
+      n += d.length;
+      if (n >= text.length) done();
+    };
+    const onClose = (): void => done(new Error(`closed after ${n} of ${text.length} bytes came back`));
+    const timer = setTimeout(() => done(new Error(`${n} of ${text.length} bytes came back within ${timeoutMs} ms`)), timeoutMs);
+    s.on('data', onData);
+    s.once('close', onClose);
+    s.write(text);
+  });
+}
