@@ -11,6 +11,7 @@ import { benchEcho } from './echo.js';
 import { benchTransfer } from './transfer.js';
 import { benchTls } from './tls.js';
 import { benchPerf } from './perf.js';
+import { benchBroker } from './broker.js';
 
 type Bench = { readonly name: string; run: () => Promise<unknown> };
 
@@ -22,6 +23,7 @@ const BENCHES: readonly Bench[] = [
   { name: 'transfer', run: () => benchTransfer() },
   { name: 'tls', run: () => benchTls() },
   { name: 'perf', run: () => benchPerf() },
+  { name: 'broker', run: () => benchBroker() },
 ];
 
 const only = process.env['SOCKETKIT_BENCH_ONLY']?.split(',').map((s) => s.trim());
