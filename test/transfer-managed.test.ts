@@ -210,7 +210,7 @@ describe('serve and receive: --stats and --deny', () => {
     proc.kill('SIGTERM');
     assert.equal((await proc.waitExit()).code, 143, proc.stderr.text);
     assert.match(proc.stdout.text, /^served 1 client\(s\): 1 file\(s\), 11 B; 0 refused, 0 idle-closed$/m);
-    assert.match(proc.stdout.text, /^stats: 0 open, 1 accepted, 0 refused, 0 idle-closed; \d+ round trips\/s, in [\d.]+ [KM]?i?B\/s, out [\d.]+ [KM]?i?B\/s \(average over [\d.]+ s\)$/m);
+    assert.match(proc.stdout.text, /^stats: 0 open, 1 accepted, 0 refused, 0 idle-closed; \d+ round trips\/s, in [\d.,]+ [kMGT]?B\/s, out [\d.,]+ [kMGT]?B\/s \(average over [\d.]+ s\)$/m);
   });
 
   it('receive --deny refuses the peer with ERR_ACCESS_DENIED and counts it', { timeout: CASE_MS }, async (t) => {
