@@ -202,7 +202,9 @@ describe('load: transports and messages', () => {
   });
 
   it('UDP: a lost datagram is an error after the timeout, and a late echo of it is not mistaken for another', async (t) => {
-    // Drops every 3rd request (not the warm-up), and echoes it late instead (after 150 ms).
+    // Drops every 3rd request (not the warm-up), and echoes it late instead (after 1.5 s). The
+    // timeout (0.5 s) leaves room for a loaded machine's echo, and the late echo is three
+    // timeouts away, so neither can pass for the other.
     const udp = createSocket('udp4');
     const late = new Set<NodeJS.Timeout>();
     t.after(() => {
@@ -216,12 +218,12 @@ describe('load: transports and messages', () => {
         const timer = setTimeout(() => {
           late.delete(timer);
           udp.send(m, rinfo.port, rinfo.address);
-        }, 150);
+        }, 1500);
         late.add(timer);
       } else udp.send(m, rinfo.port, rinfo.address);
     });
     const ep: Endpoint = { kind: 'inet', host: '127.0.0.1', port: udp.address().port };
-    const r = await runLoad(ep, { protocol: 'udp', connections: 1, size: 64, requests: 9, timeoutMs: 100 });
+    const r = await runLoad(ep, { protocol: 'udp', connections: 1, size: 64, requests: 9, timeoutMs: 500 });
     assert.deepEqual([r.requests, r.roundTrips, r.errors, r.errorCodes['ERR_TIMEOUT']], [9, 6, 3, 3]);
     assert.ok(r.stray >= 1, 'late echoes are counted as strays');
   });
