@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { startServer, type RunningServer } from './servers.js';
+import { startServer, stopperOf, type RunningServer } from './servers.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = `${ROOT}bin/socketkit.js`;
@@ -95,14 +95,7 @@ async function waitForPort(port: number, child: ChildProcess, name: string): Pro
 async function startByPort(name: string, cmd: string, args: readonly string[], port: number): Promise<RunningServer> {
   const child = spawn(cmd, [...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   child.stderr.resume();
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(t);
-  };
+  const stop = stopperOf(child);
   try {
     await waitForPort(port, child, name);
   } catch (e) {

@@ -27,20 +27,25 @@ export interface RunningServer {
  * it has printed its port; rejects, with what it wrote to stderr, if it exits or says nothing
  * for 10 s.
  */
-export async function startServer(spec: ServerSpec, launch: { readonly cmd: string; readonly args: readonly string[] } = spec): Promise<RunningServer> {
-  const child = spawn(launch.cmd, [...launch.args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (c: Buffer) => {
-    if (err.length < 4096) err += c.toString();
-  });
+/** Stops `child` (SIGTERM, then SIGKILL after 5 s) and resolves once it has exited; idempotent. */
+export function stopperOf(child: ChildProcess): () => Promise<void> {
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (): Promise<void> => {
+  return async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill('SIGTERM');
     const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
     await exited;
     clearTimeout(t);
   };
+}
+
+export async function startServer(spec: ServerSpec, launch: { readonly cmd: string; readonly args: readonly string[] } = spec): Promise<RunningServer> {
+  const child = spawn(launch.cmd, [...launch.args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (c: Buffer) => {
+    if (err.length < 4096) err += c.toString();
+  });
+  const stop = stopperOf(child);
   try {
     const port = await new Promise<number>((resolve, reject) => {
       let out = '';

@@ -6,11 +6,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { startManagedEchoServer } from '../src/server/index.js';
 import { formatEndpoint } from '../src/net/endpoint.js';
 import { requireTool, runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
+import { openReport } from './helpers/browser.js';
 
 describe('load --html in a real browser', () => {
   it('draws the run: spectrum, latency, rate and errors over time, labelled; no request, no error', { timeout: 90_000 }, async (t) => {
@@ -23,21 +23,7 @@ describe('load --html in a real browser', () => {
     const r = await runCli(['load', formatEndpoint(server.endpoint), '-c', '4', '-d', '2', '--rate', '2000', '--log-interval', '0.25', '--tag', 'agent-1', '--html', html], { timeoutMs: 30_000 });
     assert.equal(r.code, 0, r.stderr);
 
-    const { chromium: pw } = await import('playwright-core');
-    const browser = await pw.launch({ executablePath: chromium, headless: true, args: ['--no-sandbox', '--disable-background-networking'] });
-    t.after(() => browser.close());
-    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-    const tab = await context.newPage();
-    const requests: string[] = [];
-    const problems: string[] = [];
-    context.on('request', (req) => requests.push(req.url()));
-    tab.on('console', (m) => {
-      if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
-    });
-    tab.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-    const url = pathToFileURL(html).href;
-    await tab.goto(url, { waitUntil: 'load', timeout: 30_000 });
-    await tab.locator('body[data-rendered]').waitFor({ state: 'attached', timeout: 30_000 });
+    const { tab, url, requests, problems } = await openReport(t, chromium, html);
     const charts = await tab.evaluate(() => {
       interface Plot {
         ctx: { canvas: { width: number; height: number } };

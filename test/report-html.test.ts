@@ -5,10 +5,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { IntervalRecorder, mergeLogs, parseIntervalLog, renderHtmlReport } from '../src/report/index.js';
 import { requireTool, runMain } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
+import { openReport } from './helpers/browser.js';
 
 const T0 = 1_764_681_156_000;
 
@@ -97,24 +97,7 @@ describe('report --html in a real browser', () => {
     const page = await readFile(html, 'utf8');
     assert.doesNotMatch(page, /<script[^>]+src=|<link[^>]+href=|https?:\/\/(?!github\.com\/leeoniya)/i, 'nothing loaded from elsewhere');
 
-    const { chromium: pw } = await import('playwright-core');
-    const browser = await pw.launch({ executablePath: chromium, headless: true, args: ['--no-sandbox', '--disable-background-networking'] });
-    t.after(() => browser.close());
-    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-    const tab = await context.newPage();
-    const requests: string[] = [];
-    const problems: string[] = [];
-    context.on('request', (req) => requests.push(req.url()));
-    tab.on('console', (m) => {
-      if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
-    });
-    tab.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-    const url = pathToFileURL(html).href;
-    await tab.goto(url, { waitUntil: 'load', timeout: 30_000 });
-    // The page's script sets data-rendered on <body> when it has drawn everything.
-    await tab.locator('body[data-rendered]').waitFor({ state: 'attached', timeout: 30_000 }).catch((e: unknown) => {
-      throw new Error(`the page did not finish drawing: ${problems.join('; ') || String(e)}`);
-    });
+    const { tab, url, requests, problems } = await openReport(t, chromium, html);
 
     // These functions run in the page (the test's TypeScript has no DOM types: the shapes are spelt out).
     const charts = await tab.evaluate(() => {
