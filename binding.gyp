@@ -2,8 +2,9 @@
   "targets": [
     {
       "target_name": "socketkit_native",
-      "sources": ["native/socketkit_native.c"],
-      "cflags": ["-O2", "-Wall", "-Wextra", "-std=c11"],
+      "sources": ["<!@(ls -1 native/*.c)"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11", "-pthread"],
+      "ldflags": ["-pthread"],
       "defines": ["NAPI_VERSION=8"]
     }
   ]

@@ -235,6 +235,13 @@ static napi_value js_socket_error(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * Each further native module (native/*.c, all compiled into this one addon by binding.gyp)
+ * exports one registration function, declared in native/modules.h and called below, that
+ * defines its own JS functions on `exports`. A new module is one file plus one line here.
+ */
+#include "modules.h"
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"sendfile", NULL, js_sendfile, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -244,6 +251,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"socketError", NULL, js_socket_error, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  for (size_t i = 0; i < sizeof skn_modules / sizeof skn_modules[0]; i++) {
+    if (skn_modules[i] != NULL && skn_modules[i](env, exports) == NULL) return NULL;
+  }
   return exports;
 }
 

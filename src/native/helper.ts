@@ -68,3 +68,14 @@ export function nativeStatus(): NativeStatus {
   loaded ??= load();
   return loaded.status;
 }
+
+/**
+ * The addon as the interface `T` of one native module beyond the core functions above (each
+ * module's TypeScript side declares its own interface and asks for it here), or undefined when
+ * the helper is not available or was built without one of `names` (an older build).
+ */
+export function nativeModule<T extends object>(names: readonly (keyof T & string)[]): T | undefined {
+  const addon = nativeHelper() as unknown as Record<string, unknown> | undefined;
+  if (addon === undefined) return undefined;
+  return names.every((n) => typeof addon[n] === 'function') ? (addon as unknown as T) : undefined;
+}
