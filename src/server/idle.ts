@@ -8,6 +8,12 @@
  * counters (`bytesRead + bytesWritten`, no per-I/O work at all); a connection whose counters
  * have not moved for the timeout is idle. It closes between `timeoutMs` and
  * `timeoutMs + intervalMs` after its last byte. With no timeout there is no timer at all.
+ *
+ * Idle time is counted on the sweeper's own clock, which advances by at most two intervals per
+ * sweep. When the server's event loop stalls (a long synchronous task, a paused process, a
+ * machine under load), a peer's bytes wait in the kernel unread, and the first thing libuv runs
+ * afterwards is the timer, before it polls for those bytes. Wall-clock time would blame the
+ * peer for the server's own stall and close a connection that was talking all along.
  */
 import type { Socket } from 'node:net';
 import { IDLE_SWEEPS_PER_TIMEOUT, MAX_IDLE_SWEEP_MS, MIN_IDLE_SWEEP_MS } from './defaults.js';
@@ -60,6 +66,9 @@ export class IdleSweeper {
   /** Weak, so a closed socket's mark goes with it: no cleanup pass needed. */
   readonly #marks = new WeakMap<Socket, Mark>();
   #timer: NodeJS.Timeout | undefined;
+  /** The sweeper's clock (ms): wall time, except that one sweep advances it by two intervals at most. */
+  #clock = 0;
+  #lastSweep: number = performance.now();
   /** Connections found idle so far. */
   closed = 0;
 
@@ -73,8 +82,11 @@ export class IdleSweeper {
     this.#timer.unref(); // the server keeps the process alive, not its sweeper
   }
 
-  /** One pass: returns how many connections were found idle (and handed to `onIdle`). */
-  sweep(now: number = performance.now()): number {
+  /** One pass at wall time `wallNow`: returns how many connections were found idle (and handed to `onIdle`). */
+  sweep(wallNow: number = performance.now()): number {
+    this.#clock += Math.min(Math.max(0, wallNow - this.#lastSweep), 2 * this.intervalMs);
+    this.#lastSweep = wallNow;
+    const now = this.#clock;
     const idle: Array<[Socket, number]> = [];
     const activity = this.#activity;
     for (const socket of this.#connections) {
