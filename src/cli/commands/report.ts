@@ -1,15 +1,19 @@
 /** `socketkit report FILE...`: HdrHistogram interval logs (and transfer NDJSON) merged, summarised, drawn. */
 import { writeFile } from 'node:fs/promises';
-import type { Command } from '../command.js';
+import { defineCommand } from '../command.js';
 import { SocketkitError, toSocketkitError } from '../../core/errors.js';
 import { createReporter, formatBytes, formatMs } from '../report.js';
-import { str } from '../values.js';
+import { custom, text } from '../options.js';
 import { UNITS_PER_MS, mergeLogs, readReportInputs, renderHtmlReport, summarizeRun, type LogUnit, type RunSummary, type TransferLog } from '../../report/index.js';
 
-function parseUnit(text: string): LogUnit {
-  if (text in UNITS_PER_MS) return text as LogUnit;
-  throw new SocketkitError('ERR_USAGE', `--unit: '${text}' is not one of ${Object.keys(UNITS_PER_MS).join(', ')}`);
+function parseUnit(option: string, given: string): LogUnit {
+  if (given in UNITS_PER_MS) return given as LogUnit;
+  throw new SocketkitError('ERR_USAGE', `--${option}: '${given}' is not one of ${Object.keys(UNITS_PER_MS).join(', ')}`);
 }
+
+/** The unit socketkit's own logs are written in. */
+const DEFAULT_UNIT: LogUnit = 'us';
+const DEFAULT_TITLE = 'socketkit report';
 
 const grouped = (n: number): string => Math.round(n).toLocaleString('en-US');
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;
@@ -51,7 +55,7 @@ function transferText(t: TransferLog): string {
   return `transfer ${t.name}: ${t.files} file(s), ${formatBytes(t.bytes)} in ${seconds.toFixed(2)} s${rate}${t.failed ? `; ${t.failed} failed` : ''}`;
 }
 
-const command: Command = {
+export default defineCommand({
   name: 'report',
   summary: 'Merge HdrHistogram interval logs (several runs or agents) and print their summary, or draw them as one HTML page.',
   args: 'FILE...',
@@ -61,22 +65,22 @@ const command: Command = {
     'their histograms are added, so the percentiles are those of every value of every agent. Logs that do not overlap are ' +
     'separate runs, each summarised. A last line cut mid-way (a killed agent) is read up to the cut, with a warning.',
   options: {
-    html: { type: 'string', value: 'OUT.html', help: 'also write one self-contained HTML page (charts and table; no network requests)' },
-    title: { type: 'string', value: 'TEXT', help: 'the HTML page\'s title', default: 'socketkit report' },
-    unit: { type: 'string', value: 'ns|us|ms', help: 'the unit of the logs\' values (socketkit logs us, jHiccup ns)', default: 'us' },
+    html: text('also write one self-contained HTML page (charts and table; no network requests)', { value: 'OUT.html' }),
+    title: text('the HTML page\'s title', { value: 'TEXT', default: DEFAULT_TITLE, needs: 'html' }),
+    unit: custom('the unit of the logs\' values (socketkit logs us, jHiccup ns)', parseUnit, { value: 'ns|us|ms', default: DEFAULT_UNIT, show: DEFAULT_UNIT }),
   },
   positionals: { min: 1, max: Number.MAX_SAFE_INTEGER },
   examples: ['socketkit report run.hlog', 'socketkit report agent-*.hlog --json', 'socketkit report before.hlog after.hlog --html compare.html', 'socketkit report get.ndjson --html transfer.html'],
   async run({ values, positionals, io, global }) {
     const report = createReporter(io, global);
-    const unit = parseUnit(str(values, 'unit') ?? 'us');
+    const unit = values.unit;
     const inputs = await readReportInputs(positionals);
     for (const w of inputs.warnings) report.event('warning', { message: w }, `warning: ${w}`);
     const runs = mergeLogs(inputs.logs);
     const summaries = runs.map((r) => summarizeRun(r, unit));
-    const html = str(values, 'html');
+    const html = values.html;
     if (html !== undefined) {
-      const page = await renderHtmlReport({ title: str(values, 'title') ?? 'socketkit report', runs, transfers: inputs.transfers, unit });
+      const page = await renderHtmlReport({ title: values.title, runs, transfers: inputs.transfers, unit });
       try {
         await writeFile(html, page);
       } catch (e) {
@@ -100,6 +104,4 @@ const command: Command = {
     );
     return 0;
   },
-};
-
-export default command;
+});
