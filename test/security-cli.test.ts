@@ -10,9 +10,9 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateCertificate, generatePsk, formatPsk, loadPskFile, tlsConnectTransport, tlsListenTransport, type GeneratedCertificate } from '../src/security/index.js';
 import { download, startFileServer, startReceiveServer, upload } from '../src/transfer/index.js';
-import { parseEndpoint, type Endpoint } from '../src/net/endpoint.js';
+import type { Endpoint } from '../src/net/endpoint.js';
 import { SocketkitError } from '../src/core/errors.js';
-import { requireTool, run, runCli, runMain, spawnCli, startMain, type Spawned } from './helpers/cli.js';
+import { jsonEvents, requireTool, run, runCli, runMain, startJsonServer, startMain } from './helpers/cli.js';
 import { tempDir, type CleanupContext } from './helpers/tmp.js';
 
 let cert: GeneratedCertificate;
@@ -37,18 +37,7 @@ function files(t: CleanupContext): { dir: string; cert: string; key: string; psk
   return paths;
 }
 
-/** Starts `socketkit CMD ... --json` and waits for its 'listening' event. */
-async function startServer(t: CleanupContext, args: readonly string[]): Promise<{ proc: Spawned; endpoint: Endpoint; address: string }> {
-  const proc = spawnCli([...args, '--json'], t);
-  const line = await proc.stdout.waitFor((l) => l.includes('"listening"'));
-  const address = (JSON.parse(line) as { address: string }).address;
-  return { proc, address, endpoint: parseEndpoint(address, { defaultHost: '127.0.0.1' }) };
-}
 
-/** The JSON events a server printed so far with this name. */
-function events(proc: Spawned, name: string): Record<string, unknown>[] {
-  return proc.stdout.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e['event'] === name);
-}
 
 describe('socketkit cert', () => {
   it('writes a certificate and a mode-600 key, prints the fingerprint, and refuses to overwrite without --force', async (t) => {
@@ -88,8 +77,8 @@ describe('socketkit cert', () => {
 describe('echo-server and echo with security options', () => {
   it('--cert/--key: --pin and --ca succeed; --tls alone, a wrong pin and a plaintext client are refused with codes', async (t) => {
     const f = files(t);
-    const { proc, address } = await startServer(t, ['echo-server', '127.0.0.1:0', '--cert', f.cert, '--key', f.key]);
-    const security = events(proc, 'security')[0];
+    const { proc, address } = await startJsonServer(t, ['echo-server', '127.0.0.1:0', '--cert', f.cert, '--key', f.key]);
+    const security = jsonEvents(proc, 'security')[0];
     assert.equal(security?.['fingerprint'], cert.fingerprint);
 
     const pinned = await runMain(['echo', address, 'hola', '--pin', cert.fingerprint.replace(/:/g, '').toLowerCase()]);
@@ -111,7 +100,7 @@ describe('echo-server and echo with security options', () => {
 
   it('--psk-file: the same key gets in, another key is refused on both sides with ERR_TLS_PSK', async (t) => {
     const f = files(t);
-    const { proc, address } = await startServer(t, ['echo-server', '127.0.0.1:0', '--psk-file', f.psk]);
+    const { proc, address } = await startJsonServer(t, ['echo-server', '127.0.0.1:0', '--psk-file', f.psk]);
     const ok = await runMain(['echo', address, 'psk', '--psk-file', f.psk]);
     assert.equal(ok.code, 0, ok.stderr);
     const wrong = await runMain(['echo', address, 'psk', '--psk-file', f.otherPsk]);
@@ -120,19 +109,19 @@ describe('echo-server and echo with security options', () => {
   });
 
   it('--deny and --allow: a refused peer is logged with ERR_ACCESS_DENIED and counted', async (t) => {
-    const { proc, address } = await startServer(t, ['echo-server', '127.0.0.1:0', '--allow', '10.0.0.0/8', '--allow', '::1', '--deny', '10.9.9.9']);
+    const { proc, address } = await startJsonServer(t, ['echo-server', '127.0.0.1:0', '--allow', '10.0.0.0/8', '--allow', '::1', '--deny', '10.9.9.9']);
     const r = await runMain(['echo', address, 'x']);
     assert.notEqual(r.code, 0);
     await proc.stdout.waitFor((l) => l.includes('"refused"') && l.includes('ERR_ACCESS_DENIED'));
     proc.kill('SIGTERM');
     await proc.waitExit();
-    const stopped = events(proc, 'stopped')[0];
+    const stopped = jsonEvents(proc, 'stopped')[0];
     assert.equal(stopped?.['refused'], 1);
   });
 
   it('interop: socat and ncat speak TLS to echo-server --cert, verifying it as a CA', async (t) => {
     const f = files(t);
-    const { address, endpoint } = await startServer(t, ['echo-server', '127.0.0.1:0', '--cert', f.cert, '--key', f.key]);
+    const { address, endpoint } = await startJsonServer(t, ['echo-server', '127.0.0.1:0', '--cert', f.cert, '--key', f.key]);
     const port = String((endpoint as { port: number }).port);
     const socat = requireTool(t, 'socat', 'socat');
     if (socat) {
@@ -176,14 +165,14 @@ describe('file transfer over TLS and TLS-PSK', () => {
     const src = join(f.dir, 'payload.bin');
     const data = randomBytes(3 * 1024 * 1024 + 7);
     writeFileSync(src, data);
-    const served = await startServer(t, ['serve', src, '--listen', '127.0.0.1:0', '--cert', f.cert, '--key', f.key]);
+    const served = await startJsonServer(t, ['serve', src, '--listen', '127.0.0.1:0', '--cert', f.cert, '--key', f.key]);
     const out = tempDir(t);
     const got = await runMain(['get', served.address, '--dir', out, '--pin', cert.fingerprint]);
     assert.equal(got.code, 0, got.stderr);
     assert.ok(readFileSync(join(out, 'payload.bin')).equals(data));
 
     const inbox = tempDir(t);
-    const recv = await startServer(t, ['receive', '--listen', '127.0.0.1:0', '--dir', inbox, '--psk-file', f.psk, '--once']);
+    const recv = await startJsonServer(t, ['receive', '--listen', '127.0.0.1:0', '--dir', inbox, '--psk-file', f.psk, '--once']);
     const sent = await runMain(['send', recv.address, src, '--psk-file', f.psk]);
     assert.equal(sent.code, 0, sent.stderr);
     assert.equal((await recv.proc.waitExit()).code, 0);
@@ -194,7 +183,7 @@ describe('file transfer over TLS and TLS-PSK', () => {
     const f = files(t);
     const src = join(f.dir, 'secret.bin');
     writeFileSync(src, randomBytes(1000));
-    const served = await startServer(t, ['serve', src, '--listen', '127.0.0.1:0', '--psk-file', f.psk]);
+    const served = await startJsonServer(t, ['serve', src, '--listen', '127.0.0.1:0', '--psk-file', f.psk]);
     const out = tempDir(t);
     const wrong = await runMain(['get', served.address, '--dir', out, '--psk-file', f.otherPsk]);
     assert.equal(errorCode(wrong.stderr), 'ERR_TLS_PSK');

@@ -2,7 +2,7 @@
 // with --max-conns, --idle-timeout, --stats and --deny, reporting and counting as echo-server does.
 // Idle, for a transfer, is a peer that says nothing: a trickling upload and an upload that waits
 // for another connection's claim on its name are not idle, however long they take.
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -12,31 +12,12 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseEndpoint, type Endpoint } from '../src/net/endpoint.js';
 import { startReceiveServer, upload, summaryError, type TransferServerEvent } from '../src/transfer/index.js';
-import { BIN, runCli, spawnCli, spawnProcess, type Spawned } from './helpers/cli.js';
+import { BIN, jsonEvents, runCli, spawnCli, spawnProcess, startJsonServer, type JsonServer, type Spawned } from './helpers/cli.js';
 import { SkftPeer } from './helpers/skft-peer.js';
 import { tempDir } from './helpers/tmp.js';
 
 const CASE_MS = 30_000;
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-
-interface Server {
-  readonly proc: Spawned;
-  readonly address: string;
-  readonly endpoint: Endpoint;
-}
-
-/** Starts `socketkit ARGS --json` and waits for its `listening` event. */
-async function startServer(t: TestContext, args: readonly string[]): Promise<Server> {
-  const proc = spawnCli([...args, '--json'], t);
-  const line = await proc.stdout.waitFor((l) => l.includes('"listening"'));
-  const address = (JSON.parse(line) as { address: string }).address;
-  return { proc, address, endpoint: parseEndpoint(address, { defaultHost: '127.0.0.1' }) };
-}
-
-/** The JSON events a server printed so far with this name. */
-function events(proc: Spawned, name: string): Record<string, unknown>[] {
-  return proc.stdout.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e['event'] === name);
-}
 
 /** Waits for a JSON event of this name that matches `test`. */
 async function waitEvent(proc: Spawned, name: string, test: (e: Record<string, unknown>) => boolean = () => true): Promise<Record<string, unknown>> {
@@ -45,11 +26,11 @@ async function waitEvent(proc: Spawned, name: string, test: (e: Record<string, u
 }
 
 /** Stops the server with SIGTERM and returns its `stopped` result. */
-async function stop(server: Server): Promise<Record<string, unknown>> {
+async function stop(server: JsonServer): Promise<Record<string, unknown>> {
   server.proc.kill('SIGTERM');
   const exit = await server.proc.waitExit();
   assert.equal(exit.code, 143, server.proc.stderr.text);
-  const stopped = events(server.proc, 'stopped')[0];
+  const stopped = jsonEvents(server.proc, 'stopped')[0];
   assert.ok(stopped, `a stopped result; got:\n${server.proc.stdout.text}`);
   return stopped;
 }
@@ -96,7 +77,7 @@ describe('serve and receive: --max-conns', () => {
       const file = join(dir, 'a.txt');
       await writeFile(file, 'hello, limits\n');
       const args = kind === 'serve' ? ['serve', file] : ['receive', '--dir', join(dir, 'inbox')];
-      const server = await startServer(t, [...args, '--listen', '127.0.0.1:0', '--max-conns', '1', '--stats', '0.1']);
+      const server = await startJsonServer(t, [...args, '--listen', '127.0.0.1:0', '--max-conns', '1', '--stats', '0.1']);
       const client = (): Promise<{ code: number | null; stderr: string }> =>
         runCli(kind === 'serve' ? ['get', server.address, '--dir', join(dir, 'out'), '--force'] : ['send', server.address, file], { timeoutMs: 15_000 }).then((r) => ({
           code: r.code,
@@ -125,7 +106,7 @@ describe('serve and receive: --idle-timeout', () => {
     const dir = tempDir(t, 'sk-managed-');
     const inbox = join(dir, 'inbox');
     // Margins a loaded machine keeps: a frame every 100 ms against a 1.5 s timeout.
-    const server = await startServer(t, ['receive', '--listen', '127.0.0.1:0', '--dir', inbox, '--idle-timeout', '1.5']);
+    const server = await startJsonServer(t, ['receive', '--listen', '127.0.0.1:0', '--dir', inbox, '--idle-timeout', '1.5']);
     const silent = await connectTo(server.endpoint);
     // It reads (and so sees the server close it), but never sends a byte.
     silent.resume();
@@ -141,7 +122,7 @@ describe('serve and receive: --idle-timeout', () => {
     assert.equal(outcome, true);
     assert.deepEqual(await readFile(join(inbox, 'slow.bin')), data);
     await silentClosed;
-    const idle = events(server.proc, 'idle');
+    const idle = jsonEvents(server.proc, 'idle');
     assert.equal(idle.length, 1, `only the silent client was idle: ${JSON.stringify(idle)}`);
     const stopped = await stop(server);
     assert.deepEqual([stopped['accepted'], stopped['idleClosed'], stopped['files']], [2, 1, 1]);
@@ -150,7 +131,7 @@ describe('serve and receive: --idle-timeout', () => {
   it('receive does not close an upload that waits, silent, for another connection to finish the same file', { timeout: CASE_MS }, async (t) => {
     const dir = tempDir(t, 'sk-managed-');
     const inbox = join(dir, 'inbox');
-    const server = await startServer(t, ['receive', '--listen', '127.0.0.1:0', '--dir', inbox, '--force', '--idle-timeout', '1']);
+    const server = await startJsonServer(t, ['receive', '--listen', '127.0.0.1:0', '--dir', inbox, '--force', '--idle-timeout', '1']);
     const first = randomBytes(32 * 1024);
     const second = randomBytes(16 * 1024);
     const a = new SkftPeer(await connectTo(server.endpoint));
@@ -164,7 +145,7 @@ describe('serve and receive: --idle-timeout', () => {
     assert.ok(bOffered);
     assert.equal(await bOffered, true, 'the waiting upload was served, not idle-closed');
     assert.deepEqual(await readFile(join(inbox, 'x.bin')), second);
-    assert.deepEqual(events(server.proc, 'idle'), []);
+    assert.deepEqual(jsonEvents(server.proc, 'idle'), []);
     const stopped = await stop(server);
     assert.deepEqual([stopped['idleClosed'], stopped['files'], stopped['failed']], [0, 2, 0]);
   });
@@ -176,7 +157,7 @@ describe('serve and receive: --idle-timeout', () => {
     await writeFile(file, data);
     // Reads a chunk, rests 30 ms, reads on: a 60th of the timeout each time (so a loaded machine's
     // pauses do not add up to it), and for longer than the timeout in all (128 chunks or more).
-    const server = await startServer(t, ['serve', file, '--raw', '--listen', '127.0.0.1:0', '--idle-timeout', '2']);
+    const server = await startJsonServer(t, ['serve', file, '--raw', '--listen', '127.0.0.1:0', '--idle-timeout', '2']);
     const socket = await connectTo(server.endpoint);
     const parts: Buffer[] = [];
     socket.on('data', (chunk: Buffer) => {
@@ -217,7 +198,7 @@ describe('serve and receive: --stats and --deny', () => {
     const dir = tempDir(t, 'sk-managed-');
     const file = join(dir, 'a.txt');
     await writeFile(file, 'denied\n');
-    const server = await startServer(t, ['receive', '--listen', '127.0.0.1:0', '--dir', join(dir, 'inbox'), '--deny', '127.0.0.0/8']);
+    const server = await startJsonServer(t, ['receive', '--listen', '127.0.0.1:0', '--dir', join(dir, 'inbox'), '--deny', '127.0.0.0/8']);
     const sent = await runCli(['send', server.address, file], { timeoutMs: 15_000 });
     assert.notEqual(sent.code, 0);
     const refused = await waitEvent(server.proc, 'refused');

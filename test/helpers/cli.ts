@@ -23,6 +23,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { CommandIO } from '../../src/cli/command.js';
 import type { CleanupContext } from './tmp.js';
+import { parseEndpoint, type Endpoint } from '../../src/net/endpoint.js';
 
 /** Absolute path of bin/socketkit.js (this file runs from dist/test/helpers/). */
 export const BIN = fileURLToPath(new URL('../../../bin/socketkit.js', import.meta.url));
@@ -394,4 +395,25 @@ export function requireTool(t: SkipContext, tool: string, pkg: string, why?: str
   if (REQUIRE_TOOLS) throw new Error(`${reason}; SOCKETKIT_REQUIRE_TOOLS=1 requires it`);
   t.skip(`${reason}; set SOCKETKIT_REQUIRE_TOOLS=1 to fail instead`);
   return undefined;
+}
+
+/** A `socketkit` server started with `--json`, once it listens. */
+export interface JsonServer {
+  readonly proc: Spawned;
+  /** The address its `listening` event gave. */
+  readonly address: string;
+  readonly endpoint: Endpoint;
+}
+
+/** Starts `socketkit ARGS --json` and waits for its `listening` event. */
+export async function startJsonServer(t: CleanupContext, args: readonly string[]): Promise<JsonServer> {
+  const proc = spawnCli([...args, '--json'], t);
+  const line = await proc.stdout.waitFor((l) => l.includes('"listening"'));
+  const address = (JSON.parse(line) as { address: string }).address;
+  return { proc, address, endpoint: parseEndpoint(address, { defaultHost: '127.0.0.1' }) };
+}
+
+/** The JSON events a `--json` process printed so far with this name. */
+export function jsonEvents(proc: Spawned, name: string): Record<string, unknown>[] {
+  return proc.stdout.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e['event'] === name);
 }
