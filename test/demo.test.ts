@@ -5,13 +5,13 @@ import assert from 'node:assert/strict';
 import { runCli } from './helpers/cli.js';
 
 describe('socketkit demo', () => {
-  it('runs all five systems on loopback and exits 0', async () => {
+  it('runs all six systems on loopback and exits 0', async () => {
     const r = await runCli(['demo'], { timeoutMs: 90_000 });
     const out = r.stdout.toString();
     assert.equal(r.code, 0, `${out}\n${r.stderr}`);
-    for (const title of ['1. TCP echo', '2. UDP', '3. Load', '4. Security', '5. File transfer']) assert.match(out, new RegExp(`^${title}`, 'm'));
-    assert.equal((out.match(/^ {3}ok \(\d+ ms\)$/gm) ?? []).length, 5, 'one ok per system');
-    assert.match(out, /^5 of 5 systems passed\.$/m);
+    for (const title of ['1. TCP echo', '2. UDP', '3. Load', '4. Security', '5. File transfer', '6. Proxy']) assert.match(out, new RegExp(`^${title}`, 'm'));
+    assert.equal((out.match(/^ {3}ok \(\d+ ms\)$/gm) ?? []).length, 6, 'one ok per system');
+    assert.match(out, /^6 of 6 systems passed\.$/m);
     assert.match(out, /get --raw: .*; sent with (sendfile|reads and writes)/);
     // Every step's lines are one table: a label column of 28, the text beside it in one straight
     // column; a label too long for the column (a Unix socket's path) has a line of its own.

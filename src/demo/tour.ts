@@ -11,6 +11,7 @@ import { udpStep } from './udp.js';
 import { loadStep } from './load.js';
 import { securityStep } from './security.js';
 import { transferStep } from './transfer.js';
+import { proxyStep } from './proxy.js';
 
 /** What a step gets: somewhere to write lines and a private temporary folder. */
 export interface TourContext {
@@ -35,7 +36,7 @@ export interface TourStep {
   run(ctx: TourContext): Promise<void>;
 }
 
-export const STEPS: readonly TourStep[] = [echoStep, udpStep, loadStep, securityStep, transferStep];
+export const STEPS: readonly TourStep[] = [echoStep, udpStep, loadStep, securityStep, transferStep, proxyStep];
 
 export interface TourResult {
   readonly passed: number;

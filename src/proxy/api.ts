@@ -14,13 +14,16 @@
  * Errors are `{"error": message, "status": code}`, as toxiproxy sends them.
  *
  * Beyond toxiproxy: `POST /proxies` takes `toxics` too, so a proxy and its toxics are in place
- * before the first connection is accepted (toxiproxy #148).
+ * before the first connection is accepted (toxiproxy #148); and `"protocol": "udp"` makes a UDP
+ * proxy (toxiproxy has none, #39), driven by the same endpoints, with the UDP toxics. As in
+ * toxiproxy, a toxic added, changed or removed reaches the connections already open.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { SocketkitError, toSocketkitError, type ErrorCode } from '../core/errors.js';
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../net/endpoint.js';
 import { startProxy, type ProxyServer } from './proxy.js';
-import { toxicConfig } from './spec.js';
+import { startUdpProxy, UdpProxy } from './udp.js';
+import { ToxicSet, type ToxicChange } from './live.js';
 import type { ToxicConfig } from './toxic.js';
 
 /** The version /version reports. */
@@ -39,22 +42,53 @@ export class ApiError extends Error {
   }
 }
 
+/** What an entry's toxics are kept in: the running proxy's (TCP or UDP), or a set of its own while disabled. */
+interface ToxicHolder {
+  readonly toxics: readonly ToxicConfig[];
+  addToxic(toxic: unknown): ToxicConfig;
+  updateToxic(name: string, change: ToxicChange): ToxicConfig;
+  removeToxic(name: string): void;
+}
+
+function holderOf(set: ToxicSet): ToxicHolder {
+  return {
+    get toxics() {
+      return set.list;
+    },
+    addToxic: (t) => set.add(t),
+    updateToxic: (n, c) => set.update(n, c),
+    removeToxic: (n) => set.remove(n),
+  };
+}
+
+/** `tcp` (toxiproxy's only kind) or `udp` (socketkit's addition: `"protocol": "udp"` in the proxy's JSON). */
+export type ApiProtocol = 'tcp' | 'udp';
+
 interface ProxyEntry {
   name: string;
   listen: string;
   upstream: string;
   enabled: boolean;
-  server: ProxyServer | undefined;
+  protocol: ApiProtocol;
+  server: ProxyServer | UdpProxy | undefined;
   /** Toxics kept while disabled (the server holds them while enabled). */
-  toxics: ToxicConfig[];
+  idle: ToxicSet;
+}
+
+function holder(p: ProxyEntry): ToxicHolder {
+  return p.server ?? holderOf(p.idle);
 }
 
 function proxyJson(p: ProxyEntry): Record<string, unknown> {
-  return { name: p.name, listen: p.server ? formatEndpoint(p.server.endpoint) : p.listen, upstream: p.upstream, enabled: p.enabled, toxics: toxicsOf(p) };
-}
-
-function toxicsOf(p: ProxyEntry): ToxicConfig[] {
-  return p.server ? [...p.server.toxics] : p.toxics;
+  return {
+    name: p.name,
+    listen: p.server ? formatEndpoint(p.server.endpoint) : p.listen,
+    upstream: p.upstream,
+    enabled: p.enabled,
+    toxics: [...holder(p).toxics],
+    // toxiproxy's shape for TCP proxies; the field only where it says something toxiproxy cannot.
+    ...(p.protocol === 'udp' ? { protocol: 'udp' } : {}),
+  };
 }
 
 function endpointOf(field: string, text: unknown, listen: boolean): Endpoint {
@@ -74,13 +108,23 @@ function toxicError(err: unknown): ApiError {
   return new ApiError(500, e.message);
 }
 
+function protocolOf(o: Record<string, unknown>): ApiProtocol {
+  const v = o['protocol'] ?? 'tcp';
+  if (v !== 'tcp' && v !== 'udp') throw new ApiError(400, `bad request body: protocol must be "tcp" or "udp"`);
+  return v;
+}
+
 /** The API's state: named proxies. */
 export class ProxyApi {
   readonly #proxies = new Map<string, ProxyEntry>();
 
   async #start(p: ProxyEntry): Promise<void> {
     try {
-      p.server = await startProxy(endpointOf('listen', p.listen, true), endpointOf('upstream', p.upstream, false), { toxics: p.toxics });
+      const listen = endpointOf('listen', p.listen, true);
+      const upstream = endpointOf('upstream', p.upstream, false);
+      const toxics = p.idle.list;
+      p.server = p.protocol === 'udp' ? await startUdpProxy(listen, upstream, { toxics }) : await startProxy(listen, upstream, { toxics });
+      p.idle = new ToxicSet([], p.protocol === 'udp');
       // As toxiproxy: the address really bound (port 0 resolved) is the proxy's listen from now on.
       p.listen = formatEndpoint(p.server.endpoint);
     } catch (err) {
@@ -93,10 +137,11 @@ export class ProxyApi {
 
   async #stop(p: ProxyEntry): Promise<void> {
     if (!p.server) return;
-    p.toxics = [...p.server.toxics];
     const s = p.server;
+    p.idle = new ToxicSet(s.toxics, p.protocol === 'udp');
     p.server = undefined;
-    await s.close(0);
+    if (s instanceof UdpProxy) await s.close();
+    else await s.close(0);
   }
 
   #get(name: string): ProxyEntry {
@@ -112,13 +157,14 @@ export class ProxyApi {
     if (typeof o['upstream'] !== 'string' || o['upstream'] === '') throw new ApiError(400, 'missing required field: upstream');
     const name = o['name'];
     if (this.#proxies.has(name)) throw new ApiError(409, 'proxy already exists');
-    let toxics: ToxicConfig[];
+    const protocol = protocolOf(o);
+    let idle: ToxicSet;
     try {
-      toxics = (Array.isArray(o['toxics']) ? o['toxics'] : []).map((t) => toxicConfig(t));
+      idle = new ToxicSet(Array.isArray(o['toxics']) ? o['toxics'] : [], protocol === 'udp');
     } catch (err) {
       throw toxicError(err);
     }
-    const p: ProxyEntry = { name, listen: typeof o['listen'] === 'string' && o['listen'] !== '' ? o['listen'] : '127.0.0.1:0', upstream: o['upstream'], enabled: o['enabled'] !== false, server: undefined, toxics };
+    const p: ProxyEntry = { name, listen: typeof o['listen'] === 'string' && o['listen'] !== '' ? o['listen'] : '127.0.0.1:0', upstream: o['upstream'], enabled: o['enabled'] !== false, protocol, server: undefined, idle };
     endpointOf('listen', p.listen, true);
     endpointOf('upstream', p.upstream, false);
     this.#proxies.set(name, p);
@@ -137,6 +183,7 @@ export class ProxyApi {
     const listen = typeof o['listen'] === 'string' ? o['listen'] : p.listen;
     const upstream = typeof o['upstream'] === 'string' ? o['upstream'] : p.upstream;
     const enabled = typeof o['enabled'] === 'boolean' ? o['enabled'] : p.enabled;
+    if (o['protocol'] !== undefined && protocolOf(o) !== p.protocol) throw new ApiError(400, 'bad request body: a proxy cannot change its protocol (delete it and create it again)');
     endpointOf('listen', listen, true);
     endpointOf('upstream', upstream, false);
     const changed = listen !== p.listen || upstream !== p.upstream;
@@ -161,7 +208,7 @@ export class ProxyApi {
       const o = (typeof item === 'object' && item !== null ? item : {}) as Record<string, unknown>;
       const name = typeof o['name'] === 'string' ? o['name'] : '';
       const old = this.#proxies.get(name);
-      if (old && (old.listen !== o['listen'] || old.upstream !== o['upstream'])) await this.remove(name);
+      if (old && (old.listen !== o['listen'] || old.upstream !== o['upstream'] || old.protocol !== (o['protocol'] ?? 'tcp'))) await this.remove(name);
       out.push(this.#proxies.get(name) ?? (await this.create(item)));
     }
     return out;
@@ -169,66 +216,51 @@ export class ProxyApi {
 
   async reset(): Promise<void> {
     for (const p of this.#proxies.values()) {
-      if (p.server) for (const t of p.server.toxics) p.server.removeToxic(t.name);
-      p.toxics = [];
+      const h = holder(p);
+      for (const t of h.toxics) h.removeToxic(t.name);
       p.enabled = true;
       if (!p.server) await this.#start(p);
     }
   }
 
   toxics(name: string): ToxicConfig[] {
-    return toxicsOf(this.#get(name));
+    return [...holder(this.#get(name)).toxics];
   }
 
   addToxic(name: string, body: unknown): ToxicConfig {
-    const p = this.#get(name);
+    const h = holder(this.#get(name));
     try {
-      if (p.server) return p.server.addToxic(body);
-      const c = toxicConfig(body);
-      if (p.toxics.some((t) => t.name === c.name)) throw new SocketkitError('ERR_TOXIC_EXISTS', 'exists');
-      p.toxics.push(c);
-      return c;
+      return h.addToxic(body);
     } catch (err) {
       throw toxicError(err);
     }
   }
 
   toxic(name: string, toxic: string): ToxicConfig {
-    const t = toxicsOf(this.#get(name)).find((x) => x.name === toxic);
+    const t = holder(this.#get(name)).toxics.find((x) => x.name === toxic);
     if (!t) throw new ApiError(404, 'toxic not found');
     return t;
   }
 
   updateToxic(name: string, toxic: string, body: unknown): ToxicConfig {
-    const p = this.#get(name);
+    const h = holder(this.#get(name));
     const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
-    const change = {
+    const change: ToxicChange = {
       ...(typeof o['stream'] === 'string' ? { stream: o['stream'] } : {}),
       ...(typeof o['toxicity'] === 'number' ? { toxicity: o['toxicity'] } : {}),
       ...(typeof o['attributes'] === 'object' && o['attributes'] !== null ? { attributes: o['attributes'] as Record<string, unknown> } : {}),
     };
     try {
-      if (p.server) return p.server.updateToxic(toxic, change);
-      const i = p.toxics.findIndex((t) => t.name === toxic);
-      if (i < 0) throw new SocketkitError('ERR_TOXIC_NOT_FOUND', 'no such toxic');
-      const old = p.toxics[i]!;
-      const c = toxicConfig({ ...old, ...change, attributes: { ...old.attributes, ...change.attributes } });
-      p.toxics[i] = c;
-      return c;
+      return h.updateToxic(toxic, change);
     } catch (err) {
       throw toxicError(err);
     }
   }
 
   removeToxic(name: string, toxic: string): void {
-    const p = this.#get(name);
+    const h = holder(this.#get(name));
     try {
-      if (p.server) p.server.removeToxic(toxic);
-      else {
-        const i = p.toxics.findIndex((t) => t.name === toxic);
-        if (i < 0) throw new SocketkitError('ERR_TOXIC_NOT_FOUND', 'no such toxic');
-        p.toxics.splice(i, 1);
-      }
+      h.removeToxic(toxic);
     } catch (err) {
       throw toxicError(err);
     }
@@ -246,18 +278,18 @@ export class ProxyApi {
 
   metrics(): string {
     const lines = [
-      '# HELP socketkit_proxy_connections_open Connections open now.',
+      '# HELP socketkit_proxy_connections_open Connections open now (UDP: client addresses with a session).',
       '# TYPE socketkit_proxy_connections_open gauge',
-      '# HELP socketkit_proxy_connections_total Connections accepted.',
+      '# HELP socketkit_proxy_connections_total Connections accepted (UDP: sessions opened).',
       '# TYPE socketkit_proxy_connections_total counter',
       '# HELP socketkit_proxy_received_bytes_total Bytes read from clients.',
       '# TYPE socketkit_proxy_received_bytes_total counter',
-      '# HELP socketkit_proxy_sent_bytes_total Bytes written to clients.',
+      '# HELP socketkit_proxy_sent_bytes_total Bytes written to clients (UDP: read from the upstream for them).',
       '# TYPE socketkit_proxy_sent_bytes_total counter',
     ];
     for (const p of this.#proxies.values()) {
-      const s = p.server?.server.stats();
-      const label = `{proxy=${JSON.stringify(p.name)},listener=${JSON.stringify(p.listen)},upstream=${JSON.stringify(p.upstream)}}`;
+      const s = p.server instanceof UdpProxy ? udpMetrics(p.server) : p.server?.server.stats();
+      const label = `{proxy=${JSON.stringify(p.name)},listener=${JSON.stringify(p.listen)},upstream=${JSON.stringify(p.upstream)}${p.protocol === 'udp' ? ',protocol="udp"' : ''}}`;
       lines.push(`socketkit_proxy_connections_open${label} ${s?.connections ?? 0}`);
       lines.push(`socketkit_proxy_connections_total${label} ${s?.accepted ?? 0}`);
       lines.push(`socketkit_proxy_received_bytes_total${label} ${s?.bytesIn ?? 0}`);
@@ -274,6 +306,11 @@ export class ProxyApi {
   toJson(p: ProxyEntry): Record<string, unknown> {
     return proxyJson(p);
   }
+}
+
+function udpMetrics(u: UdpProxy): { connections: number; accepted: number; bytesIn: number; bytesOut: number } {
+  const s = u.stats();
+  return { connections: s.sessions, accepted: s.opened, bytesIn: s.bytesUp, bytesOut: s.bytesDown };
 }
 
 function readBody(req: IncomingMessage): Promise<unknown> {

@@ -1,6 +1,7 @@
 /** The proxy: a relay with toxics (latency, bandwidth, resets, slicing, loss...) and a dump of what crosses it. */
 export * from './stage.js';
 export * from './chain.js';
+export * from './live.js';
 export * from './toxic.js';
 export * from './spec.js';
 export * from './dump.js';

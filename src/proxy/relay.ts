@@ -20,7 +20,8 @@ import { endedByReset, resetConnection } from '../net/socket-state.js';
 import { toSocketkitError } from '../core/errors.js';
 import type { Protocol } from '../server/server.js';
 import { Chain } from './chain.js';
-import type { StageContext, StageFactory, StageOutput } from './stage.js';
+import type { StageContext, StageOutput } from './stage.js';
+import type { ToxicSet } from './live.js';
 import { systemContext } from './stage.js';
 import type { DumpSink } from './dump.js';
 
@@ -64,22 +65,14 @@ export type ProxyEvent =
       readonly message?: string;
     };
 
-/** The toxic stages a new connection gets, per direction (chosen per connection by toxicity). */
-export interface ConnectionToxics {
-  /** Client to upstream. */
-  readonly up: readonly StageFactory[];
-  /** Upstream to client. */
-  readonly down: readonly StageFactory[];
-}
-
 export interface RelayOptions {
   readonly upstream: Endpoint;
   /** TLS towards the upstream (see security/tls.ts), or another transport. */
   readonly upstreamTransport?: ConnectTransport;
   readonly connectTimeoutMs?: number;
   readonly highWaterMark?: number;
-  /** Called once per connection: which toxics it gets. Default none. */
-  readonly toxics?: () => ConnectionToxics;
+  /** The toxics: every connection gets them (each by its toxicity) and follows their changes. Default none. */
+  readonly toxics?: ToxicSet;
   /** Where chunks are shown as they are read. */
   readonly dump?: DumpSink;
   /** Randomness for toxics (default Math.random). */
@@ -99,7 +92,6 @@ class Pipe {
     readonly src: Socket,
     readonly dst: Socket,
     readonly dir: Direction,
-    factories: readonly StageFactory[],
     conn: ProxyConnection,
     ctx: StageContext,
     readonly hwm: number,
@@ -117,7 +109,7 @@ class Pipe {
       close: () => conn.toxicClose(),
       reset: () => conn.toxicReset(),
     };
-    this.chain = new Chain(factories, sink, ctx);
+    this.chain = new Chain([], sink, ctx);
   }
 
   /** Bytes this direction holds: in its toxics and in the destination's write buffer. */
@@ -158,6 +150,8 @@ export class ProxyConnection {
   #message: string | undefined;
   #open = 2; // sockets not yet closed (the upstream counts until it closes or fails)
   #reported = false;
+  /** Stops the toxics' changes from reaching this connection. */
+  #detach: (() => void) | undefined;
 
   constructor(client: Socket, options: RelayOptions) {
     this.#client = client;
@@ -204,12 +198,12 @@ export class ProxyConnection {
     upstream.on('error', (err) => this.#error('upstream', err));
     upstream.once('close', (hadError) => this.#closed('upstream', hadError));
     const random = o.random ?? Math.random;
-    const toxics = o.toxics?.() ?? { up: [], down: [] };
     const hwm = o.highWaterMark ?? DEFAULT_PROXY_HIGH_WATER_MARK;
-    const up = new Pipe(this.#client, upstream, '>', toxics.up, this, systemContext(false, random), hwm);
-    const down = new Pipe(upstream, this.#client, '<', toxics.down, this, systemContext(false, random), hwm);
+    const up = new Pipe(this.#client, upstream, '>', this, systemContext(false, random), hwm);
+    const down = new Pipe(upstream, this.#client, '<', this, systemContext(false, random), hwm);
     this.#up = up;
     this.#down = down;
+    this.#detach = o.toxics?.attach({ up: up.chain, down: down.chain, random });
     for (const p of [up, down]) this.#wire(p);
     up.chain.start();
     down.chain.start();
@@ -299,6 +293,7 @@ export class ProxyConnection {
   #report(): void {
     if (this.#open > 0 || this.#reported) return;
     this.#reported = true;
+    this.#detach?.();
     this.#up?.chain.destroy();
     this.#down?.chain.destroy();
     this.#options.connections?.delete(this);

@@ -6,7 +6,6 @@
 import type { StageFactory } from './stage.js';
 import { badToxic, type ToxicConfig, type ToxicType } from './toxic.js';
 import { TOXIC_TYPES } from './toxics/index.js';
-import type { ConnectionToxics } from './relay.js';
 
 function toxicType(type: string, udp: boolean): ToxicType {
   const t = TOXIC_TYPES.get(type);
@@ -93,18 +92,4 @@ export function parseToxic(text: string, udp = false): ToxicConfig {
 /** The stage of a configured toxic. */
 export function toxicStage(c: ToxicConfig): StageFactory {
   return TOXIC_TYPES.get(c.type)!.create(c.attributes);
-}
-
-/**
- * For a new connection: which of `toxics` it gets (each with its toxicity), as stages per
- * direction, in the order given.
- */
-export function chooseToxics(toxics: readonly ToxicConfig[], random: () => number = Math.random): ConnectionToxics {
-  const up: StageFactory[] = [];
-  const down: StageFactory[] = [];
-  for (const c of toxics) {
-    if (c.toxicity < 1 && random() >= c.toxicity) continue;
-    (c.stream === 'upstream' ? up : down).push(toxicStage(c));
-  }
-  return { up, down };
 }

@@ -43,6 +43,11 @@ export interface Stage {
   end(): void;
   /** Bytes this stage holds now. */
   readonly buffered: number;
+  /**
+   * Passes on at once, in order, everything it holds (chunks, and the end when it holds that):
+   * the toxic is being removed from a live connection. A stage that holds nothing has none.
+   */
+  flush?(): void;
   /** Stops every timer and drops what is held (the connection is gone). */
   destroy(): void;
 }
@@ -138,6 +143,19 @@ export class TimedQueue {
         this.#cancel = this.#ctx.setTimer(() => this.#flush(), Math.max(0, next.at - this.#ctx.now()));
         return;
       }
+    }
+  }
+
+  /** Lets every entry leave now, in order, whatever its time (the stage is being removed). */
+  flush(): void {
+    this.#cancel?.();
+    this.#cancel = undefined;
+    const items = this.#items.splice(0);
+    this.#buffered = 0;
+    for (const it of items) {
+      if (this.#destroyed) return;
+      if (it.chunk) this.#out.push(it.chunk);
+      else this.#out.end();
     }
   }
 

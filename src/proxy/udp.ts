@@ -15,7 +15,7 @@ import { closeQuietly } from '../udp/socket.js';
 import { toSocketkitError } from '../core/errors.js';
 import { Chain } from './chain.js';
 import { systemContext, type StageOutput } from './stage.js';
-import { chooseToxics, toxicConfig } from './spec.js';
+import { ToxicSet, type ToxicChange } from './live.js';
 import type { ToxicConfig } from './toxic.js';
 import type { DumpSink } from './dump.js';
 
@@ -65,6 +65,9 @@ export interface UdpProxyStats {
   readonly expired: number;
   readonly datagramsUp: number;
   readonly datagramsDown: number;
+  /** Bytes from clients, and from the upstream for them. */
+  readonly bytesUp: number;
+  readonly bytesDown: number;
   readonly dropped: number;
 }
 
@@ -75,6 +78,7 @@ class Session {
   pending: Buffer[] | undefined = [];
   up!: Chain;
   down!: Chain;
+  detach: (() => void) | undefined;
   datagramsUp = 0;
   datagramsDown = 0;
   bytesUp = 0;
@@ -95,7 +99,7 @@ export class UdpProxy {
   readonly endpoint: Endpoint;
   readonly #upstream: Endpoint;
   readonly #options: UdpProxyOptions;
-  readonly #toxics: ToxicConfig[];
+  readonly #toxics: ToxicSet;
   readonly #sessions = new Map<string, Session>();
   readonly #sweep: NodeJS.Timeout;
   #nextId = 1;
@@ -104,16 +108,18 @@ export class UdpProxy {
   #expired = 0;
   #datagramsUp = 0;
   #datagramsDown = 0;
+  #bytesUp = 0;
+  #bytesDown = 0;
   #dropped = 0;
   #closing: Promise<void> | undefined;
 
   /** @internal use `startUdpProxy()` */
-  constructor(listen: DgramSocket, endpoint: Endpoint, upstream: Endpoint, options: UdpProxyOptions) {
+  constructor(listen: DgramSocket, endpoint: Endpoint, upstream: Endpoint, options: UdpProxyOptions, toxics: ToxicSet) {
     this.#listen = listen;
     this.endpoint = endpoint;
     this.#upstream = upstream;
     this.#options = options;
-    this.#toxics = (options.toxics ?? []).map((t) => toxicConfig(t, true));
+    this.#toxics = toxics;
     listen.on('message', (msg, rinfo) => this.#fromClient(msg, rinfo));
     listen.on('error', () => undefined); // ICMP errors from clients that went away
     const idle = options.idleMs ?? DEFAULT_UDP_PROXY_IDLE_MS;
@@ -122,7 +128,22 @@ export class UdpProxy {
   }
 
   get toxics(): readonly ToxicConfig[] {
-    return [...this.#toxics];
+    return this.#toxics.list;
+  }
+
+  /** Adds a toxic, to live sessions too (ERR_BAD_TOXIC, also for a TCP-only type; ERR_TOXIC_EXISTS). */
+  addToxic(toxic: unknown): ToxicConfig {
+    return this.#toxics.add(toxic);
+  }
+
+  /** Changes a toxic, on live sessions too (ERR_TOXIC_NOT_FOUND). */
+  updateToxic(name: string, change: ToxicChange): ToxicConfig {
+    return this.#toxics.update(name, change);
+  }
+
+  /** Removes a toxic, from live sessions too: datagrams it holds leave at once (ERR_TOXIC_NOT_FOUND). */
+  removeToxic(name: string): void {
+    this.#toxics.remove(name);
   }
 
   stats(): UdpProxyStats {
@@ -133,6 +154,8 @@ export class UdpProxy {
       expired: this.#expired,
       datagramsUp: this.#datagramsUp,
       datagramsDown: this.#datagramsDown,
+      bytesUp: this.#bytesUp,
+      bytesDown: this.#bytesDown,
       dropped: this.#dropped,
     };
   }
@@ -166,6 +189,7 @@ export class UdpProxy {
     s.datagramsUp++;
     s.bytesUp += msg.length;
     this.#datagramsUp++;
+    this.#bytesUp += msg.length;
     this.#options.dump?.chunk(s.id, '>', s.bytesUp - msg.length, msg);
     if (s.pending) {
       if (s.pending.length < PENDING_LIMIT) s.pending.push(msg);
@@ -199,7 +223,6 @@ export class UdpProxy {
     }
     s.upstream = sock;
     const random = this.#options.random ?? Math.random;
-    const toxics = chooseToxics(this.#toxics, random);
     const ctx = systemContext(true, random);
     const noop = (): void => undefined;
     const toUpstream: StageOutput = {
@@ -218,14 +241,16 @@ export class UdpProxy {
       close: noop,
       reset: noop,
     };
-    s.up = new Chain(toxics.up, toUpstream, ctx);
-    s.down = new Chain(toxics.down, toClient, ctx);
+    s.up = new Chain([], toUpstream, ctx);
+    s.down = new Chain([], toClient, ctx);
+    s.detach = this.#toxics.attach({ up: s.up, down: s.down, random });
     s.up.start();
     s.down.start();
     sock.on('message', (msg) => {
       s.datagramsDown++;
       s.bytesDown += msg.length;
       this.#datagramsDown++;
+      this.#bytesDown += msg.length;
       this.#options.dump?.chunk(s.id, '<', s.bytesDown - msg.length, msg);
       this.#into(s, s.down, msg);
     });
@@ -253,6 +278,7 @@ export class UdpProxy {
     if (s.closed) return;
     s.closed = true;
     this.#sessions.delete(s.key);
+    s.detach?.();
     s.up?.destroy();
     s.down?.destroy();
     if (s.upstream) void closeQuietly(s.upstream);
@@ -290,7 +316,7 @@ export class UdpProxy {
 /** Starts a UDP proxy on `listen` relaying datagrams to `upstream`. */
 export async function startUdpProxy(listen: Endpoint, upstream: Endpoint, options: UdpProxyOptions = {}): Promise<UdpProxy> {
   // Check the toxics before binding: a bad one must not leave a socket open.
-  for (const t of options.toxics ?? []) toxicConfig(t, true);
+  const toxics = new ToxicSet(options.toxics ?? [], true);
   const bound = await bindUdp(listen);
-  return new UdpProxy(bound.socket, bound.endpoint, upstream, options);
+  return new UdpProxy(bound.socket, bound.endpoint, upstream, options, toxics);
 }

@@ -37,6 +37,7 @@ export const bandwidth: ToxicType = {
       get buffered() {
         return q.buffered;
       },
+      flush: () => q.flush(),
       destroy: () => q.destroy(),
     };
   },

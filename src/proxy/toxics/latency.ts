@@ -26,6 +26,7 @@ export const latency: ToxicType = {
       get buffered() {
         return q.buffered;
       },
+      flush: () => q.flush(),
       destroy: () => q.destroy(),
     };
   },

@@ -13,7 +13,8 @@ export const reorder: ToxicType = {
     delay: { kind: 'number', default: 10, min: 0, max: 3_600_000, help: 'ms' },
   },
   create: (a) => (out, ctx) => {
-    const held = new Set<() => void>();
+    /** Held datagrams, in the order they arrived, with what cancels each one's timer. */
+    const held = new Set<{ readonly d: Buffer; cancel: () => void }>();
     let bytes = 0;
     return {
       write: (d) => {
@@ -22,19 +23,29 @@ export const reorder: ToxicType = {
           return;
         }
         bytes += d.length;
-        const cancel = ctx.setTimer(() => {
-          held.delete(cancel);
+        const entry = { d, cancel: (): void => undefined };
+        entry.cancel = ctx.setTimer(() => {
+          held.delete(entry);
           bytes -= d.length;
           out.push(d);
         }, a['delay'] as number);
-        held.add(cancel);
+        held.add(entry);
       },
       end: () => out.end(),
       get buffered() {
         return bytes;
       },
+      flush: () => {
+        const all = [...held];
+        held.clear();
+        bytes = 0;
+        for (const e of all) {
+          e.cancel();
+          out.push(e.d);
+        }
+      },
       destroy: () => {
-        for (const c of held) c();
+        for (const e of held) e.cancel();
         held.clear();
         bytes = 0;
       },

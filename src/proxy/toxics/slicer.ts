@@ -41,6 +41,7 @@ export const slicer: ToxicType = {
       get buffered() {
         return q.buffered;
       },
+      flush: () => q.flush(),
       destroy: () => q.destroy(),
     };
   },

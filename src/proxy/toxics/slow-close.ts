@@ -11,9 +11,18 @@ export const slowClose: ToxicType = {
     return {
       write: (c) => out.push(c),
       end: () => {
-        cancel = ctx.setTimer(() => out.end(), a['delay'] as number);
+        cancel = ctx.setTimer(() => {
+          cancel = undefined;
+          out.end();
+        }, a['delay'] as number);
       },
       buffered: 0,
+      flush: () => {
+        if (!cancel) return;
+        cancel();
+        cancel = undefined;
+        out.end();
+      },
       destroy: () => cancel?.(),
     };
   },

@@ -12,13 +12,20 @@ export const timeout: ToxicType = {
   create: (a) => (out, ctx) => {
     let cancel: (() => void) | undefined;
     const ms = a['timeout'] as number;
+    let ended = false;
     return {
       start: () => {
         if (ms > 0) cancel = ctx.setTimer(() => out.close(), ms);
       },
       write: () => undefined,
-      end: () => undefined,
+      end: () => {
+        ended = true;
+      },
       buffered: 0,
+      // Removed: the bytes it dropped are gone (as in toxiproxy), but an end it swallowed passes.
+      flush: () => {
+        if (ended) out.end();
+      },
       destroy: () => cancel?.(),
     };
   },
