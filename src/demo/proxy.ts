@@ -13,8 +13,8 @@ import { startProxy } from '../proxy/proxy.js';
 import { neutralise } from '../core/terminal-text.js';
 
 const MESSAGE = 'Hola mundo!';
-/** µs between the slicer's one-byte pieces: long enough that each is its own read. */
-const SLICE_DELAY_US = 20_000;
+/** µs between the slicer's one-byte pieces: long enough that each is its own read, even on a busy machine. */
+const SLICE_DELAY_US = 50_000;
 
 /** Sends `text` and reads once, as `s.sendall(text); s.recv(1024)` does: whatever the first read returns. */
 function sendAndReadOnce(ep: Endpoint, text: string, signal: AbortSignal): Promise<Buffer> {
