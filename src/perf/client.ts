@@ -343,9 +343,8 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
           zeroCopy ||= r.zeroCopy;
           await endOf(socket, p.stream).catch(() => undefined);
         } else {
-          const ended = endOf(socket, p.stream);
-          receiveTcp(socket, meter, undefined);
-          await ended;
+          await receiveTcp(socket, meter, undefined, `the server's stream ${p.stream}`);
+          socket.end();
         }
       } else if (p.dir === 'up') {
         const sending = sendPaced(meter, { socket: udp!, tag, stream: p.stream, length: params.length, rate: params.rate, until, bytes: share, signal });

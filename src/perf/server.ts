@@ -183,13 +183,13 @@ class ServerTest {
     const meter = this.#meters[this.#plan.indexOf(p)]!;
     if (p.dir === 'up') {
       // The stream's first bytes may overtake the start line (another connection): they start the test.
-      if (rest.length > 0) this.#implicitStart();
-      else socket.once('data', () => this.#implicitStart());
-      receiveTcp(socket, meter, rest);
-      socket.once('end', () => {
-        socket.end();
-        this.#maybeFinish();
-      });
+      receiveTcp(socket, meter, rest, `the client's stream ${stream}`, () => this.#implicitStart()).then(
+        () => {
+          socket.end();
+          this.#maybeFinish();
+        },
+        (err: unknown) => this.fail(err),
+      );
     }
     socket.once('close', () => {
       if (this.#state !== 'done' && !(p.dir === 'up' && meter.ended)) this.fail(new SocketkitError('ERR_PERF_INTERRUPTED', `the client's stream ${stream} closed mid-test`));

@@ -15,6 +15,9 @@ import type { Socket } from 'node:net';
 import { SocketkitError } from '../core/errors.js';
 import { waitDrain } from '../net/write.js';
 import { canSendfile, sendfileRange } from '../transfer/zero-copy.js';
+import { getSystemErrorName } from 'node:util';
+import { socketFd } from '../net/socket-state.js';
+import { perfRecv } from './native.js';
 import type { StreamMeter } from './meter.js';
 
 /** The size of the file of zeros `zeroCopy` sends from (sparse: it takes no disk). */
@@ -90,13 +93,94 @@ export async function sendTcp(socket: Socket, meter: StreamMeter, options: TcpSe
   return { zeroCopy };
 }
 
-/** Counts what arrives on `socket` into `meter` (starting with `first`, bytes that came with the hello); the meter ends at the peer's FIN. */
-export function receiveTcp(socket: Socket, meter: StreamMeter, first: Buffer | undefined): void {
-  if (first && first.length > 0) meter.bytes += first.length;
+/** Bytes one native read call may take before it hands back (progress is counted between calls). */
+const RECV_SLICE = 16 * 1024 * 1024;
+/** How long one native read call waits on the thread pool for data before it hands back, ms. */
+const RECV_WAIT_MS = 20;
+
+function receiveError(stream: string, errno: number): SocketkitError {
+  let name: string;
+  try {
+    name = getSystemErrorName(-errno);
+  } catch {
+    name = `errno ${errno}`;
+  }
+  return new SocketkitError('ERR_PERF_INTERRUPTED', `${stream} failed mid-test (${name})`);
+}
+
+/**
+ * Counts what arrives on `socket` into `meter` (starting with `first`, bytes that came with the
+ * hello); resolves at the peer's FIN (the meter ends there), rejects with ERR_PERF_INTERRUPTED
+ * when the stream closes or is reset before it.
+ *
+ * With the native helper, on a plain TCP or Unix socket, Node stops reading the socket and the
+ * bytes are read on the thread pool into one reused buffer (native/perf_recv.c), as iperf3's
+ * receiver does: Node's own reads allocate a buffer per 64 KiB and cost about three times the
+ * CPU per byte. Without it, Node's reads are counted.
+ */
+export function receiveTcp(socket: Socket, meter: StreamMeter, first: Buffer | undefined, name: string, onFirstBytes?: () => void): Promise<void> {
+  let fresh = true;
+  const arrived = (): void => {
+    if (!fresh) return;
+    fresh = false;
+    onFirstBytes?.();
+  };
+  if (first && first.length > 0) {
+    arrived();
+    meter.bytes += first.length;
+  }
+  const native = perfRecv();
+  const fd = socketFd(socket);
+  if (native === undefined || fd === undefined) return receiveWithNode(socket, meter, name, arrived);
+  // Node keeps reading until its buffer holds its high-water mark, then stops: what it read
+  // is counted at the end, every later byte is read here. Each byte is read once, by one of the two.
+  socket.pause();
+  const own = native.dup(fd);
+  if (own < 0) return receiveWithNode(socket, meter, name, arrived);
+  // A reset or close is seen by the native reads; Node's own error event needs a listener.
+  socket.on('error', () => undefined);
+  return new Promise<void>((resolve, reject) => {
+    let base = meter.bytes;
+    const step = (): void => {
+      if (socket.destroyed) {
+        native.close(own);
+        reject(new SocketkitError('ERR_PERF_INTERRUPTED', `${name} closed mid-test`));
+        return;
+      }
+      native.recvDrop(own, RECV_SLICE, RECV_WAIT_MS, (errno, bytes, eof) => {
+        if (bytes > 0 || socket.readableLength > 0) arrived();
+        base += bytes;
+        meter.bytes = base + socket.readableLength;
+        if (errno !== 0) {
+          native.close(own);
+          reject(receiveError(name, errno));
+        } else if (eof) {
+          native.close(own);
+          meter.end(performance.now());
+          resolve();
+        } else {
+          step();
+        }
+      });
+    };
+    step();
+  });
+}
+
+function receiveWithNode(socket: Socket, meter: StreamMeter, name: string, arrived: () => void): Promise<void> {
   socket.on('data', (chunk: Buffer) => {
+    arrived();
     meter.bytes += chunk.length;
   });
-  socket.once('end', () => {
-    meter.end(performance.now());
+  return new Promise<void>((resolve, reject) => {
+    let ended = false;
+    socket.once('end', () => {
+      ended = true;
+      meter.end(performance.now());
+      resolve();
+    });
+    socket.once('close', () => {
+      if (!ended) reject(new SocketkitError('ERR_PERF_INTERRUPTED', `${name} closed mid-test`));
+    });
   });
 }
