@@ -1,5 +1,5 @@
 /**
- * The throughput test's native modules (`native/perf_recv.c`, `native/tcp_info.c`), each absent
+ * The throughput test's native modules (`native/perf_io.c`, `native/tcp_info.c`), each absent
  * when the native helper is not built (or is an older build): the test then reads with Node's
  * own reads and reports no TCP_INFO figures.
  */
@@ -29,8 +29,9 @@ interface TcpInfoModule {
   tcpInfo(fd: number): TcpInfo | number;
 }
 
-interface PerfRecvModule {
+interface PerfIoModule {
   recvDrop(fd: number, maxBytes: number, waitMs: number, callback: (errno: number, bytes: number, eof: boolean) => void): void;
+  sendZeros(out: number, file: number, fileSize: number, maxBytes: number, waitMs: number, callback: (errno: number, bytes: number) => void): void;
 }
 
 /** TCP_INFO of a plain TCP socket, or undefined (no helper, TLS, a Unix socket, closed). */
@@ -47,9 +48,9 @@ export function tcpInfoAvailable(): boolean {
   return nativeModule<TcpInfoModule>(['tcpInfo']) !== undefined;
 }
 
-/** The native receiver, or undefined without the helper. */
-export function perfRecv(): (PerfRecvModule & { dup(fd: number): number; close(fd: number): void }) | undefined {
-  const m = nativeModule<PerfRecvModule>(['recvDrop']);
+/** The native receiver and -Z sender (native/perf_io.c), or undefined without the helper. */
+export function perfIo(): (PerfIoModule & { dup(fd: number): number; close(fd: number): void }) | undefined {
+  const m = nativeModule<PerfIoModule>(['recvDrop', 'sendZeros']);
   const h = nativeHelper();
-  return m === undefined || h === undefined ? undefined : { recvDrop: m.recvDrop.bind(m), dup: h.dup.bind(h), close: h.close.bind(h) };
+  return m === undefined || h === undefined ? undefined : { recvDrop: m.recvDrop.bind(m), sendZeros: m.sendZeros.bind(m), dup: h.dup.bind(h), close: h.close.bind(h) };
 }

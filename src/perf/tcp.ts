@@ -16,12 +16,22 @@ import { SocketkitError } from '../core/errors.js';
 import { waitDrain } from '../net/write.js';
 import { canSendfile, sendfileRange } from '../transfer/zero-copy.js';
 import { getSystemErrorName } from 'node:util';
+import { setImmediate as setImmediatePromise } from 'node:timers/promises';
 import { socketFd } from '../net/socket-state.js';
-import { perfRecv } from './native.js';
+import { perfIo } from './native.js';
 import type { StreamMeter } from './meter.js';
 
-/** The size of the file of zeros `zeroCopy` sends from (sparse: it takes no disk). */
-const ZEROS_FILE_SIZE = 8 * 1024 * 1024;
+/**
+ * The size of the file of zeros `zeroCopy` sends from (sparse: it takes no disk), sent over and
+ * over: small, so its page-cache pages stay in the CPU's caches (iperf3 -Z sends its 128 KiB buffer's file).
+ */
+const ZEROS_FILE_SIZE = 1024 * 1024;
+/** Bytes one native send call may move before it hands back (progress and the clock are checked between calls). */
+const SEND_SLICE = 16 * 1024 * 1024;
+/** Bytes written without a wait before the sender yields to the event loop. */
+const YIELD_BYTES = 4 * 1024 * 1024;
+/** How long one native send call waits on the thread pool for room in a full socket, ms. */
+const SEND_WAIT_MS = 20;
 
 export interface TcpSendOptions {
   /** Bytes per write. */
@@ -59,6 +69,28 @@ function stopped(signal: AbortSignal): SocketkitError {
   return signal.reason instanceof SocketkitError ? signal.reason : new SocketkitError('ERR_ABORTED', 'throughput test stopped');
 }
 
+/** -Z with native/perf_io.c: the whole stream's sendfile loop on the thread pool, one slice per call. */
+async function sendZeros(socket: Socket, fh: FileHandle, io: NonNullable<ReturnType<typeof perfIo>>, meter: StreamMeter, budget: number, more: () => boolean, signal: AbortSignal): Promise<void> {
+  // The hello line must leave first: an empty write completes after what is queued.
+  if (socket.writableLength > 0) await new Promise<void>((resolve, reject) => socket.write(Buffer.alloc(0), (err) => (err ? reject(err) : resolve())));
+  const fd = socketFd(socket);
+  if (fd === undefined) throw new SocketkitError('ERR_CONN_CLOSED', 'connection closed while sending');
+  const out = io.dup(fd);
+  if (out < 0) throw ioError('the stream', -out);
+  try {
+    while (more()) {
+      if (signal.aborted) throw stopped(signal);
+      if (socket.destroyed) throw new SocketkitError('ERR_CONN_CLOSED', 'connection closed while sending');
+      const want = Math.min(SEND_SLICE, budget - meter.bytes);
+      const { errno, bytes } = await new Promise<{ errno: number; bytes: number }>((resolve) => io.sendZeros(out, fh.fd, ZEROS_FILE_SIZE, want, SEND_WAIT_MS, (e, b) => resolve({ errno: e, bytes: b })));
+      meter.bytes += bytes;
+      if (errno !== 0) throw ioError('the stream', errno);
+    }
+  } finally {
+    io.close(out);
+  }
+}
+
 /** Sends on `socket` as `options` say, counting into `meter`; ends the stream when done. */
 export async function sendTcp(socket: Socket, meter: StreamMeter, options: TcpSendOptions): Promise<TcpSendResult> {
   const { length, until, bytes, signal } = options;
@@ -67,25 +99,41 @@ export async function sendTcp(socket: Socket, meter: StreamMeter, options: TcpSe
   const zeroCopy = options.zeroCopy && canSendfile(socket);
   if (zeroCopy) {
     const fh = await zerosFile();
-    while (more()) {
-      if (signal.aborted) throw stopped(signal);
-      const n = Math.min(ZEROS_FILE_SIZE, budget - meter.bytes);
-      const base = meter.bytes;
-      await sendfileRange(socket, fh, 0, n, {
-        path: 'zeros',
-        onSent: (sent) => (meter.bytes = base + sent),
-        failure: () => (signal.aborted ? stopped(signal) : undefined),
-      });
+    const io = perfIo();
+    if (io !== undefined) {
+      await sendZeros(socket, fh, io, meter, budget, more, signal);
+    } else {
+      while (more()) {
+        if (signal.aborted) throw stopped(signal);
+        const n = Math.min(ZEROS_FILE_SIZE, budget - meter.bytes);
+        const base = meter.bytes;
+        await sendfileRange(socket, fh, 0, n, {
+          path: 'zeros',
+          onSent: (sent) => (meter.bytes = base + sent),
+          failure: () => (signal.aborted ? stopped(signal) : undefined),
+        });
+      }
     }
   } else {
+    // One buffer for every write: the kernel copies it, so reusing it at once is safe.
     const buf = Buffer.alloc(length);
+    let sinceYield = 0;
     while (more()) {
       if (signal.aborted) throw stopped(signal);
       if (socket.destroyed) throw new SocketkitError('ERR_CONN_CLOSED', 'connection closed while sending');
       const left = budget - meter.bytes;
       const chunk = left < length ? buf.subarray(0, left) : buf;
       meter.bytes += chunk.length;
-      if (!socket.write(chunk)) await waitDrain(socket);
+      sinceYield += chunk.length;
+      if (!socket.write(chunk)) {
+        await waitDrain(socket);
+        sinceYield = 0;
+      } else if (sinceYield >= YIELD_BYTES) {
+        // A receiver that keeps up takes every write at once: let timers (interval reports,
+        // the end of the test) and other streams run.
+        await setImmediatePromise();
+        sinceYield = 0;
+      }
     }
   }
   meter.end(performance.now());
@@ -98,7 +146,7 @@ const RECV_SLICE = 16 * 1024 * 1024;
 /** How long one native read call waits on the thread pool for data before it hands back, ms. */
 const RECV_WAIT_MS = 20;
 
-function receiveError(stream: string, errno: number): SocketkitError {
+function ioError(stream: string, errno: number): SocketkitError {
   let name: string;
   try {
     name = getSystemErrorName(-errno);
@@ -114,7 +162,7 @@ function receiveError(stream: string, errno: number): SocketkitError {
  * when the stream closes or is reset before it.
  *
  * With the native helper, on a plain TCP or Unix socket, Node stops reading the socket and the
- * bytes are read on the thread pool into one reused buffer (native/perf_recv.c), as iperf3's
+ * bytes are read on the thread pool into one reused buffer (native/perf_io.c), as iperf3's
  * receiver does: Node's own reads allocate a buffer per 64 KiB and cost about three times the
  * CPU per byte. Without it, Node's reads are counted.
  */
@@ -129,7 +177,7 @@ export function receiveTcp(socket: Socket, meter: StreamMeter, first: Buffer | u
     arrived();
     meter.bytes += first.length;
   }
-  const native = perfRecv();
+  const native = perfIo();
   const fd = socketFd(socket);
   if (native === undefined || fd === undefined) return receiveWithNode(socket, meter, name, arrived);
   // Node keeps reading until its buffer holds its high-water mark, then stops: what it read
@@ -153,7 +201,7 @@ export function receiveTcp(socket: Socket, meter: StreamMeter, first: Buffer | u
         meter.bytes = base + socket.readableLength;
         if (errno !== 0) {
           native.close(own);
-          reject(receiveError(name, errno));
+          reject(ioError(name, errno));
         } else if (eof) {
           native.close(own);
           meter.end(performance.now());
