@@ -254,6 +254,7 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
     const accepted = await control.expect('accepted', signal);
     const lastArrival = new Map<number, number>();
     let udpWake: (() => void) | undefined;
+    let udpTarget: { address: string; port: number; family: 4 | 6 } | undefined;
     const dataSockets: Socket[] = [];
     if (params.proto === 'tcp') {
       await Promise.all(
@@ -272,6 +273,7 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
     } else {
       if (ep.kind !== 'inet' || accepted.udpPort === undefined) throw new SocketkitError('ERR_PERF_PROTOCOL', 'throughput test protocol: a UDP test accepted without a UDP port');
       const { address, family } = await resolveInet(ep);
+      udpTarget = { address, port: accepted.udpPort, family: family === 6 ? 6 : 4 };
       const kind = family === 6 ? 'udp6' : 'udp4';
       const onDatagram = (msg: Buffer): void => {
         const h = readUdpHeader(msg);
@@ -347,7 +349,7 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
           socket.end();
         }
       } else if (p.dir === 'up') {
-        const sending = sendPaced(meter, { socket: udp!, tag, stream: p.stream, length: params.length, rate: params.rate, until, bytes: share, signal });
+        const sending = sendPaced(meter, { socket: udp!, ...(udpTarget ? { target: udpTarget } : {}), tag, stream: p.stream, length: params.length, rate: params.rate, until, bytes: share, signal });
         senders.push(sending);
         pacing.push(await sending);
       }

@@ -101,6 +101,7 @@ class ServerTest {
   #state: 'waiting' | 'running' | 'done' | 'failed' = 'waiting';
   #sendersLeft: number;
   #udpOut: DgramSocket | undefined;
+  #udpTarget: { address: string; port: number; family: 4 | 6 } | undefined;
   #omitTimer: NodeJS.Timeout | undefined;
   #drainTimer: NodeJS.Timeout | undefined;
   #udpDone = false;
@@ -203,6 +204,7 @@ class ServerTest {
       if (this.#udpOut !== undefined || this.#sendersLeft === 0) return;
       const out = createSocket(from.family === 'IPv6' ? 'udp6' : 'udp4');
       this.#udpOut = out;
+      this.#udpTarget = { address: from.address, port: from.port, family: from.family === 'IPv6' ? 6 : 4 };
       out.on('error', (err) => this.fail(toSocketkitError(err, 'UDP')));
       out.connect(from.port, from.address, () => {
         tryBuffers(out);
@@ -248,7 +250,7 @@ class ServerTest {
         const socket = this.#sockets.get(p.stream)!;
         void sendTcp(socket, meter, { length: this.params.length, until, bytes, zeroCopy: this.params.zeroCopy, signal: this.#ac.signal }).then(done, failed);
       } else {
-        void sendPaced(meter, { socket: this.#udpOut!, tag: this.tag, stream: p.stream, length: this.params.length, rate: this.params.rate, until, bytes, signal: this.#ac.signal }).then((pacing) => {
+        void sendPaced(meter, { socket: this.#udpOut!, ...(this.#udpTarget ? { target: this.#udpTarget } : {}), tag: this.tag, stream: p.stream, length: this.params.length, rate: this.params.rate, until, bytes, signal: this.#ac.signal }).then((pacing) => {
           this.#pacing.set(p.stream, pacing.packets);
           done();
         }, failed);

@@ -62,7 +62,9 @@ function summaryText(r: PerfResult): string {
   const dirs = [r.up ? `up ${rate(r.up.bitsPerSecond)}` : '', r.down ? `down ${rate(r.down.bitsPerSecond)}` : ''].filter(Boolean).join(', ');
   lines.push(`received ${formatBytes(r.bytes)} in ${r.seconds.toFixed(2)} s: ${rate(r.bitsPerSecond)}${r.up && r.down ? ` (${dirs})` : ''}${r.zeroCopy ? ', sent with sendfile' : ''}`);
   for (const p of r.pacing ?? []) {
-    lines.push(`pacing: ${p.packets} datagrams every ${p.gapUs.toFixed(1)} µs; late by ${p.lateP50Us} µs (median), ${p.lateP99Us} µs (99th), ${p.lateMaxUs.toFixed(0)} µs (max); at most ${p.maxBurst} in one turn; ${p.slips} slip(s)`);
+    lines.push(
+      `pacing (${p.pacer}): ${p.packets} datagrams every ${p.gapUs.toFixed(1)} µs; gaps ${p.gapP1Us}/${p.gapP50Us}/${p.gapP99Us} µs (1st/median/99th); late by ${p.lateP50Us} µs (median), ${p.lateP99Us} µs (99th), ${p.lateMaxUs.toFixed(0)} µs (max); longest burst ${p.maxBurst}; ${p.slips} slip(s)`,
+    );
   }
   return lines.join('\n');
 }
