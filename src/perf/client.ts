@@ -345,7 +345,7 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
           zeroCopy ||= r.zeroCopy;
           await endOf(socket, p.stream).catch(() => undefined);
         } else {
-          await receiveTcp(socket, meter, undefined, `the server's stream ${p.stream}`);
+          await receiveTcp(socket, meter, undefined, `the server's stream ${p.stream}`, signal);
           socket.end();
         }
       } else if (p.dir === 'up') {

@@ -18,7 +18,7 @@ import { canSendfile, sendfileRange } from '../transfer/zero-copy.js';
 import { getSystemErrorName } from 'node:util';
 import { setImmediate as setImmediatePromise } from 'node:timers/promises';
 import { socketFd } from '../net/socket-state.js';
-import { perfIo } from './native.js';
+import { perfIo, tcpInfo } from './native.js';
 import type { StreamMeter } from './meter.js';
 
 /**
@@ -97,6 +97,7 @@ export async function sendTcp(socket: Socket, meter: StreamMeter, options: TcpSe
   const budget = bytes > 0 ? bytes : Number.POSITIVE_INFINITY;
   const more = (): boolean => meter.bytes < budget && (bytes > 0 || performance.now() < until);
   const zeroCopy = options.zeroCopy && canSendfile(socket);
+  meter.tcpInfo = () => tcpInfo(socket);
   if (zeroCopy) {
     const fh = await zerosFile();
     const io = perfIo();
@@ -137,6 +138,7 @@ export async function sendTcp(socket: Socket, meter: StreamMeter, options: TcpSe
     }
   }
   meter.end(performance.now());
+  meter.sampleTcp();
   socket.end();
   return { zeroCopy };
 }
@@ -166,7 +168,7 @@ function ioError(stream: string, errno: number): SocketkitError {
  * receiver does: Node's own reads allocate a buffer per 64 KiB and cost about three times the
  * CPU per byte. Without it, Node's reads are counted.
  */
-export function receiveTcp(socket: Socket, meter: StreamMeter, first: Buffer | undefined, name: string, onFirstBytes?: () => void): Promise<void> {
+export function receiveTcp(socket: Socket, meter: StreamMeter, first: Buffer | undefined, name: string, signal: AbortSignal, onFirstBytes?: () => void): Promise<void> {
   let fresh = true;
   const arrived = (): void => {
     if (!fresh) return;
@@ -180,25 +182,32 @@ export function receiveTcp(socket: Socket, meter: StreamMeter, first: Buffer | u
   const native = perfIo();
   const fd = socketFd(socket);
   if (native === undefined || fd === undefined) return receiveWithNode(socket, meter, name, arrived);
-  // Node keeps reading until its buffer holds its high-water mark, then stops: what it read
-  // is counted at the end, every later byte is read here. Each byte is read once, by one of the two.
-  socket.pause();
   const own = native.dup(fd);
   if (own < 0) return receiveWithNode(socket, meter, name, arrived);
+  // Node's own reading of a paused socket goes on until its buffer holds its high-water mark
+  // (one read of 64 KiB), then stops; nothing ever takes those bytes out of its buffer, so the
+  // count is what the native loop read plus what Node holds. Each byte is read once, by one of the two.
+  socket.pause();
+  let native0 = meter.bytes;
+  const count = (): void => {
+    const now = native0 + socket.readableLength;
+    if (now > meter.bytes) arrived();
+    meter.bytes = now;
+  };
+  count();
   // A reset or close is seen by the native reads; Node's own error event needs a listener.
   socket.on('error', () => undefined);
   return new Promise<void>((resolve, reject) => {
-    let base = meter.bytes;
     const step = (): void => {
-      if (socket.destroyed) {
+      // The private descriptor keeps the connection open even after Node closed the socket: a test that was stopped stops here.
+      if (signal.aborted) {
         native.close(own);
-        reject(new SocketkitError('ERR_PERF_INTERRUPTED', `${name} closed mid-test`));
+        reject(signal.reason instanceof SocketkitError ? signal.reason : new SocketkitError('ERR_PERF_INTERRUPTED', `${name} stopped mid-test`));
         return;
       }
       native.recvDrop(own, RECV_SLICE, RECV_WAIT_MS, (errno, bytes, eof) => {
-        if (bytes > 0 || socket.readableLength > 0) arrived();
-        base += bytes;
-        meter.bytes = base + socket.readableLength;
+        native0 += bytes;
+        count();
         if (errno !== 0) {
           native.close(own);
           reject(ioError(name, errno));

@@ -38,7 +38,7 @@ function streamName(n: number | 'SUM'): string {
 function intervalLines(i: PerfInterval): string {
   const span = `${i.start.toFixed(2)}-${i.end.toFixed(2)} s`;
   const lines = i.streams.map((s) => {
-    const udp = s.packets !== undefined ? `  ${s.packets} dgrams, ${s.lost ?? 0} lost, jitter ${s.jitterMs!.toFixed(3)} ms` : '';
+    const udp = s.packets !== undefined ? `  ${s.packets} dgrams, ${s.lost ?? 0} lost, jitter ${s.jitterMs!.toFixed(3)} ms` : s.rttUs !== undefined ? `  retr ${s.retransmits ?? 0}, rtt ${(s.rttUs / 1000).toFixed(3)} ms, cwnd ${s.cwnd ?? 0}` : '';
     return `${streamName(s.stream)} ${pad(span, 14)}  ${s.dir === 'up' ? 'up  ' : 'down'} ${s.role.padEnd(8)} ${pad(formatBytes(s.bytes), 10)} ${pad(rate(s.bitsPerSecond), 14)}${udp}`;
   });
   if (i.streams.length > 1) {
@@ -52,7 +52,8 @@ function intervalLines(i: PerfInterval): string {
 
 function figureLine(f: StreamFigures, role: string): string {
   const udp = f.udp && role === 'received' ? `  ${f.udp.lost}/${f.udp.sent ?? f.udp.packets + f.udp.lost} lost (${(((f.udp.lost) / Math.max(1, f.udp.sent ?? f.udp.packets + f.udp.lost)) * 100).toFixed(2)} %), ${f.udp.outOfOrder} out of order, ${f.udp.duplicates} duplicate, jitter ${f.udp.jitterMs.toFixed(3)} ms` : '';
-  return `${streamName(f.stream)} ${pad(`${f.seconds.toFixed(2)} s`, 14)}  ${f.dir === 'up' ? 'up  ' : 'down'} ${role.padEnd(8)} ${pad(formatBytes(f.bytes), 10)} ${pad(rate(f.seconds > 0 ? (f.bytes * 8) / f.seconds : 0), 14)}${udp}`;
+  const tcp = f.tcp && role === 'sent' ? `  ${f.tcp.retransmits} retransmits, rtt ${(f.tcp.rttUs / 1000).toFixed(3)} ms` : '';
+  return `${streamName(f.stream)} ${pad(`${f.seconds.toFixed(2)} s`, 14)}  ${f.dir === 'up' ? 'up  ' : 'down'} ${role.padEnd(8)} ${pad(formatBytes(f.bytes), 10)} ${pad(rate(f.seconds > 0 ? (f.bytes * 8) / f.seconds : 0), 14)}${udp}${tcp}`;
 }
 
 function summaryText(r: PerfResult): string {

@@ -1,0 +1,86 @@
+// Throughput tests with and without the native helper: TCP_INFO figures (retransmits, RTT,
+// congestion window) in interval reports and the summary where native/tcp_info.c is built,
+// none without it; the native receiver and -Z sender count exactly; the native UDP pacer
+// spaces datagrams evenly. Every case is bounded.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { runPerf } from '../src/perf/client.js';
+import { startPerfServer } from '../src/perf/server.js';
+import { tcpInfoAvailable } from '../src/perf/native.js';
+import { pacerKind } from '../src/perf/udp-sender.js';
+import type { PerfInterval } from '../src/perf/intervals.js';
+import type { Endpoint } from '../src/net/endpoint.js';
+import { ndjson, runCli, spawnCli } from './helpers/cli.js';
+
+const LOOP: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
+
+describe('perf with the native helper', { timeout: 60_000 }, () => {
+  it('TCP senders report TCP_INFO per interval and in the summary (where the helper is built)', async (t) => {
+    const s = await startPerfServer(LOOP);
+    t.after(() => s.close(0));
+    const intervals: PerfInterval[] = [];
+    const r = await runPerf(s.endpoint, { streams: 2, bidir: true, durationMs: 900, intervalMs: 300, onInterval: (i) => intervals.push(i) });
+    assert.ok(intervals.length >= 2);
+    const sentStreams = intervals.flatMap((i) => i.streams.filter((x) => x.role === 'sent'));
+    const receivedStreams = intervals.flatMap((i) => i.streams.filter((x) => x.role === 'received'));
+    if (!tcpInfoAvailable()) {
+      t.diagnostic('native helper not built: no TCP_INFO figures expected');
+      assert.ok(sentStreams.every((x) => x.rttUs === undefined));
+      assert.ok(r.sent.every((f) => f.tcp === undefined));
+      return;
+    }
+    for (const x of sentStreams) {
+      assert.ok(x.rttUs !== undefined && x.rttUs > 0, JSON.stringify(x));
+      assert.ok(x.cwnd !== undefined && x.cwnd > 0, JSON.stringify(x));
+      assert.ok(x.retransmits !== undefined && x.retransmits >= 0);
+    }
+    assert.ok(receivedStreams.every((x) => x.rttUs === undefined), 'only senders report TCP_INFO');
+    // Both sides' senders: the client's (up) and the server's (down, from its result).
+    assert.equal(r.sent.length, 4);
+    for (const f of r.sent) assert.ok(f.tcp && f.tcp.rttUs > 0 && f.tcp.cwnd > 0 && f.tcp.retransmits >= 0, JSON.stringify(f));
+  });
+
+  it('the native receiver and the -Z sender count every byte, in every direction', async (t) => {
+    const s = await startPerfServer(LOOP);
+    t.after(() => s.close(0));
+    for (const mode of [{}, { reverse: true }, { bidir: true }]) {
+      const bytes = 30_000_000 + 7;
+      const r = await runPerf(s.endpoint, { ...mode, streams: 3, bytes, zeroCopy: true });
+      const dirs = 'bidir' in mode ? 2 : 1;
+      assert.equal(r.bytes, bytes * dirs, JSON.stringify(mode));
+      assert.equal(r.sent.reduce((a, f) => a + f.bytes, 0), bytes * dirs);
+    }
+  });
+
+  it('UDP: the pacer in use spaces datagrams at the intended gap (median within 10 %)', async (t) => {
+    const s = await startPerfServer(LOOP);
+    t.after(() => s.close(0));
+    const r = await runPerf(s.endpoint, { proto: 'udp', rate: 20_000_000, durationMs: 1000 });
+    assert.equal(r.pacing?.length, 1);
+    const p = r.pacing[0]!;
+    assert.equal(p.pacer, pacerKind());
+    assert.ok(Math.abs(p.gapP50Us - p.gapUs) <= p.gapUs * 0.1, JSON.stringify(p));
+    assert.ok(p.gapP1Us <= p.gapP50Us && p.gapP50Us <= p.gapP99Us);
+    for (const f of r.received) assert.ok(f.udp && f.udp.packets >= (f.udp.sent ?? 0) * 0.95, JSON.stringify(f));
+  });
+});
+
+describe('perf without the native helper (SOCKETKIT_NATIVE=0)', { timeout: 60_000 }, () => {
+  it('runs the same tests with Node reads and the event-loop pacer, and reports no TCP_INFO', async (t) => {
+    const env = { ...process.env, SOCKETKIT_NATIVE: '0' };
+    const p = spawnCli(['perf-server', '127.0.0.1:0', '--json'], t);
+    const address = String((JSON.parse(await p.stdout.waitFor(/"event":"listening"/)) as { address: string }).address);
+    const tcp = await runCli(['perf', address, '-n', '20M', '-P', '2', '--bidir', '-Z', '-i', '0.1', '--json'], { timeoutMs: 20_000, env });
+    assert.equal(tcp.code, 0, tcp.stderr);
+    const events = ndjson(tcp.stdout.toString());
+    const summary = events.at(-1)!;
+    assert.equal(summary['bytes'], 2 * 20 * 1024 * 1024);
+    assert.equal(summary['zeroCopy'], false);
+    // The client sent without the helper (no TCP_INFO); the server, with its own helper, may report its side.
+    for (const f of summary['sent'] as { dir: string; tcp?: unknown }[]) if (f.dir === 'up') assert.equal(f.tcp, undefined);
+    const udp = await runCli(['perf', address, '--udp', '-b', '20M', '-t', '0.8', '-i', '0', '--json'], { timeoutMs: 20_000, env });
+    assert.equal(udp.code, 0, udp.stderr);
+    const us = ndjson(udp.stdout.toString()).at(-1)!;
+    assert.equal((us['pacing'] as { pacer: string }[])[0]!.pacer, 'event-loop');
+  });
+});
