@@ -59,6 +59,10 @@ export interface PerfOptions {
   /** Report intervals this often, ms (with `onInterval`). */
   readonly intervalMs?: number;
   readonly onInterval?: (i: PerfInterval) => void;
+  /** The test starts now (the client said start). */
+  readonly onStart?: () => void;
+  /** UDP streams this side receives: each transit-time difference |D| (µs) of RFC 3550's jitter estimate. */
+  readonly onUdpDifference?: (stream: number, us: number) => void;
   readonly transport?: ConnectTransport;
   readonly signal?: AbortSignal;
   readonly connectTimeoutMs?: number;
@@ -236,7 +240,12 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
   const plan = streamPlan(params);
   const meters = plan.map((p) => {
     const m = new StreamMeter(p.stream, p.dir, p.dir === 'up' ? 'sent' : 'received');
-    if (params.proto === 'udp' && p.dir === 'down') m.udp = new UdpReceiverStats();
+    if (params.proto === 'udp' && p.dir === 'down') {
+      const stats = new UdpReceiverStats();
+      const hook = options.onUdpDifference;
+      if (hook) stats.onDifference = (us) => hook(p.stream, us);
+      m.udp = stats;
+    }
     return m;
   });
   const sockets: Socket[] = [];
@@ -319,6 +328,7 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
     if (helloTimer !== undefined) clearInterval(helloTimer);
     control.send({ type: 'start' });
     const startAt = performance.now();
+    options.onStart?.();
     const mark = (): void => {
       const now = performance.now();
       for (const m of meters) m.mark(now);

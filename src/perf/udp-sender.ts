@@ -37,7 +37,7 @@ interface PacerModule {
 }
 
 /** Schedule one native call sends, ms. */
-export const NATIVE_SLICE_MS = 50;
+export const NATIVE_SLICE_MS = 10;
 /** Socket send buffer the native pacer asks for, bytes. */
 const NATIVE_SNDBUF = 4 * 1024 * 1024;
 
