@@ -65,6 +65,24 @@ describe('perf with the native helper', { timeout: 60_000 }, () => {
   });
 });
 
+describe('perf over UDP with -P 8', { timeout: 60_000 }, () => {
+  it('eight paced streams each hold their rate: at most two paced natively, the rest by the event loop', async (t) => {
+    const s = await startPerfServer(LOOP);
+    t.after(() => s.close(0));
+    const rate = 2_000_000;
+    const r = await runPerf(s.endpoint, { proto: 'udp', rate, streams: 8, durationMs: 1500 });
+    assert.equal(r.received.length, 8);
+    for (const f of r.received) {
+      const off = Math.abs((f.bytes * 8) / f.seconds - rate) / rate;
+      assert.ok(off < 0.1, `stream ${f.stream}: ${(off * 100).toFixed(1)} % off the rate`);
+      assert.ok(f.udp && f.udp.packets >= (f.udp.sent ?? 0) * 0.98, JSON.stringify(f));
+    }
+    const kinds = (r.pacing ?? []).map((p) => p.pacer);
+    assert.equal(kinds.length, 8);
+    assert.equal(kinds.filter((k) => k === 'native').length, pacerKind() === 'native' ? 2 : 0);
+  });
+});
+
 describe('perf without the native helper (SOCKETKIT_NATIVE=0)', { timeout: 60_000 }, () => {
   it('runs the same tests with Node reads and the event-loop pacer, and reports no TCP_INFO', async (t) => {
     const env = { ...process.env, SOCKETKIT_NATIVE: '0' };

@@ -9,7 +9,9 @@
  * µs away, watches the clock for the rest, then writes the send time into the header and calls send(2). One call
  * sends {@link NATIVE_SLICE_MS} of schedule and hands back the send times; the next call
  * continues the same schedule. Nothing in JS runs per datagram, so garbage collection and the
- * event loop cannot delay one.
+ * event loop cannot delay one. A next datagram more than 3 ms away is waited for on a timer (so a
+ * slow stream does not hold a pool thread), and at most {@link MAX_NATIVE_PACERS} streams of a
+ * process are paced natively at once; the others by the event loop, as without the helper.
  *
  * Without it, the event loop paces: the loop sends every datagram due by now, then waits for
  * the next, on a timer when it is more than {@link SPIN_BELOW_US} away, else by yielding to the
@@ -28,6 +30,7 @@ import { SocketkitError } from '../core/errors.js';
 import { UDP_HEADER, writeUdpHeader } from './protocol.js';
 import type { StreamMeter } from './meter.js';
 import { nativeModule } from '../native/helper.js';
+import { setTimeout as setTimeoutPromise } from 'node:timers/promises';
 
 interface PacerModule {
   udpConnect(address: string, port: number, family: number, sndbuf: number): number;
@@ -183,9 +186,22 @@ function checkPacing(length: number, rate: number): void {
 /** Sends paced datagrams as `options` say, counting into `meter`; resolves with the pacing figures. */
 export function sendPaced(meter: StreamMeter, options: PacedSendOptions): Promise<PacingFigures> {
   const native = nativeModule<PacerModule>(['udpConnect', 'udpPaced', 'monoUs', 'close']);
-  if (native && options.target) return sendPacedNative(native, options.target, meter, options);
+  if (native && options.target && nativePacers < MAX_NATIVE_PACERS) {
+    nativePacers++;
+    return sendPacedNative(native, options.target, meter, options).finally(() => nativePacers--);
+  }
   return sendPacedLoop(meter, options);
 }
+
+/**
+ * Native pacers running at once in this process, at most: each holds a thread of libuv's pool
+ * (4 by default, shared with the TCP receivers and file I/O) while it paces; further streams
+ * are paced by the event loop.
+ */
+export const MAX_NATIVE_PACERS = 2;
+let nativePacers = 0;
+/** A native pacer waits on a timer, off the pool, when its next datagram is further away than this, µs. */
+const NATIVE_TIMER_ABOVE_US = 3000;
 
 async function sendPacedNative(native: PacerModule, target: NonNullable<PacedSendOptions['target']>, meter: StreamMeter, options: PacedSendOptions): Promise<PacingFigures> {
   const { tag, stream, length, rate, until, bytes, signal } = options;
@@ -196,7 +212,8 @@ async function sendPacedNative(native: PacerModule, target: NonNullable<PacedSen
   const limit = bytes > 0 ? Math.ceil(bytes / length) : Number.POSITIVE_INFINITY;
   // The pacer's clock is CLOCK_MONOTONIC; `until` is on performance.now()'s.
   const untilUs = until * 1000 + (native.monoUs() - performance.now() * 1000);
-  const perCall = Math.max(1, Math.min(65_536, Math.ceil((NATIVE_SLICE_MS * 1000) / gapUs)));
+  // One slice of schedule per call, but a single datagram when they are further apart than a timer wait.
+  const perCall = gapUs > NATIVE_TIMER_ABOVE_US ? 1 : Math.max(1, Math.min(65_536, Math.ceil((NATIVE_SLICE_MS * 1000) / gapUs)));
   const times = new Float64Array(perCall);
   const even = new Evenness(gapUs);
   let start = native.monoUs();
@@ -214,6 +231,12 @@ async function sendPacedNative(native: PacerModule, target: NonNullable<PacedSen
       const dueLeft = Math.ceil((untilUs - start) / gapUs) - k;
       const count = Math.min(perCall, limit - k, dueLeft);
       if (count <= 0) break;
+      const wait = start + k * gapUs - now;
+      if (wait > NATIVE_TIMER_ABOVE_US) {
+        // A slow rate: sleep on a timer, not on a pool thread, until shortly before the next one.
+        await setTimeoutPromise(Math.floor((wait - NATIVE_TIMER_ABOVE_US / 2) / 1000));
+        continue;
+      }
       const s0 = start;
       const k0 = k;
       const { errno, sent } = await new Promise<{ errno: number; sent: number }>((resolve) =>
