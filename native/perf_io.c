@@ -26,6 +26,11 @@
  *     in C and a call hands back only for progress reports.
  *     `out` must be a private duplicate of the socket, with nothing queued in Node's write queue.
  *
+ * Sending (plain): send(2) of one zeroed buffer of `length` bytes (-l) over and over, as iperf3's
+ * sender writes its buffer: the kernel copies each write, as it does iperf3's.
+ *   sendRepeat(out, length, maxBytes, waitMs, callback(errno, bytes))
+ *     Like sendZeros, with send(2) instead of sendfile(2).
+ *
  * Paced UDP (--udp -b RATE): datagrams evenly spaced at the target rate, on the thread pool.
  *   udpConnect(address, port, family, sndbuf) -> fd or -errno
  *     A non-blocking UDP socket of its own (AF_INET for family 4, AF_INET6 for 6), its send
@@ -270,6 +275,104 @@ fail_job:
 }
 
 /* Sleep only when the next datagram is this far away (µs), and wake this long before it. */
+typedef struct {
+  int out_fd;
+  int64_t length;
+  int64_t max_bytes;
+  int wait_ms;
+  int64_t sent;
+  int err;
+  napi_ref callback;
+  napi_async_work work;
+} repeat_job_t;
+
+static __thread char* zeros_buf;
+static __thread size_t zeros_cap;
+
+static void repeat_execute(napi_env env, void* data) {
+  (void)env;
+  repeat_job_t* job = data;
+  if (zeros_cap < (size_t)job->length) {
+    free(zeros_buf);
+    zeros_buf = calloc(1, (size_t)job->length);
+    zeros_cap = zeros_buf == NULL ? 0 : (size_t)job->length;
+    if (zeros_buf == NULL) {
+      job->err = ENOMEM;
+      return;
+    }
+  }
+  const int64_t deadline = recv_now_ms() + job->wait_ms;
+  while (job->sent < job->max_bytes) {
+    size_t want = (size_t)job->length;
+    if ((int64_t)want > job->max_bytes - job->sent) want = (size_t)(job->max_bytes - job->sent);
+    ssize_t n = send(job->out_fd, zeros_buf, want, MSG_NOSIGNAL);
+    if (n > 0) {
+      job->sent += n;
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      int64_t left = deadline - recv_now_ms();
+      if (left <= 0) break;
+      struct pollfd p = {.fd = job->out_fd, .events = POLLOUT, .revents = 0};
+      int r = poll(&p, 1, (int)left);
+      if (r > 0 || (r < 0 && errno == EINTR)) continue;
+      break;
+    } else {
+      job->err = n < 0 ? errno : EIO;
+      break;
+    }
+  }
+}
+
+static void repeat_complete(napi_env env, napi_status status, void* data) {
+  repeat_job_t* job = data;
+  napi_value cb, global, argv[2];
+  if (status == napi_cancelled) job->err = ECANCELED;
+  if (napi_get_reference_value(env, job->callback, &cb) == napi_ok && napi_get_global(env, &global) == napi_ok &&
+      napi_create_int32(env, job->err, &argv[0]) == napi_ok && napi_create_double(env, (double)job->sent, &argv[1]) == napi_ok) {
+    napi_call_function(env, global, cb, 2, argv, NULL);
+  }
+  napi_delete_reference(env, job->callback);
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+static napi_value js_send_repeat(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_valuetype t;
+  int64_t out_fd = 0, length = 0, max_bytes = 0, wait_ms = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 || napi_typeof(env, argv[4], &t) != napi_ok || t != napi_function ||
+      !recv_int_arg(env, argv[0], INT32_MAX, &out_fd) || !recv_int_arg(env, argv[1], 16 * 1024 * 1024, &length) || length == 0 ||
+      !recv_int_arg(env, argv[2], 9007199254740991.0, &max_bytes) || !recv_int_arg(env, argv[3], 60000, &wait_ms)) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "sendRepeat(out, length 1..16 MiB, maxBytes, waitMs, callback)");
+    return NULL;
+  }
+  repeat_job_t* job = calloc(1, sizeof *job);
+  if (job == NULL) {
+    napi_throw_error(env, "ERR_NATIVE", "socketkit native: out of memory");
+    return NULL;
+  }
+  job->out_fd = (int)out_fd;
+  job->length = length;
+  job->max_bytes = max_bytes;
+  job->wait_ms = (int)wait_ms;
+  napi_value name;
+  if (napi_create_reference(env, argv[4], 1, &job->callback) != napi_ok) goto fail_job;
+  if (napi_create_string_utf8(env, "socketkit.sendRepeat", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, repeat_execute, repeat_complete, job, &job->work) != napi_ok) {
+    goto fail_ref;
+  }
+  if (napi_queue_async_work(env, job->work) == napi_ok) return NULL;
+  napi_delete_async_work(env, job->work);
+fail_ref:
+  napi_delete_reference(env, job->callback);
+fail_job:
+  free(job);
+  napi_throw_error(env, "ERR_NATIVE", "socketkit native: could not queue sendRepeat");
+  return NULL;
+}
+
 #define PACE_SLEEP_US 30.0
 #define PACE_WAKE_EARLY_US 60.0
 
@@ -498,6 +601,7 @@ napi_value skn_register_perf_io(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"recvDrop", NULL, js_recv_drop, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendZeros", NULL, js_send_zeros, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendRepeat", NULL, js_send_repeat, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpConnect", NULL, js_udp_connect, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpPaced", NULL, js_udp_paced, NULL, NULL, NULL, napi_enumerable, NULL},
       {"monoUs", NULL, js_mono_us, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -32,6 +32,7 @@ interface TcpInfoModule {
 interface PerfIoModule {
   recvDrop(fd: number, maxBytes: number, waitMs: number, callback: (errno: number, bytes: number, eof: boolean) => void): void;
   sendZeros(out: number, file: number, fileSize: number, maxBytes: number, waitMs: number, callback: (errno: number, bytes: number) => void): void;
+  sendRepeat(out: number, length: number, maxBytes: number, waitMs: number, callback: (errno: number, bytes: number) => void): void;
 }
 
 /** TCP_INFO of a plain TCP socket, or undefined (no helper, TLS, a Unix socket, closed). */
@@ -48,9 +49,11 @@ export function tcpInfoAvailable(): boolean {
   return nativeModule<TcpInfoModule>(['tcpInfo']) !== undefined;
 }
 
-/** The native receiver and -Z sender (native/perf_io.c), or undefined without the helper. */
+/** The native receiver and senders (native/perf_io.c), or undefined without the helper. */
 export function perfIo(): (PerfIoModule & { dup(fd: number): number; close(fd: number): void }) | undefined {
-  const m = nativeModule<PerfIoModule>(['recvDrop', 'sendZeros']);
+  const m = nativeModule<PerfIoModule>(['recvDrop', 'sendZeros', 'sendRepeat']);
   const h = nativeHelper();
-  return m === undefined || h === undefined ? undefined : { recvDrop: m.recvDrop.bind(m), sendZeros: m.sendZeros.bind(m), dup: h.dup.bind(h), close: h.close.bind(h) };
+  return m === undefined || h === undefined
+    ? undefined
+    : { recvDrop: m.recvDrop.bind(m), sendZeros: m.sendZeros.bind(m), sendRepeat: m.sendRepeat.bind(m), dup: h.dup.bind(h), close: h.close.bind(h) };
 }

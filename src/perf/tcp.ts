@@ -1,11 +1,13 @@
 /**
  * TCP (and Unix, and TLS) streams of a test: the sending loop and the receiving count.
  *
- * The sender writes one buffer of `length` bytes (zeros) over and over, honouring backpressure
- * (a `write()` that returns false waits for 'drain' or 'close'), until the time or byte budget is
- * spent, then ends the stream (FIN): the receiver's 'end' is the stream's last byte. With
- * `zeroCopy` on a plain socket and the native helper built, it sends with sendfile(2) from a
- * sparse file of zeros instead (the kernel reads zero pages: no copy in user space).
+ * The sender sends one buffer of `length` bytes (zeros) over and over until the time or byte
+ * budget is spent, then ends the stream (FIN): the receiver's end of stream is the stream's last
+ * byte. With the native helper on a plain TCP or Unix socket, the loop runs on the thread pool
+ * (native/perf_io.c: send(2) of the same buffer, as iperf3's sender does), a slice per call; with
+ * `zeroCopy` it sends with sendfile(2) from a sparse 1 MiB file of zeros instead (the kernel sends
+ * page-cache pages: no copy in user space). Otherwise (TLS, no helper) Node writes the buffer,
+ * honouring backpressure (a `write()` that returns false waits for 'drain' or 'close').
  */
 import { open, rm, mkdtemp } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -69,8 +71,10 @@ function stopped(signal: AbortSignal): SocketkitError {
   return signal.reason instanceof SocketkitError ? signal.reason : new SocketkitError('ERR_ABORTED', 'throughput test stopped');
 }
 
-/** -Z with native/perf_io.c: the whole stream's sendfile loop on the thread pool, one slice per call. */
-async function sendZeros(socket: Socket, fh: FileHandle, io: NonNullable<ReturnType<typeof perfIo>>, meter: StreamMeter, budget: number, more: () => boolean, signal: AbortSignal): Promise<void> {
+type SliceCall = (out: number, maxBytes: number, callback: (errno: number, bytes: number) => void) => void;
+
+/** A sender of native/perf_io.c (sendfile from the zeros, or send of one buffer): the whole stream's loop on the thread pool, one slice per call. */
+async function sendNative(socket: Socket, io: NonNullable<ReturnType<typeof perfIo>>, call: SliceCall, meter: StreamMeter, budget: number, more: () => boolean, signal: AbortSignal): Promise<void> {
   // The hello line must leave first: an empty write completes after what is queued.
   if (socket.writableLength > 0) await new Promise<void>((resolve, reject) => socket.write(Buffer.alloc(0), (err) => (err ? reject(err) : resolve())));
   const fd = socketFd(socket);
@@ -82,7 +86,7 @@ async function sendZeros(socket: Socket, fh: FileHandle, io: NonNullable<ReturnT
       if (signal.aborted) throw stopped(signal);
       if (socket.destroyed) throw new SocketkitError('ERR_CONN_CLOSED', 'connection closed while sending');
       const want = Math.min(SEND_SLICE, budget - meter.bytes);
-      const { errno, bytes } = await new Promise<{ errno: number; bytes: number }>((resolve) => io.sendZeros(out, fh.fd, ZEROS_FILE_SIZE, want, SEND_WAIT_MS, (e, b) => resolve({ errno: e, bytes: b })));
+      const { errno, bytes } = await new Promise<{ errno: number; bytes: number }>((resolve) => call(out, want, (e, b) => resolve({ errno: e, bytes: b })));
       meter.bytes += bytes;
       if (errno !== 0) throw ioError('the stream', errno);
     }
@@ -98,11 +102,12 @@ export async function sendTcp(socket: Socket, meter: StreamMeter, options: TcpSe
   const more = (): boolean => meter.bytes < budget && (bytes > 0 || performance.now() < until);
   const zeroCopy = options.zeroCopy && canSendfile(socket);
   meter.tcpInfo = () => tcpInfo(socket);
+  const plainIo = zeroCopy || socketFd(socket) === undefined ? undefined : perfIo();
   if (zeroCopy) {
     const fh = await zerosFile();
     const io = perfIo();
     if (io !== undefined) {
-      await sendZeros(socket, fh, io, meter, budget, more, signal);
+      await sendNative(socket, io, (out, max, cb) => io.sendZeros(out, fh.fd, ZEROS_FILE_SIZE, max, SEND_WAIT_MS, cb), meter, budget, more, signal);
     } else {
       while (more()) {
         if (signal.aborted) throw stopped(signal);
@@ -115,6 +120,9 @@ export async function sendTcp(socket: Socket, meter: StreamMeter, options: TcpSe
         });
       }
     }
+  } else if (plainIo !== undefined) {
+    // The same loop as iperf3's sender: send(2) of one buffer of `length` bytes over and over, on the thread pool.
+    await sendNative(socket, plainIo, (out, max, cb) => plainIo.sendRepeat(out, length, max, SEND_WAIT_MS, cb), meter, budget, more, signal);
   } else {
     // One buffer for every write: the kernel copies it, so reusing it at once is safe.
     const buf = Buffer.alloc(length);
