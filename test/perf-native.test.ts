@@ -6,7 +6,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { runPerf } from '../src/perf/client.js';
 import { startPerfServer } from '../src/perf/server.js';
-import { tcpInfoAvailable } from '../src/perf/native.js';
+import { perfIo, tcpInfoAvailable } from '../src/perf/native.js';
+import { join } from 'node:path';
+import { tempDir } from './helpers/tmp.js';
 import { pacerKind } from '../src/perf/udp-sender.js';
 import type { PerfInterval } from '../src/perf/intervals.js';
 import type { Endpoint } from '../src/net/endpoint.js';
@@ -50,6 +52,17 @@ describe('perf with the native helper', { timeout: 60_000 }, () => {
       assert.equal(r.bytes, bytes * dirs, JSON.stringify(mode));
       assert.equal(r.sent.reduce((a, f) => a + f.bytes, 0), bytes * dirs);
     }
+  });
+
+  it('over a Unix socket too (sendfile and reads of a Unix stream), every byte counted', async (t) => {
+    const dir = tempDir(t);
+    const s = await startPerfServer({ kind: 'unix', path: join(dir, 'perf.sock') });
+    t.after(() => s.close(0));
+    const bytes = 20_000_000 + 3;
+    const r = await runPerf(s.endpoint, { bidir: true, streams: 2, bytes, zeroCopy: true });
+    assert.equal(r.bytes, 2 * bytes);
+    assert.equal(r.zeroCopy, perfIo() !== undefined);
+    assert.ok(r.sent.every((f) => f.tcp === undefined), 'no TCP_INFO on a Unix socket');
   });
 
   it('UDP: the pacer in use spaces datagrams at the intended gap (median within 10 %)', async (t) => {
