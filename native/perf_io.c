@@ -56,7 +56,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <time.h>
-#include <sched.h>
 #include <sys/socket.h>
 #include <string.h>
 #include <arpa/inet.h>
@@ -506,10 +505,9 @@ static void paced_execute(napi_env env, void* data) {
       while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
       }
     }
-    /* Watch the clock, giving the core to any other runnable thread meanwhile (on a busy machine
-     * several pacers and their receivers share few cores). */
+    /* Watch the clock. (Not sched_yield: on a busy machine each yield can hand the core to
+     * another process for a whole time slice, milliseconds, and the datagrams then go late.) */
     while ((now = mono_us()) < due) {
-      if (due - now > 5.0) sched_yield();
     }
     put_be32(b + 8, (uint32_t)((uint64_t)seq >> 32));
     put_be32(b + 12, (uint32_t)seq);
