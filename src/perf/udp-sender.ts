@@ -136,7 +136,7 @@ class LatenessHistogram {
 }
 
 /** Lateness, gaps and bursts of one stream's send times. */
-class Evenness {
+export class Evenness {
   readonly late = new LatenessHistogram();
   readonly gaps = new LatenessHistogram();
   readonly #gapUs: number;
