@@ -68,7 +68,9 @@ describe('perf over UDP', { timeout: 60_000 }, () => {
     const f = r.received[0]!.udp!;
     assert.equal(f.sent, r.pacing![0]!.packets);
     assert.ok(f.lost <= (f.sent ?? 0) * 0.01, `lost ${f.lost} of ${f.sent}`);
-    assert.ok(r.pacing![0]!.maxBurst <= 64);
+    const pace = r.pacing![0]!;
+    assert.equal(pace.packets, f.sent);
+    assert.ok(pace.gapP50Us > 0 && pace.gapP1Us <= pace.gapP50Us && pace.gapP50Us <= pace.gapP99Us, JSON.stringify(pace));
   });
 
   for (const mode of [{ reverse: true }, { bidir: true }] as const) {

@@ -59,6 +59,10 @@ export interface PerfOptions {
   /** Report intervals this often, ms (with `onInterval`). */
   readonly intervalMs?: number;
   readonly onInterval?: (i: PerfInterval) => void;
+  /** The test starts now (the client said start). */
+  readonly onStart?: () => void;
+  /** UDP streams this side receives: each transit-time difference |D| (µs) of RFC 3550's jitter estimate. */
+  readonly onUdpDifference?: (stream: number, us: number) => void;
   readonly transport?: ConnectTransport;
   readonly signal?: AbortSignal;
   readonly connectTimeoutMs?: number;
@@ -236,7 +240,12 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
   const plan = streamPlan(params);
   const meters = plan.map((p) => {
     const m = new StreamMeter(p.stream, p.dir, p.dir === 'up' ? 'sent' : 'received');
-    if (params.proto === 'udp' && p.dir === 'down') m.udp = new UdpReceiverStats();
+    if (params.proto === 'udp' && p.dir === 'down') {
+      const stats = new UdpReceiverStats();
+      const hook = options.onUdpDifference;
+      if (hook) stats.onDifference = (us) => hook(p.stream, us);
+      m.udp = stats;
+    }
     return m;
   });
   const sockets: Socket[] = [];
@@ -254,6 +263,7 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
     const accepted = await control.expect('accepted', signal);
     const lastArrival = new Map<number, number>();
     let udpWake: (() => void) | undefined;
+    let udpTarget: { address: string; port: number; family: 4 | 6 } | undefined;
     const dataSockets: Socket[] = [];
     if (params.proto === 'tcp') {
       await Promise.all(
@@ -272,6 +282,7 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
     } else {
       if (ep.kind !== 'inet' || accepted.udpPort === undefined) throw new SocketkitError('ERR_PERF_PROTOCOL', 'throughput test protocol: a UDP test accepted without a UDP port');
       const { address, family } = await resolveInet(ep);
+      udpTarget = { address, port: accepted.udpPort, family: family === 6 ? 6 : 4 };
       const kind = family === 6 ? 'udp6' : 'udp4';
       const onDatagram = (msg: Buffer): void => {
         const h = readUdpHeader(msg);
@@ -317,6 +328,7 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
     if (helloTimer !== undefined) clearInterval(helloTimer);
     control.send({ type: 'start' });
     const startAt = performance.now();
+    options.onStart?.();
     const mark = (): void => {
       const now = performance.now();
       for (const m of meters) m.mark(now);
@@ -343,12 +355,11 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
           zeroCopy ||= r.zeroCopy;
           await endOf(socket, p.stream).catch(() => undefined);
         } else {
-          const ended = endOf(socket, p.stream);
-          receiveTcp(socket, meter, undefined);
-          await ended;
+          await receiveTcp(socket, meter, undefined, `the server's stream ${p.stream}`, signal);
+          socket.end();
         }
       } else if (p.dir === 'up') {
-        const sending = sendPaced(meter, { socket: udp!, tag, stream: p.stream, length: params.length, rate: params.rate, until, bytes: share, signal });
+        const sending = sendPaced(meter, { socket: udp!, ...(udpTarget ? { target: udpTarget } : {}), tag, stream: p.stream, length: params.length, rate: params.rate, until, bytes: share, signal });
         senders.push(sending);
         pacing.push(await sending);
       }

@@ -1,7 +1,8 @@
 /**
  * Interval reports: every `intervalMs`, each stream's bytes since the previous report and their
  * rate, and their sum; for UDP receivers the interval's datagrams, loss and the jitter estimate
- * at its end. Intervals inside the warm-up (`-O`) are reported with `omitted: true`.
+ * at its end; for TCP senders, where the native helper reads TCP_INFO, the interval's
+ * retransmits and the RTT and congestion window at its end. Intervals inside the warm-up (`-O`) are reported with `omitted: true`.
  */
 import type { StreamMeter } from './meter.js';
 import { bitsPerSecond } from './meter.js';
@@ -16,6 +17,10 @@ export interface IntervalStream {
   readonly packets?: number;
   readonly lost?: number;
   readonly jitterMs?: number;
+  /** TCP senders with TCP_INFO: segments retransmitted in the interval, the RTT and congestion window at its end. */
+  readonly retransmits?: number;
+  readonly rttUs?: number;
+  readonly cwnd?: number;
 }
 
 export interface PerfInterval {
@@ -29,6 +34,7 @@ export interface PerfInterval {
 }
 
 interface Last {
+  retrans: number;
   bytes: number;
   unique: number;
   expected: number;
@@ -49,7 +55,7 @@ export class IntervalReporter {
     this.#startAt = startAt;
     this.#omitMs = omitMs;
     this.#onInterval = onInterval;
-    this.#last = meters.map(() => ({ bytes: 0, unique: 0, expected: 0 }));
+    this.#last = meters.map(() => ({ retrans: 0, bytes: 0, unique: 0, expected: 0 }));
     this.#from = startAt;
     this.#timer = setInterval(() => this.#report(performance.now()), intervalMs);
   }
@@ -62,7 +68,13 @@ export class IntervalReporter {
       const bytes = m.bytes - last.bytes;
       last.bytes = m.bytes;
       const base = { stream: m.stream, dir: m.dir, role: m.role, bytes, bitsPerSecond: bitsPerSecond(bytes, seconds) };
-      if (!m.udp) return base;
+      if (!m.udp) {
+        const t = m.role === 'sent' ? m.sampleTcp() : undefined;
+        if (t === undefined) return base;
+        const retransmits = t.totalRetrans - last.retrans;
+        last.retrans = t.totalRetrans;
+        return { ...base, retransmits, rttUs: t.rttUs, cwnd: t.cwnd };
+      }
       const expected = m.udp.maxSeq + 1;
       const packets = m.udp.unique - last.unique;
       const lost = Math.max(0, expected - last.expected - packets);

@@ -2,7 +2,8 @@
  * One stream's byte count on one side of a test, with the end of the warm-up (`-O`) marked, so
  * results count only what came after it.
  */
-import type { StreamFigures } from './protocol.js';
+import type { StreamFigures, TcpFigures } from './protocol.js';
+import type { TcpInfo } from './native.js';
 import type { UdpReceiverStats } from './udp-receiver.js';
 
 export class StreamMeter {
@@ -13,6 +14,9 @@ export class StreamMeter {
   bytes = 0;
   /** UDP receivers: the datagram statistics. */
   udp: UdpReceiverStats | undefined;
+  /** TCP senders: reads the socket's TCP_INFO (undefined without the native helper). */
+  tcpInfo: (() => TcpInfo | undefined) | undefined;
+  #lastTcp: TcpInfo | undefined;
   #markBytes = 0;
   #markAt: number | undefined;
   #endAt: number | undefined;
@@ -34,6 +38,13 @@ export class StreamMeter {
     this.#endAt ??= now;
   }
 
+  /** TCP_INFO now, or the last one read (the socket may be gone), or undefined. */
+  sampleTcp(): TcpInfo | undefined {
+    const t = this.tcpInfo?.();
+    if (t !== undefined) this.#lastTcp = t;
+    return this.#lastTcp;
+  }
+
   get ended(): boolean {
     return this.#endAt !== undefined;
   }
@@ -43,12 +54,15 @@ export class StreamMeter {
     const markAt = this.#markAt ?? now;
     const endAt = this.#endAt ?? now;
     const seconds = Math.max(0, endAt - markAt) / 1000;
+    const t = this.sampleTcp();
+    const tcp: TcpFigures | undefined = t ? { retransmits: t.totalRetrans, rttUs: t.rttUs, rttVarUs: t.rttVarUs, cwnd: t.cwnd } : undefined;
     return {
       stream: this.stream,
       dir: this.dir,
       bytes: this.#markAt === undefined ? 0 : this.bytes - this.#markBytes,
       seconds,
       ...(this.udp ? { udp: this.udp.figures() } : {}),
+      ...(tcp ? { tcp } : {}),
     };
   }
 }

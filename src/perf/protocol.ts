@@ -54,6 +54,19 @@ export interface StreamFigures {
   readonly seconds: number;
   /** UDP receivers only. */
   readonly udp?: UdpFigures;
+  /** TCP senders, where the native helper reads TCP_INFO: the kernel's figures at the stream's end. */
+  readonly tcp?: TcpFigures;
+}
+
+/** A TCP sender's kernel figures (TCP_INFO). */
+export interface TcpFigures {
+  /** Segments retransmitted over the stream's life. */
+  readonly retransmits: number;
+  /** Smoothed round-trip time and its variation, µs. */
+  readonly rttUs: number;
+  readonly rttVarUs: number;
+  /** Congestion window, segments. */
+  readonly cwnd: number;
 }
 
 /** What a UDP receiver saw (see udp-receiver.ts). */

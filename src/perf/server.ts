@@ -101,6 +101,7 @@ class ServerTest {
   #state: 'waiting' | 'running' | 'done' | 'failed' = 'waiting';
   #sendersLeft: number;
   #udpOut: DgramSocket | undefined;
+  #udpTarget: { address: string; port: number; family: 4 | 6 } | undefined;
   #omitTimer: NodeJS.Timeout | undefined;
   #drainTimer: NodeJS.Timeout | undefined;
   #udpDone = false;
@@ -183,17 +184,21 @@ class ServerTest {
     const meter = this.#meters[this.#plan.indexOf(p)]!;
     if (p.dir === 'up') {
       // The stream's first bytes may overtake the start line (another connection): they start the test.
-      if (rest.length > 0) this.#implicitStart();
-      else socket.once('data', () => this.#implicitStart());
-      receiveTcp(socket, meter, rest);
-      socket.once('end', () => {
-        socket.end();
-        this.#maybeFinish();
+      receiveTcp(socket, meter, rest, `the client's stream ${stream}`, this.#ac.signal, () => this.#implicitStart()).then(
+        () => {
+          socket.end();
+          this.#maybeFinish();
+        },
+        (err: unknown) => this.fail(err),
+      );
+    }
+    // A receiving stream's end or failure is receiveTcp's to say (its reads may outlast Node's socket).
+    if (p.dir === 'down') {
+      socket.once('close', () => {
+        // The client closes its end after the stream's last byte: only a close before that is a failure.
+        if (this.#state !== 'done' && !meter.ended) this.fail(new SocketkitError('ERR_PERF_INTERRUPTED', `the client's stream ${stream} closed mid-test`));
       });
     }
-    socket.once('close', () => {
-      if (this.#state !== 'done' && !(p.dir === 'up' && meter.ended)) this.fail(new SocketkitError('ERR_PERF_INTERRUPTED', `the client's stream ${stream} closed mid-test`));
-    });
     if (this.#sockets.size === this.#plan.length) this.#sendReady();
   }
 
@@ -203,6 +208,7 @@ class ServerTest {
       if (this.#udpOut !== undefined || this.#sendersLeft === 0) return;
       const out = createSocket(from.family === 'IPv6' ? 'udp6' : 'udp4');
       this.#udpOut = out;
+      this.#udpTarget = { address: from.address, port: from.port, family: from.family === 'IPv6' ? 6 : 4 };
       out.on('error', (err) => this.fail(toSocketkitError(err, 'UDP')));
       out.connect(from.port, from.address, () => {
         tryBuffers(out);
@@ -248,7 +254,7 @@ class ServerTest {
         const socket = this.#sockets.get(p.stream)!;
         void sendTcp(socket, meter, { length: this.params.length, until, bytes, zeroCopy: this.params.zeroCopy, signal: this.#ac.signal }).then(done, failed);
       } else {
-        void sendPaced(meter, { socket: this.#udpOut!, tag: this.tag, stream: p.stream, length: this.params.length, rate: this.params.rate, until, bytes, signal: this.#ac.signal }).then((pacing) => {
+        void sendPaced(meter, { socket: this.#udpOut!, ...(this.#udpTarget ? { target: this.#udpTarget } : {}), tag: this.tag, stream: p.stream, length: this.params.length, rate: this.params.rate, until, bytes, signal: this.#ac.signal }).then((pacing) => {
           this.#pacing.set(p.stream, pacing.packets);
           done();
         }, failed);

@@ -31,6 +31,8 @@ export class UdpReceiverStats {
   jitterUs = 0;
   /** The sender's count, once known. */
   sent: number | undefined;
+  /** Called with each |D| (µs) the jitter estimate takes in (a log of them). */
+  onDifference: ((us: number) => void) | undefined;
   #prevTransit: number | undefined;
   readonly #seen = new Uint8Array(SEQ_WINDOW);
 
@@ -59,6 +61,7 @@ export class UdpReceiverStats {
     if (this.#prevTransit !== undefined) {
       const d = Math.abs(transit - this.#prevTransit);
       this.jitterUs += (d - this.jitterUs) / 16;
+      this.onDifference?.(d);
     }
     this.#prevTransit = transit;
   }

@@ -1,24 +1,56 @@
 /**
  * The paced UDP sender: datagrams evenly spaced at the target rate, not bursts.
  *
- * How: datagram k is due at `start + k * gap`, with `gap = length * 8 / rate` seconds. The loop
- * sends every datagram due by now, then waits for the next: on a timer when it is more than
- * {@link SPIN_BELOW_US} away, else by yielding to the event loop once (`setImmediate`) and looking
- * at the clock again, so datagrams leave within one event-loop turn of their due time (a few µs
- * on an idle core; at high rates this keeps one core busy, as any user-space pacer must without
- * kernel pacing). A sender that falls behind (a GC pause, a core taken by another process)
- * catches up on at most {@link MAX_CATCH_UP_US} of schedule, {@link MAX_BURST} datagrams per
- * turn; a longer stall slips the schedule (counted as `slips`) rather than turning into a burst
- * the receiver's buffer cannot hold.
+ * The schedule: datagram k is due at `start + k * gap`, with `gap = length * 8 / rate` seconds.
  *
- * Evenness is measured, not assumed: each datagram's lateness (actual send time minus its due
- * time) goes in a histogram, and the result gives its median, 99th percentile and maximum, with
- * the largest number of datagrams sent in one turn.
+ * With the native helper (native/perf_io.c) the datagrams leave from a thread of the libuv
+ * pool, on a UDP socket of its own connected to the receiver: for each datagram it sleeps
+ * (clock_nanosleep, timer slack 1 µs) until 60 µs before the due time when that is at least 90
+ * µs away, watches the clock for the rest, then writes the send time into the header and calls send(2). One call
+ * sends {@link NATIVE_SLICE_MS} of schedule and hands back the send times; the next call
+ * continues the same schedule. Nothing in JS runs per datagram, so garbage collection and the
+ * event loop cannot delay one. A next datagram more than 3 ms away is waited for on a timer (so a
+ * slow stream does not hold a pool thread), and at most {@link MAX_NATIVE_PACERS} streams of a
+ * process are paced natively at once; the others by the event loop, as without the helper.
+ *
+ * Without it, the event loop paces: the loop sends every datagram due by now, then waits for
+ * the next, on a timer when it is more than {@link SPIN_BELOW_US} away, else by yielding to the
+ * event loop once (`setImmediate`) and looking at the clock again.
+ *
+ * Either way, a sender that falls behind (a core taken by another process) catches up on at most
+ * {@link MAX_CATCH_UP_US} of schedule; a longer stall slips the schedule (counted as `slips`)
+ * rather than turning into a burst the receiver's buffer cannot hold.
+ *
+ * Evenness is measured, not assumed: each datagram's lateness (its send time minus its due time)
+ * and each gap between two consecutive send times go in histograms; the result gives their
+ * percentiles, and the longest run of datagrams sent less than a quarter of a gap apart (a burst).
  */
 import type { Socket as DgramSocket } from 'node:dgram';
 import { SocketkitError } from '../core/errors.js';
 import { UDP_HEADER, writeUdpHeader } from './protocol.js';
 import type { StreamMeter } from './meter.js';
+import { nativeModule } from '../native/helper.js';
+import { setTimeout as setTimeoutPromise } from 'node:timers/promises';
+
+interface PacerModule {
+  udpConnect(address: string, port: number, family: number, sndbuf: number): number;
+  udpPaced(fd: number, length: number, tag: number, stream: number, seqFrom: number, count: number, startUs: number, gapUs: number, times: Float64Array, callback: (errno: number, sent: number) => void): void;
+  monoUs(): number;
+  close(fd: number): void;
+}
+
+/** Schedule one native call sends, ms. */
+export const NATIVE_SLICE_MS = 10;
+/** Socket send buffer the native pacer asks for, bytes. */
+const NATIVE_SNDBUF = 4 * 1024 * 1024;
+
+/** Which pacer sends: the native thread or the event loop (see the module comment). */
+export type Pacer = 'native' | 'event-loop';
+
+/** The pacer this process uses (`native` when the helper has native/perf_io.c). */
+export function pacerKind(): Pacer {
+  return nativeModule<PacerModule>(['udpConnect', 'udpPaced', 'monoUs', 'close']) ? 'native' : 'event-loop';
+}
 
 /** Wait on a timer when the next datagram is further away than this, µs. */
 export const SPIN_BELOW_US = 2000;
@@ -34,8 +66,10 @@ export function nowUs(): number {
 }
 
 export interface PacedSendOptions {
-  /** A connected UDP socket. */
+  /** A connected UDP socket (the event-loop pacer sends on it). */
   readonly socket: DgramSocket;
+  /** Where `socket` is connected to (the native pacer connects a socket of its own there). */
+  readonly target?: { readonly address: string; readonly port: number; readonly family: 4 | 6 };
   readonly tag: number;
   readonly stream: number;
   /** Datagram size, header included. */
@@ -58,10 +92,16 @@ export interface PacingFigures {
   readonly lateP50Us: number;
   readonly lateP99Us: number;
   readonly lateMaxUs: number;
-  /** The most datagrams sent in one turn of the loop. */
+  /** Gaps between consecutive send times, µs: 1st percentile, median, 99th percentile. */
+  readonly gapP1Us: number;
+  readonly gapP50Us: number;
+  readonly gapP99Us: number;
+  /** The longest run of datagrams sent less than a quarter of a gap apart. */
   readonly maxBurst: number;
   /** Times the schedule slipped (the sender was more than MAX_CATCH_UP_US behind). */
   readonly slips: number;
+  /** Who paced. */
+  readonly pacer: Pacer;
 }
 
 /** Lateness histogram: 1 µs buckets to 1 ms, then 1 ms buckets to 1 s. */
@@ -95,20 +135,136 @@ class LatenessHistogram {
   }
 }
 
-/** Sends paced datagrams as `options` say, counting into `meter`; resolves with the pacing figures. */
-export function sendPaced(meter: StreamMeter, options: PacedSendOptions): Promise<PacingFigures> {
-  const { socket, tag, stream, length, rate, until, bytes, signal } = options;
+/** Lateness, gaps and bursts of one stream's send times. */
+export class Evenness {
+  readonly late = new LatenessHistogram();
+  readonly gaps = new LatenessHistogram();
+  readonly #gapUs: number;
+  #prev: number | undefined;
+  #run = 0;
+  maxBurst = 0;
+
+  constructor(gapUs: number) {
+    this.#gapUs = gapUs;
+  }
+
+  record(dueUs: number, sentUs: number): void {
+    this.late.record(sentUs - dueUs);
+    if (this.#prev !== undefined) {
+      const gap = sentUs - this.#prev;
+      this.gaps.record(gap);
+      this.#run = gap < this.#gapUs / 4 ? this.#run + 1 : 1;
+    } else {
+      this.#run = 1;
+    }
+    if (this.#run > this.maxBurst) this.maxBurst = this.#run;
+    this.#prev = sentUs;
+  }
+
+  figures(gapUs: number, packets: number, slips: number, pacer: Pacer): PacingFigures {
+    return {
+      gapUs,
+      packets,
+      lateP50Us: this.late.percentile(50),
+      lateP99Us: this.late.percentile(99),
+      lateMaxUs: this.late.max,
+      gapP1Us: this.gaps.percentile(1),
+      gapP50Us: this.gaps.percentile(50),
+      gapP99Us: this.gaps.percentile(99),
+      maxBurst: this.maxBurst,
+      slips,
+      pacer,
+    };
+  }
+}
+
+function checkPacing(length: number, rate: number): void {
   if (length < UDP_HEADER) throw new SocketkitError('ERR_INVALID_ARG', `a datagram of ${length} bytes cannot hold the ${UDP_HEADER}-byte header`);
   if (!(rate > 0)) throw new SocketkitError('ERR_INVALID_ARG', 'a UDP test needs a rate above 0');
+}
+
+/** Sends paced datagrams as `options` say, counting into `meter`; resolves with the pacing figures. */
+export function sendPaced(meter: StreamMeter, options: PacedSendOptions): Promise<PacingFigures> {
+  const native = nativeModule<PacerModule>(['udpConnect', 'udpPaced', 'monoUs', 'close']);
+  if (native && options.target && nativePacers < MAX_NATIVE_PACERS) {
+    nativePacers++;
+    return sendPacedNative(native, options.target, meter, options).finally(() => nativePacers--);
+  }
+  return sendPacedLoop(meter, options);
+}
+
+/**
+ * Native pacers running at once in this process, at most: each holds a thread of libuv's pool
+ * (4 by default, shared with the TCP receivers and file I/O) while it paces; further streams
+ * are paced by the event loop.
+ */
+export const MAX_NATIVE_PACERS = 2;
+let nativePacers = 0;
+/** A native pacer waits on a timer, off the pool, when its next datagram is further away than this, µs. */
+const NATIVE_TIMER_ABOVE_US = 3000;
+
+async function sendPacedNative(native: PacerModule, target: NonNullable<PacedSendOptions['target']>, meter: StreamMeter, options: PacedSendOptions): Promise<PacingFigures> {
+  const { tag, stream, length, rate, until, bytes, signal } = options;
+  checkPacing(length, rate);
+  const fd = native.udpConnect(target.address, target.port, target.family, NATIVE_SNDBUF);
+  if (fd < 0) throw new SocketkitError('ERR_IO', `UDP socket to ${target.address}:${target.port} failed (errno ${-fd})`);
+  const gapUs = (length * 8 * 1e6) / rate;
+  const limit = bytes > 0 ? Math.ceil(bytes / length) : Number.POSITIVE_INFINITY;
+  // The pacer's clock is CLOCK_MONOTONIC; `until` is on performance.now()'s.
+  const untilUs = until * 1000 + (native.monoUs() - performance.now() * 1000);
+  // One slice of schedule per call, but a single datagram when they are further apart than a timer wait.
+  const perCall = gapUs > NATIVE_TIMER_ABOVE_US ? 1 : Math.max(1, Math.min(65_536, Math.ceil((NATIVE_SLICE_MS * 1000) / gapUs)));
+  const times = new Float64Array(perCall);
+  const even = new Evenness(gapUs);
+  let start = native.monoUs();
+  let k = 0;
+  let slips = 0;
+  try {
+    for (;;) {
+      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new SocketkitError('ERR_ABORTED', 'throughput test stopped');
+      const now = native.monoUs();
+      if (now - (start + k * gapUs) > MAX_CATCH_UP_US) {
+        slips++;
+        start = now - MAX_CATCH_UP_US - k * gapUs;
+      }
+      // Datagrams due before the end of the test, at most one slice of them.
+      const dueLeft = Math.ceil((untilUs - start) / gapUs) - k;
+      const count = Math.min(perCall, limit - k, dueLeft);
+      if (count <= 0) break;
+      const wait = start + k * gapUs - now;
+      if (wait > NATIVE_TIMER_ABOVE_US) {
+        // A slow rate: sleep on a timer, not on a pool thread, until shortly before the next one.
+        await setTimeoutPromise(Math.floor((wait - NATIVE_TIMER_ABOVE_US / 2) / 1000));
+        continue;
+      }
+      const s0 = start;
+      const k0 = k;
+      const { errno, sent } = await new Promise<{ errno: number; sent: number }>((resolve) =>
+        native.udpPaced(fd, length, tag, stream, k0, count, s0, gapUs, times, (e, n) => resolve({ errno: e, sent: n })),
+      );
+      for (let i = 0; i < sent; i++) even.record(s0 + (k0 + i) * gapUs, times[i]!);
+      k += sent;
+      meter.bytes += sent * length;
+      if (errno !== 0) throw new SocketkitError('ERR_IO', `UDP send failed (errno ${errno})`);
+    }
+  } finally {
+    native.close(fd);
+    meter.end(performance.now());
+  }
+  return even.figures(gapUs, k, slips, 'native');
+}
+
+function sendPacedLoop(meter: StreamMeter, options: PacedSendOptions): Promise<PacingFigures> {
+  const { socket, tag, stream, length, rate, until, bytes, signal } = options;
+  checkPacing(length, rate);
   const gapUs = (length * 8 * 1e6) / rate;
   const limit = bytes > 0 ? Math.ceil(bytes / length) : Number.POSITIVE_INFINITY;
   const untilUs = until * 1000;
   const ring = Array.from({ length: RING }, () => Buffer.alloc(length));
-  const late = new LatenessHistogram();
+  const even = new Evenness(gapUs);
   let start = nowUs();
   let k = 0;
   let inFlight = 0;
-  let maxBurst = 0;
   let slips = 0;
   let sendError: Error | undefined;
   const onSent = (err: Error | null): void => {
@@ -124,7 +280,7 @@ export function sendPaced(meter: StreamMeter, options: PacedSendOptions): Promis
       signal.removeEventListener('abort', onAbort);
       meter.end(performance.now());
       if (err) reject(err);
-      else resolve({ gapUs, packets: k, lateP50Us: late.percentile(50), lateP99Us: late.percentile(99), lateMaxUs: late.max, maxBurst, slips });
+      else resolve(even.figures(gapUs, k, slips, 'event-loop'));
     };
     const onAbort = (): void => {
       // A sleeping sender wakes to see the abort; a spinning one sees it on its next turn.
@@ -152,14 +308,13 @@ export function sendPaced(meter: StreamMeter, options: PacedSendOptions): Promis
         const buf = ring[k % RING]!;
         now = nowUs();
         writeUdpHeader(buf, tag, stream, 0, k, now);
-        late.record(now - due);
+        even.record(due, now);
         inFlight++;
         socket.send(buf, onSent);
         meter.bytes += length;
         k++;
         burst++;
       }
-      if (burst > maxBurst) maxBurst = burst;
       if (k >= limit || now >= untilUs) return finish();
       const wait = start + k * gapUs - now;
       if (wait > SPIN_BELOW_US) timer = setTimeout(tick, Math.floor((wait - SPIN_BELOW_US / 2) / 1000));

@@ -10,6 +10,8 @@ import type { PerfInterval } from '../../perf/intervals.js';
 import type { StreamFigures } from '../../perf/protocol.js';
 import { DEFAULT_PERF_DURATION_MS, DEFAULT_PERF_PORT, DEFAULT_PERF_UDP_RATE } from '../../perf/defaults.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity, refuseTlsWithUdp } from '../security-options.js';
+import { MEASURE_OPTIONS, announceFiles, openMeasurement } from '../measure-options.js';
+import type { TransferLog, TransferSlot } from '../../report/transfer-log.js';
 
 /** Bits per second as people read them: 9.41 Gbit/s, 812 Mbit/s. */
 export function rate(bps: number): string {
@@ -38,7 +40,7 @@ function streamName(n: number | 'SUM'): string {
 function intervalLines(i: PerfInterval): string {
   const span = `${i.start.toFixed(2)}-${i.end.toFixed(2)} s`;
   const lines = i.streams.map((s) => {
-    const udp = s.packets !== undefined ? `  ${s.packets} dgrams, ${s.lost ?? 0} lost, jitter ${s.jitterMs!.toFixed(3)} ms` : '';
+    const udp = s.packets !== undefined ? `  ${s.packets} dgrams, ${s.lost ?? 0} lost, jitter ${s.jitterMs!.toFixed(3)} ms` : s.rttUs !== undefined ? `  retr ${s.retransmits ?? 0}, rtt ${(s.rttUs / 1000).toFixed(3)} ms, cwnd ${s.cwnd ?? 0}` : '';
     return `${streamName(s.stream)} ${pad(span, 14)}  ${s.dir === 'up' ? 'up  ' : 'down'} ${s.role.padEnd(8)} ${pad(formatBytes(s.bytes), 10)} ${pad(rate(s.bitsPerSecond), 14)}${udp}`;
   });
   if (i.streams.length > 1) {
@@ -52,7 +54,44 @@ function intervalLines(i: PerfInterval): string {
 
 function figureLine(f: StreamFigures, role: string): string {
   const udp = f.udp && role === 'received' ? `  ${f.udp.lost}/${f.udp.sent ?? f.udp.packets + f.udp.lost} lost (${(((f.udp.lost) / Math.max(1, f.udp.sent ?? f.udp.packets + f.udp.lost)) * 100).toFixed(2)} %), ${f.udp.outOfOrder} out of order, ${f.udp.duplicates} duplicate, jitter ${f.udp.jitterMs.toFixed(3)} ms` : '';
-  return `${streamName(f.stream)} ${pad(`${f.seconds.toFixed(2)} s`, 14)}  ${f.dir === 'up' ? 'up  ' : 'down'} ${role.padEnd(8)} ${pad(formatBytes(f.bytes), 10)} ${pad(rate(f.seconds > 0 ? (f.bytes * 8) / f.seconds : 0), 14)}${udp}`;
+  const tcp = f.tcp && role === 'sent' ? `  ${f.tcp.retransmits} retransmits, rtt ${(f.tcp.rttUs / 1000).toFixed(3)} ms` : '';
+  return `${streamName(f.stream)} ${pad(`${f.seconds.toFixed(2)} s`, 14)}  ${f.dir === 'up' ? 'up  ' : 'down'} ${role.padEnd(8)} ${pad(formatBytes(f.bytes), 10)} ${pad(rate(f.seconds > 0 ? (f.bytes * 8) / f.seconds : 0), 14)}${udp}${tcp}`;
+}
+
+/**
+ * The HTML page's throughput over time: one series per stream and role, from the interval
+ * reports (absolute times, so they line up with the log's intervals).
+ */
+class StreamSeries {
+  readonly #slots = new Map<string, TransferSlot[]>();
+  #startMs = Date.now();
+
+  start(): void {
+    this.#startMs = Date.now();
+  }
+
+  add(i: PerfInterval): void {
+    for (const s of i.streams) {
+      const key = `stream ${s.stream} ${s.dir} ${s.role}`;
+      const list = this.#slots.get(key) ?? [];
+      list.push({ startMs: this.#startMs + i.start * 1000, endMs: this.#startMs + i.end * 1000, bytes: s.bytes });
+      this.#slots.set(key, list);
+    }
+  }
+
+  logs(): TransferLog[] {
+    return [...this.#slots].map(([name, slots]) => ({
+      name,
+      startMs: this.#startMs,
+      endMs: slots.at(-1)?.endMs ?? this.#startMs,
+      bytes: slots.reduce((a, x) => a + x.bytes, 0),
+      files: 0,
+      failed: 0,
+      slots,
+      stepMs: slots.length > 0 ? slots[0]!.endMs - slots[0]!.startMs : 0,
+      warnings: [],
+    }));
+  }
 }
 
 function summaryText(r: PerfResult): string {
@@ -62,7 +101,9 @@ function summaryText(r: PerfResult): string {
   const dirs = [r.up ? `up ${rate(r.up.bitsPerSecond)}` : '', r.down ? `down ${rate(r.down.bitsPerSecond)}` : ''].filter(Boolean).join(', ');
   lines.push(`received ${formatBytes(r.bytes)} in ${r.seconds.toFixed(2)} s: ${rate(r.bitsPerSecond)}${r.up && r.down ? ` (${dirs})` : ''}${r.zeroCopy ? ', sent with sendfile' : ''}`);
   for (const p of r.pacing ?? []) {
-    lines.push(`pacing: ${p.packets} datagrams every ${p.gapUs.toFixed(1)} µs; late by ${p.lateP50Us} µs (median), ${p.lateP99Us} µs (99th), ${p.lateMaxUs.toFixed(0)} µs (max); at most ${p.maxBurst} in one turn; ${p.slips} slip(s)`);
+    lines.push(
+      `pacing (${p.pacer}): ${p.packets} datagrams every ${p.gapUs.toFixed(1)} µs; gaps ${p.gapP1Us}/${p.gapP50Us}/${p.gapP99Us} µs (1st/median/99th); late by ${p.lateP50Us} µs (median), ${p.lateP99Us} µs (99th), ${p.lateMaxUs.toFixed(0)} µs (max); longest burst ${p.maxBurst}; ${p.slips} slip(s)`,
+    );
   }
   return lines.join('\n');
 }
@@ -85,10 +126,11 @@ export default defineCommand({
     bitrate: custom('UDP target rate per stream, bits/s (k, M, G: powers of 1000)', parseRate, { short: 'b', value: 'RATE', default: DEFAULT_PERF_UDP_RATE, show: '1M', needs: 'udp' }),
     zerocopy: toggle('TCP: send with sendfile(2) from a file of zeros (needs the native helper; plain TCP or Unix)', { short: 'Z' }),
     'connect-timeout': duration('give up connecting after this long', { default: 10_000 }),
+    ...MEASURE_OPTIONS,
     ...CLIENT_SECURITY_OPTIONS,
   },
   positionals: { min: 1, max: 1 },
-  examples: ['socketkit perf 127.0.0.1', 'socketkit perf 10.0.0.2:9801 -P 4 -t 30 -O 2', 'socketkit perf host -R --json', 'socketkit perf host --udp -b 1G -l 1400'],
+  examples: ['socketkit perf 127.0.0.1', 'socketkit perf 10.0.0.2:9801 -P 4 -t 30 -O 2', 'socketkit perf host -R --json', 'socketkit perf host --udp -b 1G -l 1400', 'socketkit perf host -R --udp -b 100M -t 30 --html perf.html'],
   async run(ctx) {
     const { values, positionals, io, global } = ctx;
     const ep = parseEndpoint(positionals[0]!, { defaultHost: DEFAULT_CONNECT_HOST, defaultPort: DEFAULT_PERF_PORT });
@@ -97,6 +139,19 @@ export default defineCommand({
     if (values.reverse && values.bidir) throw new SocketkitError('ERR_USAGE', '--reverse and --bidir cannot be combined (--bidir sends both ways)');
     if (values.udp && values.zerocopy) throw new SocketkitError('ERR_USAGE', '--zerocopy is for TCP, not --udp');
     const sec = await clientSecurity(values);
+    // --hdr-log/--html: the log's values are, per interval, the RTT of each TCP stream this side
+    // sends (TCP_INFO) or the transit-time differences of the UDP datagrams it receives (µs), its
+    // errors the datagrams lost; the page adds throughput over time per stream.
+    const series = new StreamSeries();
+    const measure = await openMeasurement(
+      values,
+      { command: 'perf', target: positionals[0]!, proto: values.udp ? 'udp' : 'tcp', streams: values.parallel, reverse: values.reverse, bidir: values.bidir, ...(values.udp ? { rate: values.bitrate } : {}) },
+      undefined,
+      io.stdout,
+      () => series.logs(),
+    );
+    const logging = values['hdr-log'] !== undefined || values.html !== undefined;
+    const intervalMs = values.interval > 0 ? values.interval : logging ? values['log-interval'] : 0;
     const result = await runPerf(ep, {
       proto: values.udp ? 'udp' : 'tcp',
       streams: values.parallel,
@@ -108,13 +163,29 @@ export default defineCommand({
       omitMs: values.omit,
       ...(values.udp ? { rate: values.bitrate } : {}),
       zeroCopy: values.zerocopy,
-      intervalMs: values.interval,
-      onInterval: (i) => report.event('interval', { ...i }, intervalLines(i)),
+      intervalMs,
+      onStart: () => {
+        series.start();
+        measure.start();
+      },
+      onInterval: (i) => {
+        series.add(i);
+        for (const st of i.streams) {
+          if (st.rttUs !== undefined) measure.hooks.onLatency?.(st.rttUs);
+          if (st.lost !== undefined && st.lost > 0) measure.hooks.onError?.('datagram-lost', st.lost);
+        }
+        if (values.interval > 0) report.event('interval', { ...i }, intervalLines(i));
+      },
+      ...(logging && values.udp ? { onUdpDifference: (_stream: number, us: number) => measure.hooks.onLatency?.(us) } : {}),
       signal: io.shutdown,
       connectTimeoutMs: values['connect-timeout'],
       ...sec.connect,
+    }).catch(async (err: unknown) => {
+      await measure.close().catch(() => undefined);
+      throw err;
     });
     if (values.zerocopy && !result.zeroCopy && result.sent.some((f) => f.dir === 'up')) report.log('note: sendfile was not available here (native helper not built, or TLS): sent with plain writes');
+    announceFiles(report, await measure.close());
     report.result('summary', { ...result }, summaryText(result));
     return 0;
   },

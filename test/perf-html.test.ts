@@ -1,0 +1,64 @@
+// `perf --hdr-log --html`: the log holds the test's intervals (UDP transit-time differences and
+// lost datagrams; TCP round-trip times where TCP_INFO is read), and the page, opened in a real
+// browser (Debian's chromium through playwright-core), draws throughput over time per stream
+// with the log's charts: no request but the page itself, no console error. A screenshot is saved
+// (in SOCKETKIT_SCREENSHOT_DIR when set, to look at).
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startPerfServer } from '../src/perf/server.js';
+import { formatEndpoint } from '../src/net/endpoint.js';
+import { parseIntervalLog } from '../src/report/index.js';
+import { ndjson, requireTool, runCli } from './helpers/cli.js';
+import { tempDir } from './helpers/tmp.js';
+import { openReport } from './helpers/browser.js';
+
+interface Plot {
+  ctx: { canvas: { width: number } };
+  axes: { label?: string }[];
+  series: { label?: string }[];
+  data: unknown[][];
+}
+
+describe('perf --hdr-log and --html', () => {
+  it('UDP both ways: the log has the datagrams\' transit differences, the page throughput per stream', { timeout: 90_000 }, async (t) => {
+    const server = await startPerfServer({ kind: 'inet', host: '127.0.0.1', port: 0 });
+    t.after(() => server.close(0));
+    const dir = tempDir(t);
+    const log = join(dir, 'udp.hlog');
+    const html = join(dir, 'udp.html');
+    const r = await runCli(['perf', formatEndpoint(server.endpoint), '--udp', '-b', '20M', '-P', '2', '--bidir', '-t', '2', '-i', '0', '--log-interval', '0.25', '--hdr-log', log, '--html', html, '--json'], { timeoutMs: 30_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const written = ndjson(r.stdout.toString()).filter((e) => e['event'] === 'written');
+    assert.deepEqual(written.map((e) => e['what']).sort(), ['hdr-log', 'html']);
+    const parsed = parseIntervalLog(await readFile(log, 'utf8'), 'udp.hlog');
+    assert.ok(parsed.intervals.length >= 6, `${parsed.intervals.length} intervals`);
+    const values = parsed.intervals.reduce((a, iv) => a + iv.histogram.totalCount, 0);
+    // Two streams of 20 Mbit/s of 1400-byte datagrams for 2 s come back to this side: ~7000 differences.
+    assert.ok(values > 3000, `${values} transit differences logged`);
+
+    const chromium = requireTool(t, 'chromium', 'chromium', 'the HTML report is checked in a real browser');
+    if (!chromium) return;
+    const { tab, url, requests, problems } = await openReport(t, chromium, html);
+    const charts = await tab.evaluate(() => {
+      const list = (globalThis as unknown as { socketkitCharts: { id: string; plot: Plot }[] }).socketkitCharts;
+      return list.map(({ id, plot }) => ({ id, width: plot.ctx.canvas.width, yLabel: plot.axes[1]?.label ?? '', labels: plot.series.map((s) => s.label ?? ''), points: (plot.data[0] ?? []).length }));
+    });
+    const ids = charts.map((c) => c.id);
+    for (const id of ['latency', 'throughput']) assert.ok(ids.includes(id), `${id} chart in ${ids.join(', ')}`);
+    const throughput = charts.find((c) => c.id === 'throughput')!;
+    // Every stream, each way, is a series of its own.
+    for (const name of ['stream 0 up sent', 'stream 1 up sent', 'stream 2 down received', 'stream 3 down received']) assert.ok(throughput.labels.includes(name), `${name} in ${throughput.labels.join(', ')}`);
+    for (const c of charts) {
+      assert.ok(c.width > 0 && c.yLabel !== '', `${c.id}: drawn and labelled`);
+      assert.ok(c.points > 1, `${c.id}: ${c.points} points`);
+    }
+    const shot = join(dir, 'perf.png');
+    await tab.screenshot({ path: shot, fullPage: true });
+    const keep = process.env['SOCKETKIT_SCREENSHOT_DIR'];
+    if (keep) await copyFile(shot, join(keep, 'perf-html.png'));
+    assert.deepEqual(requests, [url], 'the page asked for nothing but itself');
+    assert.deepEqual(problems, []);
+  });
+});
