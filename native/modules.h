@@ -1,5 +1,5 @@
 /*
- * The registration functions of socketkit's native modules. Each native/*.c other than
+ * The registration functions of socketkit's native modules. Each C file in native/ other than
  * socketkit_native.c defines one `napi_value skn_register_NAME(napi_env env, napi_value exports)`
  * that adds its JS functions to `exports` (returning NULL after throwing on failure), and adds one
  * declaration and one table entry here.

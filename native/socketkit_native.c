@@ -236,7 +236,7 @@ static napi_value js_socket_error(napi_env env, napi_callback_info info) {
 }
 
 /*
- * Each further native module (native/*.c, all compiled into this one addon by binding.gyp)
+ * Each further native module (a C file in native/, all compiled into this one addon by binding.gyp)
  * exports one registration function, declared in native/modules.h and called below, that
  * defines its own JS functions on `exports`. A new module is one file plus one line here.
  */
