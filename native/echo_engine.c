@@ -36,6 +36,7 @@
  *   echoEngineAdd(handle, fd, id) -> 0 or -errno (the engine owns a duplicate of fd)
  *   echoEngineStats(handle) -> Float64Array [open, roundTrips, bytesIn, bytesOut, idleClosed, budgetUsed]
  *   echoEngineStop(handle): closes all, waits for the threads; idempotent
+ *   udpEchoStart, udpEchoStats, udpEchoStop: the UDP echo, further down
  */
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
@@ -762,12 +763,254 @@ static napi_value js_stop(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- UDP echo: one thread, recvmmsg/sendmmsg batches.
+ *
+ * udpEchoStart(family, address, port) -> handle, or a negative errno: the engine binds its own
+ *   socket (IPv6 dual stack, as the TS engine's) and echoes every datagram to its source, in
+ *   batches of UDP_BATCH: one recvmmsg takes what is queued, one sendmmsg sends the echoes. An
+ *   echo the socket cannot take at once (EAGAIN) is dropped and counted, as the TS engine drops
+ *   echoes past its send queue limit: a UDP socket cannot be paused.
+ * udpEchoStats(handle) -> Float64Array [datagramsIn, datagramsOut, bytesIn, bytesOut, sendErrors, dropped, port]
+ * udpEchoStop(handle): stops the thread and closes the duplicate; idempotent.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#define UDP_BATCH 64
+#define UDP_MAX 65536
+
+typedef struct udp_engine {
+  int fd, ep, wake;
+  pthread_t thread;
+  bool started, stopped;
+  _Atomic bool stop;
+  uint8_t *bufs;
+  _Atomic uint64_t c[6];
+  int port;
+  /* Never called: held (ref'd) while the engine runs so that it keeps Node's event loop alive, as a socket would. */
+  napi_threadsafe_function keepalive;
+  bool has_keepalive;
+} udp_engine_t;
+
+static void *udp_main(void *arg) {
+  udp_engine_t *u = arg;
+  struct mmsghdr msgs[UDP_BATCH];
+  struct iovec iov[UDP_BATCH];
+  struct sockaddr_storage addrs[UDP_BATCH];
+  uint64_t din = 0, dout = 0, bin = 0, bout = 0, serr = 0, drop = 0;
+  struct epoll_event evs[2];
+  while (!atomic_load(&u->stop)) {
+    int n = epoll_wait(u->ep, evs, 2, -1);
+    if (n < 0 && errno != EINTR) break;
+    for (int i = 0; i < n; i++) {
+      if (evs[i].data.ptr == NULL) continue; /* the wake: the loop condition looks at stop */
+      for (int rounds = 0; rounds < 16; rounds++) {
+        for (int k = 0; k < UDP_BATCH; k++) {
+          iov[k].iov_base = u->bufs + (size_t)k * UDP_MAX;
+          iov[k].iov_len = UDP_MAX;
+          memset(&msgs[k].msg_hdr, 0, sizeof msgs[k].msg_hdr);
+          msgs[k].msg_hdr.msg_name = &addrs[k];
+          msgs[k].msg_hdr.msg_namelen = sizeof addrs[k];
+          msgs[k].msg_hdr.msg_iov = &iov[k];
+          msgs[k].msg_hdr.msg_iovlen = 1;
+          msgs[k].msg_len = 0;
+        }
+        int got = recvmmsg(u->fd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+        if (got <= 0) break; /* EAGAIN (drained), EINTR, or an error the next pass sees again */
+        for (int k = 0; k < got; k++) {
+          din++;
+          bin += msgs[k].msg_len;
+          iov[k].iov_len = msgs[k].msg_len;
+        }
+        int sent = 0;
+        while (sent < got) {
+          int r = sendmmsg(u->fd, msgs + sent, (unsigned)(got - sent), MSG_DONTWAIT);
+          if (r > 0) {
+            for (int k = sent; k < sent + r; k++) bout += iov[k].iov_len;
+            dout += (uint64_t)r;
+            sent += r;
+          } else if (r < 0 && errno == EINTR) {
+            continue;
+          } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+            drop += (uint64_t)(got - sent);
+            break;
+          } else {
+            serr++; /* this datagram's echo failed (an unreachable address): skip it */
+            sent++;
+          }
+        }
+        atomic_store_explicit(&u->c[0], din, memory_order_relaxed);
+        atomic_store_explicit(&u->c[1], dout, memory_order_relaxed);
+        atomic_store_explicit(&u->c[2], bin, memory_order_relaxed);
+        atomic_store_explicit(&u->c[3], bout, memory_order_relaxed);
+        atomic_store_explicit(&u->c[4], serr, memory_order_relaxed);
+        atomic_store_explicit(&u->c[5], drop, memory_order_relaxed);
+        if (got < UDP_BATCH) break;
+      }
+    }
+  }
+  return NULL;
+}
+
+static void udp_stop(udp_engine_t *u) {
+  if (u->stopped) return;
+  u->stopped = true;
+  atomic_store(&u->stop, true);
+  uint64_t one = 1;
+  if (u->wake >= 0 && write(u->wake, &one, sizeof one) < 0) { /* counter full: the thread is awake anyway */ }
+  if (u->started) pthread_join(u->thread, NULL);
+  u->started = false;
+  if (u->fd >= 0) close(u->fd);
+  if (u->ep >= 0) close(u->ep);
+  if (u->wake >= 0) close(u->wake);
+  u->fd = u->ep = u->wake = -1;
+  free(u->bufs);
+  u->bufs = NULL;
+  if (u->has_keepalive) napi_release_threadsafe_function(u->keepalive, napi_tsfn_release);
+  u->has_keepalive = false;
+}
+
+static void udp_never_called(napi_env env, napi_value cb, void *context, void *data) {
+  (void)env;
+  (void)cb;
+  (void)context;
+  (void)data;
+}
+
+static void udp_cleanup_hook(void *arg) {
+  udp_stop(arg);
+}
+
+static void udp_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  udp_stop(data);
+  napi_remove_env_cleanup_hook(env, udp_cleanup_hook, data);
+  free(data);
+}
+
+static udp_engine_t *get_udp(napi_env env, napi_value v) {
+  void *p = NULL;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &p) != napi_ok) return NULL;
+  return p;
+}
+
+/* A bound non-blocking UDP socket, or -errno. */
+static int udp_bind(int family, const char *address, int port, int *bound_port) {
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  socklen_t len;
+  if (family == 6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, address, &a->sin6_addr) != 1) return -EINVAL;
+    len = sizeof *a;
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, address, &a->sin_addr) != 1) return -EINVAL;
+    len = sizeof *a;
+  }
+  int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int off = 0;
+  if (family == 6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+  if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
+  struct sockaddr_storage got;
+  socklen_t glen = sizeof got;
+  if (getsockname(fd, (struct sockaddr *)&got, &glen) == 0) {
+    *bound_port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port : ((struct sockaddr_in *)&got)->sin_port);
+  }
+  return fd;
+}
+
+static napi_value js_udp_start(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], handle;
+  int32_t family, port;
+  char address[64];
+  size_t alen;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 || napi_get_value_int32(env, argv[0], &family) != napi_ok || (family != 4 && family != 6) ||
+      napi_get_value_string_utf8(env, argv[1], address, sizeof address, &alen) != napi_ok || napi_get_value_int32(env, argv[2], &port) != napi_ok || port < 0 || port > 65535) {
+    THROW("ERR_INVALID_ARG", "udpEchoStart(family, address, port)");
+  }
+  int bound_port = port;
+  int fd = udp_bind(family, address, port, &bound_port);
+  if (fd < 0) {
+    napi_value r;
+    if (napi_create_int32(env, fd, &r) != napi_ok) return NULL;
+    return r;
+  }
+  udp_engine_t *u = calloc(1, sizeof *u);
+  if (u == NULL) {
+    close(fd);
+    THROW("ERR_NATIVE", "out of memory");
+  }
+  u->fd = fd;
+  u->port = bound_port;
+  u->ep = epoll_create1(EPOLL_CLOEXEC);
+  u->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  u->bufs = malloc((size_t)UDP_BATCH * UDP_MAX);
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = u}, wev = {.events = EPOLLIN, .data.ptr = NULL};
+  if (u->ep < 0 || u->wake < 0 || u->bufs == NULL || epoll_ctl(u->ep, EPOLL_CTL_ADD, u->fd, &ev) < 0 || epoll_ctl(u->ep, EPOLL_CTL_ADD, u->wake, &wev) < 0 ||
+      pthread_create(&u->thread, NULL, udp_main, u) != 0) {
+    udp_stop(u);
+    free(u);
+    THROW("ERR_NATIVE", "could not start the UDP echo engine");
+  }
+  u->started = true;
+  napi_value name;
+  if (napi_create_string_utf8(env, "socketkit.udpEcho", NAPI_AUTO_LENGTH, &name) == napi_ok &&
+      napi_create_threadsafe_function(env, NULL, NULL, name, 1, 1, NULL, NULL, NULL, udp_never_called, &u->keepalive) == napi_ok) {
+    u->has_keepalive = true;
+  }
+  if (napi_create_external(env, u, udp_finalize, NULL, &handle) != napi_ok) {
+    udp_stop(u);
+    free(u);
+    THROW("ERR_NATIVE", "could not create the engine handle");
+  }
+  napi_add_env_cleanup_hook(env, udp_cleanup_hook, u);
+  return handle;
+}
+
+static napi_value js_udp_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], ab, arr;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) THROW("ERR_INVALID_ARG", "udpEchoStats(handle)");
+  udp_engine_t *u = get_udp(env, argv[0]);
+  if (u == NULL) THROW("ERR_INVALID_ARG", "udpEchoStats: not an engine");
+  double *p;
+  if (napi_create_arraybuffer(env, 7 * sizeof(double), (void **)&p, &ab) != napi_ok || napi_create_typedarray(env, napi_float64_array, 7, ab, 0, &arr) != napi_ok) return NULL;
+  for (int i = 0; i < 6; i++) p[i] = (double)atomic_load_explicit(&u->c[i], memory_order_relaxed);
+  p[6] = u->port;
+  return arr;
+}
+
+static napi_value js_udp_stop(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) THROW("ERR_INVALID_ARG", "udpEchoStop(handle)");
+  udp_engine_t *u = get_udp(env, argv[0]);
+  if (u == NULL) THROW("ERR_INVALID_ARG", "udpEchoStop: not an engine");
+  udp_stop(u);
+  return NULL;
+}
+
 napi_value skn_register_echo_engine(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"echoEngineStart", NULL, js_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"echoEngineAdd", NULL, js_add, NULL, NULL, NULL, napi_enumerable, NULL},
       {"echoEngineStats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"echoEngineStop", NULL, js_stop, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpEchoStart", NULL, js_udp_start, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpEchoStats", NULL, js_udp_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpEchoStop", NULL, js_udp_stop, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) THROW("ERR_NATIVE", "could not define the echo engine");
   return exports;

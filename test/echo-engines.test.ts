@@ -9,6 +9,7 @@ import { connect, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { createSocket } from 'node:dgram';
 import { parseEndpoint, type Endpoint } from '../src/net/endpoint.js';
 import { nativeEchoStatus } from '../src/native/echo-engine.js';
 import { spawnCli, runCli, REQUIRE_TOOLS } from './helpers/cli.js';
@@ -395,7 +396,7 @@ describe('echo-server: the native and js engines behave the same', { timeout: 30
       const during = (await roundTrip(s, Buffer.from('during the grace'))).toString();
       s.end();
       const { code } = await proc.waitExit(15_000);
-      const st = JSON.parse(proc.stdout.lines.find((l) => l.includes('"stopped"'))!) as Json;
+      const st = JSON.parse(proc.stdout.lines.find((l) => l.includes('"event":"stopped"'))!) as Json;
       results[engine] = [during, code, st['bytesIn'], st['bytesOut'], st['active']];
     }
     assert.deepEqual(results['native'], results['js']);
@@ -417,5 +418,35 @@ describe('echo-server: the native and js engines behave the same', { timeout: 30
     await proc.stderr.waitFor(/^engine: native$/);
     proc.kill('SIGTERM');
     await proc.waitExit();
+  });
+  it('--udp: every datagram back to its sender, the same totals on both engines; -q lets the default be native', { timeout: 60_000 }, async (t) => {
+    if (!needNative(t)) return;
+    const totals: Record<string, unknown> = {};
+    for (const engine of ENGINES) {
+      const proc = spawnCli(['echo-server', '--udp', '127.0.0.1:0', '--json', '-q', '--engine', engine], t);
+      const listening = JSON.parse(await proc.stdout.waitFor((l) => l.includes('"listening"'), 20_000)) as Json;
+      assert.equal(listening['engine'], engine);
+      const port = Number(String(listening['address']).split(':').pop());
+      const s = createSocket('udp4');
+      t.after(() => s.close());
+      await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+      for (const size of [0, 1, 64, 1400, 9000, 65_507]) {
+        const d = randomBytes(size);
+        const echoed = once(s, 'message') as Promise<[Buffer]>;
+        s.send(d, port, '127.0.0.1');
+        const [back] = await echoed;
+        assert.ok(back.equals(d), `${engine}: a ${size}-byte datagram came back intact`);
+      }
+      proc.kill('SIGTERM');
+      const { code } = await proc.waitExit(15_000);
+      const st = JSON.parse(proc.stdout.lines.find((l) => l.includes('"event":"stopped"'))!) as Json;
+      totals[engine] = [code, st['datagramsIn'], st['datagramsOut'], st['bytesIn'], st['bytesOut'], st['dropped'], st['sendErrors']];
+    }
+    assert.deepEqual(totals['native'], totals['js'], JSON.stringify(totals));
+    assert.deepEqual(totals['native'], [143, 6, 6, 75_972, 75_972, 0, 0]);
+    const loud = spawnCli(['echo-server', '--udp', '127.0.0.1:0'], t);
+    await loud.stderr.waitFor(/^engine: js \(per-peer reports \(without -q\) runs on the js engine only\)$/);
+    loud.kill('SIGTERM');
+    await loud.waitExit();
   });
 });

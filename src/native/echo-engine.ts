@@ -13,7 +13,9 @@
 import { createServer, type Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { listen, type ListenOptions, type ListenTransport, type Listener } from '../net/listen.js';
-import type { Endpoint } from '../net/endpoint.js';
+import { formatEndpoint, resolveInet, type Endpoint, type InetEndpoint } from '../net/endpoint.js';
+import { requireInet, toUdpError } from '../udp/socket.js';
+import { maxUdpPayload } from '../udp/constants.js';
 import { SocketkitError, toSocketkitError, type ErrorCode } from '../core/errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../codec/constants.js';
 import { ACCEPT_ERROR_REPORT_MS, DEFAULT_MEMORY_BUDGET } from '../server/defaults.js';
@@ -278,4 +280,86 @@ export async function startNativeEchoServer(ep: Endpoint, options: NativeEchoSer
     : undefined;
   if (acceptErrors) listener.on('accept-error', (e) => acceptErrors.hit(e));
   return new NativeEchoServer(listener, engine, handle, state, threads, acceptErrors);
+}
+
+// ---- UDP echo on the engine.
+
+/** The UDP echo's functions in the native helper. */
+interface UdpEngineModule {
+  /** The engine's own socket bound to `address`:`port` (0: any), or a negative errno. */
+  udpEchoStart(family: 4 | 6, address: string, port: number): EngineHandle | number;
+  /** [datagramsIn, datagramsOut, bytesIn, bytesOut, sendErrors, dropped, port]. */
+  udpEchoStats(handle: EngineHandle): Float64Array;
+  udpEchoStop(handle: EngineHandle): void;
+}
+
+/** Totals of a UDP echo on the native engine (it keeps no table of peers). */
+export interface NativeUdpEchoStats {
+  readonly datagramsIn: number;
+  readonly datagramsOut: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  /** Echoes the kernel refused. */
+  readonly sendErrors: number;
+  /** Echoes the socket could not take at once (a UDP socket cannot be paused). */
+  readonly dropped: number;
+}
+
+/** Whether the native UDP echo can run here, and if not, why. */
+export function nativeUdpEchoStatus(): NativeStatus {
+  const helper = nativeStatus();
+  if (!helper.available) return helper;
+  return nativeModule<UdpEngineModule>(['udpEchoStart', 'udpEchoStats', 'udpEchoStop'])
+    ? helper
+    : { available: false, reason: 'the native helper was built without the UDP echo engine (rebuild it: node scripts/build-native.js)' };
+}
+
+/** A UDP echo server on the native engine: one thread, recvmmsg/sendmmsg batches. */
+export class NativeUdpEchoServer {
+  readonly endpoint: InetEndpoint;
+  readonly family: 4 | 6;
+  readonly maxPayload: number;
+  readonly #engine: UdpEngineModule;
+  readonly #handle: EngineHandle;
+  #last: Float64Array | undefined;
+
+  /** @internal use `startNativeUdpEchoServer()` */
+  constructor(engine: UdpEngineModule, handle: EngineHandle, endpoint: InetEndpoint, family: 4 | 6) {
+    this.#engine = engine;
+    this.#handle = handle;
+    this.endpoint = endpoint;
+    this.family = family;
+    this.maxPayload = maxUdpPayload(family);
+  }
+
+  get stats(): NativeUdpEchoStats {
+    const s = this.#last ?? this.#engine.udpEchoStats(this.#handle);
+    return { datagramsIn: s[0] ?? 0, datagramsOut: s[1] ?? 0, bytesIn: s[2] ?? 0, bytesOut: s[3] ?? 0, sendErrors: s[4] ?? 0, dropped: s[5] ?? 0 };
+  }
+
+  /** Stops (idempotent): echoes are sent as they come, so nothing is left to wait for. */
+  close(): Promise<void> {
+    if (this.#last === undefined) {
+      this.#engine.udpEchoStop(this.#handle);
+      this.#last = this.#engine.udpEchoStats(this.#handle);
+    }
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Starts a UDP echo server on `ep` on the native engine, which binds its own socket (IPv6
+ * wildcards take IPv4 too, as on the TS engine); a bind failure is the same coded error.
+ */
+export async function startNativeUdpEchoServer(ep: Endpoint): Promise<NativeUdpEchoServer> {
+  const engine = nativeModule<UdpEngineModule>(['udpEchoStart', 'udpEchoStats', 'udpEchoStop']);
+  if (!engine) throw new SocketkitError('ERR_INVALID_ARG', `the native engine cannot run: ${nativeUdpEchoStatus().reason ?? 'not available'}`);
+  const inet = requireInet(ep);
+  const r = await resolveInet(inet);
+  const handle = engine.udpEchoStart(r.family, r.address, r.port);
+  if (typeof handle === 'number') {
+    throw toUdpError(Object.assign(new Error(`errno ${-handle}`), { code: ERRNO_NAMES.get(-handle) ?? `E${-handle}` }), formatEndpoint(inet));
+  }
+  const port = engine.udpEchoStats(handle)[6] ?? r.port;
+  return new NativeUdpEchoServer(engine, handle, { kind: 'inet', host: inet.host, port }, r.family);
 }
