@@ -41,6 +41,7 @@
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -51,6 +52,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -773,9 +775,6 @@ static napi_value js_stop(napi_env env, napi_callback_info info) {
  * udpEchoStats(handle) -> Float64Array [datagramsIn, datagramsOut, bytesIn, bytesOut, sendErrors, dropped, port]
  * udpEchoStop(handle): stops the thread and closes the duplicate; idempotent.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #define UDP_BATCH 64
 #define UDP_MAX 65536
 
