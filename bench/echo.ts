@@ -1,5 +1,6 @@
 /**
- * Echo servers compared on loopback, side by side in one run: socketkit's echo server against a
+ * Echo servers compared on loopback, side by side in one run: socketkit's echo server (on the
+ * native engine and on the js engine, `--engine native|js`) against a
  * C epoll server (`bench/c/epoll_echo_server.c`) and a Python selectors server in the classic
  * tutorial's style (`bench/python/selectors_echo_server.py`), and beside the least a Node echo
  * server can be (`bench/node/net_echo_server.js`: what Node itself costs) and one below `net`,
@@ -34,7 +35,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const C_DIR = `${ROOT}bench/c`;
 const C_BIN = `${C_DIR}/bin`;
 
-export type ServerName = 'socketkit' | 'node-net' | 'node-libuv' | 'c-epoll' | 'python-selectors';
+export type ServerName = 'socketkit-native' | 'socketkit-js' | 'node-net' | 'node-libuv' | 'c-epoll' | 'python-selectors';
 export type ClientName = 'c-client' | 'socketkit-load';
 
 /** One measured cell. */
@@ -47,14 +48,17 @@ export interface EchoBenchRow {
   readonly p50us: number;
   readonly p99us: number;
   readonly errors: number;
+  /** The server's CPU use during the run, percent of one core (user + system). */
+  readonly serverCpuPercent: number;
 }
 
-/** socketkit's throughput over a reference's, per client and cell. */
+/** socketkit's throughput over a reference's, per engine, client and cell. */
 export interface EchoBenchRatio {
+  readonly engine: 'native' | 'js';
   readonly client: ClientName;
   readonly connections: number;
   readonly size: number;
-  /** socketkit / C epoll (goal >= 0.8). */
+  /** socketkit / C epoll (goal, native engine: >= 0.9). */
   readonly vsC: number;
   /** socketkit / Python selectors (goal >= 1.1). */
   readonly vsPython: number;
@@ -101,9 +105,15 @@ export interface EchoBenchOptions {
 
 const SERVERS: ReadonlyArray<ServerSpec<ServerName>> = [
   {
-    name: 'socketkit',
+    name: 'socketkit-native',
     cmd: process.execPath,
-    args: [`${ROOT}bin/socketkit.js`, 'echo-server', '127.0.0.1:0', '--json', '-q'],
+    args: [`${ROOT}bin/socketkit.js`, 'echo-server', '127.0.0.1:0', '--json', '-q', '--engine', 'native'],
+    port: /"address":"127\.0\.0\.1:(\d+)"/,
+  },
+  {
+    name: 'socketkit-js',
+    cmd: process.execPath,
+    args: [`${ROOT}bin/socketkit.js`, 'echo-server', '127.0.0.1:0', '--json', '-q', '--engine', 'js'],
     port: /"address":"127\.0\.0\.1:(\d+)"/,
   },
   { name: 'node-net', cmd: process.execPath, args: [`${ROOT}bench/node/net_echo_server.js`, '127.0.0.1', '0'], port: /listening on (\d+)/ },
@@ -137,7 +147,7 @@ function runClient(cmd: string, args: readonly string[], timeoutMs: number): Pro
   });
 }
 
-async function measure(client: ClientName, port: number, connections: number, size: number, seconds: number, core: number | undefined): Promise<Omit<EchoBenchRow, 'server' | 'client' | 'connections' | 'size'>> {
+async function measure(client: ClientName, port: number, connections: number, size: number, seconds: number, core: number | undefined): Promise<Omit<EchoBenchRow, 'server' | 'client' | 'connections' | 'size' | 'serverCpuPercent'>> {
   const timeoutMs = seconds * 1000 + 60_000;
   if (client === 'c-client') {
     const p = pinned(core, `${C_BIN}/echo_client`, ['127.0.0.1', String(port), String(connections), String(size), String(seconds)]);
@@ -179,7 +189,7 @@ const IDLE_CPU_WINDOW_MS = 5_000;
  * once it has been quiet for 2 s after a burst of connections (src/server/memory.ts), and V8's
  * memory reducer, armed by that collection, runs once about 8 s later: idle CPU is measured after both.
  */
-const SETTLE_MS: Readonly<Record<ServerName, number>> = { socketkit: 15_000, 'node-net': 1_000, 'node-libuv': 1_000, 'c-epoll': 1_000, 'python-selectors': 1_000 };
+const SETTLE_MS: Readonly<Record<ServerName, number>> = { 'socketkit-native': 15_000, 'socketkit-js': 15_000, 'node-net': 1_000, 'node-libuv': 1_000, 'c-epoll': 1_000, 'python-selectors': 1_000 };
 
 function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -315,8 +325,11 @@ export async function benchEcho(options: EchoBenchOptions = {}): Promise<EchoBen
             let row: EchoBenchRow | undefined;
             const server = await startServer(spec, pinned(serverCore, spec.cmd, spec.args));
             try {
+              const c0 = cpuTicks(server.pid);
+              const t0 = performance.now();
               const m = await measure(client, server.port, connections, size, seconds, clientCore);
-              row = { server: spec.name, client, connections, size, ...m };
+              const serverCpuPercent = ((cpuTicks(server.pid) - c0) / 100 / ((performance.now() - t0) / 1000)) * 100;
+              row = { server: spec.name, client, connections, size, ...m, serverCpuPercent };
             } catch (err) {
               log(`  ${spec.name}, ${client}, C=${connections} S=${size}: ${err instanceof Error ? err.message : String(err)}`);
             } finally {
@@ -328,7 +341,7 @@ export async function benchEcho(options: EchoBenchOptions = {}): Promise<EchoBen
         }
         const cells: string[] = [];
         for (const spec of servers) {
-          const row = best.get(spec.name) ?? { server: spec.name, client, connections, size, roundTripsPerSecond: NaN, p50us: NaN, p99us: NaN, errors: NaN };
+          const row = best.get(spec.name) ?? { server: spec.name, client, connections, size, roundTripsPerSecond: NaN, p50us: NaN, p99us: NaN, errors: NaN, serverCpuPercent: NaN };
           rows.push(row);
           cells.push(`${fmt(row.roundTripsPerSecond).padStart(9)} (${fmt(row.p50us)}/${fmt(row.p99us)})${row.errors > 0 ? '!' : ''}`);
         }
@@ -338,19 +351,32 @@ export async function benchEcho(options: EchoBenchOptions = {}): Promise<EchoBen
   }
 
   const ratios: EchoBenchRatio[] = [];
-  const find = (server: ServerName, client: ClientName, c: number, s: number): number =>
-    rows.find((r) => r.server === server && r.client === client && r.connections === c && r.size === s)?.roundTripsPerSecond ?? NaN;
+  const cell = (server: ServerName, client: ClientName, c: number, s: number): EchoBenchRow | undefined =>
+    rows.find((r) => r.server === server && r.client === client && r.connections === c && r.size === s);
+  const find = (server: ServerName, client: ClientName, c: number, s: number): number => cell(server, client, c, s)?.roundTripsPerSecond ?? NaN;
+  const cpu = (server: ServerName, client: ClientName, c: number, s: number): string => {
+    const x = cell(server, client, c, s)?.serverCpuPercent;
+    return x !== undefined && Number.isFinite(x) ? `${Math.round(x)}%` : '-';
+  };
   log('');
-  log(`socketkit's round trips/s over the references' (goals: >= 0.8x C epoll, >= 1.1x Python selectors; bare Node net: no goal)`);
-  log(`${'client'.padEnd(16)}${'C'.padStart(6)}${'S'.padStart(6)}${'vs C epoll'.padStart(12)}${'vs Python'.padStart(12)}${'vs Node net'.padStart(13)}`);
-  for (const client of clients) {
-    for (const c of connectionsList) {
-      for (const s of sizes) {
-        const sk = find('socketkit', client, c, s);
-        const ratio = { client, connections: c, size: s, vsC: sk / find('c-epoll', client, c, s), vsPython: sk / find('python-selectors', client, c, s), vsNode: sk / find('node-net', client, c, s) };
-        ratios.push(ratio);
-        const show = (x: number, goal: number): string => (Number.isFinite(x) ? `${x.toFixed(2)}x${x >= goal ? '' : ' *'}` : '-');
-        log(`${client.padEnd(16)}${String(c).padStart(6)}${String(s).padStart(6)}${show(ratio.vsC, 0.8).padStart(12)}${show(ratio.vsPython, 1.1).padStart(12)}${show(ratio.vsNode, 0).padStart(13)}`);
+  log(`socketkit's round trips/s over the references' (goals for the native engine: >= 0.9x C epoll, >= 1.1x Python selectors except C=1/S=64; server CPU, % of a core)`);
+  log(`${'engine'.padEnd(8)}${'client'.padEnd(16)}${'C'.padStart(6)}${'S'.padStart(6)}${'vs C epoll'.padStart(12)}${'vs Python'.padStart(12)}${'vs Node net'.padStart(13)}${'CPU sk/C/py'.padStart(16)}`);
+  for (const engine of ['native', 'js'] as const) {
+    const name: ServerName = engine === 'native' ? 'socketkit-native' : 'socketkit-js';
+    for (const client of clients) {
+      for (const c of connectionsList) {
+        for (const s of sizes) {
+          const sk = find(name, client, c, s);
+          const ratio = { engine, client, connections: c, size: s, vsC: sk / find('c-epoll', client, c, s), vsPython: sk / find('python-selectors', client, c, s), vsNode: sk / find('node-net', client, c, s) };
+          ratios.push(ratio);
+          const goalC = engine === 'native' ? 0.9 : 0;
+          const goalPy = engine === 'native' && !(c === 1 && s === 64) ? 1.1 : 0;
+          const show = (x: number, goal: number): string => (Number.isFinite(x) ? `${x.toFixed(2)}x${x >= goal ? '' : ' *'}` : '-');
+          log(
+            `${engine.padEnd(8)}${client.padEnd(16)}${String(c).padStart(6)}${String(s).padStart(6)}${show(ratio.vsC, goalC).padStart(12)}${show(ratio.vsPython, goalPy).padStart(12)}${show(ratio.vsNode, 0).padStart(13)}` +
+              `${`${cpu(name, client, c, s)}/${cpu('c-epoll', client, c, s)}/${cpu('python-selectors', client, c, s)}`.padStart(16)}`,
+          );
+        }
       }
     }
   }
@@ -373,7 +399,7 @@ export async function benchEcho(options: EchoBenchOptions = {}): Promise<EchoBen
         log(`${spec.name.padEnd(18)} idle measurement failed: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
-    log(`(B/conn at once: 1 s after the last connection opened; idle: after ${SETTLE_MS.socketkit / 1000} s more for socketkit, ${SETTLE_MS['c-epoll'] / 1000} s for the others; idle CPU over the ${IDLE_CPU_WINDOW_MS / 1000} s after that)`);
+    log(`(B/conn at once: 1 s after the last connection opened; idle: after ${SETTLE_MS['socketkit-native'] / 1000} s more for socketkit, ${SETTLE_MS['c-epoll'] / 1000} s for the others; idle CPU over the ${IDLE_CPU_WINDOW_MS / 1000} s after that)`);
   }
   return { name: 'echo', pinned: haveTaskset, rows, ratios, idle };
 }

@@ -2,6 +2,8 @@
  * The `socketkit` command line: dispatch, help, and the one-line error convention
  * (`socketkit: <message> (<CODE>)`, non-zero exit, no stack trace unless --debug).
  */
+import { chooseEngine, describeEngine } from '../native/engine-choice.js';
+import { nativeEchoStatus } from '../native/echo-engine.js';
 import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { COMMANDS } from './registry.js';
@@ -144,6 +146,7 @@ export async function main(argv: readonly string[], io: CommandIO = processIO())
   if (name === '--version' || name === '-V') {
     const native = nativeStatus();
     io.stdout.write(`socketkit ${version()}\nnative helper: ${native.available ? 'yes (sendfile for raw sends, reset detection for raw receives)' : `no, ${native.reason ?? 'unavailable'}`}\n`);
+    io.stdout.write(`echo-server engine: ${describeEngine(chooseEngine(undefined, nativeEchoStatus(), []))} (TLS and PSK servers run on js)\n`);
     return 0;
   }
   // Known before the arguments are parsed, so that a usage error is JSON too.

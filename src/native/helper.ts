@@ -37,8 +37,11 @@ export interface NativeStatus {
   readonly reason?: string;
 }
 
-/** The built addon, relative to this file in `dist/src/native/`. */
-const ADDON = fileURLToPath(new URL('../../../build/Release/socketkit_native.node', import.meta.url));
+/**
+ * The built addon, relative to this file in `dist/src/native/`; SOCKETKIT_NATIVE_ADDON names
+ * another build instead (the sanitizer test's, scripts/build-native-sanitized.js).
+ */
+const ADDON = process.env['SOCKETKIT_NATIVE_ADDON'] || fileURLToPath(new URL('../../../build/Release/socketkit_native.node', import.meta.url));
 
 let loaded: { readonly addon: NativeHelper | undefined; readonly status: NativeStatus } | undefined;
 

@@ -18,7 +18,14 @@ import { shareOfLimit } from './limits.js';
 import { IdleCompactor, keepYoungGenerationSmall } from './memory.js';
 import { startCluster, workerLink, type ClusterEvent } from './cluster.js';
 import { ratesBetween, ZERO_STATS, type ServerStats, type StatsRates } from './stats.js';
-import type { ManagedServer } from './server.js';
+import { ManagedServer } from './server.js';
+
+/** What `serve()` needs of a server: a ManagedServer, or another engine's server with the same face. */
+export interface ServedServer {
+  readonly endpoint: Endpoint;
+  stats(): ServerStats;
+  close(graceMs?: number): Promise<void>;
+}
 
 /** How to start one server (here, or in a worker). */
 export interface StartOneOptions {
@@ -32,7 +39,7 @@ export interface ServeOptions {
   /** The address (for a Unix socket, the primary clears a stale file before the workers start). */
   readonly endpoint: Endpoint;
   /** Starts one server; called once per process. */
-  readonly start: (options: StartOneOptions) => Promise<ManagedServer>;
+  readonly start: (options: StartOneOptions) => Promise<ServedServer>;
   /** Worker processes; 1 serves in this process. */
   readonly workers: number;
   /** With workers: the script and arguments a worker runs (it must call `serve()` too). */
@@ -70,8 +77,8 @@ export interface ServeResult {
 }
 
 /** The idle compactor of a server process, when `smallHeap` is on. */
-function compactor(server: ManagedServer, on: boolean | undefined): IdleCompactor | undefined {
-  if (on !== true) return undefined;
+function compactor(server: ServedServer, on: boolean | undefined): IdleCompactor | undefined {
+  if (on !== true || !(server instanceof ManagedServer)) return undefined;
   keepYoungGenerationSmall();
   return new IdleCompactor(() => ({ accepted: server.listener.counters.accepted, connections: server.listener.connections.size, roundTrips: server.counters.roundTrips }));
 }
@@ -147,7 +154,7 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
     // ---- Cluster worker.
     if (options.smallHeap === true) keepYoungGenerationSmall(); // before the first connection
     const max = options.maxConnections !== undefined ? shareOfLimit(options.maxConnections, link.count, link.index) : undefined;
-    let server: ManagedServer;
+    let server: ServedServer;
     try {
       server = await options.start({ maxConnections: max, clearStaleUnixSocket: false });
     } catch (err) {
@@ -200,7 +207,7 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
   await untilAborted(options.shutdown);
   stopTicker();
   compact?.stop();
-  options.onStopping?.(server.listener.connections.size, options.graceMs);
+  options.onStopping?.(server.stats().connections, options.graceMs);
   await server.close(options.graceMs);
   const stats = server.stats();
   return { role: 'single', stats, rates: ratesBetween(ZERO_STATS, stats, performance.now() - started) };

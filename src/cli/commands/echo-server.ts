@@ -1,5 +1,6 @@
 /** `socketkit echo-server [ADDR]`: the echo server, with logging and graceful stop. */
 import { defineCommand } from '../command.js';
+import { SocketkitError } from '../../core/errors.js';
 import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
 import { fileURLToPath } from 'node:url';
@@ -12,10 +13,19 @@ import { runUdpEchoServer } from './udp-echo.js';
 import { MemoryBudget } from '../../server/budget.js';
 import { DEFAULT_MEMORY_BUDGET } from '../../server/defaults.js';
 import { SERVER_SECURITY_OPTIONS, securityArgs, serverSecurity } from '../security-options.js';
+import { ENGINE_NAMES, chooseEngine, describeEngine, type EngineName } from '../../native/engine-choice.js';
+import { nativeEchoStatus, startNativeEchoServer } from '../../native/echo-engine.js';
 import { acceptErrorLine, averagedOver, managedServerValues, serverEventText, serverStatsText as statsText, statsLine, stoppingText } from '../server-report.js';
 
 /** What a cluster worker runs: this CLI (in-process callers such as tests have another argv[1]). */
 const CLI_SCRIPT = fileURLToPath(new URL('../../../../bin/socketkit.js', import.meta.url));
+
+/** `--engine native|js`. */
+function parseEngine(option: string, text: string): EngineName {
+  const name = ENGINE_NAMES.find((n) => n === text);
+  if (name === undefined) throw new SocketkitError('ERR_USAGE', `${option} must be ${ENGINE_NAMES.join(' or ')}, not '${text}'`);
+  return name;
+}
 
 /** Default number of server processes. */
 const DEFAULT_WORKERS = 1;
@@ -37,6 +47,11 @@ export default defineCommand({
     }),
     'max-conns': count('serve at most N connections at once (split evenly between workers); more are refused: closed, counted, logged'),
     'idle-timeout': duration('close connections with no byte in or out for this long (slowloris)'),
+    engine: custom(
+      'the data plane: native (native threads, each with its own epoll loop) or js (Node sockets); default native when the native helper is built and nothing asks for js (TLS, a PSK)',
+      parseEngine,
+      { value: 'native|js' },
+    ),
     workers: custom('serve from N processes (auto: one per core), behind one address', (_option: string, text: string) => resolveWorkerCount(text), {
       value: 'N|auto',
       default: DEFAULT_WORKERS,
@@ -51,6 +66,7 @@ export default defineCommand({
     'socketkit echo-server [::1]:9800 --json',
     'socketkit echo-server unix:/tmp/echo.sock',
     'socketkit echo-server 9800 --max-conns 10000 --idle-timeout 60 --workers auto --stats 5 -q',
+    'socketkit echo-server 9800 --engine js',
   ],
   async run(ctx) {
     const { values, positionals, io, global } = ctx;
@@ -64,6 +80,8 @@ export default defineCommand({
     const { maxConnections, idleTimeoutMs, statsIntervalMs } = managedServerValues(values);
     const workers = values.workers;
     const sec = await serverSecurity(values, report, { announce: workerLink() === undefined });
+    const choice = chooseEngine(values.engine, nativeEchoStatus(), sec.mode === 'tls' ? ['TLS'] : sec.mode === 'psk' ? ['TLS-PSK'] : []);
+    const native = choice.engine === 'native';
     // Per-connection events only when someone reads them: without them the server keeps no per-connection state.
     const onEvent = global.quiet
       ? undefined
@@ -74,6 +92,7 @@ export default defineCommand({
     const workerArgs = [
       'echo-server',
       positionals[0] ?? String(DEFAULT_PORT),
+      '--engine', choice.engine,
       '--grace', String(graceMs / 1000),
       ...(framed ? ['--framed', '--max-message', String(maxMessageSize), '--memory-budget', String(memoryBudget)] : []),
       ...(maxConnections !== undefined ? ['--max-conns', String(maxConnections)] : []),
@@ -91,7 +110,19 @@ export default defineCommand({
       ...(maxConnections !== undefined ? { maxConnections } : {}),
       ...(statsIntervalMs !== undefined ? { statsIntervalMs } : {}),
       start: (one) =>
-        startManagedEchoServer(ep, {
+        native
+          ? startNativeEchoServer(ep, {
+              framed,
+              maxMessageSize,
+              memoryBudget,
+              clearStaleUnixSocket: one.clearStaleUnixSocket,
+              ...(one.maxConnections !== undefined ? { maxConnections: one.maxConnections } : {}),
+              ...(idleTimeoutMs !== undefined && idleTimeoutMs > 0 ? { idleTimeoutMs } : {}),
+              ...(onEvent ? { onEvent } : {}),
+              onAcceptError: (e) => acceptErrorLine(report, io, global, e),
+              ...(sec.listen.admit ? { admit: sec.listen.admit } : {}),
+            })
+          : startManagedEchoServer(ep, {
           framed,
           maxMessageSize,
           memoryBudget: new MemoryBudget(memoryBudget),
@@ -102,12 +133,22 @@ export default defineCommand({
           onAcceptError: (e) => acceptErrorLine(report, io, global, e),
           ...sec.listen,
         }),
-      onListening: (where, n) =>
+      onListening: (where, n) => {
+        report.log(`engine: ${describeEngine(choice)}`);
         report.event(
           'listening',
-          { address: where, framed, workers: n, maxConnections: maxConnections ?? null, idleTimeoutMs: idleTimeoutMs ?? null },
+          {
+            address: where,
+            framed,
+            workers: n,
+            maxConnections: maxConnections ?? null,
+            idleTimeoutMs: idleTimeoutMs ?? null,
+            engine: choice.engine,
+            ...(choice.reason !== undefined ? { engineReason: choice.reason } : {}),
+          },
           `${framed ? 'framed ' : ''}echo server listening on ${where}${n > 1 ? ` (${n} workers)` : ''}`,
-        ),
+        );
+      },
       // Asked for explicitly, so printed even with -q (which only silences the per-connection lines).
       onStats: (st, r) => statsLine(report, io, global, st, r),
       onStopping: (open, ms) => report.log(stoppingText(open, ms)),

@@ -5,17 +5,20 @@
 import type { CommandContext } from '../command.js';
 import { SocketkitError } from '../../core/errors.js';
 import { DEFAULT_CONNECT_HOST, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
-import { formatEndpoint, parseEndpoint } from '../../net/endpoint.js';
+import { formatEndpoint, parseEndpoint, type Endpoint } from '../../net/endpoint.js';
 import { writeWithBackpressure } from '../../net/write.js';
 import { MAX_UDP_PAYLOAD_IPV6 } from '../../udp/constants.js';
 import { startUdpEchoServer, type UdpEchoServerEvent } from '../../udp/server.js';
 import { udpEcho } from '../../udp/client.js';
-import { createReporter } from '../report.js';
+import { createReporter, type Reporter } from '../report.js';
 import { formatBytes, formatCount, formatDuration, formatMs } from '../format.js';
+import { chooseEngine, describeEngine, type EngineName } from '../../native/engine-choice.js';
+import { nativeUdpEchoStatus, startNativeUdpEchoServer } from '../../native/echo-engine.js';
 import { refuseTlsWithUdp, serverSecurity, type ServerSecurityValues } from '../security-options.js';
 
 /** The options `echo-server --udp` reads (typed by echo-server's specs), and any others it refuses. */
-type ServerValues = Readonly<Record<string, unknown>> & ServerSecurityValues & { readonly grace: number; readonly framed: boolean };
+type ServerValues = Readonly<Record<string, unknown>> &
+  ServerSecurityValues & { readonly grace: number; readonly framed: boolean; readonly engine?: EngineName | undefined };
 /** The options `echo --udp` reads (typed by echo's specs). */
 type ClientValues = Readonly<Record<string, unknown>> & { readonly timeout: number; readonly retries: number; readonly framed: boolean };
 
@@ -65,6 +68,10 @@ export async function runUdpEchoServer({ values, given, positionals, io, global 
   const graceMs = values.grace;
   const report = createReporter(io, global);
   const { access } = await serverSecurity(values, report);
+  // The native engine echoes in batches and keeps no peers: per-peer lines and allow/deny lists need js.
+  const needsJs = [...(access.empty ? [] : ['allow/deny lists']), ...(global.quiet ? [] : ['per-peer reports (without -q)'])];
+  const choice = chooseEngine(values.engine, nativeUdpEchoStatus(), needsJs);
+  if (choice.engine === 'native') return runNativeUdpEcho(ep, report, io.shutdown);
   const server = await startUdpEchoServer(ep, {
     ...(access.empty
       ? {}
@@ -80,9 +87,10 @@ export async function runUdpEchoServer({ values, given, positionals, io, global 
     },
   });
   const where = formatEndpoint(server.endpoint);
+  report.log(`engine: ${describeEngine(choice)}`);
   report.event(
     'listening',
-    { address: where, transport: 'udp', maxPayload: server.maxPayload },
+    { address: where, transport: 'udp', maxPayload: server.maxPayload, engine: 'js', ...(choice.reason !== undefined ? { engineReason: choice.reason } : {}) },
     `udp echo server listening on ${where} (datagrams up to ${server.maxPayload} bytes)`,
   );
   await new Promise<void>((resolve) => {
@@ -99,6 +107,31 @@ export async function runUdpEchoServer({ values, given, positionals, io, global 
       `out ${formatCount(s.datagramsOut)} / ${formatBytes(s.bytesOut)}${s.dropped ? `, ${formatCount(s.dropped)} dropped (send queue full)` : ''}` +
       `${s.sendErrors ? `, ${formatCount(s.sendErrors)} send error(s)` : ''}${s.denied ? `, ${formatCount(s.denied)} datagram(s) denied` : ''}` +
       `${s.peersEvicted ? `, ${formatCount(s.peersEvicted)} peer(s) forgotten` : ''}`,
+  );
+  return 0;
+}
+
+/** `echo-server --udp` on the native engine: the same start line and totals, without peers. */
+async function runNativeUdpEcho(ep: Endpoint, report: Reporter, shutdown: AbortSignal): Promise<number> {
+  const server = await startNativeUdpEchoServer(ep);
+  const where = formatEndpoint(server.endpoint);
+  report.log('engine: native');
+  report.event(
+    'listening',
+    { address: where, transport: 'udp', maxPayload: server.maxPayload, engine: 'native' },
+    `udp echo server listening on ${where} (datagrams up to ${server.maxPayload} bytes)`,
+  );
+  await new Promise<void>((resolve) => {
+    if (shutdown.aborted) resolve();
+    else shutdown.addEventListener('abort', () => resolve(), { once: true });
+  });
+  await server.close();
+  const s = server.stats;
+  report.result(
+    'stopped',
+    { transport: 'udp', engine: 'native', ...s },
+    `udp echo server stopped: in ${formatCount(s.datagramsIn)} datagram(s) / ${formatBytes(s.bytesIn)}, out ${formatCount(s.datagramsOut)} / ${formatBytes(s.bytesOut)}` +
+      `${s.dropped ? `, ${formatCount(s.dropped)} dropped (socket full)` : ''}${s.sendErrors ? `, ${formatCount(s.sendErrors)} send error(s)` : ''} (native engine: peers not tracked)`,
   );
   return 0;
 }
