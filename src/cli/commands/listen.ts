@@ -6,7 +6,7 @@
 import { EventEmitter, once } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import type { Command, CommandContext } from '../command.js';
+import { defineCommand } from '../command.js';
 import { DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
 import { SocketkitError, toSocketkitError } from '../../core/errors.js';
 import { neutralise } from '../../core/terminal-text.js';
@@ -15,15 +15,13 @@ import { peerOf, startServer, type ServerEvent } from '../../server/server.js';
 import { Fanout } from '../../relay/fanout.js';
 import { LabelledLines } from '../../relay/labels.js';
 import { relay, RelayError } from '../../relay/relay.js';
-import { SERVER_SECURITY_OPTIONS, looseServerSecurityValues, serverSecurity } from '../security-options.js';
+import { SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
 import { acceptErrorLine } from '../server-report.js';
-import { flag, parseCount, parseDurationMs, str } from '../values.js';
+import { count, toggle } from '../options.js';
 import { endingFields, endingText, execSpec, relayReporter, RELAY_OPTIONS, runExecRelay } from './relay-shared.js';
 import { runUdpListen, UDP_LISTEN_OPTIONS } from './udp-relay.js';
 
-type Ctx = CommandContext<Record<string, string | boolean | string[] | undefined>>;
-
-const command: Command = {
+export default defineCommand({
   name: 'listen',
   summary: 'Accept a client and relay it (nc -l): what it sends to stdout, stdin to it; -k for many.',
   args: '[ADDR]',
@@ -31,10 +29,10 @@ const command: Command = {
     'ADDR is PORT, HOST:PORT, [IPV6]:PORT or unix:PATH (default 127.0.0.1:9800). Without -k, serves the first client and exits with its ending (others are refused meanwhile). ' +
     "With -k, any number: stdin goes to every client connected, each client's bytes to stdout (--label prefixes each line with the client). Reports go to stderr: stdout is the data.",
   options: {
-    once: { type: 'boolean', help: 'serve one client, then exit (the default without -k)' },
-    'keep-open': { type: 'boolean', short: 'k', help: 'serve any number of clients, one after another or at once, until SIGINT/SIGTERM' },
-    label: { type: 'boolean', help: "prefix each line of a client's bytes on stdout with [CLIENT] (several clients at once stay apart)" },
-    'max-conns': { type: 'string', value: 'N', help: 'with -k: serve at most N clients at once; more are refused' },
+    once: toggle('serve one client, then exit (the default without -k)'),
+    'keep-open': toggle('serve any number of clients, one after another or at once, until SIGINT/SIGTERM', { short: 'k' }),
+    label: toggle("prefix each line of a client's bytes on stdout with [CLIENT] (several clients at once stay apart)"),
+    'max-conns': count('with -k: serve at most N clients at once; more are refused', { needs: 'keep-open' }),
     ...RELAY_OPTIONS,
     ...UDP_LISTEN_OPTIONS,
     ...SERVER_SECURITY_OPTIONS,
@@ -48,22 +46,19 @@ const command: Command = {
     'socketkit listen 9800 --tls --cert cert.pem --key key.pem',
     'socketkit listen --udp 9800 --label',
   ],
-  async run(ctx: Ctx) {
+  async run(ctx) {
     const { values, positionals, io, global } = ctx;
-    if (flag(values, 'udp')) return runUdpListen(ctx);
-    const keepOpen = flag(values, 'keep-open');
-    if (keepOpen && flag(values, 'once')) throw new SocketkitError('ERR_USAGE', 'choose one: --once or -k/--keep-open');
+    if (values.udp) return runUdpListen(ctx);
+    const keepOpen = values['keep-open'];
+    if (keepOpen && values.once) throw new SocketkitError('ERR_USAGE', 'choose one: --once or -k/--keep-open');
     const ep = parseEndpoint(positionals[0] ?? String(DEFAULT_PORT), { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
-    const maxText = str(values, 'max-conns');
-    if (maxText !== undefined && !keepOpen) throw new SocketkitError('ERR_USAGE', '--max-conns applies only with -k (without it one client is served)');
-    const maxConnections = keepOpen ? (maxText !== undefined ? parseCount('max-conns', maxText) : undefined) : 1;
-    const idleText = str(values, 'idle-timeout');
-    const idleTimeoutMs = idleText !== undefined ? parseDurationMs('idle-timeout', idleText) : 0;
-    const halfClose = !flag(values, 'no-half-close');
-    const label = flag(values, 'label');
+    const maxConnections = keepOpen ? values['max-conns'] : 1;
+    const idleTimeoutMs = values['idle-timeout'] ?? 0;
+    const halfClose = !values['no-half-close'];
+    const label = values.label;
     const exec = execSpec(values);
     const report = relayReporter(io, global);
-    const sec = await serverSecurity(looseServerSecurityValues(values), report);
+    const sec = await serverSecurity(values, report);
     const stdin = io.stdin as Readable;
     const fanout = exec ? undefined : new Fanout(stdin, { halfClose });
     const interactive = io.stdin.isTTY === true;
@@ -142,6 +137,4 @@ const command: Command = {
       await server.close(0);
     }
   },
-};
-
-export default command;
+});

@@ -7,21 +7,17 @@ import type { Socket } from 'node:net';
 import type { CommandIO, GlobalFlags, OptionSpec } from '../command.js';
 import { SocketkitError } from '../../core/errors.js';
 import { createReporter, type Reporter } from '../report.js';
+import { duration, text, toggle } from '../options.js';
 import { parseExecLine, relayExec, type ExecSpec, type ExecStatus } from '../../relay/exec.js';
 import type { RelayResult } from '../../relay/relay.js';
-import { str } from '../values.js';
-
-type Values = Record<string, string | boolean | string[] | undefined>;
 
 /** Options of both commands. */
-export const RELAY_OPTIONS: Readonly<Record<string, OptionSpec>> = {
-  'no-half-close': { type: 'boolean', help: 'when stdin ends, send nothing (no FIN): for servers that take a half-close as the end; the connection ends when the peer closes' },
-  'idle-timeout': { type: 'string', value: 'SECONDS', help: 'close with ERR_TIMEOUT after this long without a byte either way' },
-  exec: { type: 'string', value: 'CMD', help: "run CMD (split on blanks) with the connection as its stdin and stdout" },
-  'sh-exec': { type: 'string', value: 'CMD', help: 'as --exec, through /bin/sh -c CMD' },
-  // --dump / --dump hex: the shared traffic renderer (src/proxy/) plugs in through relay()'s
-  // onSent/onReceived hooks once it lands; the option is added with it.
-};
+export const RELAY_OPTIONS = {
+  'no-half-close': toggle('when stdin ends, send nothing (no FIN): for servers that take a half-close as the end; the connection ends when the peer closes'),
+  'idle-timeout': duration('close with ERR_TIMEOUT after this long without a byte either way'),
+  exec: text('run CMD (split on blanks) with the connection as its stdin and stdout', { value: 'CMD' }),
+  'sh-exec': text('as --exec, through /bin/sh -c CMD', { value: 'CMD' }),
+} as const satisfies Readonly<Record<string, OptionSpec>>;
 
 /** The reporter of connect and listen: everything on stderr (stdout is the data). */
 export function relayReporter(io: CommandIO, global: GlobalFlags): Reporter {
@@ -41,9 +37,9 @@ export function endingFields(r: RelayResult): Record<string, unknown> {
 }
 
 /** The --exec or --sh-exec program, if one was asked for (ERR_USAGE for both). */
-export function execSpec(values: Values): ExecSpec | undefined {
-  const exec = str(values, 'exec');
-  const sh = str(values, 'sh-exec');
+export function execSpec(values: { readonly exec: string | undefined; readonly 'sh-exec': string | undefined }): ExecSpec | undefined {
+  const exec = values.exec;
+  const sh = values['sh-exec'];
   if (exec !== undefined && sh !== undefined) throw new SocketkitError('ERR_USAGE', 'choose one: --exec or --sh-exec');
   if (exec === undefined && sh === undefined) return undefined;
   if ((exec ?? sh)!.trim() === '') throw new SocketkitError('ERR_USAGE', `--${exec !== undefined ? 'exec' : 'sh-exec'}: the command is empty`);
