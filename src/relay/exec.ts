@@ -14,6 +14,7 @@ import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { SocketkitError } from '../core/errors.js';
 import { relay, RelayError, type RelayResult } from './relay.js';
+import type { Hold } from './pump.js';
 import { DEFAULT_EXEC_EXIT_GRACE_MS, DEFAULT_EXEC_KILL_AFTER_MS, DEFAULT_EXEC_LINGER_MS } from './constants.js';
 
 /** What to run. */
@@ -41,6 +42,10 @@ export interface ExecRelayOptions {
   readonly lingerMs?: number;
   /** After the connection ends, how long the program may take to exit before SIGTERM, ms. */
   readonly exitGraceMs?: number;
+  /** As relay()'s: every chunk sent to, received from the peer, and what those write to. */
+  readonly onSent?: (chunk: Buffer) => void;
+  readonly onReceived?: (chunk: Buffer) => void;
+  readonly hold?: Hold;
 }
 
 /** The relay's result and the program's exit. */
@@ -113,6 +118,9 @@ export async function relayExec(socket: Socket, spec: ExecSpec, options: ExecRel
       idleTimeoutMs: options.idleTimeoutMs ?? 0,
       signal: options.signal ? AbortSignal.any([options.signal, linger.signal]) : linger.signal,
       peer: options.peer,
+      ...(options.onSent ? { onSent: options.onSent } : {}),
+      ...(options.onReceived ? { onReceived: options.onReceived } : {}),
+      ...(options.hold ? { hold: options.hold } : {}),
     });
   } catch (err) {
     if (!(err instanceof RelayError)) throw err;

@@ -12,7 +12,7 @@ import { relay, RelayError, type RelayResult } from '../../relay/relay.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
 import { duration, toggle } from '../options.js';
 import { runUdpConnect, UDP_CLIENT_OPTIONS } from './udp-relay.js';
-import { endingText, relayReporter, RELAY_OPTIONS, execSpec, runExecRelay, endingFields } from './relay-shared.js';
+import { endingText, relayReporter, RELAY_OPTIONS, execSpec, runExecRelay, endingFields, relayDump } from './relay-shared.js';
 
 export default defineCommand({
   name: 'connect',
@@ -37,6 +37,7 @@ export default defineCommand({
     'socketkit connect example.com:443 --tls',
     'socketkit connect 127.0.0.1:9800 --exec "/bin/cat"',
     'socketkit connect 127.0.0.1:5353 --udp --timeout 2',
+    "printf 'PING\\r\\n' | socketkit connect 127.0.0.1:6379 --dump hex",
   ],
   async run(ctx) {
     const { values, positionals, io, global } = ctx;
@@ -48,10 +49,11 @@ export default defineCommand({
     const exec = execSpec(values);
     const sec = await clientSecurity(values);
     const report = relayReporter(io, global);
+    const dump = relayDump(values.dump, io)?.hooks(1);
     const peer = formatEndpoint(ep);
     const socket = await connect(ep, { signal: io.shutdown, timeoutMs }, sec.connect.transport);
     report.event('connected', { peer, tls: sec.mode !== 'plain' }, undefined);
-    if (exec) return runExecRelay(socket, exec, { peer, halfClose, idleTimeoutMs, signal: io.shutdown, report, direction: 'to' });
+    if (exec) return runExecRelay(socket, exec, { peer, halfClose, idleTimeoutMs, signal: io.shutdown, report, direction: 'to', dump });
     let r: RelayResult;
     try {
       r = await relay(socket, {
@@ -63,6 +65,7 @@ export default defineCommand({
         idleTimeoutMs,
         signal: io.shutdown,
         peer,
+        ...dump,
       });
     } catch (err) {
       if (err instanceof RelayError) {

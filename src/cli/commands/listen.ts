@@ -18,7 +18,7 @@ import { relay, RelayError } from '../../relay/relay.js';
 import { SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
 import { acceptErrorLine } from '../server-report.js';
 import { count, toggle } from '../options.js';
-import { endingFields, endingText, execSpec, relayReporter, RELAY_OPTIONS, runExecRelay } from './relay-shared.js';
+import { endingFields, endingText, execSpec, relayDump, relayReporter, RELAY_OPTIONS, runExecRelay } from './relay-shared.js';
 import { runUdpListen, UDP_LISTEN_OPTIONS } from './udp-relay.js';
 
 export default defineCommand({
@@ -60,7 +60,8 @@ export default defineCommand({
     const report = relayReporter(io, global);
     const sec = await serverSecurity(values, report);
     const stdin = io.stdin as Readable;
-    const fanout = exec ? undefined : new Fanout(stdin, { halfClose });
+    const dump = relayDump(values.dump, io);
+    const fanout = exec ? undefined : new Fanout(stdin, { halfClose, ...(dump ? { hold: dump.hold } : {}) });
     const interactive = io.stdin.isTTY === true;
     const finished = new EventEmitter<{ done: [status: number, error: SocketkitError | undefined] }>();
     let nextId = 1;
@@ -69,9 +70,10 @@ export default defineCommand({
       const id = nextId++;
       const peer = peerOf(socket, ep, id);
       report.event('connect', { id, peer }, `+ ${peer} connected`);
-      if (exec) return runExecRelay(socket, exec, { peer, halfClose, idleTimeoutMs, signal: io.shutdown, report, direction: 'from' });
+      const hooks = dump?.hooks(id);
+      if (exec) return runExecRelay(socket, exec, { peer, halfClose, idleTimeoutMs, signal: io.shutdown, report, direction: 'from', dump: hooks });
       const output = label ? new LabelledLines(io.stdout, `[${neutralise(peer)}] `) : io.stdout;
-      fanout!.add(socket);
+      fanout!.add(socket, hooks?.onSent);
       try {
         const r = await relay(socket, {
           output,
@@ -80,6 +82,7 @@ export default defineCommand({
           idleTimeoutMs,
           signal: io.shutdown,
           peer,
+          ...(hooks ? { onReceived: hooks.onReceived, hold: hooks.hold } : {}),
           // A labelled client's last line without a newline is printed when it ends.
           ...(label ? { onPeerEnd: () => output.end() } : {}),
         });

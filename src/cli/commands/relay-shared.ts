@@ -4,12 +4,21 @@
  * Reports go to stderr, in text and in --json mode alike: stdout carries the peer's bytes.
  */
 import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import type { CommandIO, GlobalFlags, OptionSpec } from '../command.js';
 import { SocketkitError } from '../../core/errors.js';
 import { createReporter, type Reporter } from '../report.js';
-import { duration, text, toggle } from '../options.js';
+import { custom, duration, text, toggle } from '../options.js';
 import { parseExecLine, relayExec, type ExecSpec, type ExecStatus } from '../../relay/exec.js';
 import type { RelayResult } from '../../relay/relay.js';
+import { StreamDump, type DumpFormat } from '../../proxy/dump.js';
+import type { Hold } from '../../relay/pump.js';
+
+/** `--dump text|hex`: the proxy's renderer, the same two forms. */
+export function parseDumpFormat(option: string, given: string): DumpFormat {
+  if (given === 'text' || given === 'hex') return given;
+  throw new SocketkitError('ERR_USAGE', `--${option}: '${given}' is not text or hex`);
+}
 
 /** Options of both commands. */
 export const RELAY_OPTIONS = {
@@ -17,7 +26,60 @@ export const RELAY_OPTIONS = {
   'idle-timeout': duration('close with ERR_TIMEOUT after this long without a byte either way'),
   exec: text('run CMD (split on blanks) with the connection as its stdin and stdout', { value: 'CMD' }),
   'sh-exec': text('as --exec, through /bin/sh -c CMD', { value: 'CMD' }),
+  dump: custom(
+    'show every chunk on stderr as it is sent (>) or received (<): time, connection, offset, length, then the bytes as text with escapes or hex rows (as proxy --dump); stdout keeps only the data',
+    parseDumpFormat,
+    { value: 'text|hex' },
+  ),
 } as const satisfies Readonly<Record<string, OptionSpec>>;
+
+/** relay()'s hooks that show one connection's chunks in the dump. */
+export interface DumpHooks {
+  readonly onSent: (chunk: Buffer) => void;
+  readonly onReceived: (chunk: Buffer) => void;
+  readonly hold: Hold;
+}
+
+/**
+ * `--dump`: the proxy's renderer (src/proxy/dump.ts) on stderr, so stdout keeps only the data.
+ * `>` is what we send to the peer, `<` what it sends us; offsets count each direction's bytes.
+ * Every byte of the peer's passes the renderer's escapes and `neutralise()` before the terminal.
+ */
+export class RelayDump {
+  readonly #sink: StreamDump;
+
+  constructor(out: Writable, format: DumpFormat) {
+    this.#sink = new StreamDump(out, format);
+  }
+
+  /** The dump's output, which the relay waits for while it is full. */
+  get hold(): Hold {
+    return this.#sink;
+  }
+
+  /** The hooks for connection number `connection` (1 for connect; the client's number in listen). */
+  hooks(connection: number): DumpHooks {
+    let sent = 0;
+    let received = 0;
+    const sink = this.#sink;
+    return {
+      onSent: (chunk) => {
+        sink.chunk(connection, '>', sent, chunk);
+        sent += chunk.length;
+      },
+      onReceived: (chunk) => {
+        sink.chunk(connection, '<', received, chunk);
+        received += chunk.length;
+      },
+      hold: sink,
+    };
+  }
+}
+
+/** The dump `--dump` asks for, on stderr, or undefined. */
+export function relayDump(format: DumpFormat | undefined, io: CommandIO): RelayDump | undefined {
+  return format === undefined ? undefined : new RelayDump(io.stderr, format);
+}
 
 /** The reporter of connect and listen: everything on stderr (stdout is the data). */
 export function relayReporter(io: CommandIO, global: GlobalFlags): Reporter {
@@ -54,6 +116,7 @@ export function statusText(s: ExecStatus): string {
 
 export interface ExecRunOptions {
   readonly peer: string;
+  readonly dump?: DumpHooks | undefined;
   readonly halfClose: boolean;
   readonly idleTimeoutMs: number;
   readonly signal: AbortSignal;
@@ -67,7 +130,7 @@ export interface ExecRunOptions {
  * status: the connection's failure, else the program's own non-zero status, else 0.
  */
 export async function runExecRelay(socket: Socket, spec: ExecSpec, o: ExecRunOptions): Promise<number> {
-  const r = await relayExec(socket, spec, { peer: o.peer, halfClose: o.halfClose, idleTimeoutMs: o.idleTimeoutMs, signal: o.signal });
+  const r = await relayExec(socket, spec, { peer: o.peer, halfClose: o.halfClose, idleTimeoutMs: o.idleTimeoutMs, signal: o.signal, ...o.dump });
   const fields = { peer: o.peer, ...endingFields(r.relay), exitCode: r.status.code, signal: r.status.signal, killed: r.status.killed };
   const what = spec.shell ? `sh -c '${spec.command}'` : spec.command;
   if (r.error) {
