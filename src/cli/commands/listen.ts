@@ -17,7 +17,8 @@ import { LabelledLines } from '../../relay/labels.js';
 import { relay, RelayError } from '../../relay/relay.js';
 import { SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
 import { acceptErrorLine } from '../server-report.js';
-import { count, toggle } from '../options.js';
+import { count, text, toggle } from '../options.js';
+import { parseExecLine } from '../../relay/exec.js';
 import { endingFields, endingText, execSpec, relayDump, relayReporter, RELAY_OPTIONS, runExecRelay } from './relay-shared.js';
 import { runUdpListen, UDP_LISTEN_OPTIONS } from './udp-relay.js';
 
@@ -31,7 +32,11 @@ export default defineCommand({
   options: {
     once: toggle('serve one client, then exit (the default without -k)'),
     'keep-open': toggle('serve any number of clients, one after another or at once, until SIGINT/SIGTERM', { short: 'k' }),
-    label: toggle("prefix each line of a client's bytes on stdout with [CLIENT] (several clients at once stay apart)"),
+    label: toggle("prefix each line of a client's bytes (or of its --each program's output) on stdout with [CLIENT] (several clients at once stay apart)"),
+    each: text(
+      "run CMD (through /bin/sh -c) for each client, the client's bytes as its stdin and its stdout on ours (stdin still goes to the clients); SOCKETKIT_PEER and SOCKETKIT_CLIENT (1, 2, ...) name the client",
+      { value: 'CMD' },
+    ),
     'max-conns': count('with -k: serve at most N clients at once; more are refused', { needs: 'keep-open' }),
     ...RELAY_OPTIONS,
     ...UDP_LISTEN_OPTIONS,
@@ -43,6 +48,8 @@ export default defineCommand({
     'socketkit listen [::1]:9800 < reply.txt',
     'socketkit listen -k --label 0.0.0.0:9800 --allow 10.0.0.0/8',
     'socketkit listen -k 9800 --exec "/bin/cat"',
+    "socketkit listen -k 9800 --label --each 'sha256sum'",
+    "socketkit listen -k 9800 --each 'cat > upload-$SOCKETKIT_CLIENT.bin'",
     'socketkit listen 9800 --tls --cert cert.pem --key key.pem',
     'socketkit listen --udp 9800 --label',
   ],
@@ -57,6 +64,9 @@ export default defineCommand({
     const halfClose = !values['no-half-close'];
     const label = values.label;
     const exec = execSpec(values);
+    if (values.each !== undefined && exec) throw new SocketkitError('ERR_USAGE', 'choose one: --each (the program\'s output is printed) or --exec/--sh-exec (it goes to the client)');
+    if (values.each?.trim() === '') throw new SocketkitError('ERR_USAGE', '--each: the command is empty');
+    const each = values.each !== undefined ? parseExecLine(values.each, true) : undefined;
     const report = relayReporter(io, global);
     const sec = await serverSecurity(values, report);
     const stdin = io.stdin as Readable;
@@ -74,6 +84,24 @@ export default defineCommand({
       if (exec) return runExecRelay(socket, exec, { peer, halfClose, idleTimeoutMs, signal: io.shutdown, report, direction: 'from', dump: hooks });
       const output = label ? new LabelledLines(io.stdout, `[${neutralise(peer)}] `) : io.stdout;
       fanout!.add(socket, hooks?.onSent);
+      if (each) {
+        try {
+          return await runExecRelay(socket, each, {
+            peer,
+            halfClose,
+            idleTimeoutMs,
+            signal: io.shutdown,
+            report,
+            direction: 'from',
+            dump: hooks,
+            programOutput: output,
+            env: { SOCKETKIT_PEER: peer, SOCKETKIT_CLIENT: String(id) },
+          });
+        } finally {
+          fanout!.remove(socket);
+          if (label && !output.writableEnded) output.end();
+        }
+      }
       try {
         const r = await relay(socket, {
           output,

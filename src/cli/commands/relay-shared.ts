@@ -117,6 +117,9 @@ export function statusText(s: ExecStatus): string {
 export interface ExecRunOptions {
   readonly peer: string;
   readonly dump?: DumpHooks | undefined;
+  /** listen --each: the program's stdout goes here, not to the peer. */
+  readonly programOutput?: Writable;
+  readonly env?: Readonly<Record<string, string>>;
   readonly halfClose: boolean;
   readonly idleTimeoutMs: number;
   readonly signal: AbortSignal;
@@ -130,7 +133,7 @@ export interface ExecRunOptions {
  * status: the connection's failure, else the program's own non-zero status, else 0.
  */
 export async function runExecRelay(socket: Socket, spec: ExecSpec, o: ExecRunOptions): Promise<number> {
-  const r = await relayExec(socket, spec, { peer: o.peer, halfClose: o.halfClose, idleTimeoutMs: o.idleTimeoutMs, signal: o.signal, ...o.dump });
+  const r = await relayExec(socket, spec, { peer: o.peer, halfClose: o.halfClose, idleTimeoutMs: o.idleTimeoutMs, signal: o.signal, ...o.dump, ...(o.programOutput ? { programOutput: o.programOutput } : {}), ...(o.env ? { env: o.env } : {}) });
   const fields = { peer: o.peer, ...endingFields(r.relay), exitCode: r.status.code, signal: r.status.signal, killed: r.status.killed };
   const what = spec.shell ? `sh -c '${spec.command}'` : spec.command;
   if (r.error) {
