@@ -8,11 +8,12 @@ import { DEFAULT_CONNECT_HOST, DEFAULT_CONNECT_TIMEOUT_MS } from '../../core/def
 import { SocketkitError } from '../../core/errors.js';
 import { connect } from '../../net/connect.js';
 import { formatEndpoint, parseEndpoint } from '../../net/endpoint.js';
-import { relay, RelayError, type RelayResult } from '../../relay/relay.js';
+import { RelayError, type RelayResult } from '../../relay/relay.js';
+import { socketFd } from '../../net/socket-state.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
 import { duration, toggle } from '../options.js';
 import { runUdpConnect, UDP_CLIENT_OPTIONS } from './udp-relay.js';
-import { endingText, relayReporter, RELAY_OPTIONS, execSpec, runExecRelay, endingFields, relayDump } from './relay-shared.js';
+import { endingText, relayReporter, RELAY_OPTIONS, execSpec, runExecRelay, endingFields, relayDump, relayStdio, spliceRefusal, type RelayEngine } from './relay-shared.js';
 
 export default defineCommand({
   name: 'connect',
@@ -54,9 +55,10 @@ export default defineCommand({
     const socket = await connect(ep, { signal: io.shutdown, timeoutMs }, sec.connect.transport);
     report.event('connected', { peer, tls: sec.mode !== 'plain' }, undefined);
     if (exec) return runExecRelay(socket, exec, { peer, halfClose, idleTimeoutMs, signal: io.shutdown, report, direction: 'to', dump });
+    const engine: RelayEngine = socketFd(socket) !== undefined && spliceRefusal(io, { halfClose, idleTimeoutMs, needsJs: dump !== undefined }) === undefined ? 'splice' : 'js';
     let r: RelayResult;
     try {
-      r = await relay(socket, {
+      r = await relayStdio(socket, engine, {
         input: io.stdin as Readable,
         output: io.stdout,
         halfClose,
@@ -69,12 +71,12 @@ export default defineCommand({
       });
     } catch (err) {
       if (err instanceof RelayError) {
-        report.event('closed', { peer, ...endingFields(err.result), code: err.code }, undefined);
+        report.event('closed', { peer, ...endingFields(err.result), engine, code: err.code }, undefined);
         throw new SocketkitError(err.code, `${err.message}, ${endingText(err.result)}`, { cause: err });
       }
       throw err;
     }
-    report.event('closed', { peer, ...endingFields(r) }, `connection to ${peer} closed: ${endingText(r)}`);
+    report.event('closed', { peer, ...endingFields(r), engine }, `connection to ${peer} closed: ${endingText(r)}`);
     return 0;
   },
 });

@@ -14,12 +14,13 @@ import { formatEndpoint, parseEndpoint } from '../../net/endpoint.js';
 import { peerOf, startServer, type ServerEvent } from '../../server/server.js';
 import { Fanout } from '../../relay/fanout.js';
 import { LabelledLines } from '../../relay/labels.js';
-import { relay, RelayError } from '../../relay/relay.js';
+import { RelayError } from '../../relay/relay.js';
 import { SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
 import { acceptErrorLine } from '../server-report.js';
 import { count, text, toggle } from '../options.js';
 import { parseExecLine } from '../../relay/exec.js';
-import { endingFields, endingText, execSpec, relayDump, relayReporter, RELAY_OPTIONS, runExecRelay } from './relay-shared.js';
+import { endingFields, endingText, execSpec, relayDump, relayReporter, RELAY_OPTIONS, relayStdio, runExecRelay, spliceRefusal, type RelayEngine } from './relay-shared.js';
+import { socketFd } from '../../net/socket-state.js';
 import { runUdpListen, UDP_LISTEN_OPTIONS } from './udp-relay.js';
 
 export default defineCommand({
@@ -71,7 +72,13 @@ export default defineCommand({
     const sec = await serverSecurity(values, report);
     const stdin = io.stdin as Readable;
     const dump = relayDump(values.dump, io);
-    const fanout = exec ? undefined : new Fanout(stdin, { halfClose, ...(dump ? { hold: dump.hold } : {}) });
+    // One plain client between stdin and stdout: the kernel can move the bytes (splice-relay.ts).
+    // Then stdin is never touched by Node (a fan-out would start reading it).
+    const spliceable =
+      sec.mode === 'plain' &&
+      spliceRefusal(io, { halfClose, idleTimeoutMs, needsJs: keepOpen || label || dump !== undefined || exec !== undefined || each !== undefined }) === undefined;
+    const fanout = exec || spliceable ? undefined : new Fanout(stdin, { halfClose, ...(dump ? { hold: dump.hold } : {}) });
+    let splicing = false;
     const interactive = io.stdin.isTTY === true;
     const finished = new EventEmitter<{ done: [status: number, error: SocketkitError | undefined] }>();
     let nextId = 1;
@@ -81,9 +88,11 @@ export default defineCommand({
       const peer = peerOf(socket, ep, id);
       report.event('connect', { id, peer }, `+ ${peer} connected`);
       const hooks = dump?.hooks(id);
+      const engine: RelayEngine = spliceable && socketFd(socket) !== undefined ? 'splice' : 'js';
+      splicing = true;
       if (exec) return runExecRelay(socket, exec, { peer, halfClose, idleTimeoutMs, signal: io.shutdown, report, direction: 'from', dump: hooks });
       const output = label ? new LabelledLines(io.stdout, `[${neutralise(peer)}] `) : io.stdout;
-      fanout!.add(socket, hooks?.onSent);
+      fanout?.add(socket, hooks?.onSent);
       if (each) {
         try {
           return await runExecRelay(socket, each, {
@@ -103,7 +112,7 @@ export default defineCommand({
         }
       }
       try {
-        const r = await relay(socket, {
+        const r = await relayStdio(socket, engine, {
           output,
           halfClose,
           stopOnPeerEnd: !halfClose || interactive,
@@ -114,17 +123,18 @@ export default defineCommand({
           // A labelled client's last line without a newline is printed when it ends.
           ...(label ? { onPeerEnd: () => output.end() } : {}),
         });
-        report.event('closed', { id, peer, ...endingFields({ ...r, bytesSent: socket.bytesWritten }) }, `- connection from ${peer} closed: ${endingText({ ...r, bytesSent: socket.bytesWritten })}`);
+        const sent = engine === 'splice' ? r : { ...r, bytesSent: socket.bytesWritten };
+        report.event('closed', { id, peer, ...endingFields(sent), engine }, `- connection from ${peer} closed: ${endingText(sent)}`);
         return 0;
       } catch (err) {
         if (err instanceof RelayError) {
-          const r = { ...err.result, bytesSent: socket.bytesWritten };
-          report.event('closed', { id, peer, ...endingFields(r), code: err.code }, undefined);
+          const r = engine === 'splice' ? err.result : { ...err.result, bytesSent: socket.bytesWritten };
+          report.event('closed', { id, peer, ...endingFields(r), engine, code: err.code }, undefined);
           throw new SocketkitError(err.code, `${err.message}, ${endingText(r)}`, { cause: err });
         }
         throw err;
       } finally {
-        fanout!.remove(socket);
+        fanout?.remove(socket);
         // A client that failed mid-line: its last partial line is still printed, labelled.
         if (label && !output.writableEnded) output.end();
       }
@@ -136,6 +146,12 @@ export default defineCommand({
     };
     const server = await startServer(ep, {
       protocol: () => (socket) => {
+        if (spliceable && splicing) {
+          // A spliced client's socket is no longer Node's, so the server counts it gone: one client still means one.
+          report.event('refused', { peer: peerOf(socket, ep, 0), reason: 'one client is being served (-k serves more)' }, `! ${peerOf(socket, ep, 0)} refused: one client is being served (-k serves more)`);
+          socket.destroy();
+          return;
+        }
         serveOne(socket).then(
           (status) => finished.emit('done', status, undefined),
           (err: unknown) => {

@@ -10,7 +10,8 @@ import { SocketkitError } from '../../core/errors.js';
 import { createReporter, type Reporter } from '../report.js';
 import { custom, duration, text, toggle } from '../options.js';
 import { parseExecLine, relayExec, type ExecSpec, type ExecStatus } from '../../relay/exec.js';
-import type { RelayResult } from '../../relay/relay.js';
+import { relay, type RelayOptions, type RelayResult } from '../../relay/relay.js';
+import { spliceRelay, spliceUnavailable } from '../../relay/splice-relay.js';
 import { StreamDump, type DumpFormat } from '../../proxy/dump.js';
 import type { Hold } from '../../relay/pump.js';
 
@@ -79,6 +80,37 @@ export class RelayDump {
 /** The dump `--dump` asks for, on stderr, or undefined. */
 export function relayDump(format: DumpFormat | undefined, io: CommandIO): RelayDump | undefined {
   return format === undefined ? undefined : new RelayDump(io.stderr, format);
+}
+
+/** How a connection's bytes are moved: 'splice' (native/splice.c, the kernel) or 'js' (Node streams). */
+export type RelayEngine = 'splice' | 'js';
+
+/** What, besides the stdio fds, decides whether the splice pump may run. */
+export interface SpliceWish {
+  readonly halfClose: boolean;
+  readonly idleTimeoutMs: number;
+  /** --dump, --exec, --each, --label, -k, TLS: whatever needs the bytes in JS, or several peers. */
+  readonly needsJs: boolean;
+}
+
+/**
+ * Whether the relay can be spliced: the process's own stdin and stdout (not a test's streams),
+ * neither a terminal, stdin a pipe or a file, stdout a pipe, a file or /dev/null, nothing that
+ * needs the bytes in JS, the half-close on, no idle timeout, and the native helper built.
+ * `SOCKETKIT_NATIVE=0` turns it off. Returns undefined when it can, else why not.
+ */
+export function spliceRefusal(io: CommandIO, wish: SpliceWish): string | undefined {
+  if (wish.needsJs) return 'an option needs the bytes in JS';
+  if (!wish.halfClose || wish.idleTimeoutMs > 0) return '--no-half-close and --idle-timeout run in JS';
+  if (io.stdin !== process.stdin || io.stdout !== process.stdout) return 'not the process\'s own stdin and stdout';
+  if (io.stdin.isTTY === true || io.stdout.isTTY === true) return 'a terminal';
+  return spliceUnavailable(0, 1);
+}
+
+/** Relays one plain connection to stdin/stdout with the engine chosen (`splice` only when spliceRefusal said yes). */
+export async function relayStdio(socket: Socket, engine: RelayEngine, options: RelayOptions): Promise<RelayResult> {
+  if (engine === 'splice') return spliceRelay(socket, { inFd: 0, outFd: 1, peer: options.peer, ...(options.signal ? { signal: options.signal } : {}) });
+  return relay(socket, options);
 }
 
 /** The reporter of connect and listen: everything on stderr (stdout is the data). */
