@@ -1,9 +1,11 @@
 /**
  * The relay of `connect` and `listen` by splice(2) (native/splice.c): when both local ends are
  * plain descriptors (pipes, sockets, files, devices such as /dev/null; not terminals) and the socket
- * is plain TCP or Unix, each direction runs on a thread of its own and the kernel moves the
- * bytes, with no copy through user space and no JS per chunk. Node's stream path moves 64 KiB
- * per pipe read with a JS turn each; this path is what takes `connect`/`listen` past nc.
+ * is plain TCP or Unix, each direction runs on a thread of its own with no JS per chunk: the
+ * peer's bytes are spliced by the kernel (socket -> pipe, file or /dev/null, no copy), and a
+ * pipe's bytes go to the socket through one 1 MiB buffer in C (splicing a pipe's pages into
+ * TCP cost more; see native/splice.c). Node's stream path moves 64 KiB per pipe read with a JS
+ * turn each.
  *
  * It behaves as relay() (relay.ts) with `halfClose: true`: stdin's end half-closes the socket
  * and the peer's bytes are read to their end; the peer's end leaves sending going until stdin
