@@ -13,6 +13,7 @@ import { benchTls } from './tls.js';
 import { benchPerf } from './perf.js';
 import { benchBroker } from './broker.js';
 import { benchProxy } from './proxy.js';
+import { benchRelay } from './relay.js';
 
 type Bench = { readonly name: string; run: () => Promise<unknown> };
 
@@ -26,6 +27,7 @@ const BENCHES: readonly Bench[] = [
   { name: 'perf', run: () => benchPerf() },
   { name: 'broker', run: () => benchBroker() },
   { name: 'proxy', run: () => benchProxy() },
+  { name: 'relay', run: () => benchRelay() },
 ];
 
 const only = process.env['SOCKETKIT_BENCH_ONLY']?.split(',').map((s) => s.trim());

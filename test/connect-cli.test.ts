@@ -56,7 +56,9 @@ describe('connect: TCP and Unix', { timeout: 60_000 }, () => {
     const r = await runCli(['connect', addr(srv.endpoint)], { input, timeoutMs: 20_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.toString(), 'hello first\n');
-    assert.ok(got && got.equals(input), 'the server got all of stdin after its own FIN');
+    // Our process may exit before the server's 'end' has run: wait for it, then compare.
+    await waitUntil(() => got !== undefined, "the server's end of our stream");
+    assert.ok(got!.equals(input), 'the server got all of stdin after its own FIN');
     assert.match(r.stderr, /the peer closed first/);
   });
 

@@ -12,8 +12,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import { SocketkitError } from '../core/errors.js';
 import { relay, RelayError, type RelayResult } from './relay.js';
+import { pump, type Hold } from './pump.js';
 import { DEFAULT_EXEC_EXIT_GRACE_MS, DEFAULT_EXEC_KILL_AFTER_MS, DEFAULT_EXEC_LINGER_MS } from './constants.js';
 
 /** What to run. */
@@ -41,6 +43,18 @@ export interface ExecRelayOptions {
   readonly lingerMs?: number;
   /** After the connection ends, how long the program may take to exit before SIGTERM, ms. */
   readonly exitGraceMs?: number;
+  /** As relay()'s: every chunk sent to, received from the peer, and what those write to. */
+  readonly onSent?: (chunk: Buffer) => void;
+  readonly onReceived?: (chunk: Buffer) => void;
+  readonly hold?: Hold;
+  /**
+   * listen's --each: the program's stdout goes here (our stdout, labelled or not), not to the
+   * peer, and the relay sends nothing (the caller does, listen's stdin fan-out); never ended.
+   * Once the peer has ended and the program is done, the connection is half-closed from our side.
+   */
+  readonly programOutput?: Writable;
+  /** Added to the program's environment (e.g. SOCKETKIT_PEER). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** The relay's result and the program's exit. */
@@ -64,10 +78,9 @@ function running(child: ChildProcess): boolean {
 }
 
 /** Starts the program; rejects (ERR_NOT_FOUND, ERR_PERMISSION) when it cannot be run. */
-async function start(spec: ExecSpec): Promise<ChildProcess> {
-  const child = spec.shell
-    ? spawn('/bin/sh', ['-c', spec.command], { stdio: ['pipe', 'pipe', 'inherit'] })
-    : spawn(spec.command, [...spec.args], { stdio: ['pipe', 'pipe', 'inherit'] });
+async function start(spec: ExecSpec, env: Readonly<Record<string, string>> | undefined): Promise<ChildProcess> {
+  const options = { stdio: ['pipe', 'pipe', 'inherit'] as ['pipe', 'pipe', 'inherit'], ...(env ? { env: { ...process.env, ...env } } : {}) };
+  const child = spec.shell ? spawn('/bin/sh', ['-c', spec.command], options) : spawn(spec.command, [...spec.args], options);
   try {
     await once(child, 'spawn');
   } catch (err) {
@@ -84,7 +97,7 @@ async function start(spec: ExecSpec): Promise<ChildProcess> {
 export async function relayExec(socket: Socket, spec: ExecSpec, options: ExecRelayOptions): Promise<ExecRelayResult> {
   let child: ChildProcess;
   try {
-    child = await start(spec);
+    child = await start(spec, options.env);
   } catch (err) {
     // Nothing will serve the connection: close it rather than leave the peer waiting.
     socket.destroy();
@@ -94,17 +107,28 @@ export async function relayExec(socket: Socket, spec: ExecSpec, options: ExecRel
   const linger = new AbortController();
   let lingerTimer: NodeJS.Timeout | undefined;
   let relayDone = false;
+  const toPeer = options.programOutput === undefined;
+  // --each: the program's stdout is printed, with backpressure, never ended (others share it).
+  const printed = toPeer ? Promise.resolve() : pump(child.stdout!, options.programOutput).then(() => undefined, () => undefined);
+  let peerEnded = false;
+  let programDone = false;
+  // --each: nothing more will come from either side of this connection's program.
+  const finishEach = (): void => {
+    if (!toPeer && peerEnded && programDone && !socket.writableEnded && !socket.destroyed) socket.end();
+  };
   // The program is done (exited, its stdout relayed): the peer gets lingerMs to close too.
   const stdoutEnded = once(child.stdout!, 'end').catch(() => undefined);
-  void Promise.all([exited.catch(() => undefined), stdoutEnded]).then(() => {
+  void Promise.all([exited.catch(() => undefined), stdoutEnded, printed]).then(() => {
     if (relayDone) return;
+    programDone = true;
+    finishEach();
     lingerTimer = setTimeout(() => linger.abort(), options.lingerMs ?? DEFAULT_EXEC_LINGER_MS);
   });
   let result: RelayResult;
   let error: RelayError | undefined;
   try {
     result = await relay(socket, {
-      input: child.stdout!,
+      ...(toPeer ? { input: child.stdout! } : {}),
       output: child.stdin!,
       endOutput: true,
       halfClose: options.halfClose ?? true,
@@ -113,6 +137,13 @@ export async function relayExec(socket: Socket, spec: ExecSpec, options: ExecRel
       idleTimeoutMs: options.idleTimeoutMs ?? 0,
       signal: options.signal ? AbortSignal.any([options.signal, linger.signal]) : linger.signal,
       peer: options.peer,
+      ...(options.onSent ? { onSent: options.onSent } : {}),
+      ...(options.onReceived ? { onReceived: options.onReceived } : {}),
+      ...(options.hold ? { hold: options.hold } : {}),
+      onPeerEnd: () => {
+        peerEnded = true;
+        finishEach();
+      },
     });
   } catch (err) {
     if (!(err instanceof RelayError)) throw err;
@@ -147,5 +178,6 @@ export async function relayExec(socket: Socket, spec: ExecSpec, options: ExecRel
     }
   }
   const [code, signal] = await exited;
+  await printed;
   return { relay: result, status: { code, signal, killed }, ...(error ? { error } : {}) };
 }

@@ -9,17 +9,22 @@
  * unless `halfClose` is false.
  */
 import type { Readable, Writable } from 'node:stream';
+import type { Hold } from './pump.js';
 
 export interface FanoutOptions {
   /** Half-close each peer when the input ends. Default true. */
   readonly halfClose?: boolean;
+  /** What the `onWrite` hooks write to (a dump): the input is paused while it is full. */
+  readonly hold?: Hold;
 }
 
 /** See the module comment. */
 export class Fanout {
   readonly #input: Readable;
   readonly #halfClose: boolean;
-  readonly #peers = new Set<Writable>();
+  readonly #hold: Hold | undefined;
+  /** Each peer, with what is told of every chunk written to it (a dump). */
+  readonly #peers = new Map<Writable, ((chunk: Buffer) => void) | undefined>();
   /** Peers above their high-water mark: input stays paused while any is. */
   readonly #full = new Set<Writable>();
   #ended = false;
@@ -29,6 +34,7 @@ export class Fanout {
   constructor(input: Readable, options: FanoutOptions = {}) {
     this.#input = input;
     this.#halfClose = options.halfClose ?? true;
+    this.#hold = options.hold;
     input.on('data', (chunk: Buffer) => this.#onData(chunk));
     input.once('end', () => this.#onEnd());
     // A failing input (a closed terminal) counts as its end.
@@ -41,13 +47,13 @@ export class Fanout {
     return this.#ended;
   }
 
-  /** Starts sending the input to `peer` (until it closes or `remove`). */
-  add(peer: Writable): void {
+  /** Starts sending the input to `peer` (until it closes or `remove`); `onWrite` sees every chunk written to it. */
+  add(peer: Writable, onWrite?: (chunk: Buffer) => void): void {
     if (this.#ended) {
       if (this.#halfClose) peer.end();
       return;
     }
-    this.#peers.add(peer);
+    this.#peers.set(peer, onWrite);
     peer.on('drain', () => {
       this.#full.delete(peer);
       this.#flow();
@@ -65,22 +71,24 @@ export class Fanout {
 
   #flow(): void {
     if (this.#ended) return;
-    if (this.#peers.size > 0 && this.#full.size === 0) this.#input.resume();
+    if (this.#peers.size > 0 && this.#full.size === 0 && !this.#hold?.full) this.#input.resume();
     else this.#input.pause();
   }
 
   #onData(chunk: Buffer): void {
     this.bytesIn += chunk.length;
-    for (const peer of this.#peers) {
+    for (const [peer, onWrite] of this.#peers) {
       if (peer.destroyed || peer.writableEnded) continue;
+      onWrite?.(chunk);
       if (!peer.write(chunk)) this.#full.add(peer);
     }
+    if (this.#hold?.full) this.#hold.whenDrained(() => this.#flow());
     this.#flow();
   }
 
   #onEnd(): void {
     if (this.#ended) return;
     this.#ended = true;
-    if (this.#halfClose) for (const peer of this.#peers) if (!peer.destroyed && !peer.writableEnded) peer.end();
+    if (this.#halfClose) for (const peer of this.#peers.keys()) if (!peer.destroyed && !peer.writableEnded) peer.end();
   }
 }

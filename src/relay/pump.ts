@@ -24,6 +24,18 @@ export interface PumpOptions {
   readonly onDstError?: 'fail' | 'discard';
   /** Names the source in errors, e.g. "127.0.0.1:9800". */
   readonly what?: string;
+  /**
+   * A second output fed by `onChunk` (a traffic dump on stderr): while it is `full` the source
+   * is paused too, so a slow terminal slows the relay instead of growing its buffer.
+   */
+  readonly hold?: Hold;
+}
+
+/** Something the pump waits for besides `dst`. */
+export interface Hold {
+  readonly full: boolean;
+  /** Calls `fn` once, when `full` is false again. */
+  whenDrained(fn: () => void): void;
 }
 
 export interface PumpResult {
@@ -35,7 +47,7 @@ export interface PumpResult {
 
 /** Pumps `src` into `dst` until `src` ends. See the module comment. */
 export function pump(src: Readable, dst: Writable, options: PumpOptions = {}): Promise<PumpResult> {
-  const { signal, onChunk, what } = options;
+  const { signal, onChunk, what, hold } = options;
   const discardOnError = options.onDstError === 'discard';
   return new Promise<PumpResult>((resolve, reject) => {
     let bytes = 0;
@@ -75,9 +87,16 @@ export function pump(src: Readable, dst: Writable, options: PumpOptions = {}): P
       bytes += chunk.length;
       onChunk?.(chunk);
       if (!dst.write(chunk)) src.pause();
+      if (hold?.full) {
+        src.pause();
+        hold.whenDrained(onHoldDrained);
+      }
     };
     const onDrain = (): void => {
-      if (writing) src.resume();
+      if (writing && !hold?.full) src.resume();
+    };
+    const onHoldDrained = (): void => {
+      if (!settled && writing && !dst.writableNeedDrain) src.resume();
     };
     const onEnd = (): void => done();
     const onSrcError = (err: Error): void => done(toSocketkitError(err, what));

@@ -19,7 +19,7 @@ import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { once } from 'node:events';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
-import { pump } from './pump.js';
+import { pump, type Hold } from './pump.js';
 
 export interface RelayOptions {
   /**
@@ -47,6 +47,8 @@ export interface RelayOptions {
   readonly onSent?: (chunk: Buffer) => void;
   /** Every chunk received from the peer (where a traffic dump plugs in). */
   readonly onReceived?: (chunk: Buffer) => void;
+  /** Where `onSent`/`onReceived` write, if they write (a dump): while it is full neither direction reads. */
+  readonly hold?: Hold;
   /** Called once the peer's FIN has arrived (all its bytes are in `output`). */
   readonly onPeerEnd?: () => void;
 }
@@ -129,6 +131,7 @@ export async function relay(socket: Socket, options: RelayOptions): Promise<Rela
       await pump(options.input, socket, {
         signal: sendSignal,
         what: 'input',
+        ...(options.hold ? { hold: options.hold } : {}),
         onChunk: (c) => {
           bytesSent += c.length;
           options.onSent?.(c);
@@ -151,6 +154,7 @@ export async function relay(socket: Socket, options: RelayOptions): Promise<Rela
         options.onReceived?.(c);
       },
       onDstError: options.discardWhenOutputFails ? 'discard' : 'fail',
+      ...(options.hold ? { hold: options.hold } : {}),
     });
     bytesDiscarded = r.discarded;
     peerEnded = true;

@@ -9,6 +9,7 @@ import { createTransferView } from '../progress.js';
 import { finishTransfer } from '../transfer-server.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
 import { HASH_OPTION, hashOption } from '../hash-option.js';
+import { RAW_SEND_OPTIONS, runRawSend } from './send-raw.js';
 
 /**
  * A refusal of the receiver names the receiver's options (`--force`, `--resume`), which send
@@ -34,10 +35,13 @@ export default defineCommand({
     timeout: duration('connect timeout', { default: DEFAULT_CONNECT_TIMEOUT_MS }),
     ...HASH_OPTION,
     ...CLIENT_SECURITY_OPTIONS,
+    ...RAW_SEND_OPTIONS,
   },
   positionals: { min: 2, max: Number.MAX_SAFE_INTEGER },
-  examples: ['socketkit send 192.0.2.7:9800 photos/ notes.txt', 'socketkit send unix:/tmp/drop.sock build.tar --json'],
-  async run({ values, positionals, io, global }) {
+  examples: ['socketkit send 192.0.2.7:9800 photos/ notes.txt', 'socketkit send unix:/tmp/drop.sock build.tar --json', 'socketkit send --raw 192.0.2.7:9800 disk.img   # to nc -l 9800 > disk.img, or socketkit listen 9800 > disk.img'],
+  async run(ctx) {
+    if (ctx.values.raw) return runRawSend(ctx);
+    const { values, positionals, io, global } = ctx;
     const ep = parseEndpoint(positionals[0]!, { defaultHost: DEFAULT_CONNECT_HOST });
     const stallTimeoutMs = values['stall-timeout'];
     const connectTimeoutMs = values.timeout;
