@@ -11,8 +11,10 @@
 typedef napi_value (*skn_register_fn)(napi_env env, napi_value exports);
 
 /* Declarations, one per module: */
+napi_value skn_register_load_engine(napi_env env, napi_value exports);
 
 static const skn_register_fn skn_modules[] = {
+    skn_register_load_engine,
     NULL, /* entries go above this line */
 };
 
