@@ -183,7 +183,7 @@ typedef struct {
   int fd;
   uint32_t pos; /* place among this thread's open connections (the schedule's k mod C) */
   uint8_t state;
-  bool blocked, writing;
+  bool blocked, writing, want_out;
   uint8_t warm_tries;
   uint64_t sent, done, due;
   int64_t last_send, last_progress, deadline;
@@ -293,6 +293,13 @@ static void close_conn(worker_t* w, conn_t* c) {
   c->state = C_DEAD;
 }
 
+/* Asks for EPOLLOUT only while a write waits for room (a writable edge on every ACK would wake the loop for nothing). */
+static void want_out(worker_t* w, conn_t* c, bool on) {
+  if (c->want_out == on || c->fd < 0) return;
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (on ? EPOLLOUT : 0), .data.ptr = c};
+  if (epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev) == 0) c->want_out = on;
+}
+
 /* The connection is unusable: its requests outstanding fail with `id`, those due unsent. */
 static void fail_conn(worker_t* w, conn_t* c, int id) {
   if (c->state != C_OPEN) return;
@@ -335,6 +342,7 @@ static bool flush_write(worker_t* w, conn_t* c) {
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       c->blocked = true;
+      want_out(w, c, true);
       return true;
     }
     int e = errno;
@@ -403,13 +411,13 @@ static bool send_request(worker_t* w, conn_t* c, int64_t now) {
   return flush_write(w, c);
 }
 
-static void pump(worker_t* w, conn_t* c) {
+/* Sends what is due on `c` (closed loop: the next request, once the last is back), `now` being the time. */
+static void pump_at(worker_t* w, conn_t* c, int64_t now) {
   if (c->state != C_OPEN || c->blocked || c->writing) return;
   const config_t* cfg = &w->eng->cfg;
   if (!cfg->open) {
     if (!w->running || c->sent != c->done) return;
     if (cfg->protocol == P_UDP && !udp_room(c, c->sent)) return;
-    int64_t now = now_ns();
     c->last_send = now;
     c->last_progress = now;
     w->st.scheduled++;
@@ -419,11 +427,12 @@ static void pump(worker_t* w, conn_t* c) {
   }
   while (c->state == C_OPEN && !c->blocked && !c->writing && c->sent < c->due && c->sent - c->done < MAX_OUTSTANDING) {
     if (cfg->protocol == P_UDP && !udp_room(c, c->sent)) return;
-    int64_t now = now_ns();
     if (c->sent == c->done) c->last_progress = now;
     if (!send_request(w, c, now)) return;
   }
 }
+
+static void pump(worker_t* w, conn_t* c) { pump_at(w, c, now_ns()); }
 
 /* ---- Replies. */
 static int64_t scheduled_at(const worker_t* w, const conn_t* c, uint64_t seq) {
@@ -441,7 +450,7 @@ static void complete(worker_t* w, conn_t* c, uint64_t seq) {
   w->st.bytes_received += cfg->payload_len[seq % cfg->nmsg];
   c->last_progress = now;
   w->t_last = now;
-  pump(w, c);
+  pump_at(w, c, now);
 }
 
 /* Stream and framed: checks `n` bytes of reply against what was sent; false when it failed. */
@@ -605,6 +614,7 @@ static void start_conn(worker_t* w, conn_t* c, int64_t now) {
     open_failed(w, c, err_id(errno));
     return;
   }
+  c->want_out = true;
   c->deadline = now + ms_ns(cfg->timeout_ms);
   int r;
   do r = connect(fd, (const struct sockaddr*)&cfg->addr, cfg->addrlen);
@@ -636,6 +646,7 @@ static void warm_readable(worker_t* w, conn_t* c, int64_t now) {
       if (n == 1 && w->rbuf[0] == '!') {
         c->state = C_OPEN;
         w->st.opened++;
+        want_out(w, c, false);
         (void)now;
         return;
       }
@@ -654,6 +665,7 @@ static void warm_readable(worker_t* w, conn_t* c, int64_t now) {
       c->roff = 0;
       c->state = C_OPEN;
       w->st.opened++;
+      want_out(w, c, false);
       return;
     }
   }
@@ -902,7 +914,10 @@ static void run_phase(worker_t* w) {
       if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) readable(w, c, ev);
       if (c->state == C_OPEN && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && (c->blocked || c->writing)) {
         c->blocked = false;
-        if (flush_write(w, c) && !c->blocked && !c->writing) pump(w, c);
+        if (flush_write(w, c) && !c->blocked && !c->writing) {
+          want_out(w, c, false);
+          pump(w, c);
+        }
       }
     }
   }
