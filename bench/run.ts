@@ -12,6 +12,7 @@ import { benchTransfer } from './transfer.js';
 import { benchTls } from './tls.js';
 import { benchPerf } from './perf.js';
 import { benchBroker } from './broker.js';
+import { benchLoadEngine } from './load-engine.js';
 
 type Bench = { readonly name: string; run: () => Promise<unknown> };
 
@@ -24,6 +25,7 @@ const BENCHES: readonly Bench[] = [
   { name: 'tls', run: () => benchTls() },
   { name: 'perf', run: () => benchPerf() },
   { name: 'broker', run: () => benchBroker() },
+  { name: 'load', run: () => benchLoadEngine() },
 ];
 
 const only = process.env['SOCKETKIT_BENCH_ONLY']?.split(',').map((s) => s.trim());
