@@ -697,15 +697,16 @@ static void open_phase(worker_t* w) {
   engine_t* e = w->eng;
   const config_t* cfg = &e->cfg;
   struct epoll_event evs[256];
-  uint32_t next = 0, resolved = 0;
+  uint32_t next = 0, lo = 0;
   int64_t t_connect = now_ns();
   double interval_ns = 1e9 / cfg->connect_rate;
   bool giving_up = false;
   for (;;) {
     int64_t now = now_ns();
     uint32_t in_progress = 0;
-    resolved = 0;
-    for (uint32_t i = 0; i < next; i++) {
+    /* Connections before `lo` are open or failed: only the window [lo, next) is in progress. */
+    while (lo < next && (w->conns[lo].state == C_OPEN || w->conns[lo].state == C_DEAD)) lo++;
+    for (uint32_t i = lo; i < next; i++) {
       conn_t* c = &w->conns[i];
       if (c->state == C_CONNECTING || c->state == C_WARMING) {
         if (now >= c->deadline) {
@@ -713,16 +714,12 @@ static void open_phase(worker_t* w) {
             c->warm_tries++;
             send_warm(w, c, now);
             if (c->state == C_WARMING) in_progress++;
-            else resolved++;
             continue;
           }
           open_failed(w, c, E_TIMEOUT);
-          resolved++;
         } else {
           in_progress++;
         }
-      } else {
-        resolved++;
       }
     }
     if (w->st.opened == 0 && w->st.open_failed >= cfg->connect_concurrency) giving_up = true;
@@ -741,7 +738,7 @@ static void open_phase(worker_t* w) {
       int64_t due = t_connect + (int64_t)(next * interval_ns) - now;
       if (due < wait_ns) wait_ns = due;
     }
-    for (uint32_t i = 0; i < next; i++) {
+    for (uint32_t i = lo; i < next; i++) {
       conn_t* c = &w->conns[i];
       if ((c->state == C_CONNECTING || c->state == C_WARMING) && c->deadline - now < wait_ns) wait_ns = c->deadline - now;
     }
@@ -756,7 +753,6 @@ static void open_phase(worker_t* w) {
     }
     if (w->pub.opened != w->st.opened || w->pub.open_failed != w->st.open_failed) publish(w);
   }
-  (void)resolved;
   /* Connections still being opened were abandoned: no failure of their own. */
   w->nopen = 0;
   for (uint32_t i = 0; i < w->nconn; i++) {

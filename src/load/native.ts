@@ -25,6 +25,7 @@ import { newLatencyHistogram, summarizeHistogram } from '../report/histogram.js'
 import type { LoadProtocol } from './connections.js';
 import type { LoadOptions, LoadResult } from './run.js';
 import { DEFAULT_PROGRESS_INTERVAL_MS } from './defaults.js';
+import { splitEvenly } from './threads.js';
 
 /** One thread's share of the work. */
 interface ThreadShare {
@@ -170,11 +171,6 @@ export interface NativeRunParams {
   readonly threads: number;
 }
 
-/** `total` split into `parts` whole shares as even as they go (the first ones get the remainder). */
-function split(total: number, parts: number): number[] {
-  return Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
-}
-
 /**
  * A batch's buckets as an hdr-histogram-js histogram: each bucket recorded at its lowest value,
  * except that the lowest bucket is recorded at the exact minimum and the highest at the exact
@@ -213,8 +209,8 @@ export async function runNativeLoad(ep: Endpoint, p: NativeRunParams, options: L
     if (protocol === 'udp' && largest > maxUdpPayload(r.family)) throw datagramTooLarge(largest, r.family, what);
   }
   const n = Math.max(1, Math.min(p.threads, count));
-  const shares = split(count, n);
-  const requestShares = Number.isFinite(p.budget) ? split(p.budget, n) : undefined;
+  const shares = splitEvenly(count, n);
+  const requestShares = Number.isFinite(p.budget) ? splitEvenly(p.budget, n) : undefined;
   if (requestShares?.some((r) => r === 0)) throw new SocketkitError('ERR_INVALID_ARG', `${p.budget} request(s) cannot be split over ${n} threads: give at least one per thread`);
   const open = p.rate !== undefined;
   const signal = options.signal;
