@@ -14,6 +14,7 @@ import { benchPerf } from './perf.js';
 import { benchBroker } from './broker.js';
 import { benchProxy } from './proxy.js';
 import { benchRelay } from './relay.js';
+import { benchLoadEngine } from './load-engine.js';
 
 type Bench = { readonly name: string; run: () => Promise<unknown> };
 
@@ -28,6 +29,7 @@ const BENCHES: readonly Bench[] = [
   { name: 'broker', run: () => benchBroker() },
   { name: 'proxy', run: () => benchProxy() },
   { name: 'relay', run: () => benchRelay() },
+  { name: 'load', run: () => benchLoadEngine() },
 ];
 
 const only = process.env['SOCKETKIT_BENCH_ONLY']?.split(',').map((s) => s.trim());

@@ -12,12 +12,14 @@ typedef napi_value (*skn_register_fn)(napi_env env, napi_value exports);
 
 /* Declarations, one per module: */
 napi_value skn_register_echo_engine(napi_env env, napi_value exports);
+napi_value skn_register_load_engine(napi_env env, napi_value exports);
 napi_value skn_register_perf_io(napi_env env, napi_value exports);
 napi_value skn_register_splice(napi_env env, napi_value exports);
 napi_value skn_register_tcp_info(napi_env env, napi_value exports);
 
 static const skn_register_fn skn_modules[] = {
     skn_register_echo_engine,
+    skn_register_load_engine,
     skn_register_perf_io,
     skn_register_splice,
     skn_register_tcp_info,

@@ -24,6 +24,9 @@
  * the run has stopped and drained fail as `unanswered`.
  */
 import { setMaxListeners } from 'node:events';
+import type { Histogram } from 'hdr-histogram-js';
+import type { EngineName } from '../native/engine-choice.js';
+import { runNativeLoad } from './native.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import type { ConnectTransport } from '../net/connect.js';
@@ -95,6 +98,17 @@ export interface LoadOptions {
   readonly onRunStart?: () => void;
   /** Wall-clock time (ms since the epoch) at which the measured run starts, after connecting; must not have passed. */
   readonly startAtMs?: number;
+  /**
+   * Which engine runs the load: 'js' (the default: Node's sockets, the readable reference) or
+   * 'native' (native threads with their own epoll loops: see src/load/native.ts). The native
+   * engine takes no `transport`, `onReply` or `onLatency` (it hands over latencies in batches:
+   * `onHistogram`).
+   */
+  readonly engine?: EngineName;
+  /** Native engine: how many native threads share the connections (default 1; never more than the connections). */
+  readonly threads?: number;
+  /** Native engine: each batch of latencies (µs) as it is handed over, every few tens of ms (for an interval log). */
+  readonly onHistogram?: (h: Histogram) => void;
 }
 
 /** Why requests failed, one count per request. */
@@ -233,6 +247,28 @@ export async function runLoad(ep: Endpoint, options: LoadOptions = {}): Promise<
   const open = rate !== undefined;
   const signal = options.signal;
   const what = formatEndpoint(ep);
+  if (options.engine === 'native') {
+    const jsOnly = [options.transport ? 'a TLS transport' : '', options.onReply ? 'onReply' : '', options.onLatency ? 'onLatency' : ''].filter((x) => x !== '');
+    if (jsOnly.length > 0) throw new SocketkitError('ERR_INVALID_ARG', `the native engine cannot run: ${jsOnly.join(', ')} ${jsOnly.length === 1 ? 'needs' : 'need'} the js engine`);
+    positive('threads', options.threads, true);
+    return runNativeLoad(ep, {
+      what,
+      count,
+      protocol,
+      messages,
+      timeoutMs,
+      durationMs,
+      budget,
+      rate,
+      drainMs: Number.isFinite(budget) ? timeoutMs : Math.min(options.drainMs ?? DEFAULT_DRAIN_MS, timeoutMs),
+      connectRate: options.connectRate ?? DEFAULT_CONNECT_RATE,
+      connectConcurrency: Math.min(count, options.connectConcurrency ?? DEFAULT_CONNECT_CONCURRENCY),
+      threads: options.threads ?? 1,
+    }, options);
+  }
+  if (options.threads !== undefined || options.onHistogram !== undefined) {
+    throw new SocketkitError('ERR_INVALID_ARG', 'threads and onHistogram are for the native engine (worker threads of the js engine: runLoadThreads)');
+  }
 
   const errorCodes: Record<string, number> = {};
   let errors = 0;

@@ -24,7 +24,7 @@ import { DEFAULT_LOAD_CONNECTIONS } from './defaults.js';
 import type { TlsClientOptions } from '../security/tls.js';
 
 /** The options a thread can be given (everything that survives a structured clone). */
-export type ThreadLoadOptions = Omit<LoadOptions, 'signal' | 'onProgress' | 'onConnecting' | 'onReply' | 'onLatency' | 'onError' | 'onRunStart' | 'transport' | 'progressIntervalMs'>;
+export type ThreadLoadOptions = Omit<LoadOptions, 'engine' | 'threads' | 'onHistogram' | 'signal' | 'onProgress' | 'onConnecting' | 'onReply' | 'onLatency' | 'onError' | 'onRunStart' | 'transport' | 'progressIntervalMs'>;
 
 export interface ThreadedLoadOptions extends ThreadLoadOptions {
   /** Threads to run, or `auto` (one per core). Never more than the connections. */

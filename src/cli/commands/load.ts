@@ -24,6 +24,9 @@ import {
   type LoadProtocol,
 } from '../../load/index.js';
 import { usageError } from '../usage.js';
+import { ENGINE_NAMES, chooseEngine, describeEngine, type EngineName } from '../../native/engine-choice.js';
+import { loadEngineStatus } from '../../load/native.js';
+import { runLoad, type LoadOptions } from '../../load/run.js';
 import { MEASURE_OPTIONS, START_AT_OPTION, THREADS_OPTION, announceFiles, openMeasurement, runLoadWith } from '../measure-options.js';
 
 /** `--print` shows this many replies at most, then only counts the rest (the output stays bounded). */
@@ -36,6 +39,13 @@ function parseRate(option: string, text: string): number {
   const n = Number(text);
   if (!/^\d+(\.\d+)?$/.test(text.trim()) || !(n > 0)) throw new SocketkitError('ERR_USAGE', `--${option}: '${text}' is not a positive number`);
   return n;
+}
+
+/** `--engine native|js`. */
+function parseEngine(option: string, text: string): EngineName {
+  const name = ENGINE_NAMES.find((n) => n === text);
+  if (name === undefined) throw new SocketkitError('ERR_USAGE', `--${option}: '${text}' is not an engine (${ENGINE_NAMES.join(' or ')})`);
+  return name;
 }
 
 function progressLine(p: LoadProgress): string {
@@ -138,6 +148,7 @@ export default defineCommand({
     'connect-rate': custom('open at most R connections per second', parseRate, { value: 'R', default: DEFAULT_CONNECT_RATE }),
     timeout: duration('connect timeout, and how long an echo may take before it is an error', { default: DEFAULT_LOAD_TIMEOUT_MS, positive: true }),
     'max-message': size('with --framed: the largest message accepted', { value: 'SIZE', default: DEFAULT_MAX_FRAME_SIZE, min: 1, needs: 'framed' }),
+    engine: custom('the engine that drives the connections: native (native threads, each with its own epoll loop) or js (Node sockets); default native when it is built and nothing needs js (TLS, --print)', parseEngine, { value: 'native|js' }),
     print: toggle(`show each reply as "conn N: TEXT" (the first ${formatCount(PRINT_MAX_REPLIES)}, each cut to ${PRINT_MAX_CHARS} characters)`, { short: 'v' }),
     ...CLIENT_SECURITY_OPTIONS,
     ...MEASURE_OPTIONS,
@@ -185,9 +196,11 @@ export default defineCommand({
     };
     const startAtMs = values['start-at'];
     const measure = await openMeasurement(values, { command: 'load', target: formatEndpoint(ep), protocol, connections, size: messages ? null : size, messages: messages?.length ?? null, rate: rate ?? null }, startAtMs, io.stdout);
+    const needsJs = [...(sec.mode === 'tls' ? ['TLS'] : sec.mode === 'psk' ? ['TLS-PSK'] : []), ...(values.print ? ['--print'] : [])];
+    const engine = chooseEngine(values.engine, loadEngineStatus(), needsJs);
     // A line people (and tests) can wait for: opening thousands of connections can take a while.
-    report.log(`load: connecting ${formatCount(connections)} connection(s) to ${formatEndpoint(ep)}`);
-    const running = runLoadWith(values, ep, {
+    report.log(`load: connecting ${formatCount(connections)} connection(s) to ${formatEndpoint(ep)} (engine ${describeEngine(engine)})`);
+    const loadOptions: LoadOptions = {
       connections,
       protocol,
       ...(messages ? { messages } : { size }),
@@ -210,7 +223,17 @@ export default defineCommand({
             },
           }
         : {}),
-    }, measure, sec.tls);
+    };
+    let running: Promise<LoadResult>;
+    if (engine.engine === 'native') {
+      // The native engine hands over latencies in batches (onHistogram), not one by one; its threads are native threads.
+      // eslint-disable-next-line @typescript-eslint/no-unused-vars
+      const { onLatency, ...rest } = loadOptions;
+      const { onHistogram } = measure.hooks;
+      running = runLoad(ep, { ...rest, engine: 'native', threads: values.threads, ...(onHistogram ? { onHistogram } : {}) });
+    } else {
+      running = runLoadWith(values, ep, loadOptions, measure, sec.tls);
+    }
     // The live line goes whatever happens, so an error message starts on a clean line.
     const result = await running.finally(clearLine).catch(async (e: unknown) => {
       await measure.close().catch(() => undefined);
@@ -223,6 +246,7 @@ export default defineCommand({
       'load',
       {
         target: result.target,
+        engine: engine.engine,
         protocol: result.protocol,
         mode: result.mode,
         rate: result.rate,
