@@ -9,6 +9,7 @@ import { createTransferView } from '../progress.js';
 import { finishTransfer } from '../transfer-server.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
 import { HASH_OPTION, hashOption } from '../hash-option.js';
+import { STREAM_OPTIONS, streamOptions } from '../stream-options.js';
 
 /**
  * A refusal of the receiver names the receiver's options (`--force`, `--resume`), which send
@@ -33,6 +34,7 @@ export default defineCommand({
     'stall-timeout': duration('fail when the transfer makes no progress this long (0: never)', { default: DEFAULT_STALL_TIMEOUT_MS }),
     timeout: duration('connect timeout', { default: DEFAULT_CONNECT_TIMEOUT_MS }),
     ...HASH_OPTION,
+    ...STREAM_OPTIONS,
     ...CLIENT_SECURITY_OPTIONS,
   },
   positionals: { min: 2, max: Number.MAX_SAFE_INTEGER },
@@ -47,6 +49,7 @@ export default defineCommand({
     try {
       const summary = await upload(ep, positionals.slice(1), {
         ...hashOption(values.hash),
+        ...streamOptions(values),
         stallTimeoutMs,
         connectTimeoutMs,
         signal: io.shutdown,
