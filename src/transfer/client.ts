@@ -130,6 +130,18 @@ function mergeSummaries(all: readonly TransferSummary[], seconds: number): Trans
   };
 }
 
+/** One connection of a transfer, for {@link runStreams}: its link, its role running, and how to let it go. */
+function stream(link: Link, detach: () => void, run: Promise<TransferSummary>): { link: Link; run: Promise<TransferSummary>; close: () => void } {
+  return {
+    link,
+    run,
+    close: () => {
+      detach();
+      link.destroy();
+    },
+  };
+}
+
 /**
  * Runs one transfer over `info.streams` connections: the first, then, once its peer's hello says
  * it takes ranges, the others. Every connection runs to its end; the first failure is thrown.
@@ -292,15 +304,7 @@ export async function download(ep: Endpoint, options: DownloadOptions = {}): Pro
       firstLink ??= link;
       // Made here, a step at a time: mkdir -p spins for ever where a parent takes no new entries (/proc).
       folder ??= makeFolder(dir, options.signal);
-      const run = link.guard(folder).then(() => receiver.run(link));
-      return {
-        link,
-        run,
-        close: () => {
-          detach();
-          link.destroy();
-        },
-      };
+      return stream(link, detach, link.guard(folder).then(() => receiver.run(link)));
     });
   } catch (err) {
     throw await keptForResume(firstLink !== undefined ? silentPeer(firstLink, err) : err, current, current === undefined ? '' : partialPath(out ?? join(dir, current.path)));
@@ -331,14 +335,7 @@ export async function upload(ep: Endpoint, paths: readonly string[], options: Up
     const run = runSender(link, entries, senderOptions).catch((err: unknown) => {
       throw silentPeer(link, err);
     });
-    return {
-      link,
-      run,
-      close: () => {
-        detach();
-        link.destroy();
-      },
-    };
+    return stream(link, detach, run);
   });
 }
 

@@ -380,19 +380,10 @@ export class Receiver {
         this.#dirs++;
         this.#emit({ event: 'dir', path: offer.path });
         link.send({ type: 'reply', id: offer.id, action: 'created' });
-      } else if (offer.range !== undefined) {
-        const incoming = await this.#prepareRange(link, offer, offer.range);
-        this.#accepted.push(incoming);
-        link.send({
-          type: 'reply',
-          id: offer.id,
-          action: 'receive',
-          offset: incoming.offset,
-          ...(incoming.prefixHash ? { prefixSha256: incoming.prefixHash.peek() } : {}),
-        });
       } else {
-        const incoming = await prepareFile(this.#root, offer, options, this.#claims, link, this.#hash);
-        this.#myClaims.add(incoming.target);
+        // A range's name is claimed by its file's assembly; a whole file's, by this connection.
+        const incoming = offer.range !== undefined ? await this.#prepareRange(link, offer, offer.range) : await prepareFile(this.#root, offer, options, this.#claims, link, this.#hash);
+        if (incoming.assembly === undefined) this.#myClaims.add(incoming.target);
         this.#accepted.push(incoming);
         link.send({
           type: 'reply',
@@ -658,15 +649,7 @@ export class Receiver {
    */
   async #prepareRange(link: Link, offer: OfferMessage, range: readonly [number, number]): Promise<Incoming> {
     checkRange(clean(offer.path, 200), offer.size, range);
-    const options = this.#options;
-    let target: string;
-    if (options.out !== undefined) {
-      const why = checkWirePath(offer.path);
-      if (why !== undefined) throw unsafePath(offer.path, why);
-      target = options.out;
-    } else {
-      target = await resolveUnder(this.#root, offer.path, true);
-    }
+    const target = await targetOf(this.#root, offer, this.#options);
     const assembly = await this.#assembly(link, target, offer);
     this.#using.add(assembly);
     assembly.users.add(this);
@@ -896,16 +879,20 @@ async function makeDir(root: string, offer: OfferMessage): Promise<void> {
   throw new SocketkitError('ERR_EXISTS', `'${clean(offer.path, 200)}' exists and is not a folder`);
 }
 
+/**
+ * Where an offered file goes: under the root (its path checked and resolved), or, in single-file
+ * mode, the output the user chose (the path still checked, as it is shown).
+ */
+async function targetOf(root: string, offer: OfferMessage, options: ReceiverOptions): Promise<string> {
+  if (options.out === undefined) return resolveUnder(root, offer.path, true);
+  const why = checkWirePath(offer.path);
+  if (why !== undefined) throw unsafePath(offer.path, why);
+  return options.out;
+}
+
 /** Checks an offered file and works out where it goes and how much of it is already here. */
 async function prepareFile(root: string, offer: OfferMessage, options: ReceiverOptions, claims: Set<string>, link: Link, hash: HashName): Promise<Incoming> {
-  let target: string;
-  if (options.out !== undefined) {
-    const why = checkWirePath(offer.path);
-    if (why !== undefined) throw unsafePath(offer.path, why);
-    target = options.out;
-  } else {
-    target = await resolveUnder(root, offer.path, true);
-  }
+  const target = await targetOf(root, offer, options);
   const part = partialPath(target);
   const shown = clean(offer.path, 200);
   // Claimed before anything is looked at: the partial file may still be changing under another connection.
