@@ -1,16 +1,12 @@
 /** `socketkit receive [--listen ADDR] [--dir DIR]`: accept uploads from `socketkit send`. */
 import { defineCommand } from '../command.js';
-import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT, DEFAULT_RECEIVE_DIR } from '../../core/defaults.js';
-import { SocketkitError } from '../../core/errors.js';
 import { DEFAULT_STALL_TIMEOUT_MS, startReceiveServer } from '../../transfer/index.js';
-import { createReporter } from '../report.js';
-import { INSECURE_OPTION, SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
-import { HASH_OPTION, hashOption } from '../hash-option.js';
+import { INSECURE_OPTION, SERVER_SECURITY_OPTIONS } from '../security-options.js';
+import { HASH_OPTION } from '../hash-option.js';
 import { duration, text, toggle } from '../options.js';
-import { createTransferView } from '../progress.js';
-import { reportStopped, runTransferServer, ServerFailures, transferServerEvents } from '../transfer-server.js';
-import { MANAGED_SERVER_OPTIONS, managedServerValues } from '../server-report.js';
+import { runServerCommand } from '../transfer-server.js';
+import { MANAGED_SERVER_OPTIONS } from '../server-report.js';
 
 export default defineCommand({
   name: 'receive',
@@ -36,35 +32,14 @@ export default defineCommand({
   positionals: { min: 0, max: 0 },
   examples: ['socketkit receive --listen 0.0.0.0:9800 --psk-file shared.psk --dir ~/inbox', 'socketkit receive --once --dir /tmp/drop --json'],
   async run({ values, io, global }) {
-    const ep = parseEndpoint(values.listen, { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
-    const stallTimeoutMs = values['stall-timeout'];
-    const graceMs = values.grace;
-    const managed = managedServerValues(values);
     const dir = values.dir;
-    const once = values.once;
-    const report = createReporter(io, global);
-    const sec = await serverSecurity(values, report, { endpoint: ep, requireSecure: true });
-    const view = createTransferView(report, io.stderr);
-    const failures = new ServerFailures();
-    const onEvent = transferServerEvents(report, view, failures);
-    const run = await runTransferServer({
-      endpoint: ep,
-      io,
-      global,
-      report,
-      view,
-      graceMs,
-      managed,
-      start: (more) => startReceiveServer(ep, { dir, force: values.force, resume: values.resume, once, stallTimeoutMs, ...hashOption(values.hash), onEvent, ...sec.listen, ...more }),
-      onListening: (_server, where) =>
-        report.event(
-          'listening',
-          { address: where, dir, maxConnections: managed.maxConnections ?? null, idleTimeoutMs: managed.idleTimeoutMs ?? null },
-          `receiving into ${dir} on ${where}; send with: socketkit send ${where} PATH...`,
-        ),
-    });
-    reportStopped(report, io, global, run, 'received from', managed.statsIntervalMs !== undefined, failures);
-    if (once && run.server.stats.connections === 0) throw new SocketkitError('ERR_ABORTED', 'stopped before a client connected');
-    return 0;
+    return runServerCommand(
+      { values, io, global },
+      {
+        verb: 'received from',
+        start: (ep, common) => startReceiveServer(ep, { dir, force: values.force, resume: values.resume, ...common }),
+        listening: (where) => ({ fields: { dir }, text: `receiving into ${dir} on ${where}; send with: socketkit send ${where} PATH...` }),
+      },
+    );
   },
 });
