@@ -7,10 +7,12 @@
 import type { CommandIO, GlobalFlags, OptionValues } from './command.js';
 import { createReporter, type Reporter } from './report.js';
 import { MANAGED_SERVER_OPTIONS, managedServerValues } from './server-report.js';
-import { serverSecurity, type ServerSecurityValues } from './security-options.js';
-import { hashOption } from './hash-option.js';
+import { INSECURE_OPTION, SERVER_SECURITY_OPTIONS, serverSecurity, type ServerSecurityValues } from './security-options.js';
+import { HASH_OPTION, hashOption } from './hash-option.js';
+import { duration, toggle } from './options.js';
+import { DEFAULT_STALL_TIMEOUT_MS } from '../transfer/constants.js';
 import { parseEndpoint } from '../net/endpoint.js';
-import { DEFAULT_LISTEN_HOST } from '../core/defaults.js';
+import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST } from '../core/defaults.js';
 import { SocketkitError } from '../core/errors.js';
 import type { HashName } from '../transfer/digest.js';
 import { formatBytes, formatCount, formatDuration, formatThroughput } from './format.js';
@@ -293,6 +295,19 @@ export function finishTransfer(report: Reporter, view: TransferView, summary: Tr
   report.result('summary', summaryFields(summary), summaryLine(summary));
   const err = summaryError(summary);
   if (err) throw err;
+}
+
+/** The options of `serve` and `receive` after their own: `--once` (said as `onceHelp`), the timeouts, the managed server's, `--hash`, security. */
+export function serverCommandOptions(onceHelp: string) {
+  return {
+    once: toggle(onceHelp),
+    'stall-timeout': duration('drop a client whose transfer makes no progress this long (0: never)', { default: DEFAULT_STALL_TIMEOUT_MS }),
+    grace: duration('on SIGINT/SIGTERM, let live transfers finish this long', { default: DEFAULT_GRACE_MS }),
+    ...MANAGED_SERVER_OPTIONS,
+    ...HASH_OPTION,
+    ...SERVER_SECURITY_OPTIONS,
+    ...INSECURE_OPTION,
+  } as const;
 }
 
 /** The values both server commands parse (their own options aside). */

@@ -1,12 +1,9 @@
 /** `socketkit receive [--listen ADDR] [--dir DIR]`: accept uploads from `socketkit send`. */
 import { defineCommand } from '../command.js';
-import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT, DEFAULT_RECEIVE_DIR } from '../../core/defaults.js';
-import { DEFAULT_STALL_TIMEOUT_MS, startReceiveServer } from '../../transfer/index.js';
-import { INSECURE_OPTION, SERVER_SECURITY_OPTIONS } from '../security-options.js';
-import { HASH_OPTION } from '../hash-option.js';
-import { duration, text, toggle } from '../options.js';
-import { runServerCommand } from '../transfer-server.js';
-import { MANAGED_SERVER_OPTIONS } from '../server-report.js';
+import { DEFAULT_LISTEN_HOST, DEFAULT_PORT, DEFAULT_RECEIVE_DIR } from '../../core/defaults.js';
+import { startReceiveServer } from '../../transfer/index.js';
+import { text, toggle } from '../options.js';
+import { runServerCommand, serverCommandOptions } from '../transfer-server.js';
 
 export default defineCommand({
   name: 'receive',
@@ -21,13 +18,7 @@ export default defineCommand({
     dir: text('folder to write into (created if missing)', { value: 'DIR', default: DEFAULT_RECEIVE_DIR }),
     force: toggle('replace existing files'),
     resume: toggle('also continue an existing shorter file with the final name if the sender confirms it is a prefix (else ERR_EXISTS); a .NAME.sk-partial is always continued'),
-    once: toggle('receive from one client, then exit with its outcome'),
-    'stall-timeout': duration('drop a client whose transfer makes no progress this long (0: never)', { default: DEFAULT_STALL_TIMEOUT_MS }),
-    grace: duration('on SIGINT/SIGTERM, let live transfers finish this long', { default: DEFAULT_GRACE_MS }),
-    ...MANAGED_SERVER_OPTIONS,
-    ...HASH_OPTION,
-    ...SERVER_SECURITY_OPTIONS,
-    ...INSECURE_OPTION,
+    ...serverCommandOptions('receive from one client, then exit with its outcome'),
   },
   positionals: { min: 0, max: 0 },
   examples: ['socketkit receive --listen 0.0.0.0:9800 --psk-file shared.psk --dir ~/inbox', 'socketkit receive --once --dir /tmp/drop --json'],

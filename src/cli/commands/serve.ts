@@ -1,13 +1,10 @@
 /** `socketkit serve PATH... [--listen ADDR]`: send files and folders to every client that connects. */
 import { defineCommand } from '../command.js';
-import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
-import { collectEntries, countEntries, DEFAULT_STALL_TIMEOUT_MS, startFileServer } from '../../transfer/index.js';
+import { DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
+import { collectEntries, countEntries, startFileServer } from '../../transfer/index.js';
 import { formatBytes, formatCounted } from '../format.js';
-import { duration, text, toggle } from '../options.js';
-import { runServerCommand } from '../transfer-server.js';
-import { MANAGED_SERVER_OPTIONS } from '../server-report.js';
-import { INSECURE_OPTION, SERVER_SECURITY_OPTIONS } from '../security-options.js';
-import { HASH_OPTION } from '../hash-option.js';
+import { text, toggle } from '../options.js';
+import { runServerCommand, serverCommandOptions } from '../transfer-server.js';
 
 export default defineCommand({
   name: 'serve',
@@ -20,13 +17,7 @@ export default defineCommand({
   options: {
     listen: text('address to listen on: PORT, HOST:PORT, [IPV6]:PORT, unix:PATH', { value: 'ADDR', default: `${DEFAULT_LISTEN_HOST}:${DEFAULT_PORT}` }),
     raw: toggle("stream the one file's bytes to each client, then close (no protocol, no verification)"),
-    once: toggle('serve one client, then exit with its outcome'),
-    'stall-timeout': duration('drop a client whose transfer makes no progress this long (0: never)', { default: DEFAULT_STALL_TIMEOUT_MS }),
-    grace: duration('on SIGINT/SIGTERM, let live transfers finish this long', { default: DEFAULT_GRACE_MS }),
-    ...MANAGED_SERVER_OPTIONS,
-    ...HASH_OPTION,
-    ...SERVER_SECURITY_OPTIONS,
-    ...INSECURE_OPTION,
+    ...serverCommandOptions('serve one client, then exit with its outcome'),
   },
   positionals: { min: 1, max: Number.MAX_SAFE_INTEGER },
   examples: [
