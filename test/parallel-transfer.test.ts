@@ -136,3 +136,20 @@ describe('-P 4 with small files only', () => {
     assert.equal([...perConn.values()].reduce((a, b) => a + b, 0), files.size);
   });
 });
+
+describe('-P 4 against a server that serves one client (--once)', () => {
+  it('admits the client\'s four connections, then closes with its outcome', async (t) => {
+    const dir = tempDir(t, 'sk-par-');
+    const data = randomBytes(RANGE * 6 + 3);
+    await mkdir(join(dir, 'src'));
+    await writeFile(join(dir, 'src', 'f.bin'), data);
+    const server = await track(t, startFileServer(LOOPBACK, { paths: [join(dir, 'src', 'f.bin')], once: true }));
+    const summary = await download(server.endpoint, { dir: join(dir, 'out'), streams: 4, rangeSize: RANGE });
+    assert.equal(summaryError(summary), undefined);
+    assert.ok((await readFile(join(dir, 'out', 'f.bin'))).equals(data));
+    const outcome = await server.done;
+    assert.ok(outcome.summary !== undefined, 'done settles with the first connection\'s outcome');
+    assert.equal(server.stats.connections, 4);
+    assert.equal(server.stats.failed, 0);
+  });
+});
