@@ -153,3 +153,17 @@ describe('-P 4 against a server that serves one client (--once)', () => {
     assert.equal(server.stats.failed, 0);
   });
 });
+
+describe('-P 4 with -o OUT', () => {
+  it('writes the one file, sent in ranges (several on each connection), under the name given', async (t) => {
+    const dir = tempDir(t, 'sk-par-');
+    const data = randomBytes(RANGE * 12 + 11);
+    await writeFile(join(dir, 'f.bin'), data);
+    const server = await track(t, startFileServer(LOOPBACK, { paths: [join(dir, 'f.bin')] }));
+    const summary = await download(server.endpoint, { out: join(dir, 'copy.bin'), streams: 4, rangeSize: RANGE });
+    assert.equal(summaryError(summary), undefined);
+    assert.equal(summary.files, 1);
+    assert.ok((await readFile(join(dir, 'copy.bin'))).equals(data));
+    assert.equal(server.stats.connections, 4);
+  });
+});

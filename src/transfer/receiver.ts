@@ -372,7 +372,8 @@ export class Receiver {
     if (offer.kind === 'file' && (this.#current !== undefined ? this.#accepted.length : this.#accepted.length - 1) >= MAX_OFFERS_AHEAD) {
       throw protocolError(`more than ${MAX_OFFERS_AHEAD} files offered ahead of the one being sent`);
     }
-    if (options.out !== undefined && ++this.#offers > 1) throw new SocketkitError('ERR_INVALID_ARG', 'the sender offers several entries, but the output is one file', { hint: 'output-is-one-file' });
+    // A file in ranges is one entry: its first range counts.
+    if (options.out !== undefined && (offer.range === undefined || offer.range[0] === 0) && ++this.#offers > 1) throw new SocketkitError('ERR_INVALID_ARG', 'the sender offers several entries, but the output is one file', { hint: 'output-is-one-file' });
     try {
       if (offer.kind === 'dir') {
         if (options.out !== undefined) throw new SocketkitError('ERR_INVALID_ARG', `the sender offers the folder '${clean(offer.path, 200)}', but the output is one file`, { hint: 'output-is-one-file' });
