@@ -23,6 +23,14 @@
  *   receiver). Against `framed sync I/O` (the same script with `--sync`: synchronous reads and
  *   writes, the I/O of before issue 17), it shows what the overlap is worth within one tree.
  *
+ * - `rsync -W`: an rsync daemon serving the file's folder, `rsync -W rsync://127.0.0.1:PORT/m/FILE DIR/`
+ *   (whole file, no delta; rsync verifies with its whole-file checksum, writes a temporary file
+ *   and renames it): the tool people use for verified copies.
+ * - `framed -P 4`: as `socketkit framed`, over four connections (`get -P 4`): the file in 64 MiB
+ *   ranges, each verified with XXH3-128, and the whole file's SHA-256 checked at the end.
+ *
+ * Both tables, pinned and unpinned, come from one run (SOCKETKIT_BENCH_TRANSFER_PIN=both, the default).
+ *
  * Goals printed with the ratios: raw >= 2x nc and >= 0.75x iperf3 -Z; framed >= 0.7x sha256.
  * Each tool runs REPS times, in rounds (every tool once per round). Each ratio is shown as best
  * run against best run, and as the median of the ratios within each round (paired: the tools of
@@ -37,14 +45,15 @@
  * - SOCKETKIT_BENCH_TRANSFER_SIZE: file size (default 2G; e.g. 256M for a quick run).
  * - SOCKETKIT_BENCH_TRANSFER_REPS: runs per tool (default 5: the machine is shared, and the paired ratio is a median).
  * - SOCKETKIT_BENCH_TRANSFER_DIR: where the file goes (default /dev/shm when it has room, else the temp folder).
- * - SOCKETKIT_BENCH_TRANSFER_PIN=0: do not pin processes to cores.
+ * - SOCKETKIT_BENCH_TRANSFER_PIN=0|1|both: not pinned, pinned, or both one after the other (default both).
  * - SOCKETKIT_BENCH_TRANSFER_BASELINE=DIR: also run `framed baseline` from that socketkit tree.
  * - SOCKETKIT_BENCH_TRANSFER_TOOLS=a,b: run only these tools (names as in the table, without commas: `raw no sendfile`).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, open, rm, statfs } from 'node:fs/promises';
+import { mkdtemp, open, rm, statfs, writeFile } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,7 +75,9 @@ export type TransferTool =
   | 'framed baseline'
   | 'framed overlap'
   | 'framed sync I/O'
-  | 'framed xxh128';
+  | 'framed xxh128'
+  | 'framed -P 4'
+  | 'rsync -W';
 
 /** One tool's runs. Rates in bytes per second. */
 export interface TransferBenchRow {
@@ -313,14 +324,34 @@ async function once(tool: TransferTool, file: string, bytes: number, work: strin
         await rm(out, { recursive: true, force: true });
       }
     }
+    case 'rsync -W': {
+      // A daemon for the file's folder, as root without chroot; the client copies the one file, whole.
+      const port = await freePort();
+      const conf = join(work, 'rsyncd.conf');
+      await writeFile(conf, `use chroot = no\nuid = root\ngid = root\npid file = ${join(work, 'rsyncd.pid')}\n[m]\npath = ${dirname(file)}\nread only = yes\n`);
+      const daemon = run(cores.send, 'rsync', ['--daemon', '--no-detach', `--port=${port}`, `--config=${conf}`, '--address=127.0.0.1']);
+      const out = join(work, 'rsync-out');
+      await rm(out, { recursive: true, force: true });
+      try {
+        await listeningOn(port);
+        const c = await run(cores.recv, 'rsync', ['-W', `rsync://127.0.0.1:${port}/m/${basename(file)}`, `${out}/`]).done;
+        if (c.code !== 0) throw new Error(`rsync: ${c.stderr}`);
+        return bytes / (c.ms / 1000);
+      } finally {
+        daemon.kill();
+        await daemon.done;
+        await rm(out, { recursive: true, force: true });
+      }
+    }
     case 'socketkit framed':
+    case 'framed -P 4':
     case 'framed baseline': {
       const bin = tool === 'socketkit framed' || baseline === undefined ? BIN : join(baseline, 'bin', 'socketkit.js');
       const out = join(work, 'received');
       await rm(out, { recursive: true, force: true });
       const server = await serve(cores.send, [file, '-q'], process.env, bin);
       try {
-        const c = await run(cores.recv, process.execPath, [bin, 'get', `127.0.0.1:${server.port}`, '--dir', out, '--json']).done;
+        const c = await run(cores.recv, process.execPath, [bin, 'get', `127.0.0.1:${server.port}`, '--dir', out, '--json', ...(tool === 'framed -P 4' ? ['-P', '4'] : [])]).done;
         if (c.code !== 0) throw new Error(`${tool}: ${c.stderr}`);
         const j = lastJson(c.stdout);
         if (j['files'] !== 1 || j['bytes'] !== bytes) throw new Error(`${tool}: ${c.stdout.slice(-300)}`);
@@ -346,13 +377,23 @@ const gbps = (bytesPerSecond: number): string => (bytesPerSecond / 1e9).toFixed(
  *
  * @returns One row per tool and the three ratios with their goals.
  */
-export async function benchTransfer(options: TransferBenchOptions = {}): Promise<TransferBenchResult> {
+export async function benchTransfer(options: TransferBenchOptions = {}): Promise<TransferBenchResult & { readonly modes: readonly TransferBenchResult[] }> {
+  const want = process.env['SOCKETKIT_BENCH_TRANSFER_PIN'] ?? 'both';
+  const canPin = spawnSync('taskset', ['-c', '0', 'true']).status === 0 && availableParallelism() >= 2;
+  const modes = want === 'both' ? [true, false] : [want !== '0'];
+  const results: TransferBenchResult[] = [];
+  for (const pin of modes) {
+    if (pin && !canPin) continue;
+    results.push(await benchMode(options, pin));
+  }
+  return { ...results[0]!, modes: results };
+}
+
+async function benchMode(options: TransferBenchOptions, pin: boolean): Promise<TransferBenchResult> {
   const log = options.log ?? ((line: string) => console.log(line));
   const envSize = process.env['SOCKETKIT_BENCH_TRANSFER_SIZE'];
   const bytes = options.bytes ?? (envSize ? parseSize('SOCKETKIT_BENCH_TRANSFER_SIZE', envSize) : 2 * 1024 ** 3);
   const reps = options.reps ?? Number(process.env['SOCKETKIT_BENCH_TRANSFER_REPS'] ?? 5);
-  const wantPin = (process.env['SOCKETKIT_BENCH_TRANSFER_PIN'] ?? '1') !== '0';
-  const pin = wantPin && spawnSync('taskset', ['-c', '0', 'true']).status === 0 && availableParallelism() >= 2;
   const cores = pin ? { send: 0, recv: 1 } : {};
   const have = (cmd: string, arg: string): boolean => spawnSync(cmd, [arg], { stdio: 'ignore' }).error === undefined;
 
@@ -367,7 +408,20 @@ export async function benchTransfer(options: TransferBenchOptions = {}): Promise
   const baseline = process.env['SOCKETKIT_BENCH_TRANSFER_BASELINE'];
   const only = process.env['SOCKETKIT_BENCH_TRANSFER_TOOLS']?.split(',').map((t) => t.trim());
   const tools = (
-    ['sha256', 'nc', 'iperf3 -Z', 'socketkit raw', 'raw, no sendfile', 'socketkit framed', 'framed baseline', 'framed overlap', 'framed sync I/O', 'framed xxh128'] as const
+    [
+      'sha256',
+      'nc',
+      'iperf3 -Z',
+      'rsync -W',
+      'socketkit raw',
+      'raw, no sendfile',
+      'socketkit framed',
+      'framed -P 4',
+      'framed baseline',
+      'framed overlap',
+      'framed sync I/O',
+      'framed xxh128',
+    ] as const
   ).filter(
     (t) => (t !== 'framed baseline' || baseline !== undefined) && (only === undefined || only.includes(t.replace(',', ''))),
   );
@@ -382,6 +436,7 @@ export async function benchTransfer(options: TransferBenchOptions = {}): Promise
     const usable = tools.filter((t) => {
       if (t === 'nc' && !have('nc', '-h')) failures.set(t, 'nc not installed');
       else if (t === 'iperf3 -Z' && !have('iperf3', '--version')) failures.set(t, 'iperf3 not installed');
+      else if (t === 'rsync -W' && !have('rsync', '--version')) failures.set(t, 'rsync not installed');
       return !failures.has(t);
     });
     for (let rep = 0; rep < reps; rep++) {
@@ -433,6 +488,8 @@ export async function benchTransfer(options: TransferBenchOptions = {}): Promise
   ratio('framed overlap / framed sync I/O', 'framed overlap', 'framed sync I/O');
   ratio('framed xxh128 / socketkit raw', 'framed xxh128', 'socketkit raw', 0.6);
   ratio('framed xxh128 / framed overlap (SHA-256)', 'framed xxh128', 'framed overlap');
+  ratio('socketkit framed / rsync -W', 'socketkit framed', 'rsync -W', 1.5);
+  ratio('framed -P 4 / socketkit framed', 'framed -P 4', 'socketkit framed', 1);
   return { name: 'transfer', bytes, pinned: pin, rows, ratios };
 }
 

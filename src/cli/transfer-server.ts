@@ -4,10 +4,19 @@
  * (`--once`) or stopped (SIGINT/SIGTERM, with a grace period), and how a client's summary ends a
  * command.
  */
-import type { CommandIO, GlobalFlags } from './command.js';
-import type { Reporter } from './report.js';
+import type { CommandIO, GlobalFlags, OptionValues } from './command.js';
+import { createReporter, type Reporter } from './report.js';
+import { MANAGED_SERVER_OPTIONS, managedServerValues } from './server-report.js';
+import { INSECURE_OPTION, SERVER_SECURITY_OPTIONS, serverSecurity, type ServerSecurityValues } from './security-options.js';
+import { HASH_OPTION, hashOption } from './hash-option.js';
+import { duration, toggle } from './options.js';
+import { DEFAULT_STALL_TIMEOUT_MS } from '../transfer/constants.js';
+import { parseEndpoint } from '../net/endpoint.js';
+import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST } from '../core/defaults.js';
+import { SocketkitError } from '../core/errors.js';
+import type { HashName } from '../transfer/digest.js';
 import { formatBytes, formatCount, formatDuration, formatThroughput } from './format.js';
-import { summaryFields, summaryLine, type createTransferView } from './progress.js';
+import { createTransferView, summaryFields, summaryLine } from './progress.js';
 import { acceptErrorText, averagedOver, serverStatsText, stoppingText, type ManagedServerValues } from './server-report.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { Endpoint } from '../net/endpoint.js';
@@ -286,4 +295,71 @@ export function finishTransfer(report: Reporter, view: TransferView, summary: Tr
   report.result('summary', summaryFields(summary), summaryLine(summary));
   const err = summaryError(summary);
   if (err) throw err;
+}
+
+/** The options of `serve` and `receive` after their own: `--once` (said as `onceHelp`), the timeouts, the managed server's, `--hash`, security. */
+export function serverCommandOptions(onceHelp: string) {
+  return {
+    once: toggle(onceHelp),
+    'stall-timeout': duration('drop a client whose transfer makes no progress this long (0: never)', { default: DEFAULT_STALL_TIMEOUT_MS }),
+    grace: duration('on SIGINT/SIGTERM, let live transfers finish this long', { default: DEFAULT_GRACE_MS }),
+    ...MANAGED_SERVER_OPTIONS,
+    ...HASH_OPTION,
+    ...SERVER_SECURITY_OPTIONS,
+    ...INSECURE_OPTION,
+  } as const;
+}
+
+/** The values both server commands parse (their own options aside). */
+export type TransferServerValues = OptionValues<typeof MANAGED_SERVER_OPTIONS> &
+  ServerSecurityValues & {
+    readonly listen: string;
+    readonly 'stall-timeout': number;
+    readonly grace: number;
+    readonly once: boolean;
+    readonly hash: HashName | undefined;
+  };
+
+/** What one server command (serve, receive) adds to {@link runServerCommand}. */
+export interface ServerCommandSpec {
+  /** Starts its server with the options both commands share (and the managed server's). */
+  readonly start: (endpoint: Endpoint, common: TransferServerOptions) => Promise<TransferServer>;
+  /** The `listening` event's own fields and text, for the address it listens on. */
+  readonly listening: (address: string, managed: ManagedServerValues) => { readonly fields: Record<string, unknown>; readonly text: string };
+  /** How the summary names the clients: `served`, `received from`. */
+  readonly verb: string;
+}
+
+/**
+ * The body of `serve` and `receive`: the listen address, security, the progress view, the
+ * managed server's options, the server run until SIGINT/SIGTERM or its one client (`--once`),
+ * and the `stopped` report.
+ */
+export async function runServerCommand(ctx: { readonly values: TransferServerValues; readonly io: CommandIO; readonly global: GlobalFlags }, spec: ServerCommandSpec): Promise<number> {
+  const { values, io, global } = ctx;
+  const ep = parseEndpoint(values.listen, { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
+  const managed = managedServerValues(values);
+  const report = createReporter(io, global);
+  const sec = await serverSecurity(values, report, { endpoint: ep, requireSecure: true });
+  const view = createTransferView(report, io.stderr);
+  const failures = new ServerFailures();
+  const onEvent = transferServerEvents(report, view, failures);
+  const common = { once: values.once, stallTimeoutMs: values['stall-timeout'], ...hashOption(values.hash), onEvent, ...sec.listen };
+  const run = await runTransferServer({
+    endpoint: ep,
+    io,
+    global,
+    report,
+    view,
+    graceMs: values.grace,
+    managed,
+    start: (more) => spec.start(ep, { ...common, ...more }),
+    onListening: (_server, where) => {
+      const { fields, text } = spec.listening(where, managed);
+      report.event('listening', { address: where, ...fields, maxConnections: managed.maxConnections ?? null, idleTimeoutMs: managed.idleTimeoutMs ?? null }, text);
+    },
+  });
+  reportStopped(report, io, global, run, spec.verb, managed.statsIntervalMs !== undefined, failures);
+  if (values.once && run.server.stats.connections === 0) throw new SocketkitError('ERR_ABORTED', 'stopped before a client connected');
+  return 0;
 }

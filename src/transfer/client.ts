@@ -17,9 +17,12 @@ import { Link, type DataSink, type LinkOptions, type OnRead } from './link.js';
 import { partialPath, place, syncDir } from './place.js';
 import { SyncFileSink } from './file-io.js';
 import { rawReadHook, receiveRawStream, streamSink, type RawResult } from './raw.js';
-import { Receiver } from './receiver.js';
-import { runSender } from './sender.js';
+import { Receiver, type ReceiverOptions } from './receiver.js';
+import { runSender, type SenderOptions } from './sender.js';
 import type { HashName } from './digest.js';
+import { MAX_STREAMS, TRANSFER_PROTOCOL_VERSION } from './constants.js';
+import { Assemblies, SendSessions } from './parallel.js';
+import { newSessionId, takesRanges, type ParallelInfo } from './protocol.js';
 
 /** Options every connecting transfer takes. */
 export interface TransferClientOptions {
@@ -37,6 +40,14 @@ export interface TransferClientOptions {
   readonly hash?: HashName;
   /** A transport other than plain TCP/Unix (TLS adds itself here). */
   readonly transport?: ConnectTransport;
+  /**
+   * Connections to use for the transfer (default 1). With more, files larger than `rangeSize`
+   * travel in ranges on several connections at once, and smaller ones are spread across them;
+   * a peer that does not take ranges (an older socketkit) gets one connection.
+   */
+  readonly streams?: number;
+  /** With `streams` > 1: bytes per range (default 64 MiB; the sender keeps it within 64 KiB-1 GiB). */
+  readonly rangeSize?: number;
 }
 
 /** Options of {@link download}. */
@@ -95,6 +106,82 @@ async function openLink(ep: Endpoint, options: TransferClientOptions, sink?: Dat
   const onAbort = (): void => link.fail(new SocketkitError('ERR_ABORTED', 'transfer aborted; partial files are kept (as .NAME.sk-partial) for a resume'));
   options.signal?.addEventListener('abort', onAbort, { once: true });
   return { link, detach: () => options.signal?.removeEventListener('abort', onAbort) };
+}
+
+/** The hello's `parallel` field for `streams` connections, if more than one. */
+function parallelInfo(options: TransferClientOptions): ParallelInfo | undefined {
+  const streams = options.streams ?? 1;
+  if (!Number.isSafeInteger(streams) || streams < 1 || streams > MAX_STREAMS) throw new SocketkitError('ERR_INVALID_ARG', `streams must be a whole number from 1 to ${MAX_STREAMS} (got ${streams})`);
+  if (streams === 1) return undefined;
+  return { session: newSessionId(), streams, ...(options.rangeSize !== undefined ? { rangeSize: options.rangeSize } : {}) };
+}
+
+/** Sums the summaries of a transfer's connections. */
+function mergeSummaries(all: readonly TransferSummary[], seconds: number): TransferSummary {
+  const first = all[0]!;
+  return {
+    files: all.reduce((n, s) => n + s.files, 0),
+    dirs: all.reduce((n, s) => n + s.dirs, 0),
+    bytes: all.reduce((n, s) => n + s.bytes, 0),
+    transferred: all.reduce((n, s) => n + s.transferred, 0),
+    seconds,
+    failures: all.flatMap((s) => s.failures),
+    ...(first.hash !== undefined ? { hash: first.hash } : {}),
+  };
+}
+
+/** One connection of a transfer, for {@link runStreams}: its link, its role running, and how to let it go. */
+function stream(link: Link, detach: () => void, run: Promise<TransferSummary>): { link: Link; run: Promise<TransferSummary>; close: () => void } {
+  return {
+    link,
+    run,
+    close: () => {
+      detach();
+      link.destroy();
+    },
+  };
+}
+
+/**
+ * Runs one transfer over `info.streams` connections: the first, then, once its peer's hello says
+ * it takes ranges, the others. Every connection runs to its end; the first failure is thrown.
+ */
+async function runStreams(
+  info: ParallelInfo | undefined,
+  open: () => Promise<{ link: Link; run: Promise<TransferSummary>; close: () => void }>,
+): Promise<TransferSummary> {
+  const t0 = performance.now();
+  const first = await open();
+  const runs: Array<Promise<TransferSummary>> = [first.run];
+  const closers = [first.close];
+  const links = [first.link];
+  // Observed below, once all are running; not an unhandled rejection meanwhile.
+  first.run.catch(() => undefined);
+  try {
+    if (info !== undefined) {
+      const hello = await first.link.readHello().catch(() => undefined);
+      const ranges = hello !== undefined && takesRanges(Math.min(hello.version, TRANSFER_PROTOCOL_VERSION), hello);
+      for (let i = 1; ranges && i < info.streams; i++) {
+        // A connection that cannot be made leaves the transfer to the ones that were.
+        const more = await open().catch(() => undefined);
+        if (more === undefined) break;
+        more.run.catch(() => undefined);
+        runs.push(more.run);
+        closers.push(more.close);
+        links.push(more.link);
+      }
+    }
+    const settled = await Promise.allSettled(runs);
+    const done: TransferSummary[] = [];
+    for (const [i, r] of settled.entries()) {
+      if (r.status === 'fulfilled') done.push(r.value);
+      // A further connection the server closed before its hello (it was done, or full) carried nothing: the others did the work.
+      else if (i === 0 || links[i]!.heardFrom) throw r.reason;
+    }
+    return mergeSummaries(done, (performance.now() - t0) / 1000);
+  } finally {
+    for (const c of closers) c();
+  }
 }
 
 /**
@@ -188,7 +275,10 @@ export async function download(ep: Endpoint, options: DownloadOptions = {}): Pro
     }
   }
   let current: { readonly path: string; readonly size: number; readonly bytes: number } | undefined;
-  const receiver = new Receiver({
+  const info = parallelInfo(options);
+  const shared: Partial<ReceiverOptions> = info !== undefined ? { parallel: info, assemblies: new Assemblies(), claims: new Set<string>() } : {};
+  const makeReceiver = (): Receiver => new Receiver({
+    ...shared,
     dir,
     ...(out !== undefined ? { out } : {}),
     ...(options.force !== undefined ? { force: options.force } : {}),
@@ -205,16 +295,19 @@ export async function download(ep: Endpoint, options: DownloadOptions = {}): Pro
     // A download is all this process does: synchronous writes are the fast path (see SyncFileSink).
     syncWrites: true,
   });
-  const { link, detach } = await openLink(ep, options, receiver.sink);
+  let folder: Promise<void> | undefined;
+  let firstLink: Link | undefined;
   try {
-    // Made here, a step at a time: mkdir -p spins for ever where a parent takes no new entries (/proc).
-    await link.guard(makeFolder(dir, options.signal));
-    return await receiver.run(link);
+    return await runStreams(info, async () => {
+      const receiver = makeReceiver();
+      const { link, detach } = await openLink(ep, options, receiver.sink);
+      firstLink ??= link;
+      // Made here, a step at a time: mkdir -p spins for ever where a parent takes no new entries (/proc).
+      folder ??= makeFolder(dir, options.signal);
+      return stream(link, detach, link.guard(folder).then(() => receiver.run(link)));
+    });
   } catch (err) {
-    throw await keptForResume(silentPeer(link, err), current, current === undefined ? '' : partialPath(out ?? join(dir, current.path)));
-  } finally {
-    detach();
-    link.destroy();
+    throw await keptForResume(firstLink !== undefined ? silentPeer(firstLink, err) : err, current, current === undefined ? '' : partialPath(out ?? join(dir, current.path)));
   }
 }
 
@@ -228,21 +321,22 @@ export async function download(ep: Endpoint, options: DownloadOptions = {}): Pro
  */
 export async function upload(ep: Endpoint, paths: readonly string[], options: UploadOptions = {}): Promise<TransferSummary> {
   const entries = await collectEntries(paths, options.onSkip ? { onSkip: options.onSkip } : {});
-  const { link, detach } = await openLink(ep, options);
-  try {
-    return await runSender(link, entries, {
-      ...(options.onEvent ? { onEvent: options.onEvent } : {}),
-      ...(options.software !== undefined ? { software: options.software } : {}),
-      ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
-      ...(options.readAhead !== undefined ? { readAhead: options.readAhead } : {}),
-      ...(options.hash !== undefined ? { hash: options.hash } : {}),
+  const info = parallelInfo(options);
+  const senderOptions: SenderOptions = {
+    ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+    ...(options.software !== undefined ? { software: options.software } : {}),
+    ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
+    ...(options.readAhead !== undefined ? { readAhead: options.readAhead } : {}),
+    ...(options.hash !== undefined ? { hash: options.hash } : {}),
+    ...(info !== undefined ? { parallel: info, sessions: new SendSessions() } : {}),
+  };
+  return runStreams(info, async () => {
+    const { link, detach } = await openLink(ep, options);
+    const run = runSender(link, entries, senderOptions).catch((err: unknown) => {
+      throw silentPeer(link, err);
     });
-  } catch (err) {
-    throw silentPeer(link, err);
-  } finally {
-    detach();
-    link.destroy();
-  }
+    return stream(link, detach, run);
+  });
 }
 
 /** Flags for a raw partial file: write, create, truncate (raw streams cannot resume), no links. */

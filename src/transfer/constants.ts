@@ -85,3 +85,15 @@ export const MAX_PATH_BYTES = 4096;
 
 /** The longest single path component accepted on the wire, in UTF-8 bytes (NAME_MAX). */
 export const MAX_NAME_BYTES = 255;
+
+/** With parallel streams (`-P N`), files larger than this are split into ranges of this size by default: 64 MiB. */
+export const DEFAULT_RANGE_SIZE = 64 * 1024 * 1024;
+
+/** The smallest range size a sender accepts from a client's hello (a smaller one is raised to it). */
+export const MIN_RANGE_SIZE = 64 * 1024;
+
+/** The largest range size a sender accepts from a client's hello (a larger one is lowered to it). */
+export const MAX_RANGE_SIZE = 1024 * 1024 * 1024;
+
+/** The most connections one parallel transfer may use. */
+export const MAX_STREAMS = 64;

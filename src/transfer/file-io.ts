@@ -260,6 +260,27 @@ interface SinkWaiterAll {
   readonly all: boolean;
 }
 
+/**
+ * The bytes one thread-pool write took, its failure coded (`ERR_DISK_FULL`...), and a write
+ * that took none an `ERR_IO` (it would otherwise be retried for ever).
+ */
+async function accepted(write: Promise<{ readonly bytesWritten: number }>, path: string): Promise<number> {
+  let n: number;
+  try {
+    ({ bytesWritten: n } = await write);
+  } catch (err) {
+    throw toSocketkitError(err, path);
+  }
+  if (n === 0) throw new SocketkitError('ERR_IO', `${path}: the file system accepted no bytes`);
+  return n;
+}
+
+/** Rejects every waiter of a sink with its error; returns the (empty) list that replaces them. */
+function rejectAll<W extends { readonly reject: (err: Error) => void }>(waiters: readonly W[], error: SocketkitError): W[] {
+  for (const w of waiters) w.reject(error);
+  return [];
+}
+
 /** Options of {@link OverlapFileSink}. */
 export interface OverlapFileSinkOptions {
   /** Byte offset of the first write. */
@@ -382,13 +403,7 @@ export class OverlapFileSink implements ChunkSink {
         const { buf, length } = this.#ready[0]!;
         let done = 0;
         while (done < length) {
-          let n: number;
-          try {
-            ({ bytesWritten: n } = await this.#fh.write(buf, done, length - done, this.#position));
-          } catch (err) {
-            throw toSocketkitError(err, this.#path);
-          }
-          if (n === 0) throw new SocketkitError('ERR_IO', `${this.#path}: the file system accepted no bytes`);
+          const n = await accepted(this.#fh.write(buf, done, length - done, this.#position), this.#path);
           done += n;
           this.#position += n;
           this.written += n;
@@ -402,9 +417,7 @@ export class OverlapFileSink implements ChunkSink {
       this.#error = toSocketkitError(err, this.#path);
       this.#ready.length = 0;
       this.#fill = undefined;
-      const waiters = this.#waiters;
-      this.#waiters = [];
-      for (const w of waiters) w.reject(this.#error);
+      this.#waiters = rejectAll(this.#waiters, this.#error);
     } finally {
       this.#writing = false;
     }
@@ -520,14 +533,8 @@ export class FileSink implements ChunkSink {
         const bytes = batch.reduce((n, c) => n + c.byteLength, 0);
         this.#queuedBytes -= bytes;
         this.#inFlightBytes = bytes;
-        let n: number;
-        try {
-          ({ bytesWritten: n } = await this.#fh.writev(batch, this.#position ?? undefined));
-        } catch (err) {
-          throw toSocketkitError(err, this.#path);
-        }
+        const n = await accepted(this.#fh.writev(batch, this.#position ?? undefined), this.#path);
         this.#inFlightBytes = 0;
-        if (n === 0) throw new SocketkitError('ERR_IO', `${this.#path}: the file system accepted no bytes`);
         this.written += n;
         if (this.#position !== null) this.#position += n;
         if (n < bytes) {
@@ -543,9 +550,7 @@ export class FileSink implements ChunkSink {
       this.#queue = [];
       this.#queuedBytes = 0;
       this.#inFlightBytes = 0;
-      const waiters = this.#waiters;
-      this.#waiters = [];
-      for (const w of waiters) w.reject(this.#error);
+      this.#waiters = rejectAll(this.#waiters, this.#error);
     } finally {
       this.#writing = false;
     }

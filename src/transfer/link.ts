@@ -188,6 +188,7 @@ export class Link {
   #waiter: { resolve: (m: Message | null) => void; reject: (err: Error) => void } | undefined;
   #hello: Hello | undefined;
   #helloWaiter: { resolve: (h: Hello) => void; reject: (err: Error) => void } | undefined;
+  #helloWait: Promise<Hello> | undefined;
   /** Payload bytes of the DATA frame being streamed on the fast path (see `#onData`). */
   #dataLeft = 0;
   #ended = false;
@@ -294,9 +295,11 @@ export class Link {
     if (this.#hello) return Promise.resolve(this.#hello);
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#ended) return Promise.reject(new SocketkitError('ERR_CONN_CLOSED', `${this.peer} closed the connection before saying hello`));
-    return new Promise((resolve, reject) => {
+    // One wait, however many ask (a parallel client looks at the hello beside the role that reads it).
+    this.#helloWait ??= new Promise((resolve, reject) => {
       this.#helloWaiter = { resolve, reject };
     });
+    return this.#helloWait;
   }
 
   /**

@@ -17,7 +17,8 @@
 import { SocketkitError, asErrorCode, type ErrorCode, type ErrorHint } from '../core/errors.js';
 import { neutralise } from '../core/terminal-text.js';
 import { encodeHeader } from '../codec/index.js';
-import { MAX_CONTROL_BYTES, MIN_TRANSFER_PROTOCOL_VERSION, TRANSFER_MAGIC, TRANSFER_PROTOCOL_VERSION } from './constants.js';
+import { randomBytes } from 'node:crypto';
+import { MAX_CONTROL_BYTES, MAX_RANGE_SIZE, MAX_STREAMS, MIN_RANGE_SIZE, MIN_TRANSFER_PROTOCOL_VERSION, TRANSFER_MAGIC, TRANSFER_PROTOCOL_VERSION } from './constants.js';
 import { DIGEST_HEX_LENGTH, HASH_NAMES, isHashName, type HashName } from './digest.js';
 
 /** Which way the files go on a connection: a sender offers them, a receiver stores them. */
@@ -39,6 +40,8 @@ export const MessageType = {
   ABORT: 0x14,
   /** Sender: no more offers. */
   DONE: 0x15,
+  /** Sender (parallel streams): every range of a file is verified; here is the digest of the whole file. */
+  SEAL: 0x16,
   /** Receiver: the answer to an offer. */
   REPLY: 0x20,
   /** Receiver: the outcome of a file after END: verified and in place, or failed. */
@@ -70,6 +73,43 @@ export interface HelloInfo {
   readonly hashes?: readonly HashName[];
   /** Version 2: the hash this side's user asked for, if any. */
   readonly hash?: HashName;
+  /** This side takes range offers and SEAL (parallel streams); every side of this build says so. */
+  readonly ranges?: boolean;
+  /** A client opening several connections for one transfer (see parallel.ts). */
+  readonly parallel?: ParallelInfo;
+}
+
+/** What a client says in its hello when it opens several connections for one transfer. */
+export interface ParallelInfo {
+  /** Random hex, the same on each connection of the transfer. */
+  readonly session: string;
+  /** Connections the client opens (at most). */
+  readonly streams: number;
+  /** Bytes per range the sender should split large files into. */
+  readonly rangeSize?: number;
+}
+
+/** A fresh session id for {@link ParallelInfo}. */
+export function newSessionId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+/** Parses a hello's `parallel` field; anything malformed is dropped (the connection is then an ordinary one). */
+export function parseParallel(v: unknown): ParallelInfo | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as Record<string, unknown>;
+  const session = o['session'];
+  const streams = o['streams'];
+  const rangeSize = o['rangeSize'];
+  if (typeof session !== 'string' || !/^[0-9a-f]{16,64}$/.test(session)) return undefined;
+  if (typeof streams !== 'number' || !Number.isSafeInteger(streams) || streams < 1 || streams > MAX_STREAMS) return undefined;
+  const rs = typeof rangeSize === 'number' && Number.isSafeInteger(rangeSize) ? Math.min(MAX_RANGE_SIZE, Math.max(MIN_RANGE_SIZE, rangeSize)) : undefined;
+  return { session, streams, ...(rs !== undefined ? { rangeSize: rs } : {}) };
+}
+
+/** Whether a peer takes range offers: it said so in its hello (version 2 or later). */
+export function takesRanges(version: number, peer: Hello): boolean {
+  return version >= 2 && peer.info.ranges === true;
 }
 
 /** What a sender proposes: a file (with its size) or a directory. */
@@ -86,6 +126,8 @@ export interface OfferMessage {
   readonly mode: number;
   /** Modification time, milliseconds since the epoch. */
   readonly mtimeMs: number;
+  /** Parallel streams: this offer is bytes `[start, end)` of the file (whose size is `size`). */
+  readonly range?: readonly [number, number];
 }
 
 /** The receiver's answer to an offer. */
@@ -116,6 +158,7 @@ export type Message =
   | { readonly type: 'end'; readonly id: number; readonly sha256: string }
   | { readonly type: 'abort'; readonly id: number; readonly code: ErrorCode; readonly message: string }
   | { readonly type: 'done' }
+  | { readonly type: 'seal'; readonly id: number; readonly sha256: string }
   | ReplyMessage
   | ResultMessage
   | { readonly type: 'error'; readonly code: ErrorCode; readonly message: string };
@@ -168,6 +211,8 @@ export function parseHello(frame: Uint8Array): Hello {
     // Names this build does not know are dropped: they cannot be agreed on.
     ...(Array.isArray(body['hashes']) ? { hashes: HASH_NAMES.filter((h) => (body['hashes'] as unknown[]).includes(h)) } : {}),
     ...(isHashName(body['hash']) ? { hash: body['hash'] } : {}),
+    ...(body['ranges'] === true ? { ranges: true } : {}),
+    ...(parseParallel(body['parallel']) !== undefined ? { parallel: parseParallel(body['parallel'])! } : {}),
   };
   return { version, role, info };
 }
@@ -190,9 +235,9 @@ export function negotiateVersion(peer: Hello): number {
   return version;
 }
 
-/** What our hello says about hashes: every one we know, and the one our user asked for. */
-export function hashHello(asked: HashName | undefined): Pick<HelloInfo, 'hashes' | 'hash'> {
-  return { hashes: HASH_NAMES, ...(asked !== undefined ? { hash: asked } : {}) };
+/** What our hello says about hashes (every one we know, and the one our user asked for), and that we take ranges. */
+export function hashHello(asked: HashName | undefined): Pick<HelloInfo, 'hashes' | 'hash' | 'ranges'> {
+  return { hashes: HASH_NAMES, ...(asked !== undefined ? { hash: asked } : {}), ranges: true };
 }
 
 /**
@@ -229,10 +274,11 @@ function bodyOf(msg: ControlMessage): Record<string, unknown> | undefined {
     case 'done':
       return undefined;
     case 'offer':
-      return { id: msg.id, kind: msg.kind, path: msg.path, size: msg.size, mode: msg.mode, mtime: msg.mtimeMs };
+      return { id: msg.id, kind: msg.kind, path: msg.path, size: msg.size, mode: msg.mode, mtime: msg.mtimeMs, ...(msg.range ? { range: msg.range } : {}) };
     case 'begin':
       return { id: msg.id, offset: msg.offset };
     case 'end':
+    case 'seal':
       return { id: msg.id, sha256: msg.sha256 };
     case 'abort':
     case 'error': {
@@ -254,6 +300,7 @@ const TYPE_BYTE: Record<ControlMessage['type'], number> = {
   end: MessageType.END,
   abort: MessageType.ABORT,
   done: MessageType.DONE,
+  seal: MessageType.SEAL,
   reply: MessageType.REPLY,
   result: MessageType.RESULT,
   error: MessageType.ERROR,
@@ -313,6 +360,7 @@ export function parseMessage(frame: Uint8Array): Message {
         size: count(b, 'size'),
         mode: count(b, 'mode') & 0o7777,
         mtimeMs: typeof b['mtime'] === 'number' && Number.isFinite(b['mtime']) ? b['mtime'] : Date.now(),
+        ...(b['range'] !== undefined ? { range: rangeOf(b['range']) } : {}),
       };
     }
     case MessageType.BEGIN: {
@@ -322,6 +370,10 @@ export function parseMessage(frame: Uint8Array): Message {
     case MessageType.END: {
       const b = parseJson(frame.subarray(1));
       return { type: 'end', id: count(b, 'id'), sha256: sha256Hex(b, 'sha256') };
+    }
+    case MessageType.SEAL: {
+      const b = parseJson(frame.subarray(1));
+      return { type: 'seal', id: count(b, 'id'), sha256: sha256Hex(b, 'sha256') };
     }
     case MessageType.ABORT: {
       const b = parseJson(frame.subarray(1));
@@ -376,6 +428,12 @@ function parseJson(bytes: Uint8Array): Record<string, unknown> {
 
 function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** An offer's `range`: two byte positions, start before end. */
+function rangeOf(v: unknown): readonly [number, number] {
+  if (!Array.isArray(v) || v.length !== 2 || !isCount(v[0]) || !isCount(v[1]) || v[0] >= v[1]) throw protocolError('offer: range must be [start, end], two byte positions with start < end');
+  return [v[0], v[1]];
 }
 
 function count(b: Record<string, unknown>, name: string): number {

@@ -27,8 +27,9 @@ import { BufferPool, FileSink, OverlapFileSink, SyncFileSink, readChunks, type C
 import type { DataSink, Link } from './link.js';
 import { checkWirePath, resolveUnder, unsafePath } from './paths.js';
 import { adoptForResume, lstatOrUndefined, partialPath, place, receivedMode, removeIfEmpty, syncDir } from './place.js';
-import { agreeHash, checkDigest, clean, hashHello, negotiateVersion, protocolError, type Message, type OfferMessage } from './protocol.js';
+import { agreeHash, checkDigest, clean, hashHello, negotiateVersion, protocolError, type Message, type OfferMessage, type Hello, type ParallelInfo } from './protocol.js';
 import { createDigest, HASH_LABELS, type FileDigest, type HashName } from './digest.js';
+import { Assemblies, Assembly, heldFrom, OrderedDigest, RANGE_HASH, rangesPath, readBackFrom, readRanges, checkRange, insertExtent } from './parallel.js';
 
 /** Options of {@link runReceiver}. */
 export interface ReceiverOptions {
@@ -79,6 +80,15 @@ export interface ReceiverOptions {
    * SHA-256 unless the sender asks for XXH3-128.
    */
   readonly hash?: HashName;
+  /** Checks the peer's hello before anything else (a server that takes one client refuses its others here). */
+  readonly checkHello?: (hello: Hello) => Promise<void>;
+  /** Parallel streams, as the client: announced in the hello of each of the transfer's connections (see parallel.ts). */
+  readonly parallel?: ParallelInfo;
+  /**
+   * Files being received in ranges, shared by the connections that may carry ranges of the same
+   * file (a server's, or one parallel download's). Default: this receiver's own.
+   */
+  readonly assemblies?: Assemblies;
 }
 
 /** A file the receiver has agreed to receive. */
@@ -95,11 +105,17 @@ interface Incoming {
   readonly prefixHash: FileDigest | undefined;
   /** --resume: the user's file under the final name holding the prefix, adopted at BEGIN if confirmed. */
   readonly adopt?: string;
+  /** Parallel streams: the range `[start, end)` of the file this offer carries, and the file it goes into. */
+  readonly range?: readonly [number, number];
+  readonly assembly?: Assembly;
 }
 
 /** The file whose data is arriving. */
 interface Current {
   readonly incoming: Incoming;
+  /** Where the offer's data starts in the file (a range's start; else 0), and how long it is. */
+  readonly base: number;
+  readonly length: number;
   readonly offset: number;
   readonly started: number;
   readonly hash: FileDigest;
@@ -224,6 +240,14 @@ export class Receiver {
   #fromPeer = false;
   /** The hash agreed in the hellos. */
   #hash: HashName = 'sha256';
+  /** Files received in ranges, shared with the other connections of the transfer. */
+  readonly #assemblies: Assemblies;
+  /** The parallel transfer this connection belongs to (its ranges join that session's files). */
+  #session = '';
+  /** Those of the files this connection holds. */
+  readonly #using = new Set<Assembly>();
+  /** Ranges verified here, by offer id: a SEAL names one of them. */
+  readonly #sealable = new Map<number, Assembly>();
 
   /**
    * Hashes and writes file bytes synchronously from the read that brought them (see
@@ -238,6 +262,7 @@ export class Receiver {
     this.#claims = options.claims ?? new Set<string>();
     this.#limit = Math.max(1, options.finalizeConcurrency ?? DEFAULT_FINALIZE_CONCURRENCY);
     this.sink = options.syncWrites ? (bytes) => this.data(bytes) : undefined;
+    this.#assemblies = options.assemblies ?? new Assemblies();
   }
 
   /**
@@ -254,7 +279,11 @@ export class Receiver {
     this.#link = link;
     const t0 = performance.now();
     const options = this.#options;
-    link.sendHello('receiver', { ...(options.software !== undefined ? { software: options.software } : {}), ...hashHello(options.hash) });
+    link.sendHello('receiver', {
+      ...(options.software !== undefined ? { software: options.software } : {}),
+      ...hashHello(options.hash),
+      ...(options.parallel !== undefined ? { parallel: options.parallel } : {}),
+    });
     let completed = false;
     try {
       await this.#hello(link);
@@ -291,7 +320,10 @@ export class Receiver {
     if (hello.role !== 'sender') {
       throw new SocketkitError('ERR_TRANSFER_ROLE', `${link.peer} wants to receive too: fetch from a 'serve' with 'get', push to a 'receive' with 'send'`);
     }
+    await options.checkHello?.(hello);
     this.#hash = agreeHash(negotiateVersion(hello), options.hash, hello);
+    // Ranges of one file join each other only within one parallel transfer; without one, only on this connection.
+    this.#session = (options.parallel ?? hello.info.parallel)?.session ?? `conn:${Math.random().toString(16).slice(2)}`;
     if (options.out !== undefined && hello.info.entries !== undefined && hello.info.entries !== 1) {
       throw new SocketkitError('ERR_INVALID_ARG', `the sender offers ${hello.info.entries} entries, but the output is one file`, { hint: 'output-is-one-file' });
     }
@@ -321,6 +353,8 @@ export class Receiver {
         return this.#abort(msg.id, msg.code, msg.message);
       case 'done':
         return this.#done(link);
+      case 'seal':
+        return this.#seal(link, msg.id, msg.sha256);
       case 'error':
         this.#fromPeer = true;
         throw new SocketkitError(msg.code, `sender ${link.peer}: ${msg.message}`);
@@ -338,7 +372,8 @@ export class Receiver {
     if (offer.kind === 'file' && (this.#current !== undefined ? this.#accepted.length : this.#accepted.length - 1) >= MAX_OFFERS_AHEAD) {
       throw protocolError(`more than ${MAX_OFFERS_AHEAD} files offered ahead of the one being sent`);
     }
-    if (options.out !== undefined && ++this.#offers > 1) throw new SocketkitError('ERR_INVALID_ARG', 'the sender offers several entries, but the output is one file', { hint: 'output-is-one-file' });
+    // A file in ranges is one entry: its first range counts.
+    if (options.out !== undefined && (offer.range === undefined || offer.range[0] === 0) && ++this.#offers > 1) throw new SocketkitError('ERR_INVALID_ARG', 'the sender offers several entries, but the output is one file', { hint: 'output-is-one-file' });
     try {
       if (offer.kind === 'dir') {
         if (options.out !== undefined) throw new SocketkitError('ERR_INVALID_ARG', `the sender offers the folder '${clean(offer.path, 200)}', but the output is one file`, { hint: 'output-is-one-file' });
@@ -347,8 +382,9 @@ export class Receiver {
         this.#emit({ event: 'dir', path: offer.path });
         link.send({ type: 'reply', id: offer.id, action: 'created' });
       } else {
-        const incoming = await prepareFile(this.#root, offer, options, this.#claims, link, this.#hash);
-        this.#myClaims.add(incoming.target);
+        // A range's name is claimed by its file's assembly; a whole file's, by this connection.
+        const incoming = offer.range !== undefined ? await this.#prepareRange(link, offer, offer.range) : await prepareFile(this.#root, offer, options, this.#claims, link, this.#hash);
+        if (incoming.assembly === undefined) this.#myClaims.add(incoming.target);
         this.#accepted.push(incoming);
         link.send({
           type: 'reply',
@@ -374,11 +410,15 @@ export class Receiver {
     if (incoming === undefined || incoming.id !== id) throw protocolError(`BEGIN for entry ${id}, which is not the next accepted file`);
     if (offset !== 0 && offset !== incoming.offset) throw protocolError(`BEGIN at byte ${offset} of ${incoming.offer.path}; the receiver offered ${incoming.offset}`);
     const resumed = offset > 0 && incoming.prefixHash !== undefined;
+    const assembly = incoming.assembly;
+    const base = incoming.range?.[0] ?? 0;
     const cur: Current = {
       incoming,
+      base,
+      length: incoming.range ? incoming.range[1] - base : incoming.offer.size,
       offset,
       started: performance.now(),
-      hash: resumed ? incoming.prefixHash : await createDigest(this.#hash),
+      hash: resumed ? incoming.prefixHash : await createDigest(assembly !== undefined ? RANGE_HASH : this.#hash),
       fh: undefined,
       sink: undefined,
       received: 0,
@@ -386,6 +426,18 @@ export class Receiver {
       failed: undefined,
     };
     this.#current = cur;
+    if (assembly !== undefined) {
+      // One file, many ranges: it starts once, and its progress is all of them.
+      assembly.received += offset;
+      // The file's first range makes this connection its owner: its events, and its SEAL, come here.
+      if (base === 0) {
+        assembly.emit = this.#emit;
+        this.#emit({ event: 'file-start', path: incoming.offer.path, size: incoming.offer.size, offset: 0 });
+      }
+      // The shared partial file is open already, at its full size.
+      cur.sink = this.#makeSink(assembly.fh, incoming.part, base + offset);
+      return;
+    }
     this.#emit({ event: 'file-start', path: incoming.offer.path, size: incoming.offer.size, offset });
     try {
       if (incoming.adopt !== undefined) await adoptForResume(incoming.adopt, incoming.part, incoming.offset, offset, clean(incoming.offer.path, 200));
@@ -423,15 +475,25 @@ export class Receiver {
   data(data: Uint8Array): Promise<void> | undefined {
     const cur = this.#current;
     if (cur === undefined) throw protocolError('file data outside a file (no BEGIN)');
+    const from = cur.offset + cur.received;
     cur.received += data.byteLength;
     this.#transferred += data.byteLength;
     const at = cur.offset + cur.received;
     const { size } = cur.incoming.offer;
-    if (at > size) throw protocolError(`${cur.incoming.offer.path}: more data than its offered size of ${size} bytes`);
+    if (at > cur.length) throw protocolError(`${cur.incoming.offer.path}: more data than its offered size of ${cur.length} bytes${cur.incoming.range ? ' (a range)' : ''}`);
     if (cur.failed || cur.sink === undefined) return undefined;
     cur.hash.update(data);
-    // Progress at most every 1 MiB (and at the end): plenty for a display, cheap per chunk.
-    if (at - cur.reported >= PROGRESS_STEP || at === size) {
+    const assembly = cur.incoming.assembly;
+    if (assembly !== undefined) {
+      assembly.digest.feed(cur.base + from, data);
+      assembly.received += data.byteLength;
+      const bytes = Math.min(size, assembly.received);
+      if (bytes - assembly.reported >= PROGRESS_STEP || bytes === size) {
+        assembly.reported = bytes;
+        assembly.emit?.({ event: 'file-progress', path: cur.incoming.offer.path, size, bytes });
+      }
+    } else if (at - cur.reported >= PROGRESS_STEP || at === size) {
+      // Progress at most every 1 MiB (and at the end): plenty for a display, cheap per chunk.
       cur.reported = at;
       this.#emit({ event: 'file-progress', path: cur.incoming.offer.path, size, bytes: at });
     }
@@ -457,13 +519,24 @@ export class Receiver {
     const cur = this.#current;
     if (cur === undefined || cur.incoming.id !== id) throw protocolError(`END for entry ${id}, which is not the file being received`);
     const { offer } = cur.incoming;
-    if (cur.offset + cur.received !== offer.size) {
-      throw protocolError(`${offer.path}: data ended at byte ${cur.offset + cur.received} of ${offer.size}`);
+    if (cur.offset + cur.received !== cur.length) {
+      throw protocolError(`${offer.path}: data ended at byte ${cur.offset + cur.received} of ${cur.length}${cur.incoming.range ? ' (a range)' : ''}`);
     }
-    checkDigest(this.#hash, sha256, `END of ${clean(offer.path, 200)}`);
+    const assembly = cur.incoming.assembly;
+    checkDigest(assembly !== undefined ? RANGE_HASH : this.#hash, sha256, `END of ${clean(offer.path, 200)}`);
     this.#current = undefined;
     const digest = cur.hash.digest();
     while (this.#finalizing.size >= this.#limit) await link.guard(new Promise<void>((resolve) => (this.#slotFree = resolve)));
+    if (assembly !== undefined) {
+      this.#track(this.#finalizeRange(cur, assembly, sha256, digest).then(
+        () => {
+          this.#sealable.set(id, assembly);
+          link.send({ type: 'result', id, ok: true, sha256 });
+        },
+        (err: unknown) => this.#resultFailed(link, id, offer.path, toSocketkitError(err, cur.incoming.part), assembly.emit),
+      ));
+      return;
+    }
     const job = this.#finalize(link, cur, sha256, digest).then(
       () => {
         this.#files++;
@@ -471,27 +544,207 @@ export class Receiver {
         this.#emit({ event: 'file-done', path: offer.path, size: offer.size, offset: cur.offset, sha256, ms: performance.now() - cur.started });
         link.send({ type: 'result', id, ok: true, sha256 });
       },
-      (err: unknown) => {
-        const e = toSocketkitError(err, cur.incoming.part);
-        this.#failEntry(offer.path, e.code, e.message, e.hint);
-        if (isFatal(e)) {
-          // Not a RESULT: a sender that has every RESULT is done, and would take the transfer
-          // for a success with one failed file. The whole transfer fails, and says why first.
-          this.#fatal ??= e;
-          link.fail(e);
-          return;
-        }
-        link.send({ type: 'result', id, ok: false, code: e.code, message: e.message });
-      },
+      (err: unknown) => this.#resultFailed(link, id, offer.path, toSocketkitError(err, cur.incoming.part)),
     );
+    this.#track(job.finally(() => this.#release(cur.incoming.target)));
+  }
+
+  /** A file (or range, or SEAL) failed: its RESULT says why; a fatal failure stops the transfer instead. */
+  #resultFailed(link: Link, id: number, path: string, e: SocketkitError, emit?: (e: TransferEvent) => void): void {
+    this.#failEntry(path, e.code, e.message, e.hint, emit);
+    if (isFatal(e)) {
+      // Not a RESULT: a sender that has every RESULT is done, and would take the transfer
+      // for a success with one failed file. The whole transfer fails, and says why first.
+      this.#fatal ??= e;
+      link.fail(e);
+      return;
+    }
+    link.send({ type: 'result', id, ok: false, code: e.code, message: e.message });
+  }
+
+  /** Background work on files: at most `finalizeConcurrency` at once (the caller waits for a slot). */
+  #track(job: Promise<void>): void {
     const tracked: Promise<void> = job.finally(() => {
-      this.#release(cur.incoming.target);
       this.#finalizing.delete(tracked);
       const free = this.#slotFree;
       this.#slotFree = undefined;
       free?.();
     });
     this.#finalizing.add(tracked);
+  }
+
+  /** A range is complete: flushed, checked against its digest, and recorded as held (the file is placed at its SEAL). */
+  async #finalizeRange(cur: Current, assembly: Assembly, expected: string, digest: string): Promise<void> {
+    if (cur.failed) throw cur.failed;
+    await cur.sink!.flush();
+    const [start, end] = cur.incoming.range!;
+    if (digest !== expected) {
+      throw new SocketkitError(
+        'ERR_HASH_MISMATCH',
+        `${HASH_LABELS[RANGE_HASH]} mismatch in bytes ${start}-${end}: received data hashes to ${digest.slice(0, 16)}…, the sender's to ${expected.slice(0, 16)}…; the file is not kept under its name`,
+        { exitCode: 1 },
+      );
+    }
+    await assembly.hold(start, end, true);
+    assembly.digest.complete(start, end);
+    // The bytes count on the connection that carried them; the file, at its SEAL.
+    this.#bytes += end - start;
+  }
+
+  /** SEAL: every range of a file is verified; compare the whole file's digest, then put it in place. */
+  async #seal(link: Link, id: number, sha256: string): Promise<void> {
+    const assembly = this.#sealable.get(id);
+    if (assembly === undefined) throw protocolError(`SEAL for entry ${id}, which is not a range verified here`);
+    this.#sealable.delete(id);
+    const shown = clean(basename(assembly.target), 200);
+    if (assembly.sealed) throw protocolError(`a second SEAL for ${shown}`);
+    if (!assembly.complete) throw protocolError(`SEAL for ${shown} before every range of it was verified`);
+    checkDigest(this.#hash, sha256, `SEAL of ${shown}`);
+    assembly.sealed = true;
+    const path = assembly.path;
+    while (this.#finalizing.size >= this.#limit) await link.guard(new Promise<void>((resolve) => (this.#slotFree = resolve)));
+    this.#track(
+      this.#place(link, assembly, sha256)
+        .then(
+          () => {
+            this.#files++;
+            (assembly.emit ?? this.#emit)({ event: 'file-done', path, size: assembly.size, offset: 0, sha256, ms: performance.now() - assembly.started });
+            link.send({ type: 'result', id, ok: true, sha256 });
+          },
+          (err: unknown) => this.#resultFailed(link, id, path, toSocketkitError(err, assembly.part), assembly.emit),
+        )
+        .finally(() => this.#dropAssembly(assembly)),
+    );
+  }
+
+  /** The whole file's digest compared with the sender's; then fsync, rename, fsync the folder. */
+  async #place(link: Link, assembly: Assembly, expected: string): Promise<void> {
+    const digest = await link.busy(assembly.digest.finish());
+    const { fh, part, target } = assembly;
+    if (digest !== expected) {
+      await fh.close().catch(() => undefined);
+      await unlink(part).catch(() => undefined);
+      await assembly.forget();
+      throw new SocketkitError(
+        'ERR_HASH_MISMATCH',
+        `${HASH_LABELS[this.#hash]} mismatch: the received file hashes to ${digest.slice(0, 16)}…, the sender's to ${expected.slice(0, 16)}…; nothing was kept`,
+        { exitCode: 1 },
+      );
+    }
+    try {
+      await fh.chmod(receivedMode(assembly.mode));
+      await fh.utimes(new Date(), new Date(assembly.mtimeMs));
+      await link.busy(fh.sync());
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+    await place(part, target, this.#options.force ?? false);
+    await assembly.forget();
+    await syncDir(dirname(target));
+  }
+
+  /**
+   * Parallel streams: an offered range of a file. The first range of a file (in this session)
+   * claims its name and opens the shared partial file; the others join it. How much of the
+   * range the partial file already holds is offered back as the resume point, with its digest.
+   */
+  async #prepareRange(link: Link, offer: OfferMessage, range: readonly [number, number]): Promise<Incoming> {
+    checkRange(clean(offer.path, 200), offer.size, range);
+    const target = await targetOf(this.#root, offer, this.#options);
+    const assembly = await this.#assembly(link, target, offer);
+    this.#using.add(assembly);
+    assembly.users.add(this);
+    const [start, end] = range;
+    const held = Math.min(end - start, heldFrom(assembly.held, start));
+    let prefixHash: FileDigest | undefined;
+    if (held > 0) {
+      prefixHash = await createDigest(RANGE_HASH);
+      const hash = prefixHash;
+      for await (const chunk of readBackFrom(assembly.fh, assembly.part)(start, start + held)) {
+        hash.update(chunk);
+        link.markProgress();
+      }
+    }
+    return { id: offer.id, offer, target, part: assembly.part, offset: held, prefixHash, range, assembly };
+  }
+
+  /** The session's file being assembled at `target`, made by the first of its ranges to arrive. */
+  async #assembly(link: Link, target: string, offer: OfferMessage): Promise<Assembly> {
+    const reg = this.#assemblies;
+    const shown = clean(offer.path, 200);
+    const joinable = (a: Assembly): Assembly => {
+      if (a.session !== this.#session || a.sealed) throw new SocketkitError('ERR_BUSY', `'${shown}' is being received by another transfer`);
+      if (a.size !== offer.size) throw protocolError(`ranges of ${shown} offered with sizes ${a.size} and ${offer.size}`);
+      return a;
+    };
+    const existing = reg.byTarget.get(target);
+    if (existing !== undefined) return joinable(existing);
+    const making = reg.making.get(target);
+    if (making !== undefined) return joinable(await making);
+    const made = this.#makeAssembly(link, target, offer, shown);
+    reg.making.set(target, made);
+    try {
+      const a = await made;
+      reg.byTarget.set(target, a);
+      return a;
+    } finally {
+      reg.making.delete(target);
+    }
+  }
+
+  async #makeAssembly(link: Link, target: string, offer: OfferMessage, shown: string): Promise<Assembly> {
+    const options = this.#options;
+    const part = partialPath(target);
+    await claim(this.#claims, target, shown, link);
+    let fh: FileHandle | undefined;
+    try {
+      const existing = await lstatOrUndefined(target);
+      if (existing?.isDirectory()) throw new SocketkitError('ERR_EXISTS', `'${shown}' exists and is a folder`);
+      if (existing !== undefined && options.force !== true) throw new SocketkitError('ERR_EXISTS', `'${shown}' already exists`, { hint: 'exists-replace' });
+      const partSize = await sizeOf(part, offer.path);
+      // What the partial file holds: its record of ranges, or (left by a single stream) its prefix.
+      let held: Array<[number, number]> = [];
+      if (partSize !== undefined && partSize > 0) {
+        held = (await readRanges(target, offer.size)) ?? (partSize <= offer.size ? [[0, partSize]] : []);
+        const clipped: Array<[number, number]> = [];
+        for (const [a, b] of held) if (a < partSize) insertExtent(clipped, a, Math.min(b, partSize));
+        held = clipped;
+      }
+      try {
+        fh = await open(part, fsc.O_RDWR | fsc.O_CREAT | (fsc.O_NOFOLLOW ?? 0), 0o600);
+      } catch (err) {
+        throw (err as NodeJS.ErrnoException).code === 'ELOOP' ? unsafePath(offer.path, `${basename(part)} is a symbolic link`) : toSocketkitError(err, part);
+      }
+      const st = await fh.stat();
+      if (!st.isFile()) throw unsafePath(offer.path, `${basename(part)} is not a regular file`);
+      if (held.length === 0 && st.size > 0) await fh.truncate(0);
+      // Full size at once (sparse): each range is written at its offset.
+      if (st.size !== offer.size) await fh.truncate(offer.size);
+      const digest = await OrderedDigest.create(this.#hash, offer.size, readBackFrom(fh, part));
+      const a = new Assembly({ target, part, session: this.#session, size: offer.size, mode: offer.mode, mtimeMs: offer.mtimeMs, fh, digest, held, path: offer.path });
+      await a.save();
+      return a;
+    } catch (err) {
+      await fh?.close().catch(() => undefined);
+      releaseClaim(this.#claims, target);
+      throw toSocketkitError(err, part);
+    }
+  }
+
+  /** A file received in ranges is over for this session (placed, failed, or its connections gone): its name is free again. */
+  async #dropAssembly(a: Assembly): Promise<void> {
+    if (this.#assemblies.byTarget.get(a.target) !== a) return;
+    this.#assemblies.byTarget.delete(a.target);
+    if (!a.sealed) {
+      await a.save();
+      await a.fh.close().catch(() => undefined);
+      // Nothing held: neither a partial file nor its record is left.
+      if (a.held.length === 0) {
+        await unlink(a.part).catch(() => undefined);
+        await a.forget();
+      }
+    }
+    releaseClaim(this.#claims, a.target);
   }
 
   /** Flush, verify, fsync, rename, fsync the folder. Rejects with the file's coded error. */
@@ -517,6 +770,8 @@ export class Receiver {
       await fh.close();
       cur.fh = undefined;
       await place(part, target, this.#options.force ?? false);
+      // A record of ranges left by an earlier parallel attempt is now out of date.
+      await unlink(rangesPath(target)).catch(() => undefined);
       await syncDir(dirname(target));
     } finally {
       await cur.fh?.close().catch(() => undefined);
@@ -531,10 +786,19 @@ export class Receiver {
       this.#current = undefined;
       incoming = cur.incoming;
       await cur.sink?.flush().catch(() => undefined);
+      if (incoming.assembly !== undefined) {
+        await this.#keepRange(cur, incoming.assembly);
+        this.#failEntry(incoming.offer.path, code, `sender: ${message}`, undefined, incoming.assembly.emit);
+        return;
+      }
       await cur.fh?.close().catch(() => undefined);
       if (cur.offset + cur.received === 0) await unlink(incoming.part).catch(() => undefined);
     } else if (this.#accepted[0]?.id === id) {
       incoming = this.#accepted.shift()!;
+      if (incoming.assembly !== undefined) {
+        this.#failEntry(incoming.offer.path, code, `sender: ${message}`);
+        return;
+      }
     } else {
       throw protocolError(`ABORT for entry ${id}, which is not the next file`);
     }
@@ -550,9 +814,9 @@ export class Receiver {
     if (this.#fatal) throw this.#fatal;
   }
 
-  #failEntry(path: string, code: ErrorCode, message: string, hint?: ErrorHint): void {
+  #failEntry(path: string, code: ErrorCode, message: string, hint?: ErrorHint, emit: (e: TransferEvent) => void = this.#emit): void {
     this.#failures.push({ path, code, message, ...(hint ? { hint } : {}) });
-    this.#emit({ event: 'file-failed', path, code, message, ...(hint ? { hint } : {}) });
+    emit({ event: 'file-failed', path, code, message, ...(hint ? { hint } : {}) });
   }
 
   /** Frees a name this connection held. */
@@ -567,10 +831,13 @@ export class Receiver {
    * this connection touches its file any more (a retry may be waiting for it).
    */
   async #cleanUp(): Promise<void> {
-    for (const waiting of this.#accepted.splice(0)) this.#release(waiting.target);
+    for (const waiting of this.#accepted.splice(0)) if (waiting.assembly === undefined) this.#release(waiting.target);
     const cur = this.#current;
     this.#current = undefined;
-    if (cur !== undefined) {
+    if (cur?.incoming.assembly !== undefined) {
+      await cur.sink?.flush().catch(() => undefined);
+      await this.#keepRange(cur, cur.incoming.assembly);
+    } else if (cur !== undefined) {
       await cur.sink?.flush().catch(() => undefined);
       await cur.fh?.close().catch(() => undefined);
       // An empty partial file holds nothing to resume from.
@@ -579,6 +846,18 @@ export class Receiver {
     }
     await Promise.allSettled([...this.#finalizing]);
     for (const target of this.#myClaims) releaseClaim(this.#claims, target);
+    // Files in ranges: the last of the session's connections to go closes each (its record stays for a resume).
+    for (const a of this.#using) {
+      a.users.delete(this);
+      if (a.users.size === 0) await this.#dropAssembly(a);
+    }
+    this.#using.clear();
+  }
+
+  /** A range cut short (the connection went, the sender aborted): the bytes written stay recorded for a resume, checked again then. */
+  async #keepRange(cur: Current, assembly: Assembly): Promise<void> {
+    const got = cur.offset + cur.received;
+    if (cur.failed === undefined && got > 0) await assembly.hold(cur.base, cur.base + got, false);
   }
 }
 
@@ -601,16 +880,20 @@ async function makeDir(root: string, offer: OfferMessage): Promise<void> {
   throw new SocketkitError('ERR_EXISTS', `'${clean(offer.path, 200)}' exists and is not a folder`);
 }
 
+/**
+ * Where an offered file goes: under the root (its path checked and resolved), or, in single-file
+ * mode, the output the user chose (the path still checked, as it is shown).
+ */
+async function targetOf(root: string, offer: OfferMessage, options: ReceiverOptions): Promise<string> {
+  if (options.out === undefined) return resolveUnder(root, offer.path, true);
+  const why = checkWirePath(offer.path);
+  if (why !== undefined) throw unsafePath(offer.path, why);
+  return options.out;
+}
+
 /** Checks an offered file and works out where it goes and how much of it is already here. */
 async function prepareFile(root: string, offer: OfferMessage, options: ReceiverOptions, claims: Set<string>, link: Link, hash: HashName): Promise<Incoming> {
-  let target: string;
-  if (options.out !== undefined) {
-    const why = checkWirePath(offer.path);
-    if (why !== undefined) throw unsafePath(offer.path, why);
-    target = options.out;
-  } else {
-    target = await resolveUnder(root, offer.path, true);
-  }
+  const target = await targetOf(root, offer, options);
   const part = partialPath(target);
   const shown = clean(offer.path, 200);
   // Claimed before anything is looked at: the partial file may still be changing under another connection.
@@ -626,6 +909,9 @@ async function prepareFile(root: string, offer: OfferMessage, options: ReceiverO
 /** Works out how much of an offered, claimed file is already here. */
 async function inspect(target: string, part: string, shown: string, offer: OfferMessage, options: ReceiverOptions, link: Link, hash: HashName): Promise<Incoming> {
   let partSize = await sizeOf(part, offer.path);
+  // Left by parallel streams: the partial file is at its full size, and holds what its record says.
+  const ranges = partSize !== undefined ? await readRanges(target, offer.size) : undefined;
+  if (ranges !== undefined && partSize !== undefined) partSize = Math.min(partSize, heldFrom(ranges, 0));
   let adopt: string | undefined;
   const existing = await lstatOrUndefined(target);
   if (existing !== undefined) {

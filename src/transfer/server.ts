@@ -30,6 +30,8 @@ import { sendRawFile, type RawResult } from './raw.js';
 import { runReceiver } from './receiver.js';
 import { runSender } from './sender.js';
 import type { HashName } from './digest.js';
+import { Assemblies, SendSessions } from './parallel.js';
+import type { Hello } from './protocol.js';
 
 /** What a transfer server reports. `conn` numbers connections from 1. */
 export type TransferServerEvent =
@@ -236,6 +238,8 @@ interface ConnectionContext {
   readonly peer: string;
   readonly activity: Activity;
   readonly counters: ServerCounters;
+  /** Checks the peer's hello before anything is transferred: with `once`, only the connections of the first client's transfer get in. */
+  readonly checkHello: (hello: Hello) => Promise<void>;
 }
 
 type Handler = (socket: Socket, ctx: ConnectionContext) => Promise<ConnectionOutcome>;
@@ -250,6 +254,41 @@ async function startServer(ep: Endpoint, options: TransferServerOptions, handle:
   // Set once the server is up; connections cannot arrive before that.
   const ref: { server?: TransferServer } = {};
   const activities = new WeakMap<Socket, Activity>();
+  // With `once`: the first client's transfer, which may come on several connections (parallel
+  // streams, one session id); the server closes when the last of them is over.
+  const once = {
+    /** The first connection's session, once its hello is read (undefined: it came alone). */
+    session: undefined as Promise<string | undefined> | undefined,
+    alone: false,
+    tellSession: (_s: string | undefined): void => undefined,
+    outcome: undefined as { ok: true; value: ConnectionOutcome } | { ok: false; error: unknown } | undefined,
+  };
+  once.session = new Promise((resolve) => (once.tellSession = resolve));
+  const notOurs = new WeakSet<object>();
+  const checkHello = async (conn: number, hello: Hello): Promise<void> => {
+    if (!options.once) return;
+    const mine = hello.info.parallel?.session;
+    if (conn === 1) {
+      once.alone = mine === undefined;
+      once.tellSession(mine);
+      return;
+    }
+    const first = await once.session;
+    if (first === undefined || first !== mine) {
+      const e = new SocketkitError('ERR_BUSY', 'this server serves one client only, and is serving it');
+      notOurs.add(e);
+      throw e;
+    }
+  };
+  const onceEnded = (conn: number, result: { ok: true; value: ConnectionOutcome } | { ok: false; error: unknown }): void => {
+    if (!options.once) return;
+    if (conn === 1) once.outcome = result;
+    else if (!result.ok && !notOurs.has(result.error as object) && once.outcome?.ok !== false) once.outcome = result;
+    if (once.outcome === undefined || stats.active > 0) return;
+    if (once.outcome.ok) settle.resolve(once.outcome.value);
+    else settle.reject(once.outcome.error);
+    void ref.server?.close(0);
+  };
   const protocol: Protocol = (counters) => (socket) => {
     const conn = ++stats.connections;
     stats.active++;
@@ -257,7 +296,7 @@ async function startServer(ep: Endpoint, options: TransferServerOptions, handle:
     const activity: Activity = { progress: 0, busy: 0 };
     activities.set(socket, activity);
     emit({ event: 'connect', conn, peer });
-    handle(socket, { conn, peer, activity, counters }).then(
+    handle(socket, { conn, peer, activity, counters, checkHello: (hello) => checkHello(conn, hello) }).then(
       (outcome) => {
         stats.active--;
         if (outcome.summary) {
@@ -268,25 +307,21 @@ async function startServer(ep: Endpoint, options: TransferServerOptions, handle:
           stats.bytes += outcome.raw.bytes;
         }
         emit({ event: 'disconnect', conn, peer, ...outcome });
-        if (options.once) {
-          settle.resolve(outcome);
-          void ref.server?.close(0);
-        }
+        onceEnded(conn, { ok: true, value: outcome });
       },
       (err: unknown) => {
         stats.active--;
         stats.failed++;
         const e = toSocketkitError(err, peer);
         emit({ event: 'disconnect', conn, peer, error: { code: e.code, message: e.message } });
-        if (options.once) {
-          settle.reject(e);
-          void ref.server?.close(0);
-        }
+        onceEnded(conn, { ok: false, error: e });
       },
     );
   };
-  // With `once`, the first client is the only one.
-  const onceCheck = options.once ? (): string | undefined => (stats.connections >= 1 ? 'already serving its one client' : undefined) : undefined;
+  // With `once`, the first client is the only one (its further connections, while it is served, are checked at their hello).
+  const onceCheck = options.once
+    ? (): string | undefined => (stats.connections >= 1 && (once.alone || once.outcome !== undefined || stats.active === 0) ? 'already serving its one client' : undefined)
+    : undefined;
   const admit = options.admit;
   const managed = await startManagedServer(ep, {
     protocol,
@@ -379,6 +414,8 @@ export async function startFileServer(ep: Endpoint, options: FileServerOptions):
   }
   // Fail now, not at the first client, if a path is missing.
   await collectEntries(options.paths, { onSkip: (s: SkippedEntry) => emit({ event: 'skipped', ...s }) });
+  // Clients with parallel streams: their connections share one queue of pieces per transfer.
+  const sessions = new SendSessions();
   return startServer(ep, options, async (socket, ctx) => {
     const link = new ServerLink(socket, { peer: ctx.peer, ...common }, ctx.activity);
     try {
@@ -390,6 +427,8 @@ export async function startFileServer(ep: Endpoint, options: FileServerOptions):
           ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
           ...(options.readAhead !== undefined ? { readAhead: options.readAhead } : {}),
           ...(options.hash !== undefined ? { hash: options.hash } : {}),
+          sessions,
+          checkHello: ctx.checkHello,
         }),
       };
     } catch (err) {
@@ -413,6 +452,8 @@ export async function startReceiveServer(ep: Endpoint, options: ReceiveServerOpt
   await makeFolder(options.dir, options.signal);
   const emit = options.onEvent ?? (() => undefined);
   const claims = new Set<string>();
+  // Files arriving in ranges over several connections (parallel streams) are put together here.
+  const assemblies = new Assemblies();
   return startServer(ep, options, async (socket, ctx) => {
     const link = new ServerLink(socket, { peer: ctx.peer, ...(options.stallTimeoutMs !== undefined ? { stallTimeoutMs: options.stallTimeoutMs } : {}) }, ctx.activity, true);
     try {
@@ -420,6 +461,8 @@ export async function startReceiveServer(ep: Endpoint, options: ReceiveServerOpt
         summary: await runReceiver(link, {
           dir: options.dir,
           claims,
+          assemblies,
+          checkHello: ctx.checkHello,
           onEvent: onTransferEvent(emit, ctx),
           ...(options.force !== undefined ? { force: options.force } : {}),
           ...(options.resume !== undefined ? { resume: options.resume } : {}),

@@ -14,6 +14,7 @@ import { ProgressBars, createTransferView, formatRate } from '../progress.js';
 import { finishTransfer } from '../transfer-server.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
 import { HASH_OPTION, hashOption } from '../hash-option.js';
+import { STREAM_OPTIONS, streamOptions } from '../stream-options.js';
 
 /** `lstat`, or undefined when nothing is there. */
 async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
@@ -70,12 +71,14 @@ export default defineCommand({
     'stall-timeout': duration('fail when the transfer makes no progress this long (0: never)', { default: DEFAULT_STALL_TIMEOUT_MS }),
     timeout: duration('connect timeout', { default: DEFAULT_CONNECT_TIMEOUT_MS }),
     ...HASH_OPTION,
+    ...STREAM_OPTIONS,
     ...CLIENT_SECURITY_OPTIONS,
   },
   positionals: { min: 1, max: 1 },
   examples: [
     'socketkit get 192.0.2.7:9800 --dir ~/Downloads',
     'socketkit get 9800 -o report.pdf',
+    'socketkit get 192.0.2.7:9800 -P 4 --dir ~/Downloads   # four connections; big files in 64 MiB ranges',
     'socketkit get 9800 --raw -o big.iso          # from serve --raw, or: nc -N -l -p 9800 < big.iso',
     'socketkit get 9800 --raw -o - | tar x',
   ],
@@ -98,6 +101,7 @@ export default defineCommand({
     if (values.raw) {
       if (out === undefined) throw new SocketkitError('ERR_USAGE', 'a raw stream has no file name: give -o OUT (or -o - for standard output)');
       if (values.resume) throw new SocketkitError('ERR_USAGE', 'a raw stream cannot resume (the sender has no offsets); resuming needs the framed protocol');
+      if (values.parallel > 1) throw new SocketkitError('ERR_USAGE', 'a raw stream is one connection: -P needs the framed protocol');
       const bars = new ProgressBars({ stream: io.stderr, enabled: report.tty });
       bars.start('raw', out === '-' ? 'stdout' : out, undefined);
       try {
@@ -131,6 +135,7 @@ export default defineCommand({
         stallTimeoutMs,
         connectTimeoutMs,
         ...hashOption(values.hash),
+        ...streamOptions(values),
         signal: io.shutdown,
         ...sec.connect,
         onEvent: (e) => view.onEvent(e),

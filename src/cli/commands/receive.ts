@@ -1,16 +1,9 @@
 /** `socketkit receive [--listen ADDR] [--dir DIR]`: accept uploads from `socketkit send`. */
 import { defineCommand } from '../command.js';
-import { parseEndpoint } from '../../net/endpoint.js';
-import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT, DEFAULT_RECEIVE_DIR } from '../../core/defaults.js';
-import { SocketkitError } from '../../core/errors.js';
-import { DEFAULT_STALL_TIMEOUT_MS, startReceiveServer } from '../../transfer/index.js';
-import { createReporter } from '../report.js';
-import { INSECURE_OPTION, SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
-import { HASH_OPTION, hashOption } from '../hash-option.js';
-import { duration, text, toggle } from '../options.js';
-import { createTransferView } from '../progress.js';
-import { reportStopped, runTransferServer, ServerFailures, transferServerEvents } from '../transfer-server.js';
-import { MANAGED_SERVER_OPTIONS, managedServerValues } from '../server-report.js';
+import { DEFAULT_LISTEN_HOST, DEFAULT_PORT, DEFAULT_RECEIVE_DIR } from '../../core/defaults.js';
+import { startReceiveServer } from '../../transfer/index.js';
+import { text, toggle } from '../options.js';
+import { runServerCommand, serverCommandOptions } from '../transfer-server.js';
 
 export default defineCommand({
   name: 'receive',
@@ -25,46 +18,19 @@ export default defineCommand({
     dir: text('folder to write into (created if missing)', { value: 'DIR', default: DEFAULT_RECEIVE_DIR }),
     force: toggle('replace existing files'),
     resume: toggle('also continue an existing shorter file with the final name if the sender confirms it is a prefix (else ERR_EXISTS); a .NAME.sk-partial is always continued'),
-    once: toggle('receive from one client, then exit with its outcome'),
-    'stall-timeout': duration('drop a client whose transfer makes no progress this long (0: never)', { default: DEFAULT_STALL_TIMEOUT_MS }),
-    grace: duration('on SIGINT/SIGTERM, let live transfers finish this long', { default: DEFAULT_GRACE_MS }),
-    ...MANAGED_SERVER_OPTIONS,
-    ...HASH_OPTION,
-    ...SERVER_SECURITY_OPTIONS,
-    ...INSECURE_OPTION,
+    ...serverCommandOptions('receive from one client, then exit with its outcome'),
   },
   positionals: { min: 0, max: 0 },
   examples: ['socketkit receive --listen 0.0.0.0:9800 --psk-file shared.psk --dir ~/inbox', 'socketkit receive --once --dir /tmp/drop --json'],
   async run({ values, io, global }) {
-    const ep = parseEndpoint(values.listen, { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
-    const stallTimeoutMs = values['stall-timeout'];
-    const graceMs = values.grace;
-    const managed = managedServerValues(values);
     const dir = values.dir;
-    const once = values.once;
-    const report = createReporter(io, global);
-    const sec = await serverSecurity(values, report, { endpoint: ep, requireSecure: true });
-    const view = createTransferView(report, io.stderr);
-    const failures = new ServerFailures();
-    const onEvent = transferServerEvents(report, view, failures);
-    const run = await runTransferServer({
-      endpoint: ep,
-      io,
-      global,
-      report,
-      view,
-      graceMs,
-      managed,
-      start: (more) => startReceiveServer(ep, { dir, force: values.force, resume: values.resume, once, stallTimeoutMs, ...hashOption(values.hash), onEvent, ...sec.listen, ...more }),
-      onListening: (_server, where) =>
-        report.event(
-          'listening',
-          { address: where, dir, maxConnections: managed.maxConnections ?? null, idleTimeoutMs: managed.idleTimeoutMs ?? null },
-          `receiving into ${dir} on ${where}; send with: socketkit send ${where} PATH...`,
-        ),
-    });
-    reportStopped(report, io, global, run, 'received from', managed.statsIntervalMs !== undefined, failures);
-    if (once && run.server.stats.connections === 0) throw new SocketkitError('ERR_ABORTED', 'stopped before a client connected');
-    return 0;
+    return runServerCommand(
+      { values, io, global },
+      {
+        verb: 'received from',
+        start: (ep, common) => startReceiveServer(ep, { dir, force: values.force, resume: values.resume, ...common }),
+        listening: (where) => ({ fields: { dir }, text: `receiving into ${dir} on ${where}; send with: socketkit send ${where} PATH...` }),
+      },
+    );
   },
 });

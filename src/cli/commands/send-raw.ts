@@ -34,7 +34,9 @@ const ACK_TEXT: Readonly<Record<RawCloseAck, string>> = {
 };
 
 /** Runs `send --raw ADDR FILE`. */
-export async function runRawSend({ values, positionals, io, global }: CommandContext<RawSendValues>): Promise<number> {
+export async function runRawSend({ values, positionals, io, global, given }: CommandContext<RawSendValues>): Promise<number> {
+  const framedOnly = ['parallel', 'range-size', 'hash'].filter((o) => given.has(o));
+  if (framedOnly.length > 0) throw new SocketkitError('ERR_USAGE', `--${framedOnly[0]!} applies to framed transfers, not to --raw (a raw stream is one connection with no digest)`);
   if (positionals.length !== 2) throw new SocketkitError('ERR_USAGE', 'send --raw takes one ADDR and one FILE (a raw stream has no names: one file per connection)');
   const ep = parseEndpoint(positionals[0]!, { defaultHost: DEFAULT_CONNECT_HOST });
   const path = positionals[1]!;

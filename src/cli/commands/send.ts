@@ -10,6 +10,7 @@ import { finishTransfer } from '../transfer-server.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security-options.js';
 import { HASH_OPTION, hashOption } from '../hash-option.js';
 import { RAW_SEND_OPTIONS, runRawSend } from './send-raw.js';
+import { STREAM_OPTIONS, streamOptions } from '../stream-options.js';
 
 /**
  * A refusal of the receiver names the receiver's options (`--force`, `--resume`), which send
@@ -34,6 +35,7 @@ export default defineCommand({
     'stall-timeout': duration('fail when the transfer makes no progress this long (0: never)', { default: DEFAULT_STALL_TIMEOUT_MS }),
     timeout: duration('connect timeout', { default: DEFAULT_CONNECT_TIMEOUT_MS }),
     ...HASH_OPTION,
+    ...STREAM_OPTIONS,
     ...CLIENT_SECURITY_OPTIONS,
     ...RAW_SEND_OPTIONS,
   },
@@ -51,6 +53,7 @@ export default defineCommand({
     try {
       const summary = await upload(ep, positionals.slice(1), {
         ...hashOption(values.hash),
+        ...streamOptions(values),
         stallTimeoutMs,
         connectTimeoutMs,
         signal: io.shutdown,

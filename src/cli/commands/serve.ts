@@ -1,17 +1,10 @@
 /** `socketkit serve PATH... [--listen ADDR]`: send files and folders to every client that connects. */
 import { defineCommand } from '../command.js';
-import { parseEndpoint } from '../../net/endpoint.js';
-import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
-import { SocketkitError } from '../../core/errors.js';
-import { collectEntries, countEntries, DEFAULT_STALL_TIMEOUT_MS, startFileServer } from '../../transfer/index.js';
-import { createReporter } from '../report.js';
+import { DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
+import { collectEntries, countEntries, startFileServer } from '../../transfer/index.js';
 import { formatBytes, formatCounted } from '../format.js';
-import { duration, text, toggle } from '../options.js';
-import { createTransferView } from '../progress.js';
-import { reportStopped, runTransferServer, ServerFailures, transferServerEvents } from '../transfer-server.js';
-import { MANAGED_SERVER_OPTIONS, managedServerValues } from '../server-report.js';
-import { INSECURE_OPTION, SERVER_SECURITY_OPTIONS, serverSecurity } from '../security-options.js';
-import { HASH_OPTION, hashOption } from '../hash-option.js';
+import { text, toggle } from '../options.js';
+import { runServerCommand, serverCommandOptions } from '../transfer-server.js';
 
 export default defineCommand({
   name: 'serve',
@@ -24,13 +17,7 @@ export default defineCommand({
   options: {
     listen: text('address to listen on: PORT, HOST:PORT, [IPV6]:PORT, unix:PATH', { value: 'ADDR', default: `${DEFAULT_LISTEN_HOST}:${DEFAULT_PORT}` }),
     raw: toggle("stream the one file's bytes to each client, then close (no protocol, no verification)"),
-    once: toggle('serve one client, then exit with its outcome'),
-    'stall-timeout': duration('drop a client whose transfer makes no progress this long (0: never)', { default: DEFAULT_STALL_TIMEOUT_MS }),
-    grace: duration('on SIGINT/SIGTERM, let live transfers finish this long', { default: DEFAULT_GRACE_MS }),
-    ...MANAGED_SERVER_OPTIONS,
-    ...HASH_OPTION,
-    ...SERVER_SECURITY_OPTIONS,
-    ...INSECURE_OPTION,
+    ...serverCommandOptions('serve one client, then exit with its outcome'),
   },
   positionals: { min: 1, max: Number.MAX_SAFE_INTEGER },
   examples: [
@@ -39,37 +26,23 @@ export default defineCommand({
     'socketkit serve report.pdf --once --json',
   ],
   async run({ values, positionals, io, global }) {
-    const ep = parseEndpoint(values.listen, { defaultHost: DEFAULT_LISTEN_HOST, allowPortZero: true });
-    const stallTimeoutMs = values['stall-timeout'];
-    const graceMs = values.grace;
-    const managed = managedServerValues(values);
     const raw = values.raw;
-    const once = values.once;
-    const report = createReporter(io, global);
-    const sec = await serverSecurity(values, report, { endpoint: ep, requireSecure: true });
-    const view = createTransferView(report, io.stderr);
-    const failures = new ServerFailures();
-    const onEvent = transferServerEvents(report, view, failures);
-    const what = raw ? positionals[0]! : describe(countEntries(await collectEntries(positionals)));
-    const run = await runTransferServer({
-      endpoint: ep,
-      io,
-      global,
-      report,
-      view,
-      graceMs,
-      managed,
-      start: (more) => startFileServer(ep, { paths: positionals, raw, once, stallTimeoutMs, ...hashOption(values.hash), onEvent, ...sec.listen, ...more }),
-      onListening: (_server, where) =>
-        report.event(
-          'listening',
-          { address: where, paths: positionals, raw, maxConnections: managed.maxConnections ?? null, idleTimeoutMs: managed.idleTimeoutMs ?? null },
-          `serving ${what} on ${where}${raw ? ' (raw)' : ''}; fetch with: socketkit get ${where}${raw ? ' --raw -o FILE' : ''}`,
-        ),
-    });
-    reportStopped(report, io, global, run, 'served', managed.statsIntervalMs !== undefined, failures);
-    if (once && run.server.stats.connections === 0) throw new SocketkitError('ERR_ABORTED', 'stopped before a client connected');
-    return 0;
+    let what = positionals[0]!;
+    return runServerCommand(
+      { values, io, global },
+      {
+        verb: 'served',
+        start: async (ep, common) => {
+          // Listed after the security options are checked, as the server lists them again.
+          if (!raw) what = describe(countEntries(await collectEntries(positionals)));
+          return startFileServer(ep, { paths: positionals, raw, ...common });
+        },
+        listening: (where) => ({
+          fields: { paths: positionals, raw },
+          text: `serving ${what} on ${where}${raw ? ' (raw)' : ''}; fetch with: socketkit get ${where}${raw ? ' --raw -o FILE' : ''}`,
+        }),
+      },
+    );
   },
 });
 
