@@ -26,7 +26,7 @@ export function byteBroker(hub: BrokerHub): Protocol {
       this.end();
     }
     return (socket) => {
-      hub.join(socket);
+      hub.join(socket, { flow: true });
       socket.on('data', onData);
       socket.on('end', onEnd);
     };
@@ -36,7 +36,7 @@ export function byteBroker(hub: BrokerHub): Protocol {
 /** Whole messages (4-byte big-endian length, then the payload), each relayed as one frame. */
 export function framedBroker(hub: BrokerHub, maxMessageSize: number): Protocol {
   return (counters) => (socket) => {
-    hub.join(socket);
+    hub.join(socket, { flow: true });
     const decoder = new FrameDecoder({ maxFrameSize: maxMessageSize });
     socket.on('data', (chunk: Buffer) => {
       let frames: Uint8Array[];
