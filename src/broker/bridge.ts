@@ -17,6 +17,13 @@ export interface BrokerBridge {
   publish(data: Uint8Array): boolean | void;
   /** Called once the backlog is low again after `publish` returned false. Set once, by the broker. */
   onDrain?(listener: () => void): void;
+  /**
+   * Tells the other instances that this one holds its senders back while one of its clients
+   * catches up (`true`), or no longer does (`false`): flow control across instances.
+   */
+  hold?(on: boolean): void;
+  /** Called when another instance (`from`) holds or releases. Set once, by the broker. */
+  onRemoteHold?(listener: (from: string, on: boolean) => void): void;
   /** Called with what the other instances published. Set once, by the broker. */
   subscribe(onData: (data: Buffer) => void): void;
   /** Leaves the other instances. */

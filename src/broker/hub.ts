@@ -14,6 +14,10 @@
  * to it. So one client that never reads costs the others one pause of `holdMs` at most, then
  * none. `holdMs` 0 turns flow control off (a write is never waited for).
  *
+ * Across instances (a bridge with `hold`): while this instance holds its senders for one of its
+ * own clients, it tells the others to hold theirs, and they do, under the same bound; so a
+ * receiver on one instance that keeps up loses nothing to a sender on another.
+ *
  * Only the sockets joined with `flow: true` (the byte and framed brokers) are paused; the chat
  * sequences its own reads and is held by nothing.
  */
@@ -32,8 +36,12 @@ export interface HubOptions {
   readonly holdMs?: number;
 }
 
-/** What the hub waits for: a client's socket, or the bridge's backlog. */
-type Laggard = Socket | 'bridge';
+/** What the hub waits for: a client's socket, the bridge's backlog, or another instance (`remote:ID`). */
+type Laggard = Socket | 'bridge' | `remote:${string}`;
+
+function isRemote(who: Laggard): who is `remote:${string}` {
+  return typeof who === 'string' && who !== 'bridge';
+}
 
 export class BrokerHub {
   readonly counters: OutboxCounters = newOutboxCounters();
@@ -51,6 +59,8 @@ export class BrokerHub {
   readonly #holdMs: number;
   #paused = false;
   #timer: NodeJS.Timeout | undefined;
+  /** Laggards of this instance in `#behind` (not other instances'): while any, the others are told to hold. */
+  #localBehind = 0;
 
   constructor(options: HubOptions) {
     this.#maxQueue = options.maxQueue;
@@ -60,6 +70,11 @@ export class BrokerHub {
     this.#holdMs = options.holdMs ?? DEFAULT_BROKER_HOLD_MS;
     this.#bridge?.subscribe((data) => this.#deliver(undefined, data));
     this.#bridge?.onDrain?.(() => this.#caughtUp('bridge'));
+    this.#bridge?.onRemoteHold?.((from, on) => {
+      if (this.#holdMs === 0) return;
+      if (on) this.#fellBehind(`remote:${from}`);
+      else this.#caughtUp(`remote:${from}`);
+    });
   }
 
   /** Clients connected now. */
@@ -87,7 +102,7 @@ export class BrokerHub {
       this.#members.delete(socket);
       this.#senders.delete(socket);
       this.#released.delete(socket);
-      if (this.#behind.delete(socket)) this.#resumeIfDone();
+      this.#caughtUp(socket);
     });
   }
 
@@ -120,6 +135,7 @@ export class BrokerHub {
   #fellBehind(who: Laggard): void {
     if (this.#behind.has(who) || this.#released.has(who)) return;
     this.#behind.set(who, performance.now());
+    if (!isRemote(who) && this.#localBehind++ === 0) this.#bridge?.hold?.(true);
     if (!this.#paused) {
       this.#paused = true;
       this.counters.held++;
@@ -130,7 +146,14 @@ export class BrokerHub {
 
   #caughtUp(who: Laggard): void {
     this.#released.delete(who);
-    if (this.#behind.delete(who)) this.#resumeIfDone();
+    if (this.#forget(who)) this.#resumeIfDone();
+  }
+
+  /** Takes `who` out of `#behind`; true when it was there. */
+  #forget(who: Laggard): boolean {
+    if (!this.#behind.delete(who)) return false;
+    if (!isRemote(who) && --this.#localBehind === 0) this.#bridge?.hold?.(false);
+    return true;
   }
 
   /** Releases whoever has held the senders for `holdMs`; waits on for the others. */
@@ -141,7 +164,7 @@ export class BrokerHub {
     for (const [who, since] of this.#behind) {
       const left = since + this.#holdMs - now;
       if (left <= 0) {
-        this.#behind.delete(who);
+        this.#forget(who);
         this.#released.add(who);
         this.counters.released++;
       } else next = Math.min(next, left);

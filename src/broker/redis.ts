@@ -27,8 +27,13 @@ export const DEFAULT_REDIS_MAX_PENDING = 8 * 1024 * 1024;
 const NAME_TTL_S = 60;
 const RENEW_MS = 20_000;
 const ORIGIN_BYTES = 8;
-/** Origin, then a 4-byte sequence number. */
-const HEADER_BYTES = ORIGIN_BYTES + 4;
+/** Origin, then the kind (1 byte), then a 4-byte sequence number (data only). */
+const HEADER_BYTES = ORIGIN_BYTES + 5;
+const KIND_DATA = 0;
+/** An instance is holding its senders back for a client catching up: hold yours too. */
+const KIND_HOLD = 1;
+/** ... and it has caught up. */
+const KIND_RELEASE = 2;
 
 export interface RedisStatus {
   readonly up: boolean;
@@ -177,19 +182,25 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
   let onDrain: (() => void) | undefined;
   let dropped = 0;
   let published = 0;
-  // Every message: origin (8 bytes), sequence number (4 bytes, per origin), payload. A gap in
-  // an origin's numbers is a message Redis did not deliver to us.
+  // Every message: origin (8 bytes), kind (1 byte), sequence number (4 bytes, per origin),
+  // payload. A gap in an origin's numbers is a message Redis did not deliver to us.
   let seq = 0;
   const lastSeq = new Map<string, number>();
   let lost = 0;
   let received = 0;
   let onData: ((data: Buffer) => void) | undefined;
+  let onRemoteHold: ((from: string, on: boolean) => void) | undefined;
   await sub.subscribe(
     channel,
     (message: Buffer) => {
       if (message.length < HEADER_BYTES || message.subarray(0, ORIGIN_BYTES).equals(origin)) return;
-      const from = message.toString('latin1', 0, ORIGIN_BYTES);
-      const n = message.readUInt32BE(ORIGIN_BYTES);
+      const from = message.toString('hex', 0, ORIGIN_BYTES);
+      const kind = message[ORIGIN_BYTES];
+      if (kind !== KIND_DATA) {
+        if (kind === KIND_HOLD || kind === KIND_RELEASE) onRemoteHold?.(from, kind === KIND_HOLD);
+        return;
+      }
+      const n = message.readUInt32BE(ORIGIN_BYTES + 1);
       const last = lastSeq.get(from);
       if (last !== undefined) {
         const gap = (n - last - 1) >>> 0;
@@ -326,7 +337,8 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
       }
       const message = Buffer.allocUnsafe(HEADER_BYTES + data.byteLength);
       origin.copy(message, 0);
-      message.writeUInt32BE(seq, ORIGIN_BYTES);
+      message[ORIGIN_BYTES] = KIND_DATA;
+      message.writeUInt32BE(seq, ORIGIN_BYTES + 1);
       seq = (seq + 1) >>> 0;
       message.set(data, HEADER_BYTES);
       pendingBytes += message.length;
@@ -352,6 +364,16 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
     },
     onDrain(listener: () => void): void {
       onDrain = listener;
+    },
+    hold(on: boolean): void {
+      if (!pubUp) return;
+      const message = Buffer.alloc(HEADER_BYTES);
+      origin.copy(message, 0);
+      message[ORIGIN_BYTES] = on ? KIND_HOLD : KIND_RELEASE;
+      pub.publish(channel, message).catch((err: unknown) => down('pub', err));
+    },
+    onRemoteHold(listener: (from: string, on: boolean) => void): void {
+      onRemoteHold = listener;
     },
     close,
   };
