@@ -6,11 +6,16 @@
  * What Redis pub/sub does not promise, and what is done about it:
  * - Delivery is at most once: a message published while an instance is disconnected never
  *   reaches it, and nothing is replayed. Each message carries its origin, so an instance never
- *   delivers its own message twice (it also receives it from Redis).
- * - A subscriber that falls behind is cut off by Redis (`client-output-buffer-limit pubsub`);
- *   the client reconnects and resubscribes, and what was published meanwhile is lost.
- * - Publishing never waits: at most `maxPendingBytes` may be on their way to Redis; beyond it
- *   messages are dropped and counted, so a slow or absent Redis cannot grow our memory.
+ *   delivers its own message twice (it also receives it from Redis), and a sequence number per
+ *   origin, so an instance counts (and says, once a second) the messages that never arrived.
+ * - A subscriber that falls behind is cut off by Redis (`client-output-buffer-limit pubsub`,
+ *   32 MiB at once or 8 MiB for 60 s by default). The client resubscribes; what was published
+ *   meanwhile is lost, and the instance says that Redis closed its subscription alone. To keep
+ *   subscribers from falling behind, an instance holding its senders for one of its clients
+ *   tells the others (hold / release messages on the channel), and they hold theirs too.
+ * - Publishing never waits: past half of `maxPendingBytes` on their way to Redis the broker
+ *   holds its senders (for a bounded time); beyond all of it messages are dropped and counted,
+ *   so a slow or absent Redis cannot grow our memory.
  *
  * When Redis goes away the instance keeps serving its own clients, says so once, reconnects
  * with backoff (0.1 s doubling to 5 s) and says when it is back. Chat names claimed in Redis
