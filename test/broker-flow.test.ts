@@ -68,7 +68,9 @@ describe('broker flow control', () => {
   const QUEUE = 256 * 1024;
 
   it('a receiver slower than the sender loses nothing: the sender is held back for it', { timeout: 90_000 }, async (t) => {
-    const { b, events } = await broker(t, { maxQueue: QUEUE });
+    // A long hold bound (10 s): a loaded machine, where the reader catches up slowly, must not
+    // release the hold before it has; the bound itself is tested below.
+    const { b, events } = await broker(t, { maxQueue: QUEUE, holdMs: 10_000 });
     const sender = await peer(t, b);
     const slow = await peer(t, b);
     const fast = await peer(t, b);

@@ -42,9 +42,9 @@ function portOf(b: Broker): number {
   return b.endpoint.kind === 'inet' ? b.endpoint.port : 0;
 }
 
-async function joined(t: CleanupContext, url: string, maxQueue: number): Promise<{ b: Broker; j: RedisJoin }> {
+async function joined(t: CleanupContext, url: string, maxQueue: number, holdMs?: number): Promise<{ b: Broker; j: RedisJoin }> {
   const j = await connectRedisBridge(url, { channel: 'flow' });
-  const b = await startBroker(LOOPBACK, { maxQueue, bridge: j.bridge });
+  const b = await startBroker(LOOPBACK, { maxQueue, bridge: j.bridge, ...(holdMs !== undefined ? { holdMs } : {}) });
   t.after(() => b.close(0));
   return { b, j };
 }
@@ -64,9 +64,11 @@ describe('brokers joined by Redis: flow and loss', () => {
     await startRedis(t, redis, port);
     const url = `redis://127.0.0.1:${port}`;
     // The hold crosses Redis in a moment, but what is already on its way still arrives: the
-    // queue on the receiving side must hold that much (a few MiB), so it is 8 MiB here.
-    const one = await joined(t, url, 8 * 1024 * 1024);
-    const two = await joined(t, url, 8 * 1024 * 1024);
+    // queue on the receiving side must hold that much (a few MiB), so it is 16 MiB here. The
+    // hold bound is long (10 s), so that a loaded machine, where the reader catches up slowly,
+    // does not release the hold before it has (what the bound does is tested in broker-flow).
+    const one = await joined(t, url, 16 * 1024 * 1024, 10_000);
+    const two = await joined(t, url, 16 * 1024 * 1024, 10_000);
     const sender = await peer(t, portOf(one.b));
     const slow = await peer(t, portOf(two.b));
     slow.socket.on('data', () => {
@@ -77,7 +79,7 @@ describe('brokers joined by Redis: flow and loss', () => {
     // The subscriptions are up once a first message crosses.
     sender.socket.write('x');
     await waitUntil(() => slow.bytes === 1, 'the first byte across');
-    const total = 96 * 1024 * 1024;
+    const total = 128 * 1024 * 1024;
     await blast(sender.socket, total);
     await waitUntil(() => slow.closed || slow.bytes === total + 1, 'the slow reader has everything', 60_000);
     assert.equal(slow.closed, false, 'the slow reader was cut off');

@@ -12,7 +12,8 @@
  *   32 MiB at once or 8 MiB for 60 s by default). The client resubscribes; what was published
  *   meanwhile is lost, and the instance says that Redis closed its subscription alone. To keep
  *   subscribers from falling behind, an instance holding its senders for one of its clients
- *   tells the others (hold / release messages on the channel), and they hold theirs too.
+ *   tells the others (hold / release messages on CHANNEL:hold, read on a connection of their
+ *   own so that they never wait behind data), and they hold theirs too.
  * - Publishing never waits: past half of `maxPendingBytes` on their way to Redis the broker
  *   holds its senders (for a bounded time); beyond all of it messages are dropped and counted,
  *   so a slow or absent Redis cannot grow our memory.
@@ -123,6 +124,10 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
   const reconnectStrategy = (retries: number, cause: Error): number | Error => (started ? Math.min(100 * 2 ** retries, 5000) : cause);
   const pub = createClient({ url, disableOfflineQueue: true, socket: { reconnectStrategy, connectTimeout: 5000 } });
   const sub = pub.duplicate();
+  // Holds and releases travel on their own channel and connection: on the data connection they
+  // would wait behind everything on its way (an instance also gets its own messages back).
+  const ctl = pub.duplicate();
+  const holdChannel = `${channel}:hold`;
   // Each connection's own state: publishing and the chat directory need `pub` alone, so an
   // instance whose subscription Redis closed goes on publishing meanwhile.
   let pubUp = false;
@@ -156,6 +161,8 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
     lastDown = '';
     pubWentDown = false;
   };
+  // The control connection's trouble is the others' too; they say it.
+  ctl.on('error', () => undefined);
   pub.on('error', (err: unknown) => down('pub', err));
   sub.on('error', (err: unknown) => down('sub', err));
   pub.on('ready', () => ready('pub'));
@@ -163,8 +170,9 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
   try {
     await pub.connect();
     await sub.connect();
+    await ctl.connect();
   } catch (err) {
-    for (const c of [pub, sub]) {
+    for (const c of [pub, sub, ctl]) {
       try {
         c.destroy();
       } catch {
@@ -200,11 +208,7 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
     (message: Buffer) => {
       if (message.length < HEADER_BYTES || message.subarray(0, ORIGIN_BYTES).equals(origin)) return;
       const from = message.toString('hex', 0, ORIGIN_BYTES);
-      const kind = message[ORIGIN_BYTES];
-      if (kind !== KIND_DATA) {
-        if (kind === KIND_HOLD || kind === KIND_RELEASE) onRemoteHold?.(from, kind === KIND_HOLD);
-        return;
-      }
+      if (message[ORIGIN_BYTES] !== KIND_DATA) return;
       const n = message.readUInt32BE(ORIGIN_BYTES + 1);
       const last = lastSeq.get(from);
       if (last !== undefined) {
@@ -215,6 +219,16 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
       lastSeq.set(from, n);
       received++;
       onData?.(message.subarray(HEADER_BYTES));
+    },
+    true,
+  );
+
+  await ctl.subscribe(
+    holdChannel,
+    (message: Buffer) => {
+      if (message.length < HEADER_BYTES || message.subarray(0, ORIGIN_BYTES).equals(origin)) return;
+      const kind = message[ORIGIN_BYTES];
+      if (kind === KIND_HOLD || kind === KIND_RELEASE) onRemoteHold?.(message.toString('hex', 0, ORIGIN_BYTES), kind === KIND_HOLD);
     },
     true,
   );
@@ -309,7 +323,7 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
     // what is still on its way is lost, as pub/sub loses it anyway.
     if (pubUp) await settledWithin(2000, [...owned.keys()].map((name) => pub.del(nameKey(name))));
     owned.clear();
-    for (const c of [sub, pub]) {
+    for (const c of [ctl, sub, pub]) {
       try {
         c.destroy();
       } catch {
@@ -375,7 +389,7 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
       const message = Buffer.alloc(HEADER_BYTES);
       origin.copy(message, 0);
       message[ORIGIN_BYTES] = on ? KIND_HOLD : KIND_RELEASE;
-      pub.publish(channel, message).catch((err: unknown) => down('pub', err));
+      pub.publish(holdChannel, message).catch((err: unknown) => down('pub', err));
     },
     onRemoteHold(listener: (from: string, on: boolean) => void): void {
       onRemoteHold = listener;
