@@ -133,7 +133,7 @@ export { tlsConnectTransport, tlsListenTransport, type TlsClientOptions, type Tl
 // The broker: relay between clients, line chat, instances joined through Redis.
 export { startBroker, DEFAULT_BROKER_MAX_QUEUE, DEFAULT_CHAT_MAX_LINE, type Broker, type BrokerMode, type BrokerOptions } from './broker/index.js';
 export { LocalChatDirectory, type BrokerBridge, type ChatDirectory } from './broker/bridge.js';
-export { connectRedisBridge, type RedisBridgeOptions, type RedisJoin, type RedisStatus } from './broker/redis.js';
+export { connectRedisBridge, type RedisBridgeOptions, type RedisJoin, type RedisLoss, type RedisStatus } from './broker/redis.js';
 export type { ChatEvent } from './broker/chat.js';
 export type { OutboxCounters, SlowConsumerPolicy } from './broker/outbox.js';
 

@@ -1,14 +1,29 @@
 /**
  * What joins broker instances: a bridge publishes what local clients send and hands over what
  * the other instances published. The broker knows nothing of how (redis.ts is the one that
- * ships); tests and other transports implement the same three methods.
+ * ships); tests and other transports implement the same methods.
  *
  * A bridge never blocks the broker: `publish` queues (bounded) and returns; when the link to
- * the other instances is down the instance keeps serving its own clients.
+ * the other instances is down the instance keeps serving its own clients. A bridge whose
+ * backlog is high says so (`publish` returns false, then calls the `onDrain` listener once it
+ * is low again), and the broker holds its senders back for a bounded time, as for a client.
  */
 export interface BrokerBridge {
-  /** Sends bytes to the other instances (not back to this one). */
-  publish(data: Uint8Array): void;
+  /**
+   * Sends bytes to the other instances (not back to this one). False: the backlog is above the
+   * bridge's mark (what it is given is still taken, up to its bound); `onDrain`'s listener is
+   * called when it is below again.
+   */
+  publish(data: Uint8Array): boolean | void;
+  /** Called once the backlog is low again after `publish` returned false. Set once, by the broker. */
+  onDrain?(listener: () => void): void;
+  /**
+   * Tells the other instances that this one holds its senders back while one of its clients
+   * catches up (`true`), or no longer does (`false`): flow control across instances.
+   */
+  hold?(on: boolean): void;
+  /** Called when another instance (`from`) holds or releases. Set once, by the broker. */
+  onRemoteHold?(listener: (from: string, on: boolean) => void): void;
   /** Called with what the other instances published. Set once, by the broker. */
   subscribe(onData: (data: Buffer) => void): void;
   /** Leaves the other instances. */

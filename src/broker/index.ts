@@ -7,7 +7,7 @@ import { startServer, type ManagedServer, type ManagedServerOptions } from '../s
 import type { Endpoint } from '../net/endpoint.js';
 import { SocketkitError } from '../core/errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../codec/constants.js';
-import { BrokerHub } from './hub.js';
+import { BrokerHub, DEFAULT_BROKER_HOLD_MS } from './hub.js';
 import { byteBroker, framedBroker } from './relay.js';
 import { Chat, type ChatEvent } from './chat.js';
 import { LocalChatDirectory, type BrokerBridge, type ChatDirectory } from './bridge.js';
@@ -16,6 +16,7 @@ import type { OutboxCounters, SlowConsumerPolicy } from './outbox.js';
 export { DEFAULT_CHAT_ROOM, type ChatEvent } from './chat.js';
 export { LocalChatDirectory, type BrokerBridge, type ChatDirectory } from './bridge.js';
 export type { OutboxCounters, SlowConsumerPolicy } from './outbox.js';
+export { DEFAULT_BROKER_HOLD_MS } from './hub.js';
 
 /** Bytes a client may have waiting for it before the slow-consumer policy applies. */
 export const DEFAULT_BROKER_MAX_QUEUE = 1024 * 1024;
@@ -35,6 +36,11 @@ export interface BrokerOptions extends Omit<ManagedServerOptions, 'protocol'> {
   readonly maxQueue?: number;
   /** What happens to a client whose queue is full. Default `disconnect` (ERR_SLOW_CONSUMER). */
   readonly slow?: SlowConsumerPolicy;
+  /**
+   * Bytes and framed modes: how long a client past half its queue (or a bridge with a high
+   * backlog) may hold the senders back while it catches up, ms; 0: never (see hub.ts). Default 500.
+   */
+  readonly holdMs?: number;
   /** With `chat`: the longest line relayed, bytes. Default 4,096. */
   readonly maxLine?: number;
   /** Joins other instances (see redis.ts). */
@@ -63,12 +69,14 @@ function positive(name: string, v: number): number {
 
 /** Starts a broker on `ep`. */
 export async function startBroker(ep: Endpoint, options: BrokerOptions = {}): Promise<Broker> {
-  const { mode = 'bytes', maxMessageSize, maxQueue, slow, maxLine, bridge, directory, onChatEvent, ...rest } = options;
+  const { mode = 'bytes', maxMessageSize, maxQueue, slow, holdMs, maxLine, bridge, directory, onChatEvent, ...rest } = options;
   const queue = positive('queue size', maxQueue ?? DEFAULT_BROKER_MAX_QUEUE);
   const policy: SlowConsumerPolicy = slow ?? DEFAULT_SLOW_CONSUMER_POLICY;
   if (policy !== 'disconnect' && policy !== 'drop') throw new SocketkitError('ERR_INVALID_ARG', `slow-consumer policy must be disconnect or drop, not ${String(policy)}`);
   // Chat speaks JSON over the bridge; the byte brokers relay bytes through it.
-  const hub = new BrokerHub({ maxQueue: queue, slow: policy, ...(bridge && mode !== 'chat' ? { bridge } : {}) });
+  const hold = holdMs ?? DEFAULT_BROKER_HOLD_MS;
+  if (!Number.isSafeInteger(hold) || hold < 0) throw new SocketkitError('ERR_INVALID_ARG', `hold time must be a whole number of ms from 0, not ${hold}`);
+  const hub = new BrokerHub({ maxQueue: queue, slow: policy, holdMs: hold, ...(bridge && mode !== 'chat' ? { bridge } : {}) });
   const protocol =
     mode === 'chat'
       ? new Chat(hub, {

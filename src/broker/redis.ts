@@ -6,11 +6,17 @@
  * What Redis pub/sub does not promise, and what is done about it:
  * - Delivery is at most once: a message published while an instance is disconnected never
  *   reaches it, and nothing is replayed. Each message carries its origin, so an instance never
- *   delivers its own message twice (it also receives it from Redis).
- * - A subscriber that falls behind is cut off by Redis (`client-output-buffer-limit pubsub`);
- *   the client reconnects and resubscribes, and what was published meanwhile is lost.
- * - Publishing never waits: at most `maxPendingBytes` may be on their way to Redis; beyond it
- *   messages are dropped and counted, so a slow or absent Redis cannot grow our memory.
+ *   delivers its own message twice (it also receives it from Redis), and a sequence number per
+ *   origin, so an instance counts (and says, once a second) the messages that never arrived.
+ * - A subscriber that falls behind is cut off by Redis (`client-output-buffer-limit pubsub`,
+ *   32 MiB at once or 8 MiB for 60 s by default). The client resubscribes; what was published
+ *   meanwhile is lost, and the instance says that Redis closed its subscription alone. To keep
+ *   subscribers from falling behind, an instance holding its senders for one of its clients
+ *   tells the others (hold / release messages on CHANNEL:hold, read on a connection of their
+ *   own so that they never wait behind data), and they hold theirs too.
+ * - Publishing never waits: past half of `maxPendingBytes` on their way to Redis the broker
+ *   holds its senders (for a bounded time); beyond all of it messages are dropped and counted,
+ *   so a slow or absent Redis cannot grow our memory.
  *
  * When Redis goes away the instance keeps serving its own clients, says so once, reconnects
  * with backoff (0.1 s doubling to 5 s) and says when it is back. Chat names claimed in Redis
@@ -27,6 +33,13 @@ export const DEFAULT_REDIS_MAX_PENDING = 8 * 1024 * 1024;
 const NAME_TTL_S = 60;
 const RENEW_MS = 20_000;
 const ORIGIN_BYTES = 8;
+/** Origin, then the kind (1 byte), then a 4-byte sequence number (data only). */
+const HEADER_BYTES = ORIGIN_BYTES + 5;
+const KIND_DATA = 0;
+/** An instance is holding its senders back for a client catching up: hold yours too. */
+const KIND_HOLD = 1;
+/** ... and it has caught up. */
+const KIND_RELEASE = 2;
 
 export interface RedisStatus {
   readonly up: boolean;
@@ -36,16 +49,36 @@ export interface RedisStatus {
   readonly message?: string;
 }
 
+/** Messages lost since the last report. */
+export interface RedisLoss {
+  /** Messages of this instance's clients not published: Redis was away or did not keep up (the backlog was full). */
+  readonly notPublished: number;
+  /** Messages of other instances that never reached this one (gaps in their sequence numbers). */
+  readonly lost: number;
+  readonly where: string;
+}
+
 export interface RedisBridgeOptions {
   readonly channel?: string;
   readonly maxPendingBytes?: number;
   /** Connection lost and regained (not called for the first connection's success). */
   readonly onStatus?: (s: RedisStatus) => void;
+  /** Messages lost, said at most once a second with the counts since the last call. */
+  readonly onLoss?: (l: RedisLoss) => void;
   readonly signal?: AbortSignal;
 }
 
 export interface RedisJoin {
-  readonly bridge: BrokerBridge & { readonly dropped: number; readonly up: boolean };
+  readonly bridge: BrokerBridge & {
+    /** Messages not published (Redis away, or the backlog full). */
+    readonly dropped: number;
+    /** Messages of other instances that never arrived (gaps in their sequence numbers). */
+    readonly lost: number;
+    readonly published: number;
+    readonly received: number;
+    /** Both connections (publishing, subscription) are up. */
+    readonly up: boolean;
+  };
   readonly directory: ChatDirectory;
 }
 
@@ -91,28 +124,55 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
   const reconnectStrategy = (retries: number, cause: Error): number | Error => (started ? Math.min(100 * 2 ** retries, 5000) : cause);
   const pub = createClient({ url, disableOfflineQueue: true, socket: { reconnectStrategy, connectTimeout: 5000 } });
   const sub = pub.duplicate();
-  let up = false;
+  // Holds and releases travel on their own channel and connection: on the data connection they
+  // would wait behind everything on its way (an instance also gets its own messages back).
+  const ctl = pub.duplicate();
+  const holdChannel = `${channel}:hold`;
+  // Each connection's own state: publishing and the chat directory need `pub` alone, so an
+  // instance whose subscription Redis closed goes on publishing meanwhile.
+  let pubUp = false;
+  let subUp = false;
+  /** Whether `pub` went down since the last time both were up (else Redis closed the subscription alone). */
+  let pubWentDown = false;
+  let reported = true;
   let lastDown = '';
-  const down = (err: unknown): void => {
+  const down = (which: 'pub' | 'sub', err: unknown): void => {
     const e = toSocketkitError(systemError(err), where);
+    if (which === 'pub') {
+      pubUp = false;
+      pubWentDown = true;
+    } else subUp = false;
     if (!started) return;
-    if (up || lastDown !== e.message) options.onStatus?.({ up: false, where, code: e.code, message: e.message });
-    up = false;
+    if (reported || lastDown !== e.message) options.onStatus?.({ up: false, where, code: e.code, message: e.message });
+    reported = false;
     lastDown = e.message;
   };
-  const ready = (): void => {
-    if (started && !up) options.onStatus?.({ up: true, where });
-    up = true;
+  const ready = (which: 'pub' | 'sub'): void => {
+    if (which === 'pub') pubUp = true;
+    else subUp = true;
+    if (!started || reported || !pubUp || !subUp) return;
+    options.onStatus?.({
+      up: true,
+      where,
+      // Only the subscription went: Redis closed it, which it does to a subscriber that falls behind.
+      ...(pubWentDown ? {} : { message: 'Redis had closed the subscription alone (it cuts off a subscriber that falls behind: client-output-buffer-limit pubsub)' }),
+    });
+    reported = true;
     lastDown = '';
+    pubWentDown = false;
   };
-  pub.on('error', down);
-  sub.on('error', down);
-  pub.on('ready', ready);
+  // The control connection's trouble is the others' too; they say it.
+  ctl.on('error', () => undefined);
+  pub.on('error', (err: unknown) => down('pub', err));
+  sub.on('error', (err: unknown) => down('sub', err));
+  pub.on('ready', () => ready('pub'));
+  sub.on('ready', () => ready('sub'));
   try {
     await pub.connect();
     await sub.connect();
+    await ctl.connect();
   } catch (err) {
-    for (const c of [pub, sub]) {
+    for (const c of [pub, sub, ctl]) {
       try {
         c.destroy();
       } catch {
@@ -124,19 +184,65 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
     throw new SocketkitError(e.code === 'ERR_INTERNAL' ? 'ERR_IO' : e.code, `redis: ${e.message}`, { cause: err });
   }
   started = true;
-  up = true;
+  pubUp = true;
+  subUp = true;
 
+  // Publishing: a backlog of at most maxPending bytes; past half of it publish() says so (the
+  // broker then holds its senders back for a while), past all of it messages are dropped.
+  const highWater = Math.max(1, Math.floor(maxPending / 2));
   let pendingBytes = 0;
+  let needDrain = false;
+  let onDrain: (() => void) | undefined;
   let dropped = 0;
+  let published = 0;
+  // Every message: origin (8 bytes), kind (1 byte), sequence number (4 bytes, per origin),
+  // payload. A gap in an origin's numbers is a message Redis did not deliver to us.
+  let seq = 0;
+  const lastSeq = new Map<string, number>();
+  let lost = 0;
+  let received = 0;
   let onData: ((data: Buffer) => void) | undefined;
+  let onRemoteHold: ((from: string, on: boolean) => void) | undefined;
   await sub.subscribe(
     channel,
     (message: Buffer) => {
-      if (message.length < ORIGIN_BYTES || message.subarray(0, ORIGIN_BYTES).equals(origin)) return;
-      onData?.(message.subarray(ORIGIN_BYTES));
+      if (message.length < HEADER_BYTES || message.subarray(0, ORIGIN_BYTES).equals(origin)) return;
+      const from = message.toString('hex', 0, ORIGIN_BYTES);
+      if (message[ORIGIN_BYTES] !== KIND_DATA) return;
+      const n = message.readUInt32BE(ORIGIN_BYTES + 1);
+      const last = lastSeq.get(from);
+      if (last !== undefined) {
+        const gap = (n - last - 1) >>> 0;
+        // A gap of more than 2^31 is an instance that started again (numbers from 0), not a loss.
+        if (gap > 0 && gap < 0x8000_0000) lost += gap;
+      }
+      lastSeq.set(from, n);
+      received++;
+      onData?.(message.subarray(HEADER_BYTES));
     },
     true,
   );
+
+  await ctl.subscribe(
+    holdChannel,
+    (message: Buffer) => {
+      if (message.length < HEADER_BYTES || message.subarray(0, ORIGIN_BYTES).equals(origin)) return;
+      const kind = message[ORIGIN_BYTES];
+      if (kind === KIND_HOLD || kind === KIND_RELEASE) onRemoteHold?.(message.toString('hex', 0, ORIGIN_BYTES), kind === KIND_HOLD);
+    },
+    true,
+  );
+
+  // Losses are said at most once a second, with how many since the last time.
+  let saidDropped = 0;
+  let saidLost = 0;
+  const lossTimer = setInterval(() => {
+    if (dropped === saidDropped && lost === saidLost) return;
+    options.onLoss?.({ notPublished: dropped - saidDropped, lost: lost - saidLost, where });
+    saidDropped = dropped;
+    saidLost = lost;
+  }, 1000);
+  lossTimer.unref();
 
   const local = new LocalChatDirectory();
   const owned = new Map<string, string>(); // lower-case name -> room key it is in ('' for none)
@@ -145,19 +251,20 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
   const me = origin.toString('hex');
   /** A Redis call, or the local directory's answer while Redis is away. */
   const either = async <T>(remote: () => Promise<T>, fallback: () => Promise<T>): Promise<T> => {
-    if (!up) return fallback();
+    if (!pubUp) return fallback();
     try {
       return await remote();
     } catch (err) {
-      down(err);
+      down('pub', err);
       return fallback();
     }
   };
   const renew = setInterval(() => {
-    if (!up) return;
+    if (!pubUp) return;
+    const failed = (err: unknown): void => down('pub', err);
     for (const [name, room] of owned) {
-      pub.expire(nameKey(name), NAME_TTL_S).catch(down);
-      if (room) pub.zAdd(roomKey(room), { score: Date.now(), value: name }).catch(down);
+      pub.expire(nameKey(name), NAME_TTL_S).catch(failed);
+      if (room) pub.zAdd(roomKey(room), { score: Date.now(), value: name }).catch(failed);
     }
   }, RENEW_MS);
   renew.unref();
@@ -211,11 +318,12 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
     if (closed) return;
     closed = true;
     clearInterval(renew);
+    clearInterval(lossTimer);
     // Names go back (a Redis that stopped answering gets 2 s for that), then the sockets go:
     // what is still on its way is lost, as pub/sub loses it anyway.
-    if (up) await settledWithin(2000, [...owned.keys()].map((name) => pub.del(nameKey(name))));
+    if (pubUp) await settledWithin(2000, [...owned.keys()].map((name) => pub.del(nameKey(name))));
     owned.clear();
-    for (const c of [sub, pub]) {
+    for (const c of [ctl, sub, pub]) {
       try {
         c.destroy();
       } catch {
@@ -229,28 +337,62 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
     get dropped() {
       return dropped;
     },
-    get up() {
-      return up;
+    get lost() {
+      return lost;
     },
-    publish(data: Uint8Array): void {
-      if (!up || pendingBytes + data.byteLength > maxPending) {
+    get published() {
+      return published;
+    },
+    get received() {
+      return received;
+    },
+    get up() {
+      return pubUp && subUp;
+    },
+    publish(data: Uint8Array): boolean {
+      if (!pubUp || pendingBytes + data.byteLength > maxPending) {
         dropped++;
-        return;
+        return !pubUp;
       }
-      const message = Buffer.concat([origin, data]);
+      const message = Buffer.allocUnsafe(HEADER_BYTES + data.byteLength);
+      origin.copy(message, 0);
+      message[ORIGIN_BYTES] = KIND_DATA;
+      message.writeUInt32BE(seq, ORIGIN_BYTES + 1);
+      seq = (seq + 1) >>> 0;
+      message.set(data, HEADER_BYTES);
       pendingBytes += message.length;
+      published++;
       pub
         .publish(channel, message)
         .catch((err: unknown) => {
           dropped++;
-          down(err);
+          down('pub', err);
         })
         .finally(() => {
           pendingBytes -= message.length;
+          if (needDrain && pendingBytes <= highWater / 2) {
+            needDrain = false;
+            onDrain?.();
+          }
         });
+      if (pendingBytes > highWater) needDrain = true;
+      return !needDrain;
     },
     subscribe(listener: (data: Buffer) => void): void {
       onData = listener;
+    },
+    onDrain(listener: () => void): void {
+      onDrain = listener;
+    },
+    hold(on: boolean): void {
+      if (!pubUp) return;
+      const message = Buffer.alloc(HEADER_BYTES);
+      origin.copy(message, 0);
+      message[ORIGIN_BYTES] = on ? KIND_HOLD : KIND_RELEASE;
+      pub.publish(holdChannel, message).catch((err: unknown) => down('pub', err));
+    },
+    onRemoteHold(listener: (from: string, on: boolean) => void): void {
+      onRemoteHold = listener;
     },
     close,
   };

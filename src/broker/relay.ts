@@ -11,6 +11,7 @@
 import type { Socket } from 'node:net';
 import { FrameDecoder } from '../codec/frame-decoder.js';
 import { encodeFrame } from '../codec/frame-encoder.js';
+import { endFrames, pushFrames } from '../codec/frame-push.js';
 import { toSocketkitError } from '../core/errors.js';
 import type { Protocol } from '../server/server.js';
 import type { BrokerHub } from './hub.js';
@@ -26,40 +27,32 @@ export function byteBroker(hub: BrokerHub): Protocol {
       this.end();
     }
     return (socket) => {
-      hub.join(socket);
+      hub.join(socket, { flow: true });
       socket.on('data', onData);
       socket.on('end', onEnd);
     };
   };
 }
 
-/** Whole messages (4-byte big-endian length, then the payload), each relayed as one frame. */
+/**
+ * Whole messages (4-byte big-endian length, then the payload), each relayed as one frame. The
+ * messages before a bad length prefix in the same read are relayed; then the sender is closed.
+ */
 export function framedBroker(hub: BrokerHub, maxMessageSize: number): Protocol {
   return (counters) => (socket) => {
-    hub.join(socket);
+    hub.join(socket, { flow: true });
     const decoder = new FrameDecoder({ maxFrameSize: maxMessageSize });
+    const frames: Uint8Array[] = [];
+    const relayOne = (frame: Uint8Array): void => {
+      counters.roundTrips++;
+      const parts = encodeFrame(frame);
+      hub.fanOut(socket, parts.length === 1 ? parts[0] : Buffer.concat(parts));
+    };
     socket.on('data', (chunk: Buffer) => {
-      let frames: Uint8Array[];
-      try {
-        frames = decoder.push(chunk);
-      } catch (err) {
-        // ERR_FRAME_TOO_LARGE: the server logs it with the disconnect; the others are unaffected.
-        socket.destroy(toSocketkitError(err));
-        return;
-      }
-      for (const frame of frames) {
-        counters.roundTrips++;
-        const parts = encodeFrame(frame);
-        hub.fanOut(socket, parts.length === 1 ? parts[0] : Buffer.concat(parts));
-      }
+      const failure = pushFrames(decoder, chunk, frames, relayOne);
+      // ERR_FRAME_TOO_LARGE: the server logs it with the disconnect; the others are unaffected.
+      if (failure !== undefined) socket.destroy(toSocketkitError(failure));
     });
-    socket.on('end', () => {
-      try {
-        decoder.end();
-        socket.end();
-      } catch (err) {
-        socket.destroy(toSocketkitError(err));
-      }
-    });
+    socket.on('end', () => endFrames(decoder, socket, toSocketkitError));
   };
 }

@@ -12,6 +12,7 @@
  */
 import type { Socket } from 'node:net';
 import { FrameDecoder, writeFrame, DEFAULT_MAX_FRAME_SIZE } from '../codec/index.js';
+import { endFrames, pushFrames } from '../codec/frame-push.js';
 import { toSocketkitError } from '../core/errors.js';
 import { budgetSpent, type MemoryBudget } from '../server/budget.js';
 
@@ -50,18 +51,11 @@ export function echoFramesOn(socket: Socket, options: FramedEchoSocketOptions = 
       }
       held += chunk.length;
     }
-    let failure: unknown;
-    try {
-      decoder.push(chunk, frames);
-    } catch (err) {
-      failure = err;
-    }
     // The messages before a bad frame are still echoed.
-    for (const f of frames) {
+    const failure = pushFrames(decoder, chunk, frames, (f) => {
       onMessage?.();
       writeFrame(socket, f, { maxFrameSize });
-    }
-    frames.length = 0;
+    });
     if (failure !== undefined) {
       socket.destroy(toSocketkitError(failure));
       return;
@@ -74,14 +68,7 @@ export function echoFramesOn(socket: Socket, options: FramedEchoSocketOptions = 
     if (budget !== undefined) account();
     socket.resume();
   });
-  socket.on('end', () => {
-    try {
-      decoder.end();
-      socket.end();
-    } catch (err) {
-      socket.destroy(toSocketkitError(err));
-    }
-  });
+  socket.on('end', () => endFrames(decoder, socket, toSocketkitError));
   socket.on('close', () => {
     budget?.release(held);
     held = 0;

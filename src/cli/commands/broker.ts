@@ -9,6 +9,7 @@ import { formatCount } from '../format.js';
 import { count, custom, duration, size, text, toggle } from '../options.js';
 import { serve, type ServerEvent } from '../../server/index.js';
 import {
+  DEFAULT_BROKER_HOLD_MS,
   DEFAULT_BROKER_MAX_QUEUE,
   DEFAULT_CHAT_MAX_LINE,
   DEFAULT_SLOW_CONSUMER_POLICY,
@@ -46,8 +47,9 @@ export default defineCommand({
   args: '[ADDR]',
   description:
     'ADDR is PORT, HOST:PORT, [IPV6]:PORT or unix:PATH (default 127.0.0.1:9800). Nothing goes back to its sender. ' +
-    'Each client has a bounded outgoing queue (--max-queue): a client that does not read is closed (ERR_SLOW_CONSUMER) ' +
-    'or, with --slow drop, misses what does not fit; the others never wait for it. A client that half-closes is served ' +
+    'Each client has a bounded outgoing queue (--max-queue). A client past half its queue holds the senders back until it ' +
+    'catches up, for --hold at most; then it no longer holds them, and when its queue is full it is closed (ERR_SLOW_CONSUMER) ' +
+    'or, with --slow drop, misses what does not fit. A client that half-closes is served ' +
     'what is queued for it and closed. --redis joins every broker started with the same URL and --channel.',
   options: {
     chat: toggle('line chat: names (user1, user2, ...), /nick NAME, /who, /join ROOM, /quit, /help'),
@@ -56,6 +58,7 @@ export default defineCommand({
     'max-line': size('with --chat: the longest line relayed; longer ones are cut with a notice', { value: 'SIZE', default: DEFAULT_CHAT_MAX_LINE, min: 1, needs: 'chat' }),
     'max-queue': size('bytes a client may have waiting for it', { value: 'SIZE', default: DEFAULT_BROKER_MAX_QUEUE, min: 1 }),
     slow: custom('a client whose queue is full: close it (ERR_SLOW_CONSUMER) or drop what does not fit', parseSlow, { value: 'disconnect|drop', default: DEFAULT_SLOW_CONSUMER_POLICY }),
+    hold: duration('a client past half its queue holds the senders back this long at most while it catches up (0: never)', { default: DEFAULT_BROKER_HOLD_MS }),
     redis: text('join every broker on this Redis server (redis://HOST:PORT) through pub/sub', { value: 'URL' }),
     channel: text('with --redis: the Redis channel the brokers share', { value: 'NAME', default: DEFAULT_REDIS_CHANNEL, needs: 'redis' }),
     grace: duration('on SIGINT/SIGTERM, let live connections finish this long', { default: DEFAULT_GRACE_MS }),
@@ -94,7 +97,26 @@ export default defineCommand({
       ? await connectRedisBridge(redisUrl, {
           channel: values.channel,
           signal: io.shutdown,
-          onStatus: (s) => report.event('redis', { ...s }, s.up ? `redis: connected to ${s.where}` : `! redis: ${s.message}; serving this instance's clients, reconnecting (${s.code})`),
+          onStatus: (s) =>
+            report.event(
+              'redis',
+              { ...s },
+              s.up
+                ? `redis: connected to ${s.where}${s.message !== undefined ? `; ${s.message}, and what was published meanwhile did not reach this instance` : ''}`
+                : `! redis: ${s.message}; serving this instance's clients, reconnecting (${s.code})`,
+            ),
+          onLoss: (l) =>
+            report.event(
+              'redis-loss',
+              { ...l },
+              [
+                l.notPublished > 0 ? `${formatCount(l.notPublished)} message(s) of this instance's clients not published (Redis away or not keeping up)` : '',
+                l.lost > 0 ? `${formatCount(l.lost)} message(s) of other instances did not arrive (pub/sub delivers at most once)` : '',
+              ]
+                .filter(Boolean)
+                .map((x) => `! redis: ${x}`)
+                .join('\n'),
+            ),
         })
       : undefined;
     let broker: Broker | undefined;
@@ -112,6 +134,7 @@ export default defineCommand({
           maxQueue,
           maxLine,
           slow,
+          holdMs: values.hold,
           ...(joined ? { bridge: joined.bridge, ...(mode === 'chat' ? { directory: joined.directory } : {}) } : {}),
           clearStaleUnixSocket: one.clearStaleUnixSocket,
           ...(one.maxConnections !== undefined ? { maxConnections: one.maxConnections } : {}),
@@ -143,13 +166,23 @@ export default defineCommand({
     if (result.role === 'worker') return 0;
     const s = result.stats;
     const r = result.rates;
-    const relay = broker?.relay ?? { delivered: 0, dropped: 0, droppedBytes: 0, slowDisconnects: 0 };
+    const relay = broker?.relay ?? { delivered: 0, dropped: 0, droppedBytes: 0, slowDisconnects: 0, held: 0, released: 0 };
     const n = formatCount;
     report.result(
       'stopped',
-      { ...s, ...relay, active: s.connections, seconds: Math.round(r.seconds * 1000) / 1000 },
+      {
+        ...s,
+        ...relay,
+        ...(joined ? { redisPublished: joined.bridge.published, redisNotPublished: joined.bridge.dropped, redisReceived: joined.bridge.received, redisLost: joined.bridge.lost } : {}),
+        active: s.connections,
+        seconds: Math.round(r.seconds * 1000) / 1000,
+      },
       `broker stopped: ${n(s.accepted)} connection(s), ${n(s.refused)} refused, ${n(s.roundTrips)} message(s) in, ${n(relay.delivered)} delivered, ` +
-        `${n(relay.dropped)} dropped, ${n(relay.slowDisconnects)} slow consumer(s) closed\n${statsText(s, r)} ${averagedOver(r)}`,
+        `${n(relay.dropped)} dropped, ${n(relay.slowDisconnects)} slow consumer(s) closed, senders held back ${n(relay.held)} time(s)` +
+        (joined
+          ? `\nredis: ${n(joined.bridge.published)} published, ${n(joined.bridge.dropped)} not published, ${n(joined.bridge.received)} received from other instances, ${n(joined.bridge.lost)} of theirs lost`
+          : '') +
+        `\n${statsText(s, r)} ${averagedOver(r)}`,
     );
     return 0;
   },

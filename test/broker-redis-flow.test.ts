@@ -1,0 +1,140 @@
+// Brokers joined by a real Redis (issue 18), what test/broker-redis.test.ts does not cover: flow
+// control across instances (a slow reader on one instance loses nothing to a sender on
+// another), and what pub/sub does not promise made visible: Redis closing the subscription of an
+// instance that fell behind (client-output-buffer-limit pubsub) is said, the instance
+// resubscribes, and the messages that never arrived are counted from the gaps in their numbers.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect as netConnect, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { startBroker, type Broker } from '../src/broker/index.js';
+import { connectRedisBridge, type RedisJoin } from '../src/broker/redis.js';
+import { ndjson, requireTool, spawnCli, spawnProcess, type Spawned } from './helpers/cli.js';
+import { freePort, waitUntil } from './helpers/net.js';
+import { tempDir, type CleanupContext } from './helpers/tmp.js';
+
+const LOOPBACK = { kind: 'inet', host: '127.0.0.1', port: 0 } as const;
+
+async function startRedis(t: CleanupContext, redis: string, port: number, extra: readonly string[] = []): Promise<Spawned> {
+  const p = spawnProcess(redis, ['--port', String(port), '--bind', '127.0.0.1', '--dir', tempDir(t), '--save', '', '--appendonly', 'no', ...extra], t);
+  await p.stdout.waitFor(/Ready to accept connections/);
+  return p;
+}
+
+interface Peer {
+  readonly socket: Socket;
+  bytes: number;
+  closed: boolean;
+}
+
+async function peer(t: CleanupContext, port: number): Promise<Peer> {
+  const socket = netConnect({ host: '127.0.0.1', port });
+  t.after(() => socket.destroy());
+  await once(socket, 'connect', { signal: AbortSignal.timeout(5000) });
+  const p: Peer = { socket, bytes: 0, closed: false };
+  socket.on('data', (c: Buffer) => (p.bytes += c.length));
+  socket.on('error', () => undefined);
+  socket.once('close', () => (p.closed = true));
+  return p;
+}
+
+function portOf(b: Broker): number {
+  return b.endpoint.kind === 'inet' ? b.endpoint.port : 0;
+}
+
+async function joined(t: CleanupContext, url: string, maxQueue: number, holdMs?: number): Promise<{ b: Broker; j: RedisJoin }> {
+  const j = await connectRedisBridge(url, { channel: 'flow' });
+  const b = await startBroker(LOOPBACK, { maxQueue, bridge: j.bridge, ...(holdMs !== undefined ? { holdMs } : {}) });
+  t.after(() => b.close(0));
+  return { b, j };
+}
+
+async function blast(s: Socket, total: number): Promise<void> {
+  const buf = Buffer.alloc(64 * 1024, 'r');
+  for (let sent = 0; sent < total; sent += buf.length) {
+    if (!s.write(buf)) await once(s, 'drain', { signal: AbortSignal.timeout(30_000) });
+  }
+}
+
+describe('brokers joined by Redis: flow and loss', () => {
+  it('a slow reader on one instance loses nothing to a sender on another: the other instance holds its sender', { timeout: 90_000 }, async (t) => {
+    const redis = requireTool(t, 'redis-server', 'redis-server');
+    if (!redis) return;
+    const port = await freePort();
+    await startRedis(t, redis, port);
+    const url = `redis://127.0.0.1:${port}`;
+    // The hold crosses Redis in a moment, but what is already on its way still arrives: the
+    // queue on the receiving side must hold that much (a few MiB), so it is 16 MiB here. The
+    // hold bound is long (10 s), so that a loaded machine, where the reader catches up slowly,
+    // does not release the hold before it has (what the bound does is tested in broker-flow).
+    const one = await joined(t, url, 16 * 1024 * 1024, 10_000);
+    const two = await joined(t, url, 16 * 1024 * 1024, 10_000);
+    const sender = await peer(t, portOf(one.b));
+    const slow = await peer(t, portOf(two.b));
+    slow.socket.on('data', () => {
+      slow.socket.pause();
+      setTimeout(() => slow.socket.resume(), 2);
+    });
+    await waitUntil(() => one.b.clients === 1 && two.b.clients === 1, 'clients joined');
+    // The subscriptions are up once a first message crosses.
+    sender.socket.write('x');
+    await waitUntil(() => slow.bytes === 1, 'the first byte across');
+    const total = 128 * 1024 * 1024;
+    await blast(sender.socket, total);
+    await waitUntil(() => slow.closed || slow.bytes === total + 1, 'the slow reader has everything', 60_000);
+    assert.equal(slow.closed, false, 'the slow reader was cut off');
+    assert.equal(slow.bytes, total + 1);
+    assert.ok(one.b.relay.held > 0, 'the sending instance held its sender back');
+    assert.equal(two.b.relay.slowDisconnects, 0);
+    assert.equal(one.j.bridge.dropped, 0);
+    assert.equal(two.j.bridge.lost, 0);
+  });
+
+  it('Redis closing a subscription that fell behind is said; the instance resubscribes and counts what never arrived', { timeout: 90_000 }, async (t) => {
+    const redis = requireTool(t, 'redis-server', 'redis-server');
+    if (!redis) return;
+    const port = await freePort();
+    // A tiny pubsub output limit, so that a stopped subscriber is cut off soon.
+    await startRedis(t, redis, port, ['--client-output-buffer-limit', 'pubsub 256kb 128kb 1']);
+    const url = `redis://127.0.0.1:${port}`;
+    const one = await joined(t, url, 1024 * 1024);
+    // The other instance is the real binary, so that it can be stopped (SIGSTOP) alone.
+    const two = spawnCli(['broker', '127.0.0.1:0', '--json', '--redis', url, '--channel', 'flow'], t);
+    const listening = JSON.parse(await two.stdout.waitFor(/"event":"listening"/)) as { address: string };
+    const reader = await peer(t, Number(listening.address.split(':').at(-1)));
+    const sender = await peer(t, portOf(one.b));
+    await waitUntil(() => one.b.clients === 1, 'the sender joined');
+    await waitUntil(
+      () => {
+        sender.socket.write('.');
+        return reader.bytes > 0;
+      },
+      'a first byte across',
+      10_000,
+      100,
+    );
+    two.kill('SIGSTOP');
+    t.after(() => two.kill('SIGCONT'));
+    // Far more than the kernel's buffers and the limit: Redis closes the stopped subscriber.
+    await blast(sender.socket, 32 * 1024 * 1024);
+    two.kill('SIGCONT');
+    const back = await two.stdout.waitFor(/"event":"redis".*"up":true/, 30_000);
+    assert.match(back, /closed the subscription alone/);
+    assert.ok(ndjson(two.stdout.text).some((e) => e['event'] === 'redis' && e['up'] === false), 'the cut-off said');
+    // Messages cross again, and the gap is counted and said.
+    await waitUntil(
+      () => {
+        sender.socket.write('.');
+        return ndjson(two.stdout.text).some((e) => e['event'] === 'redis-loss' && Number(e['lost']) > 0);
+      },
+      'the lost messages said',
+      20_000,
+      200,
+    );
+    two.kill('SIGTERM');
+    await two.waitExit();
+    const stopped = ndjson(two.stdout.text).find((e) => e['event'] === 'stopped')!;
+    assert.ok(Number(stopped['redisLost']) > 0, JSON.stringify(stopped));
+    assert.equal(one.j.bridge.dropped, 0, 'the publishing side lost nothing');
+  });
+});
