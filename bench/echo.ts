@@ -30,6 +30,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startServer, type ServerSpec } from './servers.js';
+import { loadFinished, pinned, runToEnd } from './processes.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const C_DIR = `${ROOT}bench/c`;
@@ -122,40 +123,15 @@ const SERVERS: ReadonlyArray<ServerSpec<ServerName>> = [
   { name: 'python-selectors', cmd: 'python3', args: [`${ROOT}bench/python/selectors_echo_server.py`, '127.0.0.1', '0'], port: /listening on (\d+)/ },
 ];
 
-/** Runs `cmd` on core `core` (when pinning is possible) with the file-descriptor limit raised to the hard limit. */
-function pinned(core: number | undefined, cmd: string, args: readonly string[]): { cmd: string; args: string[] } {
-  // bash -c 'ulimit -n <hard>; exec "$@"': 10,000 connections need more than the usual 1,024 descriptors.
-  const inner = ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', 'bench', ...(core !== undefined ? ['taskset', '-c', String(core)] : []), cmd, ...args];
-  return { cmd: 'bash', args: inner };
-}
-
-/** Runs a client to completion and returns its standard output (rejects on failure). */
-function runClient(cmd: string, args: readonly string[], timeoutMs: number): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    const child = spawn(cmd, [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      // socketkit load exits 1 when some round trips failed; the figures are still worth a row.
-      if (code === 0 || (code === 1 && out.includes('"event":"load"'))) resolve(out);
-      else reject(new Error(`${cmd} ${args.slice(-6).join(' ')} failed (${code ?? signal}): ${err.trim().split('\n').slice(-2).join(' ')}`));
-    });
-  });
-}
-
 async function measure(client: ClientName, port: number, connections: number, size: number, seconds: number, core: number | undefined): Promise<Omit<EchoBenchRow, 'server' | 'client' | 'connections' | 'size' | 'serverCpuPercent'>> {
   const timeoutMs = seconds * 1000 + 60_000;
   if (client === 'c-client') {
     const p = pinned(core, `${C_BIN}/echo_client`, ['127.0.0.1', String(port), String(connections), String(size), String(seconds)]);
-    const j = JSON.parse((await runClient(p.cmd, p.args, timeoutMs)).trim().split('\n').pop()!) as { rtps: number; p50us: number; p99us: number; errors: number };
+    const j = JSON.parse((await runToEnd(p.cmd, p.args, timeoutMs, loadFinished)).trim().split('\n').pop()!) as { rtps: number; p50us: number; p99us: number; errors: number };
     return { roundTripsPerSecond: j.rtps, p50us: j.p50us, p99us: j.p99us, errors: j.errors };
   }
   const p = pinned(core, process.execPath, [`${ROOT}bin/socketkit.js`, 'load', `127.0.0.1:${port}`, '-c', String(connections), '-s', String(size), '-d', String(seconds), '--json']);
-  const out = await runClient(p.cmd, p.args, timeoutMs);
+  const out = await runToEnd(p.cmd, p.args, timeoutMs, loadFinished);
   const line = out.split('\n').find((l) => l.includes('"event":"load"'))!;
   const j = JSON.parse(line) as { roundTripsPerSecond: number; errors: number; latencyMs: { p50: number; p99: number } };
   return { roundTripsPerSecond: j.roundTripsPerSecond, p50us: j.latencyMs.p50 * 1000, p99us: j.latencyMs.p99 * 1000, errors: j.errors };

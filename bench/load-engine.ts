@@ -17,11 +17,12 @@
  * - SOCKETKIT_BENCH_LOAD_ROUNDS: rounds per cell (default 5).
  * - SOCKETKIT_BENCH_LOAD_CONNECTIONS / _SIZES: comma-separated lists to run a subset.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startServer, type ServerSpec } from './servers.js';
 import { loadEngineStatus } from '../src/load/native.js';
+import { loadFinished, pinned, runToEnd } from './processes.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const C_DIR = `${ROOT}bench/c`;
@@ -51,36 +52,14 @@ export interface LoadEngineResult {
 
 const SERVER: ServerSpec = { name: 'c-epoll', cmd: `${C_BIN}/epoll_echo_server`, args: ['0', '127.0.0.1'], port: /listening on (\d+)/ };
 
-/** `cmd` on core `core` (when pinning is possible), with the descriptor limit raised to the hard limit. */
-function pinned(core: number | undefined, cmd: string, args: readonly string[]): { cmd: string; args: string[] } {
-  return { cmd: 'bash', args: ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', 'bench', ...(core !== undefined ? ['taskset', '-c', String(core)] : []), cmd, ...args] };
-}
-
-/** Runs a client to completion; its standard output (rejects when it fails). */
-function runClient(cmd: string, args: readonly string[], timeoutMs: number): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    const child = spawn(cmd, [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0 || (code === 1 && out.includes('"event":"load"'))) resolve(out);
-      else reject(new Error(`${args.slice(-9).join(' ')} failed (${code ?? signal}): ${err.trim().split('\n').slice(-2).join(' ')}`));
-    });
-  });
-}
-
 async function measure(client: LoadClientName, port: number, connections: number, size: number, seconds: number, core: number | undefined): Promise<number> {
   const timeoutMs = seconds * 1000 + 60_000;
   if (client === 'c-client') {
     const p = pinned(core, `${C_BIN}/echo_client`, ['127.0.0.1', String(port), String(connections), String(size), String(seconds)]);
-    return (JSON.parse((await runClient(p.cmd, p.args, timeoutMs)).trim().split('\n').pop()!) as { rtps: number }).rtps;
+    return (JSON.parse((await runToEnd(p.cmd, p.args, timeoutMs, loadFinished)).trim().split('\n').pop()!) as { rtps: number }).rtps;
   }
   const p = pinned(core, process.execPath, [`${ROOT}bin/socketkit.js`, 'load', `127.0.0.1:${port}`, '-c', String(connections), '-s', String(size), '-d', String(seconds), '--json', '--engine', client]);
-  const line = (await runClient(p.cmd, p.args, timeoutMs)).split('\n').find((l) => l.includes('"event":"load"'))!;
+  const line = (await runToEnd(p.cmd, p.args, timeoutMs, loadFinished)).split('\n').find((l) => l.includes('"event":"load"'))!;
   return (JSON.parse(line) as { roundTripsPerSecond: number }).roundTripsPerSecond;
 }
 

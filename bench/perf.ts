@@ -12,10 +12,9 @@
  * Run: `node dist/bench/perf.js` (or `npm run bench` with SOCKETKIT_BENCH_ONLY=perf).
  * SOCKETKIT_BENCH_PERF_SECONDS: seconds per run (default 3); SOCKETKIT_BENCH_PERF_ROUNDS: rounds (default 3).
  */
-import { spawn } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { createServer } from 'node:net';
 import { startServer, type RunningServer } from './servers.js';
+import { freePort, runToEnd } from './processes.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = `${ROOT}bin/socketkit.js`;
@@ -38,31 +37,6 @@ export interface PerfBenchRow {
 export interface PerfBenchResult {
   readonly name: 'perf';
   readonly rows: readonly PerfBenchRow[];
-}
-
-function runJson(cmd: string, args: readonly string[], timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.trim().split('\n').at(-1) ?? ''}${out.slice(-300)}`));
-    });
-  });
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 interface Case {
@@ -113,7 +87,7 @@ export async function benchPerf(options: { readonly seconds?: number; readonly r
   const results = CASES.map(() => ({ socketkit: [] as PerfBenchRun[], iperf3: [] as PerfBenchRun[], ratios: [] as number[] }));
   const pacing: string[] = [];
   const runSk = async (c: Case): Promise<PerfBenchRun> => {
-    const out = await runJson(process.execPath, [CLI, 'perf', `127.0.0.1:${sk.port}`, '-t', String(seconds), '-i', '0', '--json', ...c.sk], (seconds + 30) * 1000);
+    const out = await runToEnd(process.execPath, [CLI, 'perf', `127.0.0.1:${sk.port}`, '-t', String(seconds), '-i', '0', '--json', ...c.sk], (seconds + 30) * 1000);
     const summary = JSON.parse(out.trim().split('\n').at(-1)!) as {
       bitsPerSecond: number;
       received: { udp?: { lost: number; sent?: number; jitterMs: number } }[];
@@ -125,7 +99,7 @@ export async function benchPerf(options: { readonly seconds?: number; readonly r
     return { bitsPerSecond: summary.bitsPerSecond, ...(u ? { lossPercent: (100 * u.lost) / Math.max(1, u.sent ?? 1), jitterMs: u.jitterMs } : {}) };
   };
   const runIperf = async (c: Case, port: number): Promise<PerfBenchRun> => {
-    const j = JSON.parse(await runJson('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-t', String(seconds), '-J', ...c.iperf], (seconds + 30) * 1000)) as {
+    const j = JSON.parse(await runToEnd('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-t', String(seconds), '-J', ...c.iperf], (seconds + 30) * 1000)) as {
       end: { sum_received?: { bits_per_second: number }; sum?: { bits_per_second: number; lost_percent?: number; jitter_ms?: number } };
     };
     // The rate as received (end.sum_received; for UDP end.sum is the sender's rate); UDP's loss and jitter are in end.sum, from the receiver's report.

@@ -22,8 +22,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { createServer } from 'node:net';
 import { startServer, stopperOf, type RunningServer } from './servers.js';
+import { freePort, runToEnd } from './processes.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const C_DIR = `${ROOT}bench/c`;
@@ -58,33 +58,6 @@ export interface ProxyBenchOptions {
 
 function taskset(core: number | undefined, cmd: string, args: readonly string[]): { cmd: string; args: string[] } {
   return core === undefined ? { cmd, args: [...args] } : { cmd: 'taskset', args: ['-c', String(core), cmd, ...args] };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen({ host: '127.0.0.1', port: 0 }, () => {
-      const a = s.address();
-      s.close(() => (a !== null && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-function runToEnd(cmd: string, args: readonly string[], timeoutMs: number): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    const child = spawn(cmd, [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`${cmd} ${args.join(' ')} failed (${code ?? signal}): ${(err || out).trim().split('\n').slice(-2).join(' ')}`));
-    });
-  });
 }
 
 /** Waits until something accepts on 127.0.0.1:port (socat prints nothing when it listens). */

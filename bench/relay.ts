@@ -12,8 +12,8 @@
  * SOCKETKIT_BENCH_RELAY_JS=1 adds a row for socketkit's JS pump (SOCKETKIT_NATIVE=0).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { freePort } from './processes.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = `${ROOT}bin/socketkit.js`;
@@ -48,14 +48,6 @@ const SK = `${NODE} ${q(CLI)}`;
 
 function has(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 /** Waits for something to listen on `port` without connecting to it (nc -l serves one connection). */

@@ -54,12 +54,12 @@ import { randomFillSync } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, open, rm, statfs, writeFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseSize } from '../src/cli/values.js';
 import { nativeStatus } from '../src/native/helper.js';
+import { freePort } from './processes.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = `${ROOT}bin/socketkit.js`;
@@ -151,14 +151,6 @@ function run(core: number | undefined, cmd: string, args: readonly string[], io:
     }),
   );
   return { done, kill: () => child.kill('SIGKILL') };
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

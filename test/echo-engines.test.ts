@@ -409,6 +409,8 @@ describe('echo-server: the native and js engines behave the same', { timeout: 30
     assert.match(v.stdout.toString(), /^echo-server engine: native/m);
     const off = await runCli(['--version'], { env: { ...process.env, SOCKETKIT_NATIVE: '0' } });
     assert.match(off.stdout.toString(), /^echo-server engine: js \(turned off by SOCKETKIT_NATIVE=0\)/m);
+    assert.match(v.stdout.toString(), /^load engine: native /m);
+    assert.match(off.stdout.toString(), /^load engine: js \(turned off by SOCKETKIT_NATIVE=0\)/m);
     const bad = await runCli(['echo-server', '127.0.0.1:0', '--engine', 'rust']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /ERR_USAGE/);
