@@ -111,4 +111,12 @@ describe('send --raw', { timeout: 90_000 }, () => {
     assert.equal(sha(Buffer.concat(parts)), sha(data.subarray(0, 4 * 1024 * 1024)));
     assert.equal(formatEndpoint(srv.endpoint), r.peer);
   });
+
+  it('a missing file or a folder is refused before the peer is contacted (no connection, no reset)', async (t) => {
+    const srv = await startTestServer(LOOP, (s) => s.resume(), t);
+    const dir = tempDir(t);
+    await assert.rejects(uploadRaw(srv.endpoint, join(dir, 'missing.bin')), { code: 'ERR_NOT_FOUND' });
+    await assert.rejects(uploadRaw(srv.endpoint, dir), { code: 'ERR_INVALID_ARG' });
+    assert.equal(srv.accepted, 0);
+  });
 });

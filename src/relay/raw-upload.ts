@@ -18,7 +18,7 @@ import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { connect, type ConnectTransport } from '../net/connect.js';
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import { endedByReset } from '../net/socket-state.js';
-import { sendRawFile } from '../transfer/raw.js';
+import { checkRawSource, sendRawFile } from '../transfer/raw.js';
 
 /** How long {@link uploadRaw} waits for the peer's close after our FIN, ms. */
 export const DEFAULT_RAW_CLOSE_WAIT_MS = 10_000;
@@ -58,6 +58,7 @@ type PeerSide = { readonly kind: 'fin'; readonly first: boolean } | { readonly k
 /** Uploads the file at `path` raw to `ep`. See the module comment. */
 export async function uploadRaw(ep: Endpoint, path: string, options: RawUploadOptions = {}): Promise<RawUploadResult> {
   const peer = formatEndpoint(ep);
+  await checkRawSource(path);
   const t0 = performance.now();
   const socket: Socket = await connect(
     ep,

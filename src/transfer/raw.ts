@@ -9,7 +9,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { waitDrain } from '../net/write.js';
 import { endedByReset, resetConnection } from '../net/socket-state.js';
@@ -337,4 +337,15 @@ export async function receiveRawStream(socket: Socket, sink: RawSink, options: R
     if (hook) hook.feed = undefined;
     socket.destroy();
   }
+}
+
+/**
+ * Checks, before any peer is contacted, that `path` is one regular file a raw stream can carry
+ * (a missing or unreadable file, or a folder, is refused here instead of after the connect).
+ */
+export async function checkRawSource(path: string): Promise<void> {
+  const st = await stat(path).catch((err: unknown) => {
+    throw toSocketkitError(err, path);
+  });
+  if (!st.isFile()) throw new SocketkitError('ERR_INVALID_ARG', `a raw stream carries one regular file; ${path} is not one (folders go in framed mode)`);
 }

@@ -15,7 +15,6 @@
  */
 import { makeFolder } from './client.js';
 import type { Socket } from 'node:net';
-import { stat } from 'node:fs/promises';
 import { SocketkitError, toSocketkitError, type ErrorCode } from '../core/errors.js';
 import type { Endpoint } from '../net/endpoint.js';
 import type { ListenOptions, ListenTransport, Listener } from '../net/listen.js';
@@ -26,7 +25,7 @@ import { DEFAULT_STALL_TIMEOUT_MS } from './constants.js';
 import { collectEntries, type SkippedEntry } from './entries.js';
 import type { TransferEvent, TransferSummary } from './events.js';
 import { Link, type LinkOptions } from './link.js';
-import { sendRawFile, type RawResult } from './raw.js';
+import { checkRawSource, sendRawFile, type RawResult } from './raw.js';
 import { runReceiver } from './receiver.js';
 import { runSender } from './sender.js';
 import type { HashName } from './digest.js';
@@ -392,10 +391,7 @@ export async function startFileServer(ep: Endpoint, options: FileServerOptions):
   if (options.raw) {
     if (options.paths.length !== 1) throw new SocketkitError('ERR_INVALID_ARG', `raw mode serves exactly one file (got ${options.paths.length} paths)`);
     const path = options.paths[0]!;
-    const st = await stat(path).catch((err: unknown) => {
-      throw toSocketkitError(err, path);
-    });
-    if (!st.isFile()) throw new SocketkitError('ERR_INVALID_ARG', `raw mode serves one regular file; ${path} is not one (folders are served in framed mode)`);
+    await checkRawSource(path);
     return startServer(ep, options, async (socket, ctx) => {
       const raw = await sendRawFile(socket, path, {
         ...common,
