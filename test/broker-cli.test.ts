@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ndjson, requireTool, runCli, spawnCli, spawnProcess, type Spawned } from './helpers/cli.js';
-import { freePort, waitUntil } from './helpers/net.js';
+import { REFUSING_PORT, waitUntil } from './helpers/net.js';
 import type { CleanupContext } from './helpers/tmp.js';
 
 /** Starts the broker binary on a free port and returns it with its port, once it listens. */
@@ -36,7 +36,7 @@ describe('socketkit broker (the real binary)', () => {
   });
 
   it('--redis to nothing listening: one coded line, exit 2, before listening', async () => {
-    const port = await freePort();
+    const port = REFUSING_PORT;
     const r = await runCli(['broker', '127.0.0.1:0', '--redis', `redis://127.0.0.1:${port}`], { timeoutMs: 20_000 });
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /^socketkit: redis: connection refused by redis:\/\/127\.0\.0\.1:\d+ \(ERR_CONN_REFUSED\)\n$/);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import type { Socket } from 'node:net';
 import { BIN, requireTool, run, runCli, spawnCli, spawnProcess } from './helpers/cli.js';
-import { freePort, hasIPv6, startTestServer, waitUntil } from './helpers/net.js';
+import { REFUSING_PORT, freePort, hasIPv6, startTestServer, waitUntil } from './helpers/net.js';
 import { tempDir } from './helpers/tmp.js';
 import { connect } from '../src/net/connect.js';
 import { relay, RelayError } from '../src/relay/relay.js';
@@ -112,7 +112,7 @@ describe('connect: TCP and Unix', { timeout: 60_000 }, () => {
   });
 
   it('exits 2 with ERR_CONN_REFUSED when nothing listens', async () => {
-    const port = await freePort();
+    const port = REFUSING_PORT;
     const r = await runCli(['connect', `127.0.0.1:${port}`]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /\(ERR_CONN_REFUSED\)\n$/);

@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { requireTool, run, runCli, spawnCli, spawnProcess } from './helpers/cli.js';
-import { freePort } from './helpers/net.js';
+import { REFUSING_PORT, freePort } from './helpers/net.js';
 
 describe('UDP: connect --udp and listen --udp', { timeout: 60_000 }, () => {
   it('listen prints each datagram with its sender under --label and answers with stdin; connect prints the reply', async (t) => {
@@ -49,7 +49,7 @@ describe('UDP: connect --udp and listen --udp', { timeout: 60_000 }, () => {
   });
 
   it('nothing listening: ERR_CONN_REFUSED (ICMP port unreachable), exit 2', async () => {
-    const port = await freePort();
+    const port = REFUSING_PORT;
     const c = await run(process.execPath, [(await import('./helpers/cli.js')).BIN, 'connect', '--udp', `127.0.0.1:${port}`, '--timeout', '1'], { input: 'x' });
     assert.equal(c.code, 2);
     assert.match(c.stderr, /\(ERR_CONN_REFUSED\)\n$/);

@@ -11,7 +11,7 @@ import { nativeStatus } from '../src/native/helper.js';
 import { endedByReset } from '../src/net/socket-state.js';
 import { formatEndpoint, type Endpoint } from '../src/net/endpoint.js';
 import { ndjson, runCli, spawnCli } from './helpers/cli.js';
-import { freePort, rawConnect, readAll, startTestServer, waitForListening, waitUntil } from './helpers/net.js';
+import { REFUSING_PORT, freePort, rawConnect, readAll, startTestServer, waitForListening, waitUntil } from './helpers/net.js';
 import { tempDir, type CleanupContext } from './helpers/tmp.js';
 
 const v4: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
@@ -264,7 +264,7 @@ describe('socketkit proxy (CLI)', () => {
   });
 
   it('an upstream that refuses: the client is reset and one coded line is printed, even with -q', async (t) => {
-    const port = await freePort();
+    const port = REFUSING_PORT;
     const proxy = spawnCli(['proxy', '127.0.0.1:0', `127.0.0.1:${port}`, '--json'], t);
     const listening = JSON.parse(await proxy.stdout.waitFor(/"event":"listening"/)) as { address: string };
     const r = await runCli(['echo', listening.address, 'x']);

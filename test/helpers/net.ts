@@ -182,6 +182,13 @@ export async function startTestServer(ep: Endpoint, onConnection: (socket: Socke
 }
 
 /**
+ * A loopback port where nothing listens, for "connection refused" tests: port 1 (tcpmux), below
+ * the ephemeral range. A port freed by `freePort()` is not that: any test running beside it may
+ * be given the same port by its own listen(0) or bind(0) before the connect.
+ */
+export const REFUSING_PORT = 1;
+
+/**
  * An IPv4 loopback address where connecting hangs (so connect timeouts can be tested without
  * leaving loopback): a Python listener with backlog 0 that never accepts, its queue filled by
  * one held connection, so the kernel drops further SYNs. Resolves undefined when python3 is
