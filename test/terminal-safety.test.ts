@@ -11,7 +11,6 @@ import { ProgressBars } from '../src/cli/progress.js';
 import { PassThrough } from 'node:stream';
 import { once } from 'node:events';
 import { BIN, hasCommand } from './helpers/cli.js';
-import { freePort } from './helpers/net.js';
 import { runUnderPty } from './helpers/pty.js';
 import { SkftPeer, connectWhenListening, scriptedServer } from './helpers/skft-peer.js';
 import { tempDir } from './helpers/tmp.js';
@@ -136,10 +135,10 @@ describe('the CLI under a pseudo-terminal against hostile peers', { skip: !hasCo
 
   it('receive against a hostile send: no escape, BEL or C1 reaches the terminal', async (t: TestContext) => {
     const dir = tempDir(t, 'sk-tty-');
-    const port = await freePort();
-    const running = runUnderPty(process.execPath, [BIN, 'receive', '--once', '--insecure', '--listen', `127.0.0.1:${port}`, '--dir', join(dir, 'in')], t);
+    const sock = join(dir, 'receive.sock');
+    const running = runUnderPty(process.execPath, [BIN, 'receive', '--once', '--insecure', '--listen', `unix:${sock}`, '--dir', join(dir, 'in')], t);
     // --once: the first connection is the client, so no probe; connect until it listens.
-    const socket = await connectWhenListening(port);
+    const socket = await connectWhenListening(sock);
     t.after(() => socket.destroy());
     await offerHostile(new SkftPeer(socket));
     const r = await running;

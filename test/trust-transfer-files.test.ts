@@ -11,7 +11,6 @@ import type { Endpoint } from '../src/net/endpoint.js';
 import { download, startFileServer, startReceiveServer, upload, type TransferServer } from '../src/transfer/index.js';
 import { isPartialName, partialPath, processUmask, receivedMode } from '../src/transfer/place.js';
 import { BIN, spawnProcess } from './helpers/cli.js';
-import { freePort } from './helpers/net.js';
 import { SkftPeer, connectWhenListening } from './helpers/skft-peer.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -133,10 +132,10 @@ describe('received modes', () => {
   it('the real receive under umask 022: 0777 arrives as 0755, 0666 as 0644, setuid as nothing', async (t) => {
     const dir = tempDir(t, 'sk-trust-');
     const inbox = join(dir, 'in');
-    const port = await freePort();
-    const cmd = `umask 022; exec "$0" "$1" receive --once --listen 127.0.0.1:${port} --dir "$2"`;
-    const proc = spawnProcess('sh', ['-c', cmd, process.execPath, BIN, inbox], t);
-    const peer = new SkftPeer(await connectWhenListening(port));
+    const sock = join(dir, 'receive.sock');
+    const cmd = `umask 022; exec "$0" "$1" receive --once --listen "unix:$3" --dir "$2"`;
+    const proc = spawnProcess('sh', ['-c', cmd, process.execPath, BIN, inbox, sock], t);
+    const peer = new SkftPeer(await connectWhenListening(sock));
     t.after(() => peer.socket.destroy());
     const results = await sendFiles(peer, [
       { path: 'all', data: randomBytes(10), mode: 0o777 },

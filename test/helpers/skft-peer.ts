@@ -114,13 +114,15 @@ export async function scriptedServer(t: CleanupContext, script: (peer: SkftPeer)
 }
 
 /**
- * Connects to 127.0.0.1:port, retrying while nothing listens yet (bounded by `timeoutMs`). For
- * servers started with `--once`, where a probe connection would be taken for the one client.
+ * Connects to 127.0.0.1:port (or, given a path, to that Unix socket), retrying while nothing
+ * listens yet (bounded by `timeoutMs`). For servers started with `--once`, where a probe
+ * connection would be taken for the one client. A child server is best given a Unix socket in
+ * the test's own folder: a port freed for it may be taken by a test running beside it first.
  */
-export async function connectWhenListening(port: number, timeoutMs = 10_000): Promise<Socket> {
+export async function connectWhenListening(target: number | string, timeoutMs = 10_000): Promise<Socket> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const socket = netConnect({ host: '127.0.0.1', port });
+    const socket = typeof target === 'string' ? netConnect({ path: target }) : netConnect({ host: '127.0.0.1', port: target });
     try {
       await once(socket, 'connect');
       return socket;
