@@ -53,6 +53,7 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <time.h>
@@ -142,6 +143,29 @@ static bool recv_int_arg(napi_env env, napi_value v, double max, int64_t* out) {
   return true;
 }
 
+/*
+ * Queues `job` on the thread pool: references `cb` into *callback and makes the async work
+ * ("socketkit.NAME") in *work. On failure it undoes what it made, throws "could not queue NAME"
+ * and returns false; the caller still owns `job` then.
+ */
+static bool queue_job(napi_env env, napi_value cb, const char* name, napi_async_execute_callback execute,
+                      napi_async_complete_callback complete, void* job, napi_ref* callback, napi_async_work* work) {
+  char text[96];
+  napi_value resource;
+  if (napi_create_reference(env, cb, 1, callback) == napi_ok) {
+    snprintf(text, sizeof text, "socketkit.%s", name);
+    if (napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &resource) == napi_ok &&
+        napi_create_async_work(env, NULL, resource, execute, complete, job, work) == napi_ok) {
+      if (napi_queue_async_work(env, *work) == napi_ok) return true;
+      napi_delete_async_work(env, *work);
+    }
+    napi_delete_reference(env, *callback);
+  }
+  snprintf(text, sizeof text, "socketkit native: could not queue %s", name);
+  napi_throw_error(env, "ERR_NATIVE", text);
+  return false;
+}
+
 static napi_value js_recv_drop(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -160,19 +184,7 @@ static napi_value js_recv_drop(napi_env env, napi_callback_info info) {
   job->fd = (int)fd;
   job->max_bytes = max_bytes;
   job->wait_ms = (int)wait_ms;
-  napi_value name;
-  if (napi_create_reference(env, argv[3], 1, &job->callback) != napi_ok) goto fail_job;
-  if (napi_create_string_utf8(env, "socketkit.recvDrop", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, recv_execute, recv_complete, job, &job->work) != napi_ok) {
-    goto fail_ref;
-  }
-  if (napi_queue_async_work(env, job->work) == napi_ok) return NULL;
-  napi_delete_async_work(env, job->work);
-fail_ref:
-  napi_delete_reference(env, job->callback);
-fail_job:
-  free(job);
-  napi_throw_error(env, "ERR_NATIVE", "socketkit native: could not queue recvDrop");
+  if (!queue_job(env, argv[3], "recvDrop", recv_execute, recv_complete, job, &job->callback, &job->work)) free(job);
   return NULL;
 }
 
@@ -257,19 +269,7 @@ static napi_value js_send_zeros(napi_env env, napi_callback_info info) {
   job->file_size = file_size;
   job->max_bytes = max_bytes;
   job->wait_ms = (int)wait_ms;
-  napi_value name;
-  if (napi_create_reference(env, argv[5], 1, &job->callback) != napi_ok) goto fail_job;
-  if (napi_create_string_utf8(env, "socketkit.sendZeros", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, zeros_execute, zeros_complete, job, &job->work) != napi_ok) {
-    goto fail_ref;
-  }
-  if (napi_queue_async_work(env, job->work) == napi_ok) return NULL;
-  napi_delete_async_work(env, job->work);
-fail_ref:
-  napi_delete_reference(env, job->callback);
-fail_job:
-  free(job);
-  napi_throw_error(env, "ERR_NATIVE", "socketkit native: could not queue sendZeros");
+  if (!queue_job(env, argv[5], "sendZeros", zeros_execute, zeros_complete, job, &job->callback, &job->work)) free(job);
   return NULL;
 }
 
@@ -356,19 +356,7 @@ static napi_value js_send_repeat(napi_env env, napi_callback_info info) {
   job->length = length;
   job->max_bytes = max_bytes;
   job->wait_ms = (int)wait_ms;
-  napi_value name;
-  if (napi_create_reference(env, argv[4], 1, &job->callback) != napi_ok) goto fail_job;
-  if (napi_create_string_utf8(env, "socketkit.sendRepeat", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, repeat_execute, repeat_complete, job, &job->work) != napi_ok) {
-    goto fail_ref;
-  }
-  if (napi_queue_async_work(env, job->work) == napi_ok) return NULL;
-  napi_delete_async_work(env, job->work);
-fail_ref:
-  napi_delete_reference(env, job->callback);
-fail_job:
-  free(job);
-  napi_throw_error(env, "ERR_NATIVE", "socketkit native: could not queue sendRepeat");
+  if (!queue_job(env, argv[4], "sendRepeat", repeat_execute, repeat_complete, job, &job->callback, &job->work)) free(job);
   return NULL;
 }
 
@@ -576,22 +564,15 @@ static napi_value js_udp_paced(napi_env env, napi_callback_info info) {
   job->start_us = start_us;
   job->gap_us = gap_us;
   job->times = ta_data;
-  napi_value name;
-  if (napi_create_reference(env, argv[8], 1, &job->times_ref) != napi_ok) goto fail_job;
-  if (napi_create_reference(env, argv[9], 1, &job->callback) != napi_ok) goto fail_times;
-  if (napi_create_string_utf8(env, "socketkit.udpPaced", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, paced_execute, paced_complete, job, &job->work) != napi_ok) {
-    goto fail_ref;
+  if (napi_create_reference(env, argv[8], 1, &job->times_ref) != napi_ok) {
+    free(job);
+    napi_throw_error(env, "ERR_NATIVE", "socketkit native: could not queue udpPaced");
+    return NULL;
   }
-  if (napi_queue_async_work(env, job->work) == napi_ok) return NULL;
-  napi_delete_async_work(env, job->work);
-fail_ref:
-  napi_delete_reference(env, job->callback);
-fail_times:
-  napi_delete_reference(env, job->times_ref);
-fail_job:
-  free(job);
-  napi_throw_error(env, "ERR_NATIVE", "socketkit native: could not queue udpPaced");
+  if (!queue_job(env, argv[9], "udpPaced", paced_execute, paced_complete, job, &job->callback, &job->work)) {
+    napi_delete_reference(env, job->times_ref);
+    free(job);
+  }
   return NULL;
 }
 
