@@ -4,7 +4,7 @@
  * user space and no JS per chunk.
  *
  * JS API:
- *   spliceStart(inFd, outFd, shutdownOut, callback(errno, bytes)) -> id (>= 0) or -errno
+ *   spliceStart(inFd, outFd, shutdownOut, callback(errno, bytes, endedMs)) -> id (>= 0) or -errno
  *     Starts a thread that moves bytes from inFd to outFd until inFd ends (then, with
  *     shutdownOut, shutdown(outFd, SHUT_WR): the half-close), an error, or spliceStop(id).
  *     From a pipe into a socket the thread reads and writes through a 1 MiB buffer (cheaper than
@@ -15,7 +15,9 @@
  *     for appending) the thread moves the bytes with read and write instead. Both fds may be
  *     non-blocking: the thread waits for them with poll(2), never spinning. callback(0, n) once
  *     inFd ended and every byte is in outFd; callback(errno, n) on a failure (ECANCELED after a
- *     stop), n being the bytes moved into outFd.
+ *     stop), n being the bytes moved into outFd. endedMs: when the thread ended (CLOCK_MONOTONIC,
+ *     ms), so the order of two directions' ends is the order they happened in, not the order
+ *     their callbacks reached the JS thread.
  *   spliceStop(id)  wakes the thread, which ends with ECANCELED (safe after it has ended).
  *
  * The fds stay the caller's: it keeps them open until the callback has run.
@@ -35,6 +37,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <time.h>
 #include "modules.h"
 
 #define SKN_SPLICE_CHUNK (1 << 20)
@@ -47,6 +50,8 @@ typedef struct {
   int stop_fd;
   int err;
   int64_t bytes;
+  /* CLOCK_MONOTONIC, ms, when the pump ended (its inFd's end seen, or the failure). */
+  double ended_ms;
   napi_threadsafe_function tsfn;
   bool used;
 } skn_splice_job;
@@ -186,27 +191,34 @@ static void *skn_splice_thread(void *arg) {
   /* Taken first: once the call below has run on the JS thread, the slot may be reused. */
   napi_threadsafe_function tsfn = job->tsfn;
   job->err = skn_pump(job);
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  job->ended_ms = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
   napi_call_threadsafe_function(tsfn, job, napi_tsfn_blocking);
   napi_release_threadsafe_function(tsfn, napi_tsfn_release);
   return NULL;
 }
 
-/* On the JS thread: callback(errno, bytes), then the slot is free again. */
+/* On the JS thread: callback(errno, bytes, endedMs), then the slot is free again. */
 static void skn_splice_done(napi_env env, napi_value js_cb, void *context, void *data) {
   (void)context;
   skn_splice_job *job = data;
   int err = job->err;
   double bytes = (double)job->bytes;
+  double ended_ms = job->ended_ms;
   pthread_mutex_lock(&skn_splice_lock);
   close(job->stop_fd);
   job->stop_fd = -1;
   job->used = false;
   pthread_mutex_unlock(&skn_splice_lock);
   if (env == NULL || js_cb == NULL) return;
-  napi_value argv[2], undefined;
-  if (napi_create_int32(env, err, &argv[0]) != napi_ok || napi_create_double(env, bytes, &argv[1]) != napi_ok) return;
+  napi_value argv[3], undefined;
+  if (napi_create_int32(env, err, &argv[0]) != napi_ok || napi_create_double(env, bytes, &argv[1]) != napi_ok ||
+      napi_create_double(env, ended_ms, &argv[2]) != napi_ok) {
+    return;
+  }
   napi_get_undefined(env, &undefined);
-  napi_call_function(env, undefined, js_cb, 2, argv, NULL);
+  napi_call_function(env, undefined, js_cb, 3, argv, NULL);
 }
 
 static napi_value skn_splice_start(napi_env env, napi_callback_info info) {

@@ -25,7 +25,7 @@ import { RelayError, type RelayResult } from './relay.js';
 
 /** native/splice.c */
 interface SpliceNative {
-  spliceStart(inFd: number, outFd: number, shutdownOut: boolean, callback: (errno: number, bytes: number) => void): number;
+  spliceStart(inFd: number, outFd: number, shutdownOut: boolean, callback: (errno: number, bytes: number, endedMs: number) => void): number;
   spliceStop(id: number): void;
 }
 
@@ -101,9 +101,14 @@ export async function spliceRelay(socket: Socket, options: SpliceRelayOptions): 
   let bytesReceived = 0;
   let peerEnded = false;
   let sentEnd = false;
-  let firstEnd: RelayResult['firstEnd'] = 'none';
   let failure: SocketkitError | undefined;
-  const result = (): RelayResult => ({ bytesSent, bytesReceived, bytesDiscarded: 0, peerEnded, sentEnd, firstEnd });
+  // When each direction ended, on the threads' clock: which came first is decided from these,
+  // not from the order the two callbacks happen to reach this thread.
+  let localEndMs: number | undefined;
+  let peerEndMs: number | undefined;
+  const firstEnd = (): RelayResult['firstEnd'] =>
+    localEndMs === undefined ? (peerEndMs === undefined ? 'none' : 'peer') : peerEndMs === undefined || localEndMs <= peerEndMs ? 'local' : 'peer';
+  const result = (): RelayResult => ({ bytesSent, bytesReceived, bytesDiscarded: 0, peerEnded, sentEnd, firstEnd: firstEnd() });
   try {
     // What Node has read already goes out first; then the connection is ours alone.
     socket.pause();
@@ -128,12 +133,12 @@ export async function spliceRelay(socket: Socket, options: SpliceRelayOptions): 
     failure ??= err;
     stopAll();
   };
-  const direction = (inFd: number, outFd: number, shutdownOut: boolean, onDone: (bytes: number) => void, what: string): Promise<void> =>
+  const direction = (inFd: number, outFd: number, shutdownOut: boolean, onDone: (bytes: number, endedMs: number) => void, what: string): Promise<void> =>
     new Promise<void>((resolve) => {
-      const id = native.spliceStart(inFd, outFd, shutdownOut, (errno, bytes) => {
+      const id = native.spliceStart(inFd, outFd, shutdownOut, (errno, bytes, endedMs) => {
         // ECANCELED: stopped because of the other direction's failure or an abort, said there.
         if (errno !== 0 && errno !== ECANCELED) fail(errnoError(errno, what));
-        onDone(bytes);
+        onDone(bytes, endedMs);
         resolve();
       });
       if (id < 0) {
@@ -150,11 +155,11 @@ export async function spliceRelay(socket: Socket, options: SpliceRelayOptions): 
         options.inFd,
         own,
         true,
-        (n) => {
+        (n, at) => {
           bytesSent = n;
           if (failure === undefined) {
             sentEnd = true;
-            if (firstEnd === 'none') firstEnd = 'local';
+            localEndMs = at;
           }
         },
         peer,
@@ -163,11 +168,11 @@ export async function spliceRelay(socket: Socket, options: SpliceRelayOptions): 
         own,
         options.outFd,
         false,
-        (n) => {
+        (n, at) => {
           bytesReceived += n;
           if (failure === undefined) {
             peerEnded = true;
-            if (firstEnd === 'none') firstEnd = 'peer';
+            peerEndMs = at;
           }
         },
         peer,
