@@ -15,8 +15,8 @@
  *     for appending) the thread moves the bytes with read and write instead. Both fds may be
  *     non-blocking: the thread waits for them with poll(2), never spinning. callback(0, n) once
  *     inFd ended and every byte is in outFd; callback(errno, n) on a failure (ECANCELED after a
- *     stop), n being the bytes moved into outFd. endedMs: when the thread ended (CLOCK_MONOTONIC,
- *     ms), so the order of two directions' ends is the order they happened in, not the order
+ *     stop), n being the bytes moved into outFd. endedMs: when inFd's end was seen, before the shutdown
+ *     (CLOCK_MONOTONIC, ms), so the order of two directions' ends is the order they happened in, not the order
  *     their callbacks reached the JS thread.
  *   spliceStop(id)  wakes the thread, which ends with ECANCELED (safe after it has ended).
  *
@@ -50,7 +50,7 @@ typedef struct {
   int stop_fd;
   int err;
   int64_t bytes;
-  /* CLOCK_MONOTONIC, ms, when the pump ended (its inFd's end seen, or the failure). */
+  /* CLOCK_MONOTONIC, ms, when inFd's end was seen (before any shutdown), or the pump failed; 0 before. */
   double ended_ms;
   napi_threadsafe_function tsfn;
   bool used;
@@ -72,6 +72,17 @@ static int skn_wait(skn_splice_job *job, int fd, short events) {
     /* Ready, or an error or hang-up that the next splice reports (or reads as the end). */
     if (p[0].revents) return 0;
   }
+}
+
+/*
+ * Notes when this direction's input ended, once: before our shutdown goes out (so a peer that
+ * answers our FIN always ends later on this clock) and right after the end of a socket is read.
+ */
+static void skn_mark_end(skn_splice_job *job) {
+  if (job->ended_ms > 0) return;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  job->ended_ms = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 /* One splice from `from` to `to`: > 0 bytes moved, 0 the end of `from`, < 0 -errno (EAGAIN handled by the caller). */
@@ -110,7 +121,10 @@ static int skn_copy(skn_splice_job *job) {
   int err = 0;
   for (;;) {
     ssize_t n = read(job->in_fd, buf, SKN_SPLICE_CHUNK);
-    if (n == 0) break;
+    if (n == 0) {
+      skn_mark_end(job);
+      break;
+    }
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN && (err = skn_wait(job, job->in_fd, POLLIN)) == 0) continue;
@@ -149,6 +163,7 @@ static int skn_pump(skn_splice_job *job) {
    */
   if (S_ISFIFO(in_st.st_mode) && S_ISSOCK(out_st.st_mode)) {
     int e = skn_copy(job);
+    skn_mark_end(job);
     if (e == 0 && job->shutdown_out && shutdown(job->out_fd, SHUT_WR) < 0 && errno != ENOTCONN) e = errno;
     return e;
   }
@@ -165,7 +180,10 @@ static int skn_pump(skn_splice_job *job) {
       else if ((err = skn_drain(job, p[0], job->out_fd, (size_t)n)) != 0) break;
       continue;
     }
-    if (n == 0) break;
+    if (n == 0) {
+      skn_mark_end(job);
+      break;
+    }
     if (n == -EINVAL && job->bytes == 0) {
       err = skn_copy(job);
       break;
@@ -182,6 +200,7 @@ static int skn_pump(skn_splice_job *job) {
     close(p[0]);
     close(p[1]);
   }
+  skn_mark_end(job);
   if (err == 0 && job->shutdown_out && shutdown(job->out_fd, SHUT_WR) < 0 && errno != ENOTCONN) err = errno;
   return err;
 }
@@ -191,9 +210,7 @@ static void *skn_splice_thread(void *arg) {
   /* Taken first: once the call below has run on the JS thread, the slot may be reused. */
   napi_threadsafe_function tsfn = job->tsfn;
   job->err = skn_pump(job);
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  job->ended_ms = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+  skn_mark_end(job); /* an early failure */
   napi_call_threadsafe_function(tsfn, job, napi_tsfn_blocking);
   napi_release_threadsafe_function(tsfn, napi_tsfn_release);
   return NULL;
@@ -255,6 +272,7 @@ static napi_value skn_splice_start(napi_env env, napi_callback_info info) {
   job->shutdown_out = shutdown_out;
   job->err = 0;
   job->bytes = 0;
+  job->ended_ms = 0;
   job->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   int err = job->stop_fd < 0 ? errno : 0;
   napi_value name;
