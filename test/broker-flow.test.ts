@@ -93,10 +93,13 @@ describe('broker flow control', () => {
     readSlowly(slow);
     await waitUntil(() => b.clients === 3, '3 clients');
     await blast(sender.socket, TOTAL);
-    await waitUntil(() => fast.bytes === TOTAL, 'the fast reader has everything', 60_000);
+    // The 'fast' reader is fast only while this process gets the CPU: on a loaded machine it
+    // too can fall a queue behind, and without flow control it is then rightly cut off as well.
+    await waitUntil(() => fast.bytes === TOTAL || fast.closed, 'the fast reader done', 60_000);
     await waitUntil(() => slow.closed || slow.bytes === TOTAL, 'the slow reader done', 30_000);
     assert.equal(slow.closed, true);
-    assert.equal(b.relay.slowDisconnects, 1);
+    assert.ok(slow.bytes < TOTAL, 'the slow reader did not get everything');
+    assert.equal(b.relay.slowDisconnects, fast.closed ? 2 : 1);
     assert.equal(b.relay.held, 0);
   });
 

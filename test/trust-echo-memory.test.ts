@@ -5,6 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { EventEmitter, once } from 'node:events';
 import { startManagedEchoServer, type ServerEvent } from '../src/server/index.js';
 import { MemoryBudget } from '../src/server/budget.js';
 
@@ -14,19 +15,21 @@ describe('framed echo memory budget (7)', () => {
   it('clients that send and never read stay within the budget, and give it back when they leave', { timeout: 60_000 }, async (t) => {
     const budget = new MemoryBudget(4 * MIB);
     const events: ServerEvent[] = [];
-    let wake: (() => void) | undefined;
+    const changed = new EventEmitter();
     const server = await startManagedEchoServer(
       { kind: 'inet', host: '127.0.0.1', port: 0 },
-      { framed: true, maxMessageSize: MIB, memoryBudget: budget, onEvent: (e) => (events.push(e), wake?.()) },
+      { framed: true, maxMessageSize: MIB, memoryBudget: budget, onEvent: (e) => (events.push(e), changed.emit('event')) },
     );
     t.after(() => server.close());
+    // One timeout for the whole wait, and `once` with its signal for each event (no listener
+    // piles up on the signal).
     const waitFor = async (ok: () => boolean): Promise<void> => {
       const signal = AbortSignal.timeout(30_000);
-      while (!ok()) {
-        await new Promise<void>((resolve, reject) => {
-          wake = resolve;
-          signal.addEventListener('abort', () => reject(new Error(`timed out; budget ${budget.used}, events ${events.length}`)), { once: true });
-        });
+      try {
+        while (!ok()) await once(changed, 'event', { signal });
+      } catch (error) {
+        if (signal.aborted) throw new Error(`timed out; budget ${budget.used}, events ${events.length}`);
+        throw error;
       }
     };
     const port = (server.endpoint as { port: number }).port;
