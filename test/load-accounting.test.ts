@@ -6,47 +6,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import { MAX_OUTSTANDING_PER_CONNECTION, runLoad, type LoadResult } from '../src/load/index.js';
+import { MAX_OUTSTANDING_PER_CONNECTION, runLoad } from '../src/load/index.js';
 import { startManagedEchoServer } from '../src/server/index.js';
-import { formatEndpoint, type Endpoint } from '../src/net/endpoint.js';
+import { formatEndpoint } from '../src/net/endpoint.js';
 import { ndjson, runCli, runMain, spawnCli } from './helpers/cli.js';
-import { startTestServer, waitUntil, type TestServer } from './helpers/net.js';
-import type { CleanupContext } from './helpers/tmp.js';
-
-const v4: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
-
-/** Asserts that every request is counted exactly once, and that the parts add up. */
-function assertAccounts(r: LoadResult): void {
-  const f = r.failures;
-  assert.equal(r.failed, f.timeout + f.connection + f.mismatch + f.unanswered, 'failed = sum of its reasons');
-  assert.equal(r.unsent, r.unsentBy.connectionDown + r.unsentBy.queued, 'unsent = sum of its reasons');
-  assert.equal(r.scheduled, r.completed + r.failed + r.unsent, 'scheduled = completed + failed + unsent');
-  assert.equal(r.sent, r.completed + r.failed, 'sent = completed + failed');
-  assert.equal(r.completed, r.roundTrips);
-  assert.equal(r.requests, r.sent);
-  assert.equal(r.errors, r.failed + r.connectionErrors);
-  assert.equal(Object.values(r.errorCodes).reduce((a, b) => a + b, 0), r.errors, 'errorCodes add up to errors');
-  assert.equal(r.latency.count, r.completed);
-  if (r.mode === 'closed') assert.equal(r.unsent, 0);
-}
-
-/**
- * A server that accepts, reads, and never writes a byte of any request: only the load
- * generator's one-byte connection check is echoed (with `warmUp`), so the run starts and stalls.
- */
-function stalledServer(t: CleanupContext, warmUp = true): Promise<TestServer> {
-  return startTestServer(
-    v4,
-    (socket: Socket) => {
-      let first = true;
-      socket.on('data', (chunk: Buffer) => {
-        if (first && warmUp) socket.write(chunk.subarray(0, 1));
-        first = false;
-      });
-    },
-    t,
-  );
-}
+import { startTestServer, waitUntil } from './helpers/net.js';
+import { assertAccounts, cutShortServer, stalledServer, v4 } from './helpers/load-servers.js';
 
 describe('load accounting: every request counted once', () => {
   it('open loop against a stalled server: all scheduled requests fail as unanswered, no latency', async (t) => {
@@ -92,30 +57,8 @@ describe('load accounting: every request counted once', () => {
 
   it('a server that closes each connection mid-run: the backlog fails as connection, the rest is unsent', async (t) => {
     const size = 16;
-    // Echoes the warm-up and the first requests of each connection (3 on the first one accepted,
-    // 20 on the others), then ends it: the first dies while the others still run.
-    const served = [3, 20, 20];
-    let accepted = 0;
-    const server = await startTestServer(
-      v4,
-      (socket: Socket) => {
-        let warm = true;
-        let left = served[accepted++]! * size;
-        socket.on('data', (chunk: Buffer) => {
-          if (warm) {
-            warm = false;
-            socket.write(chunk.subarray(0, 1));
-            chunk = chunk.subarray(1);
-          }
-          if (left <= 0 || chunk.length === 0) return;
-          const part = chunk.subarray(0, left);
-          left -= part.length;
-          socket.write(part);
-          if (left === 0) socket.end();
-        });
-      },
-      t,
-    );
+    // The first connection accepted dies after 3 requests, while the others (20 each) still run.
+    const server = await cutShortServer(t, size, [3, 20, 20]);
     const r = await runLoad(server.endpoint, { connections: 3, size, rate: 300, durationMs: 600, timeoutMs: 5_000 });
     assertAccounts(r);
     assert.equal(r.completed, 3 + 20 + 20);

@@ -18,9 +18,8 @@ import { parseIntervalLog } from '../src/report/index.js';
 import { ndjson, runCli, spawnCli } from './helpers/cli.js';
 import { startTestServer, waitUntil, type TestServer } from './helpers/net.js';
 import { tempDir, type CleanupContext } from './helpers/tmp.js';
+import { WARM_UP, assertAccounts, cutShortServer, delayServer, lateUdpEcho, stalledServer, v4 } from './helpers/load-servers.js';
 
-const v4: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
-const WARM_UP = '!';
 const ENGINES = ['js', 'native'] as const;
 const status = loadEngineStatus();
 const skip = status.available ? false : `the native load engine is not available: ${status.reason ?? '?'}`;
@@ -32,66 +31,19 @@ async function both(server: () => Promise<Endpoint>, options: LoadOptions): Prom
   return { js, native };
 }
 
-/** Every request counted once, and the parts add up (test/load-accounting.test.ts's rule). */
-function assertAccounts(r: LoadResult): void {
-  const f = r.failures;
-  assert.equal(r.failed, f.timeout + f.connection + f.mismatch + f.unanswered, 'failed = sum of its reasons');
-  assert.equal(r.unsent, r.unsentBy.connectionDown + r.unsentBy.queued, 'unsent = sum of its reasons');
-  assert.equal(r.scheduled, r.completed + r.failed + r.unsent, 'scheduled = completed + failed + unsent');
-  assert.equal(r.sent, r.completed + r.failed, 'sent = completed + failed');
-  assert.equal(r.completed, r.roundTrips);
-  assert.equal(r.requests, r.sent);
-  assert.equal(r.errors, r.failed + r.connectionErrors);
-  assert.equal(Object.values(r.errorCodes).reduce((a, b) => a + b, 0), r.errors, 'errorCodes add up to errors');
-  assert.equal(r.latency.count, r.completed);
-  if (r.mode === 'closed') assert.equal(r.unsent, 0);
-  if (r.latency.count > 0) {
-    const l = r.latency;
-    assert.ok(l.min <= l.p50 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max, JSON.stringify(l));
-  }
-}
+/** A fresh server per engine, from a starter of test servers. */
+const fresh = (start: () => Promise<TestServer>) => async (): Promise<Endpoint> => (await start()).endpoint;
+const freshDelay = (delayMs: number, t: CleanupContext): (() => Promise<Endpoint>) => fresh(() => delayServer(delayMs, t));
 
 /** The fields a deterministic scenario gives the same on both engines. */
 function exact(r: LoadResult): unknown[] {
   return [r.mode, r.rate, r.connections, r.connected, r.scheduled, r.sent, r.completed, r.failed, r.failures, r.unsent, r.unsentBy, r.errors, r.errorCodes, r.bytesSent, r.bytesReceived, r.latency.count, r.interrupted];
 }
 
-function delayServer(delayMs: number, t: CleanupContext): () => Promise<Endpoint> {
-  return async () =>
-    (
-      await startTestServer(
-        v4,
-        (socket: Socket) => {
-          socket.on('data', (chunk: Buffer) => {
-            if (chunk.toString() === WARM_UP) socket.write(chunk);
-            else setTimeout(() => socket.write(chunk), delayMs);
-          });
-          socket.on('end', () => socket.end());
-        },
-        t,
-      )
-    ).endpoint;
-}
-
-/** Accepts and reads, and echoes only the one-byte connection check (unless `warmUp` is false). */
-function stalledServer(t: CleanupContext, warmUp = true): Promise<TestServer> {
-  return startTestServer(
-    v4,
-    (socket: Socket) => {
-      let first = true;
-      socket.on('data', (chunk: Buffer) => {
-        if (first && warmUp) socket.write(chunk.subarray(0, 1));
-        first = false;
-      });
-    },
-    t,
-  );
-}
-
 describe('load engines: the same statistics', { skip }, () => {
   it('closed loop against a known delay: exact counts, every round trip at least the delay', async (t) => {
     const delay = 30;
-    const r = await both(delayServer(delay, t), { connections: 2, size: 64, requests: 20 });
+    const r = await both(freshDelay(delay, t), { connections: 2, size: 64, requests: 20 });
     assert.deepEqual(exact(r.native), exact(r.js));
     for (const x of [r.js, r.native]) {
       assertAccounts(x);
@@ -102,7 +54,7 @@ describe('load engines: the same statistics', { skip }, () => {
   });
 
   it('open loop: requests on schedule, the count follows the rate', async (t) => {
-    const r = await both(delayServer(20, t), { connections: 2, size: 100, rate: 100, requests: 30 });
+    const r = await both(freshDelay(20, t), { connections: 2, size: 100, rate: 100, requests: 30 });
     assert.deepEqual(exact(r.native), exact(r.js));
     for (const x of [r.js, r.native]) {
       assert.deepEqual([x.roundTrips, x.errors, x.mode, x.rate], [30, 0, 'open', 100]);
@@ -297,7 +249,7 @@ describe('load engines: the same errors', { skip }, () => {
 
 describe('load engines: accounting', { skip }, () => {
   it('open loop against a stalled server: every scheduled request fails as unanswered', async (t) => {
-    const r = await both(async () => (await stalledServer(t)).endpoint, { connections: 4, size: 16, rate: 200, durationMs: 500, timeoutMs: 5_000, drainMs: 100 });
+    const r = await both(fresh(() => stalledServer(t)), { connections: 4, size: 16, rate: 200, durationMs: 500, timeoutMs: 5_000, drainMs: 100 });
     for (const x of [r.js, r.native]) {
       assertAccounts(x);
       assert.ok(x.scheduled >= 60 && x.scheduled <= Math.floor(x.seconds * 200) + 1, `scheduled ${x.scheduled} in ${x.seconds} s`);
@@ -306,7 +258,7 @@ describe('load engines: accounting', { skip }, () => {
   });
 
   it('open loop past the in-flight limit: requests that waited unsent are queued', async (t) => {
-    const r = await both(async () => (await stalledServer(t)).endpoint, { connections: 1, size: 8, rate: 4_000, durationMs: 500, timeoutMs: 5_000, drainMs: 100 });
+    const r = await both(fresh(() => stalledServer(t)), { connections: 1, size: 8, rate: 4_000, durationMs: 500, timeoutMs: 5_000, drainMs: 100 });
     for (const x of [r.js, r.native]) {
       assertAccounts(x);
       assert.equal(x.sent, MAX_OUTSTANDING_PER_CONNECTION);
@@ -340,13 +292,13 @@ describe('load engines: accounting', { skip }, () => {
   });
 
   it('closed loop against a stalled server: what was in flight is noted', async (t) => {
-    const r = await both(async () => (await stalledServer(t)).endpoint, { connections: 3, size: 16, durationMs: 200, timeoutMs: 5_000, drainMs: 100 });
+    const r = await both(fresh(() => stalledServer(t)), { connections: 3, size: 16, durationMs: 200, timeoutMs: 5_000, drainMs: 100 });
     assert.deepEqual(exact(r.native), exact(r.js));
     for (const x of [r.js, r.native]) assert.deepEqual([x.sent, x.completed, x.failed, x.failures.unanswered, x.inFlightAtStop], [3, 0, 3, 3, 3]);
   });
 
   it('a connection timeout fails its whole backlog; requests due on it afterwards are unsent', async (t) => {
-    const r = await both(async () => (await stalledServer(t)).endpoint, { connections: 2, size: 16, rate: 100, durationMs: 1_500, timeoutMs: 300 });
+    const r = await both(fresh(() => stalledServer(t)), { connections: 2, size: 16, rate: 100, durationMs: 1_500, timeoutMs: 300 });
     for (const x of [r.js, r.native]) {
       assertAccounts(x);
       assert.equal(x.completed, 0);
@@ -357,32 +309,7 @@ describe('load engines: accounting', { skip }, () => {
 
   it('a server that closes each connection mid-run: the backlog fails as connection, the rest is unsent', async (t) => {
     const size = 16;
-    const server = async (): Promise<Endpoint> => {
-      const served = [3, 20, 20];
-      let accepted = 0;
-      return (
-        await startTestServer(
-          v4,
-          (socket: Socket) => {
-            let warm = true;
-            let left = served[accepted++]! * size;
-            socket.on('data', (chunk: Buffer) => {
-              if (warm) {
-                warm = false;
-                socket.write(chunk.subarray(0, 1));
-                chunk = chunk.subarray(1);
-              }
-              if (left <= 0 || chunk.length === 0) return;
-              const part = chunk.subarray(0, left);
-              left -= part.length;
-              socket.write(part);
-              if (left === 0) socket.end();
-            });
-          },
-          t,
-        )
-      ).endpoint;
-    };
+    const server = fresh(() => cutShortServer(t, size, [3, 20, 20]));
     const r = await both(server, { connections: 3, size, rate: 300, durationMs: 600, timeoutMs: 5_000 });
     for (const x of [r.js, r.native]) {
       assertAccounts(x);
@@ -443,26 +370,7 @@ describe('load engines: transports, messages, threads', { skip }, () => {
   });
 
   it('UDP: a lost datagram is an error after the timeout; its late echo is a stray, never another reply', async (t) => {
-    const server = async (): Promise<Endpoint> => {
-      const udp = createSocket('udp4');
-      const late = new Set<NodeJS.Timeout>();
-      t.after(() => {
-        for (const timer of late) clearTimeout(timer);
-        udp.close();
-      });
-      await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
-      let n = 0;
-      udp.on('message', (m, rinfo) => {
-        if (m.length > 1 && ++n % 3 === 0) {
-          const timer = setTimeout(() => {
-            late.delete(timer);
-            udp.send(m, rinfo.port, rinfo.address);
-          }, 1500);
-          late.add(timer);
-        } else udp.send(m, rinfo.port, rinfo.address);
-      });
-      return { kind: 'inet', host: '127.0.0.1', port: udp.address().port };
-    };
+    const server = (): Promise<Endpoint> => lateUdpEcho(t);
     const r = await both(server, { protocol: 'udp', connections: 1, size: 64, requests: 9, timeoutMs: 500 });
     // (Whether the last lost one is counted as lost or as unanswered depends on when the drain,
     // which lasts one timeout, ends against the loss check: both are ERR_TIMEOUT.)

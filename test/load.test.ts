@@ -7,33 +7,14 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
-import { createSocket } from 'node:dgram';
 import { LatencyRecorder, parseMessages, payloadOfSize, runLoad, type LoadResult } from '../src/load/index.js';
 import { startManagedEchoServer } from '../src/server/index.js';
 import { startUdpEchoServer } from '../src/udp/index.js';
-import { formatEndpoint, type Endpoint } from '../src/net/endpoint.js';
+import { formatEndpoint } from '../src/net/endpoint.js';
 import { runMain } from './helpers/cli.js';
 import { startTestServer, waitUntil } from './helpers/net.js';
-import { tempDir, type CleanupContext } from './helpers/tmp.js';
-
-const v4: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
-/** The load generator's one-byte connection check, echoed at once by every test server. */
-const WARM_UP = '!';
-
-/** An echo server that sends every chunk back `delayMs` later (the warm-up byte at once). */
-function delayServer(delayMs: number, t: CleanupContext): ReturnType<typeof startTestServer> {
-  return startTestServer(
-    v4,
-    (socket: Socket) => {
-      socket.on('data', (chunk: Buffer) => {
-        if (chunk.toString() === WARM_UP) socket.write(chunk);
-        else setTimeout(() => socket.write(chunk), delayMs);
-      });
-      socket.on('end', () => socket.end());
-    },
-    t,
-  );
-}
+import { tempDir } from './helpers/tmp.js';
+import { WARM_UP, delayServer, lateUdpEcho, v4 } from './helpers/load-servers.js';
 
 function checkConsistent(r: LoadResult): void {
   assert.equal(r.latency.count, r.roundTrips);
@@ -205,24 +186,7 @@ describe('load: transports and messages', () => {
     // Drops every 3rd request (not the warm-up), and echoes it late instead (after 1.5 s). The
     // timeout (0.5 s) leaves room for a loaded machine's echo, and the late echo is three
     // timeouts away, so neither can pass for the other.
-    const udp = createSocket('udp4');
-    const late = new Set<NodeJS.Timeout>();
-    t.after(() => {
-      for (const timer of late) clearTimeout(timer);
-      udp.close();
-    });
-    await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
-    let n = 0;
-    udp.on('message', (m, rinfo) => {
-      if (m.length > 1 && ++n % 3 === 0) {
-        const timer = setTimeout(() => {
-          late.delete(timer);
-          udp.send(m, rinfo.port, rinfo.address);
-        }, 1500);
-        late.add(timer);
-      } else udp.send(m, rinfo.port, rinfo.address);
-    });
-    const ep: Endpoint = { kind: 'inet', host: '127.0.0.1', port: udp.address().port };
+    const ep = await lateUdpEcho(t);
     const r = await runLoad(ep, { protocol: 'udp', connections: 1, size: 64, requests: 9, timeoutMs: 500 });
     assert.deepEqual([r.requests, r.roundTrips, r.errors, r.errorCodes['ERR_TIMEOUT']], [9, 6, 3, 3]);
     assert.ok(r.stray >= 1, 'late echoes are counted as strays');
