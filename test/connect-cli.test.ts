@@ -8,12 +8,13 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import type { Socket } from 'node:net';
-import { BIN, requireTool, run, runCli, spawnCli, spawnProcess } from './helpers/cli.js';
+import { BIN, requireTool, runCli, spawnCli, spawnProcess } from './helpers/cli.js';
 import { REFUSING_PORT, freePort, hasIPv6, startTestServer, waitUntil } from './helpers/net.js';
 import { tempDir } from './helpers/tmp.js';
 import { connect } from '../src/net/connect.js';
 import { relay, RelayError } from '../src/relay/relay.js';
 import { formatEndpoint, type Endpoint } from '../src/net/endpoint.js';
+import { waitForListeningOnce } from './helpers/listen.js';
 
 const LOOP: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -327,16 +328,3 @@ th.join()
 print('got', n, h.hexdigest(), flush=True)
 `;
 
-/**
- * Waits for an outside server to listen without connecting to it (nc -l and ncat -l without
- * -k serve the first connection only: a probe would use it up): polls `ss` for the port.
- */
-async function waitForListeningOnce(port: number): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    const r = await run('ss', ['-Hltn', `sport = :${port}`], { timeoutMs: 2_000 });
-    if (r.stdout.toString().includes(`:${port}`)) return;
-    if (Date.now() > deadline) throw new Error(`nothing listening on port ${port}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}

@@ -5,27 +5,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { connect as netConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { BIN, requireTool, run, runCli, spawnCli, spawnProcess, type Spawned } from './helpers/cli.js';
+import { BIN, requireTool, run, runCli, spawnCli, spawnProcess } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
+import { startListen, dial } from './helpers/listen.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-
-/** Starts `listen` on an ephemeral port and resolves with it and its port. */
-async function startListen(args: readonly string[], t: Parameters<typeof spawnCli>[1], keepStdin = false): Promise<{ p: Spawned; port: number }> {
-  const p = spawnCli(['listen', '127.0.0.1:0', ...args], t, { keepStdin });
-  const line = await p.stderr.waitFor(/^listening on /);
-  return { p, port: Number(/:(\d+) /.exec(line)![1]) };
-}
-
-function dial(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = netConnect({ host: '127.0.0.1', port, allowHalfOpen: true });
-    s.once('connect', () => resolve(s));
-    s.once('error', reject);
-  });
-}
 
 /** Resolves when the server ends or closes `s` (a refused connection is accepted by the kernel, then closed). */
 function shutBy(s: Socket): Promise<void> {

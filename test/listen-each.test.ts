@@ -3,25 +3,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { connect as netConnect, type Socket } from 'node:net';
-import { runCli, spawnCli, type Spawned } from './helpers/cli.js';
+import type { Socket } from 'node:net';
+import { runCli } from './helpers/cli.js';
 import { waitUntil } from './helpers/net.js';
+import { startListen, dial } from './helpers/listen.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-
-async function startListen(args: readonly string[], t: Parameters<typeof spawnCli>[1]): Promise<{ p: Spawned; port: number }> {
-  const p = spawnCli(['listen', '127.0.0.1:0', ...args], t, { keepStdin: true });
-  const line = await p.stderr.waitFor(/^listening on /);
-  return { p, port: Number(/:(\d+) /.exec(line)![1]) };
-}
-
-function dial(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = netConnect({ host: '127.0.0.1', port, allowHalfOpen: true });
-    s.once('connect', () => resolve(s));
-    s.once('error', reject);
-  });
-}
 
 function ended(s: Socket): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -34,7 +21,7 @@ function ended(s: Socket): Promise<Buffer> {
 
 describe('listen --each', { timeout: 60_000 }, () => {
   it('-k --label: two clients at once, each through its own sha256sum; every output line labelled with its client', async (t) => {
-    const { p, port } = await startListen(['-k', '--label', '--each', 'sha256sum; echo "client $SOCKETKIT_CLIENT was $SOCKETKIT_PEER"'], t);
+    const { p, port } = await startListen(['-k', '--label', '--each', 'sha256sum; echo "client $SOCKETKIT_CLIENT was $SOCKETKIT_PEER"'], t, true);
     const a = await dial(port);
     const b = await dial(port);
     const la = `[127.0.0.1:${a.localPort}]`;
@@ -67,7 +54,7 @@ describe('listen --each', { timeout: 60_000 }, () => {
   });
 
   it("stdin still goes to the client; the program's output does not (it is printed); its exit status is in the client's line", async (t) => {
-    const { p, port } = await startListen(['--each', 'tr a-z A-Z; exit 3'], t);
+    const { p, port } = await startListen(['--each', 'tr a-z A-Z; exit 3'], t, true);
     const s = await dial(port);
     const back = ended(s);
     p.child.stdin!.end('from our stdin\n');

@@ -2,27 +2,9 @@
 // numbers, options that do not apply are usage errors naming what they need.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCommandArgs, type Command } from '../src/cli/command.js';
-import { COMMANDS } from '../src/cli/registry.js';
-import { SocketkitError } from '../src/core/errors.js';
+import { parseCommandArgs } from '../src/cli/command.js';
+import { command, usageMessage } from './helpers/command-spec.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from '../src/core/defaults.js';
-
-async function command(name: string): Promise<Command> {
-  const entry = COMMANDS.find((c) => c.name === name);
-  assert.ok(entry, name);
-  return entry.load();
-}
-
-function usageMessage(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof SocketkitError, String(err));
-    assert.equal(err.code, 'ERR_USAGE');
-    return err.message;
-  }
-  assert.fail('expected a usage error');
-}
 
 describe('connect and listen: typed options', () => {
   it('connect: --timeout and --idle-timeout in ms, the connect timeout defaulted from its constant', async () => {

@@ -6,24 +6,15 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BIN, requireTool, run, runCli, spawnCli, spawnProcess } from './helpers/cli.js';
+import { BIN, requireTool, runCli, spawnCli, spawnProcess } from './helpers/cli.js';
 import { freePort, startTestServer } from './helpers/net.js';
 import { tempDir } from './helpers/tmp.js';
 import { formatEndpoint } from '../src/net/endpoint.js';
 import { uploadRaw } from '../src/relay/raw-upload.js';
+import { waitForListeningOnce } from './helpers/listen.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const LOOP = { kind: 'inet', host: '127.0.0.1', port: 0 } as const;
-
-async function waitForListeningOnce(port: number): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    const r = await run('ss', ['-Hltn', `sport = :${port}`], { timeoutMs: 2_000 });
-    if (r.stdout.toString().includes(`:${port}`)) return;
-    if (Date.now() > deadline) throw new Error(`nothing listening on port ${port}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 describe('send --raw', { timeout: 90_000 }, () => {
   const data = randomBytes(32 * 1024 * 1024 + 3);

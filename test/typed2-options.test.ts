@@ -3,9 +3,8 @@
 // do not apply are usage errors; help still shows every default.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { commandHelp, parseCommandArgs, type Command } from '../src/cli/command.js';
-import { COMMANDS } from '../src/cli/registry.js';
-import { SocketkitError } from '../src/core/errors.js';
+import { commandHelp, parseCommandArgs } from '../src/cli/command.js';
+import { command, usageMessage } from './helpers/command-spec.js';
 import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT, DEFAULT_RECEIVE_DIR } from '../src/core/defaults.js';
 import { DEFAULT_CONNECT_RATE, DEFAULT_LOAD_CONNECTIONS, DEFAULT_LOAD_SIZE, DEFAULT_LOAD_TIMEOUT_MS } from '../src/load/index.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../src/codec/constants.js';
@@ -13,23 +12,6 @@ import { DEFAULT_BROKER_MAX_QUEUE, DEFAULT_CHAT_MAX_LINE, DEFAULT_SLOW_CONSUMER_
 import { DEFAULT_REDIS_CHANNEL } from '../src/broker/redis.js';
 import { DEFAULT_STALL_TIMEOUT_MS } from '../src/transfer/index.js';
 import { MIN_STATS_INTERVAL_MS, managedServerValues } from '../src/cli/server-report.js';
-
-async function command(name: string): Promise<Command> {
-  const entry = COMMANDS.find((c) => c.name === name);
-  assert.ok(entry, name);
-  return entry.load();
-}
-
-function usageMessage(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof SocketkitError, String(err));
-    assert.equal(err.code, 'ERR_USAGE');
-    return err.message;
-  }
-  assert.fail('expected a usage error');
-}
 
 describe('typed CLI values: load, serve, receive, broker', () => {
   it('load: defaults are the library constants, typed; given values arrive parsed', async () => {
