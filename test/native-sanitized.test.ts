@@ -1,7 +1,7 @@
 // The native helper under AddressSanitizer and UndefinedBehaviorSanitizer: every native/*.c is
 // built with -fsanitize=address,undefined into a separate file (scripts/build-native-sanitized.js),
-// and the native engine's scenarios (the differential echo tests, the misbehaving clients) and
-// the sendfile helper's (zero-copy) run in a child node with the ASan runtime preloaded and that
+// and the native engine's scenarios (the differential echo tests, the misbehaving clients), the
+// relay engine's (proxy-relay, both engines) and the sendfile helper's (zero-copy) run in a child node with the ASan runtime preloaded and that
 // build in place of the normal one. Any report (a use after free, an overflow, undefined
 // behaviour: UBSan halts on the first) fails the test with the report.
 //
@@ -18,7 +18,7 @@ import { tempDir } from './helpers/tmp.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The scenarios run under the sanitizers (compiled test files, from the package root). */
-const SCENARIOS = ['dist/test/echo-engines.test.js', 'dist/test/echo-engine-memory.test.js', 'dist/test/zero-copy.test.js'];
+const SCENARIOS = ['dist/test/echo-engines.test.js', 'dist/test/echo-engine-memory.test.js', 'dist/test/zero-copy.test.js', 'dist/test/proxy-relay.test.js'];
 
 describe('the native helper under ASan and UBSan', () => {
   it('builds every native/*.c with -fsanitize=address,undefined and runs the engine scenarios clean', { timeout: 400_000 }, async (t) => {

@@ -4,17 +4,22 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { once } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import { startProxy, type ProxyServer, type ProxyEvent, DEFAULT_PROXY_HIGH_WATER_MARK } from '../src/proxy/index.js';
 import { startManagedEchoServer } from '../src/server/index.js';
 import { nativeStatus } from '../src/native/helper.js';
+import { nativeRelayStatus } from '../src/native/proxy-engine.js';
 import { endedByReset } from '../src/net/socket-state.js';
 import { formatEndpoint, type Endpoint } from '../src/net/endpoint.js';
-import { ndjson, runCli, spawnCli } from './helpers/cli.js';
+import { REQUIRE_TOOLS, ndjson, runCli, spawnCli } from './helpers/cli.js';
 import { REFUSING_PORT, freePort, rawConnect, readAll, startTestServer, waitForListening, waitUntil } from './helpers/net.js';
 import { tempDir, type CleanupContext } from './helpers/tmp.js';
 
 const v4: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
+
+/** The native engine's tests skip (visibly) where it is not built; in CI (SOCKETKIT_REQUIRE_TOOLS=1) they run, and fail. */
+const nativeSkip: string | false = nativeRelayStatus().available || REQUIRE_TOOLS ? false : `the native relay engine is not available: ${nativeRelayStatus().reason ?? 'unknown'}`;
 
 async function proxyTo(t: CleanupContext, upstream: Endpoint, listen: Endpoint = v4, events?: ProxyEvent[], options: Parameters<typeof startProxy>[2] = {}): Promise<ProxyServer> {
   const p = await startProxy(listen, upstream, { ...options, ...(events ? { onProxyEvent: (e) => events.push(e) } : {}) });
@@ -46,7 +51,9 @@ function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
   return { promise, resolve };
 }
 
-describe('proxy relay', () => {
+for (const engine of ['js', 'native'] as const) describe(`proxy relay, ${engine} engine`, { skip: engine === 'native' ? nativeSkip : false }, () => {
+  const relay = (t: CleanupContext, upstream: Endpoint, listen: Endpoint = v4, events?: ProxyEvent[]): Promise<ProxyServer> => proxyTo(t, upstream, listen, events, { engine });
+
   for (const [name, mk] of [
     ['TCP to TCP', (_t: CleanupContext) => [v4, v4]],
     ['Unix to TCP', (t: CleanupContext) => [{ kind: 'unix', path: join(tempDir(t), 'p.sock') }, v4]],
@@ -56,7 +63,7 @@ describe('proxy relay', () => {
       const [listen, up] = mk(t) as [Endpoint, Endpoint];
       const echo = await startManagedEchoServer(up);
       t.after(() => echo.close(0));
-      const p = await proxyTo(t, echo.endpoint, listen);
+      const p = await relay(t, echo.endpoint, listen);
       const c = await rawConnect(p.endpoint);
       const payload = Buffer.alloc(1024 * 1024, 'abcdefgh');
       c.end(payload);
@@ -73,7 +80,7 @@ describe('proxy relay', () => {
       s.once('end', () => s.end(`got ${Buffer.concat(parts).toString()}`));
     }, t);
     const events: ProxyEvent[] = [];
-    const p = await proxyTo(t, up.endpoint, v4, events);
+    const p = await relay(t, up.endpoint, v4, events);
     const c = await rawConnect(p.endpoint);
     c.end('question');
     assert.equal((await readAll(c)).toString(), 'got question');
@@ -93,7 +100,7 @@ describe('proxy relay', () => {
       s.on('data', (d: string) => (received += d));
       s.once('end', () => done.resolve());
     }, t);
-    const p = await proxyTo(t, up.endpoint);
+    const p = await relay(t, up.endpoint);
     const c = await halfOpenConnect(p.endpoint);
     c.setEncoding('utf8');
     let got = '';
@@ -112,7 +119,7 @@ describe('proxy relay', () => {
       void closeCode(s).then(upClosed.resolve);
     }, t);
     const events: ProxyEvent[] = [];
-    const p = await proxyTo(t, up.endpoint, v4, events);
+    const p = await relay(t, up.endpoint, v4, events);
     const c = await rawConnect(p.endpoint);
     c.write('x');
     await waitUntil(() => up.accepted === 1 && [...p.connections].some((x) => !x.paused.up), 'the upstream connection');
@@ -141,7 +148,7 @@ describe('proxy relay', () => {
       });
       void closeCode(s).then(upClosed.resolve);
     }, t);
-    const p = await proxyTo(t, up.endpoint);
+    const p = await relay(t, up.endpoint);
     // An upstream connection first, so the data and the RST reach the proxy as one read.
     const c = await rawConnect(p.endpoint);
     await waitUntil(() => up.accepted === 1, 'the upstream connection');
@@ -156,7 +163,7 @@ describe('proxy relay', () => {
       s.once('data', () => s.resetAndDestroy());
     }, t);
     const events: ProxyEvent[] = [];
-    const p = await proxyTo(t, up.endpoint, v4, events);
+    const p = await relay(t, up.endpoint, v4, events);
     const c = await rawConnect(p.endpoint);
     const closed = closeCode(c);
     c.write('hello');
@@ -169,7 +176,7 @@ describe('proxy relay', () => {
   it('resets the client when the upstream refuses, with one coded event', async (t) => {
     const port = await freePort();
     const events: ProxyEvent[] = [];
-    const p = await proxyTo(t, { kind: 'inet', host: '127.0.0.1', port }, v4, events);
+    const p = await relay(t, { kind: 'inet', host: '127.0.0.1', port }, v4, events);
     const c = await rawConnect(p.endpoint);
     assert.equal(await closeCode(c), 'ECONNRESET');
     await waitUntil(() => events.some((e) => e.event === 'close'), 'the close event');
@@ -200,7 +207,7 @@ describe('proxy relay', () => {
       };
       pump();
     }, t);
-    const p = await proxyTo(t, up.endpoint);
+    const p = await relay(t, up.endpoint);
     const c = await rawConnect(p.endpoint);
     c.pause(); // never reads
     c.on('error', () => undefined); // the proxy's close at the end resets it
@@ -216,7 +223,7 @@ describe('proxy relay', () => {
 
   it('an upstream that never reads: the proxy stops reading the client, its buffers stay bounded', async (t) => {
     const up = await startTestServer(v4, (s) => s.pause(), t);
-    const p = await proxyTo(t, up.endpoint);
+    const p = await relay(t, up.endpoint);
     const c = await rawConnect(p.endpoint);
     c.on('error', () => undefined); // the proxy's close at the end resets it
     t.after(() => c.destroy());
@@ -242,6 +249,126 @@ describe('proxy relay', () => {
     const held = [...p.connections][0]!.held.up;
     assert.ok(held <= DEFAULT_PROXY_HIGH_WATER_MARK + 128 * 1024, `the proxy holds ${held} bytes toward the upstream`);
     assert.ok(written < 64 * 1024 * 1024, `the client wrote ${written} bytes`);
+  });
+});
+
+describe('proxy relay, what only the native engine does', { skip: nativeSkip }, () => {
+  it('relays in the engine, and loses none of the bytes Node had read before the handoff (a greeting upstream, an eager client)', async (t) => {
+    let fromClient = '';
+    const upGot = deferred<void>();
+    const up = await startTestServer(v4, (s) => {
+      s.write('220 greetings\r\n'); // before the proxy has even handed the connection over
+      s.setEncoding('utf8');
+      s.on('data', (d: string) => {
+        fromClient += d;
+        if (fromClient.endsWith('QUIT\r\n')) {
+          upGot.resolve();
+          s.end('221 bye\r\n');
+        }
+      });
+    }, t);
+    const events: ProxyEvent[] = [];
+    const p = await proxyTo(t, up.endpoint, v4, events, { engine: 'native' });
+    assert.equal(p.engine, 'native');
+    const c = await halfOpenConnect(p.endpoint);
+    c.write('EHLO me\r\n'); // at once: it may reach Node before the upstream has answered the proxy
+    c.setEncoding('utf8');
+    let got = '';
+    c.on('data', (d: string) => (got += d));
+    await waitUntil(() => got.includes('220 greetings'), 'the greeting');
+    assert.equal([...p.connections][0]?.engine, 'native');
+    c.write('QUIT\r\n');
+    await upGot.promise;
+    await new Promise<void>((resolve) => c.once('end', resolve));
+    c.end();
+    assert.equal(got, '220 greetings\r\n221 bye\r\n');
+    assert.equal(fromClient, 'EHLO me\r\nQUIT\r\n');
+    await waitUntil(() => events.some((e) => e.event === 'close'), 'the close event');
+    const close = events.find((e) => e.event === 'close');
+    assert.equal(close?.event === 'close' && close.end, 'closed');
+    assert.equal(close?.event === 'close' && close.bytesUp, 15);
+    assert.equal(close?.event === 'close' && close.bytesDown, 24);
+  });
+
+  it("counts the engine's bytes in the server's statistics, live and after the close", async (t) => {
+    const echo = await startManagedEchoServer(v4);
+    t.after(() => echo.close(0));
+    const p = await proxyTo(t, echo.endpoint, v4, undefined, { engine: 'native' });
+    const c = await rawConnect(p.endpoint);
+    c.write(Buffer.alloc(300_000, 7));
+    let got = 0;
+    c.on('data', (d: Buffer) => (got += d.length));
+    await waitUntil(() => got === 300_000, 'the echo');
+    assert.equal([...p.connections][0]?.engine, 'native');
+    const live = p.server.stats();
+    assert.equal(live.bytesIn, 300_000);
+    assert.equal(live.bytesOut, 300_000);
+    c.end();
+    await once(c, 'close');
+    await waitUntil(() => p.connections.size === 0 && p.server.stats().connections === 0, 'the connection to end');
+    const after = p.server.stats();
+    assert.equal(after.bytesIn, 300_000);
+    assert.equal(after.bytesOut, 300_000);
+  });
+
+  it('the idle sweep sees the bytes the engine moves: a talking connection stays, a quiet one is closed', async (t) => {
+    const echo = await startManagedEchoServer(v4);
+    t.after(() => echo.close(0));
+    const events: ProxyEvent[] = [];
+    const p = await proxyTo(t, echo.endpoint, v4, events, { engine: 'native', idleTimeoutMs: 300 });
+    const c = await rawConnect(p.endpoint);
+    c.on('error', () => undefined);
+    const closed = once(c, 'close');
+    // Talks for 1.2 s (four idle timeouts), a byte each 50 ms, every one echoed.
+    let echoed = 0;
+    c.on('data', (d: Buffer) => (echoed += d.length));
+    for (let i = 0; i < 24; i++) {
+      c.write('x');
+      await waitUntil(() => echoed === i + 1, `echo ${i + 1}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(events.filter((e) => e.event === 'close').length, 0, 'closed while it talked');
+    assert.equal([...p.connections][0]?.engine, 'native');
+    // Then quiet: closed by the sweep.
+    await closed;
+    await waitUntil(() => events.some((e) => e.event === 'close'), 'the close event');
+    const close = events.find((e) => e.event === 'close');
+    assert.equal(close?.event === 'close' && close.end, 'stopped');
+    assert.equal(close?.event === 'close' && close.bytesUp, 24);
+    assert.equal(p.server.stats().idleClosed, 1);
+  });
+
+  it('a graceful stop ends the connections on the engine and reports them before close() resolves', async (t) => {
+    const up = await startTestServer(v4, (s) => s.resume(), t);
+    const events: ProxyEvent[] = [];
+    const p = await proxyTo(t, up.endpoint, v4, events, { engine: 'native' });
+    const c = await rawConnect(p.endpoint);
+    c.on('error', () => undefined);
+    c.write('hello');
+    await waitUntil(() => [...p.connections][0]?.engine === 'native', 'the handoff');
+    await p.close(0);
+    const closes = events.filter((e) => e.event === 'close');
+    assert.equal(closes.length, 1);
+    assert.equal(closes[0]?.event === 'close' && closes[0].end, 'stopped');
+    assert.equal((await readAll(c)).length, 0, 'the client is closed (FIN)');
+    c.destroy();
+  });
+
+  it('a toxic in place keeps the connection in JS; without one it goes to the engine', async (t) => {
+    const echo = await startManagedEchoServer(v4);
+    t.after(() => echo.close(0));
+    const p = await proxyTo(t, echo.endpoint, v4, undefined, { engine: 'native', toxics: [{ type: 'latency', attributes: { latency: 1 } }] });
+    const c = await rawConnect(p.endpoint);
+    c.write('a');
+    await once(c, 'data');
+    assert.equal([...p.connections][0]?.engine, 'js');
+    p.removeToxic('latency_downstream');
+    const d = await rawConnect(p.endpoint);
+    d.write('b');
+    await once(d, 'data');
+    assert.equal([...p.connections].find((x) => x.engine === 'native') !== undefined, true);
+    c.destroy();
+    d.destroy();
   });
 });
 

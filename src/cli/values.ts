@@ -2,6 +2,7 @@
  * Parsers for option values (durations, sizes, counts). Each throws ERR_USAGE naming the option.
  */
 import { SocketkitError } from '../core/errors.js';
+import { ENGINE_NAMES, type EngineName } from '../native/engine-choice.js';
 
 function usage(option: string, text: string, what: string): SocketkitError {
   return new SocketkitError('ERR_USAGE', `--${option}: '${text}' is not ${what}`);
@@ -59,4 +60,11 @@ export function str(values: Readonly<Record<string, unknown>>, name: string): st
 /** Reads a boolean option of a command whose options are not typed yet. */
 export function flag(values: Readonly<Record<string, unknown>>, name: string): boolean {
   return values[name] === true;
+}
+
+/** `--engine native|js`. */
+export function parseEngineName(option: string, text: string): EngineName {
+  const name = ENGINE_NAMES.find((n) => n === text);
+  if (name === undefined) throw usage(option, text, `an engine (${ENGINE_NAMES.join(' or ')})`);
+  return name;
 }

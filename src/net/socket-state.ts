@@ -45,3 +45,35 @@ export function resetConnection(socket: Socket): void {
     socket.destroy();
   }
 }
+
+interface ReadingHandle {
+  reading?: boolean;
+  readStop?: () => number;
+}
+
+/**
+ * Stops Node reading a plain socket for good, so that another owner of its descriptor (a native
+ * engine) gets every byte from now on, and returns what Node had read but nobody consumed yet
+ * (the bytes before the handoff; an empty buffer when none). Node's own `pause()` does not stop
+ * libuv's reads (it only stops the 'data' events), so this stops the handle itself and leaves
+ * its `reading` flag set: Node then never starts it again (its `_read` sees it reading).
+ * undefined, with nothing changed, for a socket that has no such handle (TLS, destroyed).
+ * `resumeReading` undoes it.
+ */
+export function takeOverReading(socket: Socket): Buffer | undefined {
+  if (socketFd(socket) === undefined) return undefined;
+  const handle = (socket as unknown as { _handle?: ReadingHandle })._handle;
+  if (handle === undefined || typeof handle.readStop !== 'function') return undefined;
+  if (handle.reading === true && handle.readStop() !== 0) return undefined;
+  handle.reading = true;
+  const chunks: Buffer[] = [];
+  for (let c = socket.read() as Buffer | string | null; c !== null; c = socket.read() as Buffer | string | null) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
+  return Buffer.concat(chunks);
+}
+
+/** Gives a socket back to Node after `takeOverReading`, with the bytes it had returned put back first. */
+export function resumeReading(socket: Socket, taken: Buffer): void {
+  const handle = (socket as unknown as { _handle?: ReadingHandle })._handle;
+  if (handle !== undefined) handle.reading = false;
+  if (taken.length > 0) socket.unshift(taken);
+}

@@ -6,13 +6,26 @@
  */
 import type { Endpoint } from '../net/endpoint.js';
 import { startServer, type ManagedServer, type ManagedServerOptions } from '../server/server.js';
+import type { ServerStats } from '../server/stats.js';
 import { relayProtocol, ProxyConnection, type RelayOptions } from './relay.js';
 import { ToxicSet, type ToxicChange } from './live.js';
 import type { ToxicConfig } from './toxic.js';
+import { SocketkitError } from '../core/errors.js';
+import { NativeRelay, nativeRelayStatus } from '../native/proxy-engine.js';
+import type { Socket } from 'node:net';
+import { EventEmitter, once } from 'node:events';
 
-export interface ProxyOptions extends Omit<ManagedServerOptions, 'protocol'>, Omit<RelayOptions, 'upstream' | 'toxics' | 'connections'> {
+export interface ProxyOptions extends Omit<ManagedServerOptions, 'protocol' | 'activity'>, Omit<RelayOptions, 'upstream' | 'toxics' | 'connections' | 'engine'> {
   /** Toxics in place from the start: toxiproxy's JSON shape (`{type, stream?, toxicity?, attributes?}`). */
   readonly toxics?: readonly unknown[];
+  /**
+   * 'native': connections that connect while no toxic is in place, with no dump and no TLS, are
+   * relayed by the native engine (splice(2) on engine threads; see src/native/proxy-engine.ts),
+   * the others here; toxics added later reach only the connections relayed here. 'js' (the
+   * default): every connection is relayed here and follows every toxic change.
+   * ERR_INVALID_ARG when 'native' is asked for and the native helper lacks the engine.
+   */
+  readonly engine?: 'native' | 'js';
 }
 
 /** A running proxy. */
@@ -20,12 +33,26 @@ export class ProxyServer {
   readonly server: ManagedServer;
   readonly connections: ReadonlySet<ProxyConnection>;
   readonly #toxics: ToxicSet;
+  readonly #engine: NativeRelay | undefined;
+  readonly #reported: EventEmitter;
 
   /** @internal use `startProxy()` */
-  constructor(server: ManagedServer, connections: ReadonlySet<ProxyConnection>, toxics: ToxicSet) {
+  constructor(server: ManagedServer, connections: ReadonlySet<ProxyConnection>, toxics: ToxicSet, engine: NativeRelay | undefined, reported: EventEmitter) {
     this.server = server;
     this.connections = connections;
     this.#toxics = toxics;
+    this.#engine = engine;
+    this.#reported = reported;
+  }
+
+  /** Which engine relays connections that need nothing from JavaScript. */
+  get engine(): 'native' | 'js' {
+    return this.#engine ? 'native' : 'js';
+  }
+
+  /** The managed server's statistics (the bytes relayed by the native engine included). */
+  stats(): ServerStats {
+    return this.server.stats();
   }
 
   /** Where it listens (the real port when 0 was asked for). */
@@ -53,20 +80,43 @@ export class ProxyServer {
   }
 
   /** Stops accepting; live connections get `graceMs` to finish, then are closed. Idempotent. */
-  close(graceMs = 0): Promise<void> {
-    return this.server.close(graceMs);
+  async close(graceMs = 0): Promise<void> {
+    await this.server.close(graceMs);
+    // Every client socket is closed; the upstream sockets close, and the engine reports the ends
+    // of the connections it relayed, a moment later: each connection's close event comes first.
+    const signal = AbortSignal.timeout(CLOSE_REPORTS_MS);
+    try {
+      while (this.connections.size > 0) await once(this.#reported, 'reported', { signal });
+    } catch {
+      // A connection that did not report in time: stop anyway.
+    }
+    this.#engine?.stop();
   }
 }
 
+/** How long a closing proxy waits for its connections' close events once their client sockets are closed. */
+const CLOSE_REPORTS_MS = 5_000;
+
 /** Starts a proxy listening on `listen` that relays every connection to `upstream`. */
 export async function startProxy(listen: Endpoint, upstream: Endpoint, options: ProxyOptions = {}): Promise<ProxyServer> {
-  const { toxics: initial, upstreamTransport, connectTimeoutMs, highWaterMark, dump, random, onProxyEvent, ...server } = options;
+  const { toxics: initial, upstreamTransport, connectTimeoutMs, highWaterMark, dump, random, onProxyEvent, engine: engineName, ...server } = options;
   const toxics = new ToxicSet(initial ?? []);
   const connections = new Set<ProxyConnection>();
+  let engine: NativeRelay | undefined;
+  if (engineName === 'native') {
+    const status = nativeRelayStatus();
+    if (!status.available) throw new SocketkitError('ERR_INVALID_ARG', `the native engine cannot run: ${status.reason ?? 'not available'}`);
+    engine = new NativeRelay();
+  }
+  // The engine's bytes do not show in the client sockets' counters: the idle sweep and the statistics get them here.
+  const byClient = new WeakMap<Socket, ProxyConnection>();
+  const reported = new EventEmitter();
   const protocol = relayProtocol({
     upstream,
     connections,
+    reported,
     toxics,
+    ...(engine ? { engine, byClient } : {}),
     ...(random ? { random } : {}),
     ...(upstreamTransport ? { upstreamTransport } : {}),
     ...(connectTimeoutMs !== undefined ? { connectTimeoutMs } : {}),
@@ -74,6 +124,16 @@ export async function startProxy(listen: Endpoint, upstream: Endpoint, options: 
     ...(dump ? { dump } : {}),
     ...(onProxyEvent ? { onProxyEvent } : {}),
   });
-  const s = await startServer(listen, { ...server, protocol });
-  return new ProxyServer(s, connections, toxics);
+  let s: ManagedServer;
+  try {
+    s = await startServer(listen, {
+      ...server,
+      protocol,
+      ...(engine ? { activity: { progress: () => 0, busy: () => false, moved: (socket: Socket) => byClient.get(socket)?.movedOffSocket() ?? { read: 0, written: 0 } } } : {}),
+    });
+  } catch (err) {
+    engine?.stop();
+    throw err;
+  }
+  return new ProxyServer(s, connections, toxics, engine, reported);
 }

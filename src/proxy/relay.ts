@@ -14,10 +14,12 @@
  *   less, so what the proxy buffers per connection is bounded whatever the peers do.
  */
 import type { Socket } from 'node:net';
+import type { EventEmitter } from 'node:events';
 import { connect, type ConnectTransport } from '../net/connect.js';
 import { formatPeer, type Endpoint } from '../net/endpoint.js';
-import { endedByReset, resetConnection } from '../net/socket-state.js';
+import { endedByReset, resetConnection, resumeReading, socketFd, takeOverReading } from '../net/socket-state.js';
 import { toSocketkitError } from '../core/errors.js';
+import type { NativeRelay, RelayCounts, RelayEnd } from '../native/proxy-engine.js';
 import type { Protocol } from '../server/server.js';
 import { Chain } from './chain.js';
 import type { StageContext, StageOutput } from './stage.js';
@@ -80,6 +82,16 @@ export interface RelayOptions {
   readonly onProxyEvent?: (e: ProxyEvent) => void;
   /** Live connections, for statistics and tests. */
   readonly connections?: Set<ProxyConnection>;
+  /**
+   * The native engine: connections with nothing for JavaScript to do (no toxic in place when
+   * they connect, no dump, plain TCP or Unix sockets on both sides) are handed to it and relayed
+   * with splice(2). Toxics added later do not reach them. Default: every connection in JS.
+   */
+  readonly engine?: NativeRelay;
+  /** Emits 'reported' after each connection's close event (and its removal from `connections`). */
+  readonly reported?: EventEmitter;
+  /** Filled with each connection by its client socket (for the server's statistics). */
+  readonly byClient?: WeakMap<Socket, ProxyConnection>;
 }
 
 /** One direction: source socket, chain, destination socket. */
@@ -152,6 +164,12 @@ export class ProxyConnection {
   #reported = false;
   /** Stops the toxics' changes from reaching this connection. */
   #detach: (() => void) | undefined;
+  /** The native engine relaying this connection (after the handoff). */
+  #native: NativeRelay | undefined;
+  /** Bytes Node had read before the handoff, each way. */
+  #prefix = { up: 0, down: 0 };
+  /** The engine's counts once it has ended. */
+  #nativeFinal: RelayCounts | undefined;
 
   constructor(client: Socket, options: RelayOptions) {
     this.#client = client;
@@ -159,19 +177,47 @@ export class ProxyConnection {
     this.peer = client.remoteAddress === undefined ? `unix#${this.id}` : formatPeer(client.remoteAddress, client.remotePort);
     client.pause();
     options.connections?.add(this);
+    options.byClient?.set(client, this);
     options.onProxyEvent?.({ event: 'open', id: this.id, peer: this.peer });
     client.on('error', (err) => this.#error('client', err));
     client.once('close', (hadError) => this.#closed('client', hadError));
     void this.#connect();
   }
 
+  /** 'native' once its bytes are relayed by the native engine, else 'js'. */
+  get engine(): 'native' | 'js' {
+    return this.#native !== undefined ? 'native' : 'js';
+  }
+
+  /**
+   * Bytes the native engine moved on the client's socket, which the socket's own counters do
+   * not see (zero on the js engine): read from the client, written to it.
+   */
+  movedOffSocket(): { readonly read: number; readonly written: number } {
+    const c = this.#nativeFinal ?? (this.#native ? this.#native.counts(this.id) : undefined);
+    return c === undefined ? { read: 0, written: 0 } : { read: c.fromClient, written: c.toClient };
+  }
+
   /** Bytes this connection holds, per direction (toxics plus write buffers). */
   get held(): { readonly up: number; readonly down: number } {
+    if (this.#native !== undefined) {
+      // In the engine's pipes: read from one side (before the handoff too), not yet written to the other.
+      const c = this.#nativeFinal ?? this.#native.counts(this.id);
+      if (c === undefined) return { up: 0, down: 0 };
+      return { up: this.#prefix.up + c.fromClient - c.toUpstream, down: this.#prefix.down + c.fromUpstream - c.toClient };
+    }
     return { up: this.#up?.held ?? 0, down: this.#down?.held ?? 0 };
   }
 
-  /** Whether each direction has stopped reading its source (backpressure). */
+  /**
+   * Whether each direction has stopped reading its source (backpressure). On the native engine a
+   * direction reads only while its pipe is empty: it has stopped while it holds bytes.
+   */
   get paused(): { readonly up: boolean; readonly down: boolean } {
+    if (this.#native !== undefined) {
+      const h = this.held;
+      return { up: h.up > 0, down: h.down > 0 };
+    }
     return { up: this.#up?.paused ?? false, down: this.#down?.paused ?? false };
   }
 
@@ -197,6 +243,7 @@ export class ProxyConnection {
     this.#upstream = upstream;
     upstream.on('error', (err) => this.#error('upstream', err));
     upstream.once('close', (hadError) => this.#closed('upstream', hadError));
+    if (o.engine !== undefined && this.#handOver(upstream, o.engine)) return;
     const random = o.random ?? Math.random;
     const hwm = o.highWaterMark ?? DEFAULT_PROXY_HIGH_WATER_MARK;
     const up = new Pipe(this.#client, upstream, '>', this, systemContext(false, random), hwm);
@@ -208,6 +255,56 @@ export class ProxyConnection {
     up.chain.start();
     down.chain.start();
     this.#client.resume();
+  }
+
+  /**
+   * Hands both sockets to the native engine when nothing needs JavaScript: Node stops reading
+   * them (what it had read goes to the engine first), the engine relays with splice(2), and
+   * `#nativeEnded` closes Node's sockets the way the connection ended. False when it stays here.
+   */
+  #handOver(upstream: Socket, engine: NativeRelay): boolean {
+    const o = this.#options;
+    if (o.dump !== undefined || (o.toxics?.list.length ?? 0) > 0) return false;
+    const client = this.#client;
+    const cfd = socketFd(client);
+    const ufd = socketFd(upstream);
+    if (cfd === undefined || ufd === undefined) return false;
+    const toUpstream = takeOverReading(client);
+    const toClient = toUpstream === undefined ? undefined : takeOverReading(upstream);
+    if (toUpstream === undefined || toClient === undefined) {
+      if (toUpstream !== undefined) resumeReading(client, toUpstream);
+      return false;
+    }
+    this.#native = engine;
+    this.#prefix = { up: toUpstream.length, down: toClient.length };
+    if (!engine.add(cfd, ufd, this.id, { toUpstream, toClient }, (end) => this.#nativeEnded(end))) {
+      // The engine could not take it (no slot, no descriptors for its pipes): relayed here after all.
+      this.#native = undefined;
+      this.#prefix = { up: 0, down: 0 };
+      resumeReading(client, toUpstream);
+      resumeReading(upstream, toClient);
+      return false;
+    }
+    return true;
+  }
+
+  #nativeEnded(end: RelayEnd): void {
+    this.#nativeFinal = end;
+    const client = this.#client;
+    const upstream = this.#upstream;
+    if (end.how === 'client' || end.how === 'upstream') {
+      const side = end.how;
+      const e = toSocketkitError(Object.assign(new Error(end.errno ?? 'ECONNRESET'), { code: end.errno ?? 'ECONNRESET' }));
+      this.#finish(side === 'client' ? 'client-reset' : 'upstream-reset', e.code, e.code === 'ERR_CONN_RESET' ? `connection reset by ${side}` : `${side}: ${e.message}`);
+      // The engine has closed its descriptors: Node's are the last, so a reset goes out now.
+      const other = side === 'client' ? upstream : client;
+      if (other) resetConnection(other);
+      (side === 'client' ? client : upstream)?.destroy();
+      return;
+    }
+    this.#finish(end.how === 'clean' ? 'closed' : 'stopped');
+    client.destroy();
+    upstream?.destroy();
   }
 
   #wire(p: Pipe): void {
@@ -247,6 +344,13 @@ export class ProxyConnection {
 
   #closed(side: 'client' | 'upstream', hadError: boolean): void {
     this.#open--;
+    if (this.#native !== undefined) {
+      // Node closed the client's socket while the engine relays it (idle sweep, stop): the engine ends it too.
+      if (this.#nativeFinal === undefined) this.#native.close(this.id);
+      if (side === 'client') this.#abort.abort();
+      this.#report();
+      return;
+    }
     const s = side === 'client' ? this.#client : this.#upstream;
     const normal = !hadError && s !== undefined && s.readableEnded && s.writableFinished;
     if (!normal) {
@@ -301,13 +405,14 @@ export class ProxyConnection {
       event: 'close',
       id: this.id,
       peer: this.peer,
-      bytesUp: this.#up?.bytes ?? 0,
-      bytesDown: this.#down?.bytes ?? 0,
+      bytesUp: this.#nativeFinal ? this.#prefix.up + this.#nativeFinal.fromClient : (this.#up?.bytes ?? 0),
+      bytesDown: this.#nativeFinal ? this.#prefix.down + this.#nativeFinal.fromUpstream : (this.#down?.bytes ?? 0),
       ms: Math.round(performance.now() - this.#started),
       end: this.#end ?? 'closed',
       ...(this.#code !== undefined ? { code: this.#code } : {}),
       ...(this.#message !== undefined ? { message: this.#message } : {}),
     });
+    this.#options.reported?.emit('reported');
   }
 }
 

@@ -32,6 +32,12 @@ export interface ConnectionActivity {
    * counts from when it stops being busy.
    */
   busy(socket: Socket): boolean;
+  /**
+   * Bytes the connection moved that its socket's counters do not show (a native engine relays
+   * them on a duplicate of its descriptor): counted as the socket's own, by the idle sweep and in
+   * the server's statistics.
+   */
+  moved?(socket: Socket): { readonly read: number; readonly written: number };
 }
 
 export interface IdleSweeperOptions {
@@ -91,7 +97,8 @@ export class IdleSweeper {
     const activity = this.#activity;
     for (const socket of this.#connections) {
       if (socket.destroyed) continue;
-      const bytes = socket.bytesRead + (socket.bytesWritten ?? 0) + (activity ? activity.progress(socket) : 0);
+      const moved = activity?.moved?.(socket);
+      const bytes = socket.bytesRead + (socket.bytesWritten ?? 0) + (activity ? activity.progress(socket) : 0) + (moved ? moved.read + moved.written : 0);
       const mark = this.#marks.get(socket);
       if (mark === undefined) this.#marks.set(socket, { bytes, since: now });
       else if (mark.bytes !== bytes || activity?.busy(socket) === true) {

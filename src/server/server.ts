@@ -100,7 +100,10 @@ export class ManagedServer {
   readonly #acceptErrors: Throttle<SocketkitError> | undefined;
 
   /** @internal use `startServer()` */
-  constructor(listener: Listener, counters: ServerCounters, sweeper: IdleSweeper | undefined, acceptErrors: Throttle<SocketkitError> | undefined) {
+  readonly #moved: ConnectionActivity['moved'];
+
+  constructor(listener: Listener, counters: ServerCounters, sweeper: IdleSweeper | undefined, acceptErrors: Throttle<SocketkitError> | undefined, moved?: ConnectionActivity['moved']) {
+    this.#moved = moved;
     this.listener = listener;
     this.counters = counters;
     this.#sweeper = sweeper;
@@ -116,9 +119,15 @@ export class ManagedServer {
   stats(): ServerStats {
     let bytesIn = this.counters.closedBytesIn;
     let bytesOut = this.counters.closedBytesOut;
+    const moved = this.#moved;
     for (const s of this.listener.connections) {
       bytesIn += s.bytesRead;
       bytesOut += s.bytesWritten ?? 0;
+      if (moved) {
+        const m = moved(s);
+        bytesIn += m.read;
+        bytesOut += m.written;
+      }
     }
     return {
       connections: this.listener.connections.size,
@@ -163,9 +172,11 @@ export async function startServer(ep: Endpoint, options: ManagedServerOptions): 
         // The socket closes itself after an error; nothing to keep.
       };
 
+  const moved = options.activity?.moved?.bind(options.activity);
   const onClose = (socket: Socket): void => {
-    const bytesIn = socket.bytesRead;
-    const bytesOut = socket.bytesWritten ?? 0;
+    const m = moved?.(socket);
+    const bytesIn = socket.bytesRead + (m?.read ?? 0);
+    const bytesOut = (socket.bytesWritten ?? 0) + (m?.written ?? 0);
     counters.closedBytesIn += bytesIn;
     counters.closedBytesOut += bytesOut;
     const info = infos?.get(socket);
@@ -231,7 +242,7 @@ export async function startServer(ep: Endpoint, options: ManagedServerOptions): 
           },
         })
       : undefined;
-  const server = new ManagedServer(listener, counters, sweeper, acceptErrors);
+  const server = new ManagedServer(listener, counters, sweeper, acceptErrors, moved);
   // Abort closes the whole server (sweeper included), not just the listener.
   if (options.signal) {
     const stop = (): void => void server.close(0);

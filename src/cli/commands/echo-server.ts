@@ -1,6 +1,5 @@
 /** `socketkit echo-server [ADDR]`: the echo server, with logging and graceful stop. */
 import { defineCommand } from '../command.js';
-import { SocketkitError } from '../../core/errors.js';
 import { parseEndpoint } from '../../net/endpoint.js';
 import { DEFAULT_GRACE_MS, DEFAULT_LISTEN_HOST, DEFAULT_PORT } from '../../core/defaults.js';
 import { fileURLToPath } from 'node:url';
@@ -13,19 +12,14 @@ import { runUdpEchoServer } from './udp-echo.js';
 import { MemoryBudget } from '../../server/budget.js';
 import { DEFAULT_MEMORY_BUDGET } from '../../server/defaults.js';
 import { SERVER_SECURITY_OPTIONS, securityArgs, serverSecurity } from '../security-options.js';
-import { ENGINE_NAMES, chooseEngine, describeEngine, type EngineName } from '../../native/engine-choice.js';
+import { parseEngineName } from '../values.js';
+import { chooseEngine, describeEngine } from '../../native/engine-choice.js';
 import { nativeEchoStatus, startNativeEchoServer } from '../../native/echo-engine.js';
 import { acceptErrorLine, averagedOver, managedServerValues, serverEventText, serverStatsText as statsText, statsLine, stoppingText } from '../server-report.js';
 
 /** What a cluster worker runs: this CLI (in-process callers such as tests have another argv[1]). */
 const CLI_SCRIPT = fileURLToPath(new URL('../../../../bin/socketkit.js', import.meta.url));
 
-/** `--engine native|js`. */
-function parseEngine(option: string, text: string): EngineName {
-  const name = ENGINE_NAMES.find((n) => n === text);
-  if (name === undefined) throw new SocketkitError('ERR_USAGE', `${option} must be ${ENGINE_NAMES.join(' or ')}, not '${text}'`);
-  return name;
-}
 
 /** Default number of server processes. */
 const DEFAULT_WORKERS = 1;
@@ -49,7 +43,7 @@ export default defineCommand({
     'idle-timeout': duration('close connections with no byte in or out for this long (slowloris)'),
     engine: custom(
       'the data plane: native (native threads, each with its own epoll loop) or js (Node sockets); default native when the native helper is built and nothing asks for js (TLS, a PSK)',
-      parseEngine,
+      parseEngineName,
       { value: 'native|js' },
     ),
     workers: custom('serve from N processes (auto: one per core), behind one address', (_option: string, text: string) => resolveWorkerCount(text), {

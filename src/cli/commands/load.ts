@@ -24,7 +24,8 @@ import {
   type LoadProtocol,
 } from '../../load/index.js';
 import { usageError } from '../usage.js';
-import { ENGINE_NAMES, chooseEngine, describeEngine, type EngineName } from '../../native/engine-choice.js';
+import { parseEngineName } from '../values.js';
+import { chooseEngine, describeEngine } from '../../native/engine-choice.js';
 import { loadEngineStatus } from '../../load/native.js';
 import { runLoad, type LoadOptions } from '../../load/run.js';
 import { MEASURE_OPTIONS, START_AT_OPTION, THREADS_OPTION, announceFiles, openMeasurement, runLoadWith } from '../measure-options.js';
@@ -39,13 +40,6 @@ function parseRate(option: string, text: string): number {
   const n = Number(text);
   if (!/^\d+(\.\d+)?$/.test(text.trim()) || !(n > 0)) throw new SocketkitError('ERR_USAGE', `--${option}: '${text}' is not a positive number`);
   return n;
-}
-
-/** `--engine native|js`. */
-function parseEngine(option: string, text: string): EngineName {
-  const name = ENGINE_NAMES.find((n) => n === text);
-  if (name === undefined) throw new SocketkitError('ERR_USAGE', `--${option}: '${text}' is not an engine (${ENGINE_NAMES.join(' or ')})`);
-  return name;
 }
 
 function progressLine(p: LoadProgress): string {
@@ -148,7 +142,7 @@ export default defineCommand({
     'connect-rate': custom('open at most R connections per second', parseRate, { value: 'R', default: DEFAULT_CONNECT_RATE }),
     timeout: duration('connect timeout, and how long an echo may take before it is an error', { default: DEFAULT_LOAD_TIMEOUT_MS, positive: true }),
     'max-message': size('with --framed: the largest message accepted', { value: 'SIZE', default: DEFAULT_MAX_FRAME_SIZE, min: 1, needs: 'framed' }),
-    engine: custom('the engine that drives the connections: native (native threads, each with its own epoll loop) or js (Node sockets); default native when it is built and nothing needs js (TLS, --print)', parseEngine, { value: 'native|js' }),
+    engine: custom('the engine that drives the connections: native (native threads, each with its own epoll loop) or js (Node sockets); default native when it is built and nothing needs js (TLS, --print)', parseEngineName, { value: 'native|js' }),
     print: toggle(`show each reply as "conn N: TEXT" (the first ${formatCount(PRINT_MAX_REPLIES)}, each cut to ${PRINT_MAX_CHARS} characters)`, { short: 'v' }),
     ...CLIENT_SECURITY_OPTIONS,
     ...MEASURE_OPTIONS,

@@ -12,6 +12,9 @@ import { SocketkitError, toSocketkitError } from '../../core/errors.js';
 import { createReporter, type Reporter } from '../report.js';
 import { formatBytes, formatCount, formatDuration, formatRate } from '../format.js';
 import { count, custom, duration, list, text, toggle } from '../options.js';
+import { parseEngineName } from '../values.js';
+import { chooseEngine, describeEngine } from '../../native/engine-choice.js';
+import { nativeRelayStatus } from '../../native/proxy-engine.js';
 import { serve, type ServerEvent, type ServerStats, type StatsRates } from '../../server/index.js';
 import { SERVER_SECURITY_OPTIONS, clientSecurity, refuseTlsWithUdp, serverSecurity } from '../security-options.js';
 import { acceptErrorLine, stoppingText } from '../server-report.js';
@@ -96,6 +99,11 @@ const OPTIONS = {
   }),
   config: text("with --api: toxiproxy's JSON config (an array of proxies) to create at start", { value: 'FILE', needs: 'api' }),
   udp: toggle('relay UDP datagrams: one upstream socket per client address (--max-peers of them; --idle-timeout expires them)'),
+  engine: custom(
+    'the data plane of plain TCP and Unix connections: native (splice(2) on a native thread: the bytes never enter user space) or js (Node sockets); default native when the native helper is built and nothing asks for js (--toxic, --dump, TLS either side)',
+    parseEngineName,
+    { value: 'native|js' },
+  ),
   'max-peers': count('with --udp: most client addresses relayed at once; a new one evicts the least recently heard from', { default: DEFAULT_UDP_PROXY_MAX_SESSIONS, needs: 'udp' }),
   ...SERVER_SECURITY_OPTIONS,
 } as const satisfies Readonly<Record<string, OptionSpec>>;
@@ -166,7 +174,7 @@ function untilShutdown(io: CommandIO): Promise<void> {
 }
 
 /** Options of TCP proxies only. */
-const TCP_ONLY = ['max-conns', 'upstream-tls', 'upstream-ca', 'upstream-pin', 'connect-timeout'] as const;
+const TCP_ONLY = ['max-conns', 'upstream-tls', 'upstream-ca', 'upstream-pin', 'connect-timeout', 'engine'] as const;
 
 /** `socketkit proxy --udp LISTEN UPSTREAM`. */
 async function runUdpProxy({ values, given, positionals, io, global }: Context): Promise<number> {
@@ -267,6 +275,13 @@ async function runTcpProxy({ values, positionals, io, global }: Context): Promis
   const sec = await serverSecurity(values, report);
   const wantsUpstreamTls = values['upstream-tls'] || values['upstream-ca'] !== undefined || values['upstream-pin'] !== undefined;
   const up = wantsUpstreamTls ? await clientSecurity({ tls: true, ca: values['upstream-ca'], pin: values['upstream-pin'], 'psk-file': undefined }) : undefined;
+  const needsJs = [
+    ...(toxics.length > 0 ? ['toxics'] : []),
+    ...(values.dump !== undefined || values['dump-file'] !== undefined ? ['the dump'] : []),
+    ...(sec.mode !== 'plain' ? ['TLS'] : []),
+    ...(up !== undefined ? ['upstream TLS'] : []),
+  ];
+  const choice = chooseEngine(values.engine, nativeRelayStatus(), needsJs);
   const out = await openDump(values, io);
   const dump = out.dump;
   const onProxyEvent = (e: ProxyEvent): void => {
@@ -287,13 +302,13 @@ async function runTcpProxy({ values, positionals, io, global }: Context): Promis
     ...(maxConnections !== undefined ? { maxConnections } : {}),
     ...(statsIntervalMs !== undefined ? { statsIntervalMs } : {}),
     start: async (one) =>
-      (
         await startProxy(listen, upstream, {
           toxics,
           random,
           connectTimeoutMs,
           onProxyEvent,
           clearStaleUnixSocket: one.clearStaleUnixSocket,
+          engine: choice.engine,
           ...(global.quiet ? {} : { onEvent }),
           ...(up?.connect.transport ? { upstreamTransport: up.connect.transport } : {}),
           ...(dump ? { dump } : {}),
@@ -301,13 +316,12 @@ async function runTcpProxy({ values, positionals, io, global }: Context): Promis
           ...(idleTimeoutMs !== undefined && idleTimeoutMs > 0 ? { idleTimeoutMs } : {}),
           onAcceptError: (e) => acceptErrorLine(report, io, global, e),
           ...sec.listen,
-        })
-      ).server,
+        }),
     onListening: (where) =>
       report.event(
         'listening',
-        { address: where, upstream: formatEndpoint(upstream), toxics },
-        `proxy listening on ${where}, relaying to ${formatEndpoint(upstream)}${toxics.length > 0 ? ` with ${toxics.map((t) => `${t.type} (${t.stream})`).join(', ')}` : ''}`,
+        { address: where, upstream: formatEndpoint(upstream), toxics, engine: choice.engine, ...(choice.reason !== undefined ? { engineReason: choice.reason } : {}) },
+        `proxy listening on ${where}, relaying to ${formatEndpoint(upstream)}${toxics.length > 0 ? ` with ${toxics.map((t) => `${t.type} (${t.stream})`).join(', ')}` : ''} (engine: ${describeEngine(choice)})`,
       ),
     onStats: (st, r) => proxyStatsLine(report, io, global, st, r),
     onStopping: (open, ms) => report.log(stoppingText(open, ms)),
@@ -345,7 +359,11 @@ export default defineCommand({
     if (positionals.length === 1 || (positionals.length === 0 && api === undefined)) {
       throw new SocketkitError('ERR_USAGE', 'proxy: missing argument (expected LISTEN UPSTREAM)');
     }
-    if (api !== undefined) return runApi(ctx, api);
+    if (api !== undefined) {
+      // toxiproxy's toxics change while a proxy runs and reach its open connections: js only.
+      if (values.engine === 'native') throw new SocketkitError('ERR_USAGE', "--engine native: the API's proxies run on the js engine (their toxics change while connections are open)");
+      return runApi(ctx, api);
+    }
     if (values.udp) return runUdpProxy(ctx);
     return runTcpProxy(ctx);
   },
