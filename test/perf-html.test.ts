@@ -88,6 +88,14 @@ describe('perf --hdr-log and --html', () => {
     });
     const ids = charts.map((c) => c.id);
     for (const id of ['throughput', 'jitter', 'loss']) assert.ok(ids.includes(id), `${id} chart in ${ids.join(', ')}`);
+    // This side receives nothing, so its log has no values: no empty latency charts beside those.
+    for (const id of ['spectrum', 'latency', 'rate']) assert.ok(!ids.includes(id), `no ${id} chart in ${ids.join(', ')}`);
+    const tp = charts.find((c) => c.id === 'throughput')!;
+    for (const name of ['stream 0 up sent', 'stream 0 up received']) {
+      const ys = tp.data[tp.labels.indexOf(name)]!.filter((v): v is number => typeof v === 'number');
+      // About 20 Mbit/s (2.4 MiB/s) in every full interval, and no drop to 0 at the end (a last, partial one has bytes in it).
+      assert.ok(ys.length >= 6 && ys.slice(0, -1).every((v) => v > 0.5) && ys.at(-1)! > 0, `${name}: ${ys.map((v) => v.toFixed(2)).join(' ')}`);
+    }
     const j = charts.find((c) => c.id === 'jitter')!;
     const col = j.labels.indexOf('stream 0 up received');
     assert.ok(col > 0, j.labels.join(', '));

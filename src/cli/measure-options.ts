@@ -156,7 +156,7 @@ export async function openMeasurement(
   startTimeMs?: number,
   stdout?: Writable,
   /** More series for the HTML page, read when it is written (`perf`: throughput per stream, UDP receivers' jitter and loss). */
-  extra?: () => Pick<HtmlReportInit, 'transfers' | 'udp'>,
+  extra?: () => Pick<HtmlReportInit, 'transfers' | 'udp' | 'values'>,
 ): Promise<Measurement> {
   const path = stringOf(values, 'hdr-log');
   const html = stringOf(values, 'html');

@@ -103,13 +103,20 @@ export class IntervalReporter {
     this.#onInterval({ start, end: (now - this.#startAt) / 1000, omitted: now - this.#startAt <= this.#omitMs, streams, sum: { sent: sum('sent'), received: sum('received') } }, this.#index++);
   }
 
-  /** Stops (once), reporting the last partial interval if it is at least `minMs` long (default a tenth of a second). */
+  /**
+   * Stops (once), reporting the last partial interval if bytes moved in it and it is at least
+   * `minMs` long (default a tenth of a second). When every stream has ended, that interval ends
+   * at the last one's end, not now: the wait for the result and for datagrams still on the way
+   * is no part of it (it would draw a drop towards 0 at the end).
+   */
   stop(minMs = 100): void {
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#timer);
-    const now = performance.now();
-    if (now - this.#from >= Math.max(minMs, 1)) this.#report(now);
+    const ends = this.#meters.map((m) => m.endedAt);
+    const now = ends.every((e) => e !== undefined) && ends.length > 0 ? Math.min(performance.now(), Math.max(...ends.map((e) => e ?? 0))) : performance.now();
+    const moved = this.#meters.some((m, i) => m.bytes !== this.#last[i]!.bytes);
+    if (moved && now - this.#from >= Math.max(minMs, 1)) this.#report(now);
   }
 }
 

@@ -164,7 +164,11 @@ export default defineCommand({
       { command: 'perf', target: positionals[0]!, proto: values.udp ? 'udp' : 'tcp', streams: values.parallel, reverse: values.reverse, bidir: values.bidir, ...(values.udp ? { rate: values.bitrate } : {}) },
       undefined,
       io.stdout,
-      () => ({ transfers: series.logs(), udp: series.udp() }),
+      () => ({
+        transfers: series.logs(),
+        udp: series.udp(),
+        values: values.udp ? { name: 'Transit-time difference', rate: 'datagrams/s' } : { name: 'Round-trip time (TCP_INFO)', rate: null },
+      }),
     );
     const logging = values['hdr-log'] !== undefined || values.html !== undefined;
     const intervalMs = values.interval > 0 ? values.interval : logging ? values['log-interval'] : 0;
