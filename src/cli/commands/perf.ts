@@ -45,11 +45,10 @@ function intervalLines(i: PerfInterval): string {
     const udp = s.packets !== undefined ? `  ${s.packets} dgrams, ${s.lost ?? 0} lost${odd}, jitter ${(s.jitterMs ?? 0).toFixed(3)} ms` : s.rttUs !== undefined ? `  retr ${s.retransmits ?? 0}, rtt ${(s.rttUs / 1000).toFixed(3)} ms, cwnd ${s.cwnd ?? 0}` : '';
     return `${streamName(s.stream)} ${pad(span, 14)}  ${s.dir === 'up' ? 'up  ' : 'down'} ${s.role.padEnd(8)} ${pad(formatBytes(s.bytes), 10)} ${pad(rate(s.bitsPerSecond), 14)}${udp}`;
   });
-  if (i.streams.length > 1) {
-    for (const role of ['sent', 'received'] as const) {
-      const sum = i.sum[role];
-      if (i.streams.some((s) => s.role === role)) lines.push(`${streamName('SUM')} ${pad(span, 14)}  ${'    '} ${role.padEnd(8)} ${pad(formatBytes(sum.bytes), 10)} ${pad(rate(sum.bitsPerSecond), 14)}`);
-    }
+  // A sum per role that has more than one stream (a stream's sent and received lines are one stream).
+  for (const role of ['sent', 'received'] as const) {
+    const sum = i.sum[role];
+    if (i.streams.filter((s) => s.role === role).length > 1) lines.push(`${streamName('SUM')} ${pad(span, 14)}  ${'    '} ${role.padEnd(8)} ${pad(formatBytes(sum.bytes), 10)} ${pad(rate(sum.bitsPerSecond), 14)}`);
   }
   return `${lines.join('\n')}${i.omitted ? '  (omitted)' : ''}`;
 }
