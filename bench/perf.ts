@@ -10,7 +10,8 @@
  * machine and on what else runs on it.
  *
  * Run: `node dist/bench/perf.js` (or `npm run bench` with SOCKETKIT_BENCH_ONLY=perf).
- * SOCKETKIT_BENCH_PERF_SECONDS: seconds per run (default 3); SOCKETKIT_BENCH_PERF_ROUNDS: rounds (default 3).
+ * SOCKETKIT_BENCH_PERF_SECONDS: seconds per run (default 3); SOCKETKIT_BENCH_PERF_ROUNDS: rounds (default 3);
+ * SOCKETKIT_BENCH_PERF_CASES: only the cases whose name holds this text (e.g. `UDP`).
  */
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startServer, type RunningServer } from './servers.js';
@@ -84,7 +85,9 @@ export async function benchPerf(options: { readonly seconds?: number; readonly r
   } catch (err) {
     log(`iperf3 not run: ${err instanceof Error ? err.message : String(err)} (apt-get install -y iperf3)`);
   }
-  const results = CASES.map(() => ({ socketkit: [] as PerfBenchRun[], iperf3: [] as PerfBenchRun[], ratios: [] as number[] }));
+  const only = process.env['SOCKETKIT_BENCH_PERF_CASES'];
+  const cases = only ? CASES.filter((c) => c.test.toLowerCase().includes(only.toLowerCase())) : CASES;
+  const results = cases.map(() => ({ socketkit: [] as PerfBenchRun[], iperf3: [] as PerfBenchRun[], ratios: [] as number[] }));
   const pacing: string[] = [];
   const runSk = async (c: Case): Promise<PerfBenchRun> => {
     const out = await runToEnd(process.execPath, [CLI, 'perf', `127.0.0.1:${sk.port}`, '-t', String(seconds), '-i', '0', '--json', ...c.sk], (seconds + 30) * 1000);
@@ -109,7 +112,7 @@ export async function benchPerf(options: { readonly seconds?: number; readonly r
   try {
     log(`${seconds} s per run, ${rounds} interleaved rounds, loopback; socketkit's rate is its summary's bitsPerSecond (as received), iperf3's its end.sum_received`);
     for (let round = 0; round < rounds; round++) {
-      for (const [i, c] of CASES.entries()) {
+      for (const [i, c] of cases.entries()) {
         const skFirst = (round + i) % 2 === 0;
         let a: PerfBenchRun | undefined;
         let b: PerfBenchRun | undefined;
@@ -129,7 +132,7 @@ export async function benchPerf(options: { readonly seconds?: number; readonly r
     log('');
     log('| test | socketkit perf | iperf3 | socketkit / iperf3 |');
     log('|---|---|---|---|');
-    const rows: PerfBenchRow[] = CASES.map((c, i) => {
+    const rows: PerfBenchRow[] = cases.map((c, i) => {
       const r = results[i]!;
       const row: PerfBenchRow = { test: c.test, socketkit: r.socketkit, iperf3: r.iperf3, ratio: r.ratios.length ? median(r.ratios) : NaN };
       log(`| ${c.test} | ${cell(r.socketkit)} | ${cell(r.iperf3)} | ${Number.isFinite(row.ratio) ? `${row.ratio.toFixed(2)}x` : '-'} |`);

@@ -6,9 +6,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { runPerf } from '../src/perf/client.js';
-import { startPerfServer } from '../src/perf/server.js';
+import { startPerfServer, type PerfServer } from '../src/perf/server.js';
 import { startProxy, startUdpProxy } from '../src/proxy/index.js';
 import type { Endpoint } from '../src/net/endpoint.js';
+import type { IntervalStream, PerfInterval } from '../src/perf/intervals.js';
 
 /** A seeded PRNG (mulberry32), so the toxics' choices are the same every run. */
 function seeded(seed: number): () => number {
@@ -22,9 +23,10 @@ function seeded(seed: number): () => number {
   };
 }
 
-async function throughToxics(t: { after: (fn: () => Promise<void>) => void }, toxics: unknown[]): Promise<Endpoint> {
+async function throughToxics(t: { after: (fn: () => Promise<void>) => void }, toxics: unknown[], onServer?: (s: PerfServer) => void): Promise<Endpoint> {
   const server = await startPerfServer({ kind: 'inet', host: '127.0.0.1', port: 0 });
   t.after(() => server.close(0));
+  onServer?.(server);
   if (server.endpoint.kind !== 'inet') throw new Error('inet only');
   const port = server.endpoint.port;
   const front: Endpoint = { kind: 'inet', host: '127.0.0.2', port };
@@ -66,5 +68,44 @@ describe('perf through the proxy\'s UDP toxics', { timeout: 60_000 }, () => {
     const share = f.duplicates / f.sent!;
     assert.ok(Math.abs(share - 0.2) < 0.05, `duplicates ${(share * 100).toFixed(2)} % of ${f.sent}`);
     assert.equal(f.packets, f.sent);
+  });
+
+  it('forward UDP with -i: each interval carries the server\'s receiver figures, and their losses add up to the result\'s', async (t) => {
+    const ep = await throughToxics(t, [{ type: 'packet_loss', stream: 'upstream', attributes: { loss_rate: 0.1 } }]);
+    const intervals: PerfInterval[] = [];
+    const r = await runPerf(ep, { proto: 'udp', rate: 8_000_000, length: 1000, durationMs: 2000, intervalMs: 250, onInterval: (i) => intervals.push(i) });
+    const f = r.received[0]!.udp!;
+    const received = intervals.map((i) => i.streams.find((s) => s.role === 'received' && s.dir === 'up')).filter((s): s is IntervalStream => s !== undefined);
+    // The server's figures reach the client while the test runs: all but a late one or two of the ~8 intervals.
+    assert.ok(received.length >= intervals.length - 2 && received.length >= 5, `${received.length} of ${intervals.length} intervals with the receiver's figures`);
+    for (const s of received) {
+      assert.ok(s.packets !== undefined && s.lost !== undefined && s.jitterMs !== undefined && s.outOfOrder !== undefined && s.duplicates !== undefined, JSON.stringify(s));
+      assert.equal(s.bitsPerSecond > 0, s.bytes > 0);
+    }
+    const lost = received.reduce((a, s) => a + s.lost!, 0);
+    const packets = received.reduce((a, s) => a + s.packets!, 0);
+    // An interval counts the holes below the highest number seen; only datagrams lost after the last one arrived are missing.
+    assert.ok(lost <= f.lost && lost >= f.lost - 10, `intervals lost ${lost}, the result ${f.lost}`);
+    assert.ok(packets <= f.packets && packets >= f.packets * 0.9, `intervals ${packets} datagrams, the result ${f.packets}`);
+    assert.ok(intervals.every((i) => i.sum.received.bytes === i.streams.filter((s) => s.role === 'received').reduce((a, s) => a + s.bytes, 0)));
+  });
+
+  it('the server gone mid-test, its datagrams still taken (a host with no ICMP back): the client stops at once with ERR_PERF_INTERRUPTED', async (t) => {
+    let server: PerfServer | undefined;
+    const ep = await throughToxics(t, [], (s) => (server = s));
+    const started = Date.now();
+    let intervals = 0;
+    const running = runPerf(ep, {
+      proto: 'udp',
+      rate: 4_000_000,
+      durationMs: 30_000,
+      intervalMs: 200,
+      onInterval: () => {
+        if (++intervals === 2) void server!.close(0);
+      },
+    });
+    await assert.rejects(running, { code: 'ERR_PERF_INTERRUPTED' });
+    // Not at the end of the 30 s it was to send for: the control connection's close stopped it.
+    assert.ok(Date.now() - started < 15_000, `stopped after ${Date.now() - started} ms`);
   });
 });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { runPerf } from '../src/perf/client.js';
 import { startPerfServer, type PerfServerEvent } from '../src/perf/server.js';
 import type { Endpoint } from '../src/net/endpoint.js';
-import { ndjson, runCli, spawnCli } from './helpers/cli.js';
+import { jsonEvents, ndjson, runCli, spawnCli } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
 
 const LOOP: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
@@ -123,23 +123,34 @@ describe('perf and perf-server (the binaries)', { timeout: 60_000 }, () => {
     assert.ok(Math.abs((summary['bitsPerSecond'] as number) - (bytes * 8) / seconds) < 1);
     const end = await p.stdout.waitFor(/"event":"test-end"/);
     assert.equal((JSON.parse(end) as { test: string }).test, summary['test']);
+    // The server reports the test's intervals from its side too: what it received, per stream.
+    const serverIntervals = jsonEvents(p, 'test-interval');
+    assert.ok(serverIntervals.length >= 3, `${serverIntervals.length} server intervals`);
+    for (const i of serverIntervals) {
+      assert.equal(i['test'], summary['test']);
+      assert.deepEqual((i['streams'] as { stream: number; role: string }[]).map((x) => `${x.stream} ${x.role}`), ['0 received', '1 received']);
+    }
+    const serverBytes = serverIntervals.reduce((a, i) => a + (i['sum'] as { received: { bytes: number } }).received.bytes, 0);
+    assert.equal(serverBytes, bytes, 'the server\'s intervals hold every byte it received');
   });
 
-  it('a client killed mid-test: the server reports the test failed, ERR_PERF_INTERRUPTED, and keeps serving', async (t) => {
-    const { p, address } = await startServer(t);
-    const c = spawnCli(['perf', address, '-t', '30', '-i', '0.2', '--json'], t);
-    await c.stdout.waitFor(/"event":"interval"/);
-    c.kill('SIGKILL');
-    const failed = JSON.parse(await p.stdout.waitFor(/"event":"test-failed"/)) as { code: string };
-    assert.equal(failed.code, 'ERR_PERF_INTERRUPTED');
-    const again = await runCli(['perf', address, '-n', '1M', '--json'], { timeoutMs: 15_000 });
-    assert.equal(again.code, 0, again.stderr);
-  });
-
-  for (const reverse of [false, true]) {
-    it(`the server killed mid-test${reverse ? ' (-R)' : ''}: the client fails with ERR_PERF_INTERRUPTED`, async (t) => {
+  for (const args of [[], ['--udp', '-b', '10M'], ['--udp', '-b', '10M', '-R']]) {
+    it(`a client killed mid-test (${args.join(' ') || 'TCP'}): the server reports the test failed, ERR_PERF_INTERRUPTED, and keeps serving`, async (t) => {
       const { p, address } = await startServer(t);
-      const c = spawnCli(['perf', address, '-t', '30', '-i', '0.2', ...(reverse ? ['-R'] : [])], t);
+      const c = spawnCli(['perf', address, '-t', '30', '-i', '0.2', '--json', ...args], t);
+      await c.stdout.waitFor(/"event":"interval"/);
+      c.kill('SIGKILL');
+      const failed = JSON.parse(await p.stdout.waitFor(/"event":"test-failed"/)) as { code: string };
+      assert.equal(failed.code, 'ERR_PERF_INTERRUPTED');
+      const again = await runCli(['perf', address, '-n', '1M', '--json'], { timeoutMs: 15_000 });
+      assert.equal(again.code, 0, again.stderr);
+    });
+  }
+
+  for (const args of [[], ['-R'], ['--udp', '-b', '10M'], ['--udp', '-b', '10M', '-R'], ['--udp', '-b', '10M', '--bidir']]) {
+    it(`the server killed mid-test (${args.join(' ') || 'TCP'}): the client fails with ERR_PERF_INTERRUPTED`, async (t) => {
+      const { p, address } = await startServer(t);
+      const c = spawnCli(['perf', address, '-t', '30', '-i', '0.2', ...args], t);
       await c.stderr.waitFor(/^\[ +0\] +0\.00-\d/);
       p.kill('SIGKILL');
       const exit = await c.waitExit(10_000);

@@ -3,8 +3,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { UdpReceiverStats } from '../src/perf/udp-receiver.js';
+import { IntervalMerger, type PerfInterval } from '../src/perf/intervals.js';
+import { parseControl } from '../src/perf/protocol.js';
 import { runPerf } from '../src/perf/client.js';
-import { startPerfServer } from '../src/perf/server.js';
+import { startPerfServer, type PerfServerEvent } from '../src/perf/server.js';
 import { generateCertificate } from '../src/security/cert.js';
 import { tlsConnectTransport, tlsListenTransport } from '../src/security/tls.js';
 import type { Endpoint } from '../src/net/endpoint.js';
@@ -52,6 +54,47 @@ describe('UDP receiver statistics', () => {
   });
 });
 
+describe('the server\'s interval figures on the client', () => {
+  const local = (start: number): PerfInterval => ({
+    start,
+    end: start + 1,
+    omitted: false,
+    streams: [{ stream: 0, dir: 'up', role: 'sent', bytes: 1000, bitsPerSecond: 8000 }],
+    sum: { sent: { bytes: 1000, bitsPerSecond: 8000 }, received: { bytes: 0, bitsPerSecond: 0 } },
+  });
+  const peer = (index: number, lost: number) => ({ index, start: index, end: index + 1, omitted: false, streams: [{ stream: 0, dir: 'up' as const, role: 'received' as const, bytes: 900, bitsPerSecond: 7200, packets: 9, lost, jitterMs: 0.01 }] });
+
+  it('an interval waits for the server\'s of the same number, at most `hold` intervals, and flush passes on the rest', () => {
+    const out: PerfInterval[] = [];
+    const m = new IntervalMerger(2, (i) => out.push(i));
+    m.local(local(0), 0);
+    assert.equal(out.length, 0, 'held for the server\'s figures');
+    m.peer(peer(0, 1));
+    assert.equal(out.length, 1);
+    assert.deepEqual(out[0]!.streams.map((s) => s.role), ['sent', 'received']);
+    assert.deepEqual(out[0]!.sum.received, { bytes: 900, bitsPerSecond: 7200 });
+    m.local(local(1), 1);
+    m.local(local(2), 2);
+    m.local(local(3), 3);
+    assert.equal(out.length, 2, 'interval 1 went on without the server\'s after two more');
+    m.peer(peer(1, 5));
+    assert.equal(out.length, 2, 'a late one is dropped');
+    m.peer(peer(3, 2));
+    m.peer(peer(4, 7));
+    m.flush();
+    assert.deepEqual(out.map((i) => i.streams.find((s) => s.role === 'received')?.lost ?? null), [1, null, null, 2, 7]);
+  });
+
+  it('a server\'s interval line is rebuilt from numbers and fixed words; anything else is ERR_PERF_PROTOCOL', () => {
+    const line = { type: 'interval', index: 0, start: 0, end: 1, omitted: false, streams: [{ stream: 0, dir: 'up', role: 'received', bytes: 1, bitsPerSecond: 8, lost: 0, extra: '\u001b[2J' }] };
+    const m = parseControl(JSON.stringify(line));
+    assert.deepEqual(m, { ...line, streams: [{ stream: 0, dir: 'up', role: 'received', bytes: 1, bitsPerSecond: 8, lost: 0 }] });
+    for (const bad of [{ role: '\u001b[2J' }, { dir: 'sideways' }, { bytes: 'many' }, { lost: -1 }]) {
+      assert.throws(() => parseControl(JSON.stringify({ ...line, streams: [{ ...line.streams[0], ...bad }] })), { code: 'ERR_PERF_PROTOCOL' });
+    }
+  });
+});
+
 describe('perf over UDP', { timeout: 60_000 }, () => {
   async function server(t: { after: (fn: () => Promise<void>) => void }): Promise<Endpoint> {
     const s = await startPerfServer(LOOP);
@@ -74,19 +117,45 @@ describe('perf over UDP', { timeout: 60_000 }, () => {
   });
 
   for (const mode of [{ reverse: true }, { bidir: true }] as const) {
-    it(`${JSON.stringify(mode)} -P 2: the receiving side counts every stream's datagrams`, async (t) => {
-      const ep = await server(t);
-      const r = await runPerf(ep, { proto: 'udp', rate: 4_000_000, durationMs: 800, streams: 2, ...mode });
-      const down = r.received.filter((f) => f.dir === 'down');
-      assert.equal(down.length, 2);
-      assert.equal(r.received.length, 'bidir' in mode ? 4 : 2);
-      for (const f of r.received) {
-        assert.ok(f.udp && f.udp.sent !== undefined && f.udp.sent > 100, JSON.stringify(f));
-        assert.ok(f.udp.packets >= f.udp.sent * 0.98, JSON.stringify(f));
-        assert.equal(f.udp.duplicates, 0);
-      }
-    });
+    for (const streams of [1, 8]) {
+      it(`${JSON.stringify(mode)} -P ${streams}: the receiving side counts every stream's datagrams`, async (t) => {
+        const ep = await server(t);
+        const r = await runPerf(ep, { proto: 'udp', rate: 4_000_000, durationMs: 800, streams, ...mode });
+        const down = r.received.filter((f) => f.dir === 'down');
+        assert.equal(down.length, streams);
+        assert.equal(r.received.length, 'bidir' in mode ? 2 * streams : streams);
+        for (const f of r.received) {
+          assert.ok(f.udp && f.udp.sent !== undefined && f.udp.sent > 100, JSON.stringify(f));
+          assert.ok(f.udp.packets >= f.udp.sent * 0.98, JSON.stringify(f));
+          assert.equal(f.udp.duplicates, 0);
+        }
+      });
+    }
   }
+
+  it('two clients at once, one sending and one receiving, each get their own datagram counts', async (t) => {
+    const events: PerfServerEvent[] = [];
+    const s = await startPerfServer(LOOP, { onTest: (e) => events.push(e) });
+    t.after(() => s.close(0));
+    const [a, b] = await Promise.all([
+      runPerf(s.endpoint, { proto: 'udp', rate: 8_000_000, durationMs: 1000, length: 1000 }),
+      runPerf(s.endpoint, { proto: 'udp', rate: 4_000_000, durationMs: 1000, length: 500, reverse: true, streams: 2 }),
+    ]);
+    assert.notEqual(a.test, b.test);
+    const fa = a.received[0]!.udp!;
+    assert.equal(a.received.length, 1);
+    assert.equal(fa.sent, a.pacing![0]!.packets);
+    assert.equal(a.received[0]!.bytes, fa.packets * 1000, 'only this test\'s 1000-byte datagrams');
+    assert.equal(b.received.length, 2);
+    for (const f of b.received) {
+      assert.equal(f.dir, 'down');
+      assert.equal(f.bytes, f.udp!.packets * 500, 'only this test\'s 500-byte datagrams');
+      assert.ok(f.udp!.packets >= f.udp!.sent! * 0.98, JSON.stringify(f));
+    }
+    const ends = events.filter((e): e is Extract<PerfServerEvent, { event: 'test-end' }> => e.event === 'test-end');
+    assert.deepEqual(ends.map((e) => e.test).sort(), [a.test, b.test].sort());
+    assert.equal(ends.find((e) => e.test === a.test)!.received[0]!.udp!.packets, fa.packets);
+  });
 
   it('--udp with TLS options is a usage error', async () => {
     const r = await runCli(['perf', '127.0.0.1:9', '--udp', '--tls'], { timeoutMs: 10_000 });

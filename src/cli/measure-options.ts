@@ -22,7 +22,7 @@ import { DEFAULT_LOG_INTERVAL_MS, IntervalRecorder, mergeLogs, openIntervalLog, 
 import { custom, duration, text } from './options.js';
 import type { Reporter } from './report.js';
 import type { Histogram } from 'hdr-histogram-js';
-import type { TransferLog } from '../report/transfer-log.js';
+import type { HtmlReportInit } from '../report/html.js';
 import type { Endpoint } from '../net/endpoint.js';
 import { autoThreads, runLoad, runLoadThreads, type LoadOptions, type LoadResult } from '../load/index.js';
 import { parseCount } from './values.js';
@@ -155,8 +155,8 @@ export async function openMeasurement(
   parameters: { readonly command: string; readonly target: string } & Readonly<Record<string, unknown>>,
   startTimeMs?: number,
   stdout?: Writable,
-  /** Throughput over time for the HTML page (`perf`: one per stream), read when it is written. */
-  transfers?: () => readonly TransferLog[],
+  /** More series for the HTML page, read when it is written (`perf`: throughput per stream, UDP receivers' jitter and loss). */
+  extra?: () => Pick<HtmlReportInit, 'transfers' | 'udp' | 'values'>,
 ): Promise<Measurement> {
   const path = stringOf(values, 'hdr-log');
   const html = stringOf(values, 'html');
@@ -196,7 +196,7 @@ export async function openMeasurement(
       }
     }
     const log = parseIntervalLog(textOfLog, path !== undefined && !toStdout ? basename(path) : parameters.command);
-    const page = await renderHtmlReport({ title: `socketkit ${parameters.command} ${parameters.target}`, runs: mergeLogs([log]), ...(transfers ? { transfers: transfers() } : {}) });
+    const page = await renderHtmlReport({ title: `socketkit ${parameters.command} ${parameters.target}`, runs: mergeLogs([log]), ...(extra ? extra() : {}) });
     try {
       await writeFile(html, page);
     } catch (e) {

@@ -32,7 +32,7 @@ import { StreamMeter, total } from './meter.js';
 import { receiveTcp, sendTcp } from './tcp.js';
 import { UdpReceiverStats } from './udp-receiver.js';
 import { nowUs, sendPaced, type PacingFigures } from './udp-sender.js';
-import { IntervalReporter, type PerfInterval } from './intervals.js';
+import { IntervalMerger, IntervalReporter, type PeerInterval, type PerfInterval } from './intervals.js';
 import { DEFAULT_PERF_DURATION_MS, DEFAULT_PERF_TCP_LENGTH, DEFAULT_PERF_UDP_LENGTH, DEFAULT_PERF_UDP_RATE } from './defaults.js';
 import { UDP_BUFFER_BYTES, UDP_DRAIN_MS } from './server.js';
 
@@ -108,6 +108,7 @@ export function perfParams(o: PerfOptions): TestParams {
     omitMs: Math.round(o.omitMs ?? 0),
     rate: proto === 'udp' ? Math.round(o.rate ?? DEFAULT_PERF_UDP_RATE) : 0,
     zeroCopy: o.zeroCopy ?? false,
+    intervalMs: o.onInterval && o.intervalMs !== undefined && o.intervalMs > 0 ? Math.max(1, Math.round(o.intervalMs)) : 0,
   };
   if (!Number.isInteger(p.streams) || p.streams < 1 || p.streams > 128) throw new SocketkitError('ERR_INVALID_ARG', 'streams must be 1 to 128');
   if (proto === 'udp' && (length < UDP_HEADER || length > 65_507)) throw new SocketkitError('ERR_INVALID_ARG', `a UDP datagram must be ${UDP_HEADER} to 65,507 bytes`);
@@ -124,12 +125,20 @@ class Control {
   #failure: SocketkitError | undefined;
   #wake: (() => void) | undefined;
   #finished = false;
+  /** The server's interval figures, as they come (not queued). */
+  onInterval: ((p: PeerInterval) => void) | undefined;
+  /** The control connection failed mid-test (called once): the test stops at once, whatever it is waiting for. */
+  onFailure: ((e: SocketkitError) => void) | undefined;
 
   constructor(socket: Socket) {
     this.socket = socket;
     socket.on('data', (chunk: Buffer) => {
       try {
-        for (const line of this.#lines.push(chunk)) this.#queue.push(parseControl(line));
+        for (const line of this.#lines.push(chunk)) {
+          const m = parseControl(line);
+          if (m.type === 'interval') this.onInterval?.(m);
+          else this.#queue.push(m);
+        }
       } catch (err) {
         this.#fail(toSocketkitError(err));
         socket.destroy();
@@ -144,7 +153,10 @@ class Control {
   }
 
   #fail(e: SocketkitError): void {
-    if (!this.#finished) this.#failure ??= e;
+    if (!this.#finished && this.#failure === undefined) {
+      this.#failure = e;
+      this.onFailure?.(e);
+    }
     this.#notify();
   }
 
@@ -255,9 +267,12 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
   let helloTimer: NodeJS.Timeout | undefined;
   let omitTimer: NodeJS.Timeout | undefined;
   let reporter: IntervalReporter | undefined;
+  let merger: IntervalMerger | undefined;
   let drainTimer: NodeJS.Timeout | undefined;
   const control = new Control(await connect(ep, connectOptions, options.transport));
   sockets.push(control.socket);
+  // The server gone stops every sender and receiver now: a UDP sender would otherwise send on to its end time.
+  control.onFailure = (e) => ac.abort(e);
   try {
     control.socket.write(controlHello(test, params));
     const accepted = await control.expect('accepted', signal);
@@ -335,7 +350,19 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
     };
     if (params.omitMs > 0) omitTimer = setTimeout(mark, params.omitMs);
     else mark();
-    if (options.onInterval && options.intervalMs !== undefined && options.intervalMs > 0) reporter = new IntervalReporter(meters, startAt, options.intervalMs, params.omitMs, options.onInterval);
+    if (options.onInterval && params.intervalMs > 0) {
+      const onInterval = options.onInterval;
+      if (params.proto === 'udp' && plan.some((p) => p.dir === 'up')) {
+        // The server's receiver figures of the datagrams sent from here join each interval; one
+        // waits for them up to a second (at least three intervals).
+        const m = new IntervalMerger(Math.max(3, Math.ceil(1000 / params.intervalMs)), onInterval);
+        merger = m;
+        control.onInterval = (p) => m.peer(p);
+        reporter = new IntervalReporter(meters, startAt, params.intervalMs, params.omitMs, (i, index) => m.local(i, index));
+      } else {
+        reporter = new IntervalReporter(meters, startAt, params.intervalMs, params.omitMs, (i) => onInterval(i));
+      }
+    }
     const until = startAt + params.omitMs + params.durationMs;
     const up = plan.filter((p) => p.dir === 'up');
     let zeroCopy = false;
@@ -359,7 +386,10 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
           socket.end();
         }
       } else if (p.dir === 'up') {
-        const sending = sendPaced(meter, { socket: udp!, ...(udpTarget ? { target: udpTarget } : {}), tag, stream: p.stream, length: params.length, rate: params.rate, until, bytes: share, signal });
+        const sending = sendPaced(meter, { socket: udp!, ...(udpTarget ? { target: udpTarget } : {}), tag, stream: p.stream, length: params.length, rate: params.rate, until, bytes: share, signal }).catch((err: unknown) => {
+          // A send refused (the server's port closed) or stopped by the control connection's close: the server went away.
+          throw interrupted(err, signal);
+        });
         senders.push(sending);
         pacing.push(await sending);
       }
@@ -397,6 +427,8 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
     control.finish();
     reporter?.stop();
     reporter = undefined;
+    merger?.flush();
+    merger = undefined;
     const now = performance.now();
     const mine = meters.map((m) => m.figures(now));
     const received = [...server.received, ...mine.filter((f) => f.dir === 'down')].sort((a, b) => a.stream - b.stream);

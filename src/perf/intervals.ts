@@ -17,6 +17,9 @@ export interface IntervalStream {
   readonly packets?: number;
   readonly lost?: number;
   readonly jitterMs?: number;
+  /** UDP receivers: datagrams that arrived below the highest number seen, and copies, in the interval. */
+  readonly outOfOrder?: number;
+  readonly duplicates?: number;
   /** TCP senders with TCP_INFO: segments retransmitted in the interval, the RTT and congestion window at its end. */
   readonly retransmits?: number;
   readonly rttUs?: number;
@@ -38,6 +41,8 @@ interface Last {
   bytes: number;
   unique: number;
   expected: number;
+  outOfOrder: number;
+  duplicates: number;
 }
 
 /** Reports intervals of `meters` from `startAt` (a `performance.now()`) until stopped. */
@@ -45,17 +50,20 @@ export class IntervalReporter {
   readonly #meters: readonly StreamMeter[];
   readonly #startAt: number;
   readonly #omitMs: number;
-  readonly #onInterval: (i: PerfInterval) => void;
+  readonly #onInterval: (i: PerfInterval, index: number) => void;
   readonly #last: Last[];
   #from: number;
+  #index = 0;
+  #stopped = false;
   readonly #timer: NodeJS.Timeout;
 
-  constructor(meters: readonly StreamMeter[], startAt: number, intervalMs: number, omitMs: number, onInterval: (i: PerfInterval) => void) {
+  /** `onInterval` gets each interval and its number, from 0 (the two sides of a test number theirs alike). */
+  constructor(meters: readonly StreamMeter[], startAt: number, intervalMs: number, omitMs: number, onInterval: (i: PerfInterval, index: number) => void) {
     this.#meters = meters;
     this.#startAt = startAt;
     this.#omitMs = omitMs;
     this.#onInterval = onInterval;
-    this.#last = meters.map(() => ({ retrans: 0, bytes: 0, unique: 0, expected: 0 }));
+    this.#last = meters.map(() => ({ retrans: 0, bytes: 0, unique: 0, expected: 0, outOfOrder: 0, duplicates: 0 }));
     this.#from = startAt;
     this.#timer = setInterval(() => this.#report(performance.now()), intervalMs);
   }
@@ -78,9 +86,13 @@ export class IntervalReporter {
       const expected = m.udp.maxSeq + 1;
       const packets = m.udp.unique - last.unique;
       const lost = Math.max(0, expected - last.expected - packets);
+      const outOfOrder = m.udp.outOfOrder - last.outOfOrder;
+      const duplicates = m.udp.duplicates - last.duplicates;
       last.unique = m.udp.unique;
       last.expected = expected;
-      return { ...base, packets, lost, jitterMs: m.udp.jitterUs / 1000 };
+      last.outOfOrder = m.udp.outOfOrder;
+      last.duplicates = m.udp.duplicates;
+      return { ...base, packets, lost, outOfOrder, duplicates, jitterMs: m.udp.jitterUs / 1000 };
     });
     const sum = (role: 'sent' | 'received'): { bytes: number; bitsPerSecond: number } => {
       const bytes = streams.filter((s) => s.role === role).reduce((a, s) => a + s.bytes, 0);
@@ -88,13 +100,96 @@ export class IntervalReporter {
     };
     const start = (this.#from - this.#startAt) / 1000;
     this.#from = now;
-    this.#onInterval({ start, end: (now - this.#startAt) / 1000, omitted: now - this.#startAt <= this.#omitMs, streams, sum: { sent: sum('sent'), received: sum('received') } });
+    this.#onInterval({ start, end: (now - this.#startAt) / 1000, omitted: now - this.#startAt <= this.#omitMs, streams, sum: { sent: sum('sent'), received: sum('received') } }, this.#index++);
   }
 
-  /** Stops, reporting the last partial interval if it is at least a tenth of a second long. */
-  stop(): void {
+  /**
+   * Stops (once), reporting the last partial interval if bytes moved in it and it is at least
+   * `minMs` long (default a tenth of a second). When every stream has ended, that interval ends
+   * at the last one's end, not now: the wait for the result and for datagrams still on the way
+   * is no part of it (it would draw a drop towards 0 at the end).
+   */
+  stop(minMs = 100): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
     clearInterval(this.#timer);
-    const now = performance.now();
-    if (now - this.#from >= 100) this.#report(now);
+    const ends = this.#meters.map((m) => m.endedAt);
+    const now = ends.every((e) => e !== undefined) && ends.length > 0 ? Math.min(performance.now(), Math.max(...ends.map((e) => e ?? 0))) : performance.now();
+    const moved = this.#meters.some((m, i) => m.bytes !== this.#last[i]!.bytes);
+    if (moved && now - this.#from >= Math.max(minMs, 1)) this.#report(now);
   }
+}
+
+/** The streams of an interval that the other side of the test measured: what it received, with its own times. */
+export interface PeerInterval {
+  readonly index: number;
+  readonly start: number;
+  readonly end: number;
+  readonly omitted: boolean;
+  readonly streams: readonly IntervalStream[];
+}
+
+/**
+ * Puts each of this side's intervals together with the peer's interval of the same number (the
+ * server's receiver figures of the streams this side sends: UDP loss and jitter) before passing
+ * it on. An interval waits for its peer's at most `hold` intervals of this side; then it goes
+ * on without (the peer's is dropped if it comes later). `flush()` at the end passes on every
+ * interval still held, and the peer's that have no interval here, with the peer's times.
+ */
+export class IntervalMerger {
+  readonly #emit: (i: PerfInterval) => void;
+  readonly #hold: number;
+  readonly #held: { readonly index: number; readonly interval: PerfInterval }[] = [];
+  readonly #peer = new Map<number, PeerInterval>();
+  /** The next number to pass on: a peer's interval below it is late, and dropped. */
+  #next = 0;
+
+  constructor(hold: number, emit: (i: PerfInterval) => void) {
+    this.#hold = Math.max(1, hold);
+    this.#emit = emit;
+  }
+
+  local(i: PerfInterval, index: number): void {
+    this.#held.push({ index, interval: i });
+    this.#pass(false);
+  }
+
+  peer(p: PeerInterval): void {
+    if (p.index < this.#next || this.#peer.size > 4 * this.#hold) return;
+    this.#peer.set(p.index, p);
+    this.#pass(false);
+  }
+
+  #pass(all: boolean): void {
+    for (;;) {
+      const head = this.#held[0];
+      if (head === undefined) break;
+      const p = this.#peer.get(head.index);
+      if (p === undefined && !all && this.#held.length <= this.#hold) break;
+      this.#held.shift();
+      this.#peer.delete(head.index);
+      this.#next = head.index + 1;
+      this.#emit(p === undefined ? head.interval : merged(head.interval, p.streams));
+    }
+  }
+
+  flush(): void {
+    this.#pass(true);
+    for (const p of [...this.#peer.values()].sort((a, b) => a.index - b.index)) {
+      if (p.index < this.#next) continue;
+      this.#emit(merged({ start: p.start, end: p.end, omitted: p.omitted, streams: [], sum: { sent: { bytes: 0, bitsPerSecond: 0 }, received: { bytes: 0, bitsPerSecond: 0 } } }, p.streams));
+    }
+    this.#peer.clear();
+  }
+}
+
+function merged(i: PerfInterval, peer: readonly IntervalStream[]): PerfInterval {
+  if (peer.length === 0) return i;
+  const streams = [...i.streams, ...peer].sort((a, b) => a.stream - b.stream || (a.role === b.role ? 0 : a.role === 'sent' ? -1 : 1));
+  const seconds = i.end - i.start;
+  const sum = (role: 'sent' | 'received'): { bytes: number; bitsPerSecond: number } => {
+    const bytes = streams.filter((s) => s.role === role).reduce((a, s) => a + s.bytes, 0);
+    return { bytes, bitsPerSecond: bitsPerSecond(bytes, seconds) };
+  };
+  return { ...i, streams, sum: { sent: sum('sent'), received: sum('received') } };
 }

@@ -49,6 +49,11 @@ export class StreamMeter {
     return this.#endAt !== undefined;
   }
 
+  /** When the stream ended (its last byte), or undefined while it runs. */
+  get endedAt(): number | undefined {
+    return this.#endAt;
+  }
+
   /** The figures after the warm-up; a stream that ended inside it counts nothing. */
   figures(now: number): StreamFigures {
     const markAt = this.#markAt ?? now;

@@ -16,6 +16,7 @@
  * A codec only: lines in, messages out, nothing here touches a socket.
  */
 import { SocketkitError } from '../core/errors.js';
+import type { IntervalStream, PeerInterval } from './intervals.js';
 
 export const PERF_PROTOCOL_VERSION = 1;
 /** The longest JSON line either side accepts, bytes. */
@@ -39,6 +40,12 @@ export interface TestParams {
   readonly rate: number;
   /** TCP: the sender sends with sendfile(2) from a file of zeros where it can. */
   readonly zeroCopy: boolean;
+  /**
+   * The client's interval reports, ms (0: none). The server then sends its receiver figures of
+   * each interval of a UDP test (`interval` messages), so the client reports the loss and jitter
+   * of the datagrams it sends while the test runs. Optional in the hello (0 when left out).
+   */
+  readonly intervalMs: number;
 }
 
 export type Hello = ({ readonly kind: 'control' } & TestParams & { readonly test: string }) | { readonly kind: 'data'; readonly test: string; readonly stream: number };
@@ -86,7 +93,8 @@ export type ControlMessage =
   | { readonly type: 'ready' }
   | { readonly type: 'start' }
   | { readonly type: 'done'; readonly sent: readonly { readonly stream: number; readonly bytes: number; readonly packets?: number }[] }
-  | { readonly type: 'result'; readonly received: readonly StreamFigures[]; readonly sent: readonly StreamFigures[] };
+  | { readonly type: 'result'; readonly received: readonly StreamFigures[]; readonly sent: readonly StreamFigures[] }
+  | ({ readonly type: 'interval' } & PeerInterval);
 
 /** A stream of a test and who sends on it. */
 export interface PlannedStream {
@@ -124,8 +132,8 @@ function bool(o: Record<string, unknown>, name: string): boolean {
   return v;
 }
 
-/** Largest counts a peer may ask for. */
-export const PERF_LIMITS = { streams: 128, durationMs: 24 * 3600_000, length: 16 * 1024 * 1024, rate: 400e9 } as const;
+/** Largest counts a peer may ask for; `intervalMs` is the shortest interval a server reports (a shorter one asks for none). */
+export const PERF_LIMITS = { streams: 128, durationMs: 24 * 3600_000, length: 16 * 1024 * 1024, rate: 400e9, intervalMs: 10 } as const;
 
 function object(line: string): Record<string, unknown> {
   let v: unknown;
@@ -159,6 +167,7 @@ export function parseHello(line: string): Hello {
     omitMs: int(o, 'omitMs', 0, PERF_LIMITS.durationMs),
     rate: int(o, 'rate', 0, PERF_LIMITS.rate),
     zeroCopy: bool(o, 'zeroCopy'),
+    intervalMs: o['intervalMs'] === undefined ? 0 : int(o, 'intervalMs', 0, PERF_LIMITS.durationMs),
   };
   if (params.durationMs === 0 && params.bytes === 0) throw bad('neither a duration nor a byte count');
   return { kind: 'control', test, ...params };
@@ -178,7 +187,46 @@ export function encodeControl(m: ControlMessage): string {
   return `${JSON.stringify(m)}\n`;
 }
 
-const TYPES = new Set(['accepted', 'error', 'ready', 'start', 'done', 'result']);
+const TYPES = new Set(['accepted', 'error', 'ready', 'start', 'done', 'result', 'interval']);
+
+function num(o: Record<string, unknown>, name: string): number {
+  const v = o[name];
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw bad(`${name} must be a number of at least 0`);
+  return v;
+}
+
+function optNum(o: Record<string, unknown>, name: string): { [k: string]: number } {
+  return o[name] === undefined ? {} : { [name]: num(o, name) };
+}
+
+/** A peer's interval line, rebuilt from the fields it may have (what reaches a terminal is numbers and fixed words). */
+function peerInterval(o: Record<string, unknown>): { type: 'interval' } & PeerInterval {
+  const list = o['streams'];
+  if (!Array.isArray(list) || list.length > 2 * PERF_LIMITS.streams) throw bad('an interval without its streams');
+  const streams = list.map((x: unknown): IntervalStream => {
+    if (typeof x !== 'object' || x === null) throw bad('an interval stream that is not an object');
+    const r = x as Record<string, unknown>;
+    const dir = r['dir'];
+    const role = r['role'];
+    if ((dir !== 'up' && dir !== 'down') || (role !== 'sent' && role !== 'received')) throw bad('an interval stream without its direction');
+    return {
+      stream: int(r, 'stream', 0, 2 * PERF_LIMITS.streams - 1),
+      dir,
+      role,
+      bytes: num(r, 'bytes'),
+      bitsPerSecond: num(r, 'bitsPerSecond'),
+      ...optNum(r, 'packets'),
+      ...optNum(r, 'lost'),
+      ...optNum(r, 'jitterMs'),
+      ...optNum(r, 'outOfOrder'),
+      ...optNum(r, 'duplicates'),
+      ...optNum(r, 'retransmits'),
+      ...optNum(r, 'rttUs'),
+      ...optNum(r, 'cwnd'),
+    };
+  });
+  return { type: 'interval', index: int(o, 'index', 0, Number.MAX_SAFE_INTEGER), start: num(o, 'start'), end: num(o, 'end'), omitted: bool(o, 'omitted'), streams };
+}
 
 /** Parses a control line (shape checked loosely: both sides are socketkit). */
 export function parseControl(line: string): ControlMessage {
@@ -187,6 +235,7 @@ export function parseControl(line: string): ControlMessage {
   if (o['type'] === 'error' && (typeof o['code'] !== 'string' || typeof o['message'] !== 'string')) throw bad('an error without a code');
   if (o['type'] === 'result' && (!Array.isArray(o['received']) || !Array.isArray(o['sent']))) throw bad('a result without figures');
   if (o['type'] === 'done' && !Array.isArray(o['sent'])) throw bad('done without counts');
+  if (o['type'] === 'interval') return peerInterval(o);
   return o as unknown as ControlMessage;
 }
 

@@ -34,6 +34,7 @@ import { StreamMeter, total } from './meter.js';
 import { receiveTcp, sendTcp } from './tcp.js';
 import { UdpReceiverStats } from './udp-receiver.js';
 import { sendPaced } from './udp-sender.js';
+import { IntervalReporter, type PerfInterval } from './intervals.js';
 
 /** After the sender's count arrives, how long a UDP receiver waits for datagrams still on the way, ms. */
 export const UDP_DRAIN_MS = 250;
@@ -62,6 +63,7 @@ export type PerfServerEvent =
       /** What the server sent, bits/s. */
       readonly sentBitsPerSecond: number;
     }
+  | ({ readonly event: 'test-interval'; readonly test: string; readonly peer: string } & PerfInterval)
   | { readonly event: 'test-failed'; readonly test: string; readonly peer: string; readonly code: string; readonly message: string };
 
 export interface PerfServerOptions extends Omit<ManagedServerOptions, 'protocol'> {
@@ -103,6 +105,7 @@ class ServerTest {
   #udpOut: DgramSocket | undefined;
   #udpTarget: { address: string; port: number; family: 4 | 6 } | undefined;
   #omitTimer: NodeJS.Timeout | undefined;
+  #reporter: IntervalReporter | undefined;
   #drainTimer: NodeJS.Timeout | undefined;
   #udpDone = false;
   #ready = false;
@@ -240,6 +243,7 @@ class ServerTest {
     };
     if (this.params.omitMs > 0) this.#omitTimer = setTimeout(mark, this.params.omitMs);
     else mark();
+    if (this.params.intervalMs >= PERF_LIMITS.intervalMs) this.#reporter = new IntervalReporter(this.#meters, startAt, this.params.intervalMs, this.params.omitMs, (i, index) => this.#interval(i, index));
     const until = startAt + this.params.omitMs + this.params.durationMs;
     const down = this.#plan.filter((p) => p.dir === 'down');
     down.forEach((p, i) => {
@@ -263,6 +267,18 @@ class ServerTest {
   }
 
   readonly #pacing = new Map<number, number>();
+
+  /**
+   * An interval of this side: reported as the server's own (`test-interval`), and for a UDP test
+   * the receiver figures of the client's streams go to the client. A control connection that
+   * is behind (the client not reading) misses intervals rather than queueing them.
+   */
+  #interval(i: PerfInterval, index: number): void {
+    this.#ctx.onTest?.({ event: 'test-interval', test: this.id, peer: this.#peer, ...i });
+    if (this.params.proto !== 'udp' || this.#control.writableNeedDrain) return;
+    const streams = i.streams.filter((x) => x.role === 'received');
+    if (streams.length > 0) this.#send({ type: 'interval', index, start: i.start, end: i.end, omitted: i.omitted, streams });
+  }
 
   /** UDP: once the client's count is in, wait for the datagrams still on the way (at most UDP_DRAIN_MS). */
   #drainUdp(): void {
@@ -288,6 +304,8 @@ class ServerTest {
     if (!this.#clientDone && this.#meters.some((m) => m.role === 'received')) return;
     if (this.#meters.some((m) => m.role === 'received' && !m.ended)) return;
     this.#state = 'done';
+    // The last partial interval goes before the result, however short: the client's intervals then hold every datagram counted here.
+    this.#reporter?.stop(0);
     const now = performance.now();
     const received = this.#meters.filter((m) => m.role === 'received').map((m) => m.figures(now));
     const sent = this.#meters
@@ -321,6 +339,7 @@ class ServerTest {
   }
 
   dispose(): void {
+    this.#reporter?.stop(Infinity);
     if (this.#omitTimer !== undefined) clearTimeout(this.#omitTimer);
     if (this.#drainTimer !== undefined) clearTimeout(this.#drainTimer);
     this.#ac.abort(new SocketkitError('ERR_ABORTED', 'test over'));

@@ -5,7 +5,8 @@
  *
  * Charts: the latency percentile spectrum (x: percentile on a log scale of 1/(1-p), as
  * HdrHistogram's plotter draws it), latency over time (p50, p99, max per interval), round trips/s
- * over time, errors per interval, and, for transfer NDJSON, throughput over time. Every source
+ * over time, errors per interval, for transfer NDJSON throughput over time, and for `perf`'s UDP
+ * receivers their jitter and loss over time. Every source
  * (a log, or an agent's tag in it) is a series of its own, drawn in one chart with the others;
  * a run of several agents adds their merged series. Time is seconds from each run's start, so
  * two runs made at different times lie over each other. A table gives each source's
@@ -25,10 +26,30 @@ export interface HtmlReportInit {
   readonly title?: string;
   readonly runs: readonly MergedRun[];
   readonly transfers?: readonly TransferLog[];
+  /** UDP receivers over time (`perf`): one series per stream. */
+  readonly udp?: readonly UdpSeries[];
+  /**
+   * What the log's values are, when not round-trip latencies (`perf`: TCP_INFO round-trip times,
+   * or UDP transit-time differences): the latency charts' name (`Latency`), and the rate chart's
+   * axis (`round trips/s`; null leaves that chart out).
+   */
+  readonly values?: { readonly name: string; readonly rate: string | null };
   /** The unit of the logs' values. Default µs. */
   readonly unit?: LogUnit;
   /** When the report was made. Default now. */
   readonly generatedAt?: Date;
+}
+
+/** A UDP receiver's figures per interval. */
+export interface UdpSeries {
+  readonly label: string;
+  /** Seconds from the test's start, each interval's start. */
+  readonly t: readonly number[];
+  /** RFC 3550 jitter at each interval's end, ms. */
+  readonly jitterMs: readonly number[];
+  /** Datagrams lost in each interval, and datagrams that arrived in it (for the share lost). */
+  readonly lost: readonly number[];
+  readonly packets: readonly number[];
 }
 
 /** Points per decade of the spectrum's x axis (1/(1-p)): 20, up to 99.9999 %. */
@@ -136,6 +157,12 @@ export function reportData(init: HtmlReportInit): Record<string, unknown> {
     seconds: (t.endMs - t.startMs) / 1000,
     start: new Date(t.startMs).toISOString(),
   }));
+  const udp = (init.udp ?? []).map((u) => ({
+    label: u.label,
+    t: u.t,
+    jitterMs: u.jitterMs,
+    lostPercent: u.lost.map((l, i) => (l + (u.packets[i] ?? 0) > 0 ? (100 * l) / (l + (u.packets[i] ?? 0)) : null)),
+  }));
   return {
     title: init.title ?? 'socketkit report',
     generated: (init.generatedAt ?? new Date()).toISOString(),
@@ -144,6 +171,10 @@ export function reportData(init: HtmlReportInit): Record<string, unknown> {
     runLines,
     table: { head: ['start', 'seconds', 'round trips', 'per second', 'errors', 'p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'max ms'], rows: table },
     transfers,
+    udp,
+    values: { name: init.values?.name ?? 'Latency', rate: init.values ? init.values.rate : 'round trips/s' },
+    // A log without a value (a perf test that only sends UDP) draws no value charts beside the others.
+    valueCharts: lines.some((l) => l.p50.some((v) => v !== null)) || (transfers.length === 0 && udp.length === 0),
   };
 }
 
@@ -231,9 +262,10 @@ const PAGE_SCRIPT = `
   }
   // 1. Percentile spectrum: x = 1/(1-p), log scale, labelled as percentiles.
   var sp = data.spectrum;
-  if (sp.series.length > 0) {
-    chart('spectrum', 'Latency by percentile', 'every value a log holds, as HdrHistogram plots it: the x axis is 1/(1-percentile) on a log scale',
-      'percentile', 'latency (ms)',
+  var V = data.values;
+  if (sp.series.length > 0 && data.valueCharts) {
+    chart('spectrum', V.name + ' by percentile', 'every value a log holds, as HdrHistogram plots it: the x axis is 1/(1-percentile) on a log scale',
+      'percentile', V.name.toLowerCase() + ' (ms)',
       sp.series.map(function (s, i) { return { label: s.label, stroke: COLORS[i % COLORS.length] }; }),
       [[sp.x].concat(sp.series.map(function (s) { return s.y; }))],
       { scales: { x: { time: false, distr: 3, log: 10 } },
@@ -245,7 +277,7 @@ const PAGE_SCRIPT = `
   }
   // 2-4. Over time, one series (or three) per source.
   var L = data.lines;
-  if (L.length > 0) {
+  if (L.length > 0 && data.valueCharts) {
     var lat = [], latTables = [], rate = [], rateTables = [], err = [], errTables = [];
     data.runLines.forEach(function (s, i) {
       var c = COLORS[i % COLORS.length];
@@ -262,16 +294,26 @@ const PAGE_SCRIPT = `
       errTables.push([s.t, s.errors]);
     });
     // A log scale: the max of a stall would otherwise flatten p50 and p99 onto the axis.
-    chart('latency', 'Latency over time', 'p50 (thin), p99 (thick) and max (dashed) of each interval, per run (the agents of a run merged); log scale', 'seconds from the start', 'latency (ms)', lat, latTables,
+    chart('latency', V.name + ' over time', 'p50 (thin), p99 (thick) and max (dashed) of each interval, per run (the agents of a run merged); log scale', 'seconds from the start', V.name.toLowerCase() + ' (ms)', lat, latTables,
       { scales: { x: { time: false }, y: { distr: 3, log: 10 } }, gaps: true });
-    chart('rate', 'Round trips per second', 'values recorded in each interval, per second', 'seconds from the start', 'round trips/s', rate, rateTables);
+    if (V.rate !== null) chart('rate', V.rate === 'round trips/s' ? 'Round trips per second' : V.rate, 'values recorded in each interval, per second', 'seconds from the start', V.rate, rate, rateTables);
     chart('errors', 'Errors over time', 'errors counted in each interval', 'seconds from the start', 'errors', err, errTables);
   }
+  // A y axis from 0, so that small changes do not look like large ones.
+  var fromZero = { scales: { x: { time: false }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } } };
   // 5. Transfers: throughput over time.
   if (data.transfers.length > 0) {
-    chart('throughput', 'Transfer throughput', 'bytes moved in each second', 'seconds from the start', 'MiB/s',
+    chart('throughput', 'Transfer throughput', 'bytes moved in each interval, per second', 'seconds from the start', 'MiB/s',
       data.transfers.map(function (t, i) { return { label: t.label, stroke: COLORS[i % COLORS.length] }; }),
-      data.transfers.map(function (t) { return [t.t, t.mibps]; }));
+      data.transfers.map(function (t) { return [t.t, t.mibps]; }), fromZero);
+  }
+  // 6-7. UDP receivers: jitter and loss over time, a series per stream.
+  if (data.udp.length > 0) {
+    var udpSeries = data.udp.map(function (u, i) { return { label: u.label, stroke: COLORS[i % COLORS.length] }; });
+    chart('jitter', 'UDP jitter over time', 'the RFC 3550 interarrival jitter estimate at the end of each interval, per receiving stream', 'seconds from the start', 'jitter (ms)',
+      udpSeries, data.udp.map(function (u) { return [u.t, u.jitterMs]; }), fromZero);
+    chart('loss', 'UDP loss over time', 'datagrams lost in each interval (missing below the highest sequence number seen), as a share of those due, per receiving stream', 'seconds from the start', 'lost (%)',
+      udpSeries, data.udp.map(function (u) { return [u.t, u.lostPercent]; }), { scales: { x: { time: false }, y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.1)]; } } } });
   }
   // The table.
   var table = document.getElementById('results');

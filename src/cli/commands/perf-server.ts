@@ -17,6 +17,8 @@ function describe(e: PerfServerEvent): string {
       return `+ test ${e.test.slice(0, 8)} from ${e.peer}: ${e.proto}, ${e.streams} stream(s)${e.bidir ? ', both ways' : e.reverse ? ', reverse' : ''}`;
     case 'test-end':
       return `- test ${e.test.slice(0, 8)} from ${e.peer} done: ${[e.received.length > 0 ? `received ${rate(e.bitsPerSecond)}` : '', e.sent.length > 0 ? `sent ${rate(e.sentBitsPerSecond)}` : ''].filter(Boolean).join(', ')}`;
+    case 'test-interval':
+      return '';
     case 'test-failed':
       return `! test ${e.test.slice(0, 8)} from ${e.peer} failed: ${e.message} (${e.code})`;
   }
@@ -54,7 +56,8 @@ export default defineCommand({
             ...(one.maxConnections !== undefined ? { maxConnections: one.maxConnections } : {}),
             onTest: (e) => {
               const { event, ...fields } = e;
-              report.event(event, fields, global.quiet ? undefined : describe(e));
+              // The server's intervals of each test are --json events only: with many tests at once, lines of them would drown the rest.
+              report.event(event, fields, global.quiet || event === 'test-interval' ? undefined : describe(e));
             },
             onAcceptError: (e) => acceptErrorLine(report, io, global, e),
             ...sec.listen,

@@ -12,6 +12,7 @@ import { DEFAULT_PERF_DURATION_MS, DEFAULT_PERF_PORT, DEFAULT_PERF_UDP_RATE } fr
 import { CLIENT_SECURITY_OPTIONS, clientSecurity, refuseTlsWithUdp } from '../security-options.js';
 import { MEASURE_OPTIONS, announceFiles, openMeasurement } from '../measure-options.js';
 import type { TransferLog, TransferSlot } from '../../report/transfer-log.js';
+import type { UdpSeries } from '../../report/html.js';
 
 /** Bits per second as people read them: 9.41 Gbit/s, 812 Mbit/s. */
 export function rate(bps: number): string {
@@ -40,14 +41,14 @@ function streamName(n: number | 'SUM'): string {
 function intervalLines(i: PerfInterval): string {
   const span = `${i.start.toFixed(2)}-${i.end.toFixed(2)} s`;
   const lines = i.streams.map((s) => {
-    const udp = s.packets !== undefined ? `  ${s.packets} dgrams, ${s.lost ?? 0} lost, jitter ${s.jitterMs!.toFixed(3)} ms` : s.rttUs !== undefined ? `  retr ${s.retransmits ?? 0}, rtt ${(s.rttUs / 1000).toFixed(3)} ms, cwnd ${s.cwnd ?? 0}` : '';
+    const odd = `${s.outOfOrder ? `, ${s.outOfOrder} out of order` : ''}${s.duplicates ? `, ${s.duplicates} duplicate` : ''}`;
+    const udp = s.packets !== undefined ? `  ${s.packets} dgrams, ${s.lost ?? 0} lost${odd}, jitter ${(s.jitterMs ?? 0).toFixed(3)} ms` : s.rttUs !== undefined ? `  retr ${s.retransmits ?? 0}, rtt ${(s.rttUs / 1000).toFixed(3)} ms, cwnd ${s.cwnd ?? 0}` : '';
     return `${streamName(s.stream)} ${pad(span, 14)}  ${s.dir === 'up' ? 'up  ' : 'down'} ${s.role.padEnd(8)} ${pad(formatBytes(s.bytes), 10)} ${pad(rate(s.bitsPerSecond), 14)}${udp}`;
   });
-  if (i.streams.length > 1) {
-    for (const role of ['sent', 'received'] as const) {
-      const sum = i.sum[role];
-      if (i.streams.some((s) => s.role === role)) lines.push(`${streamName('SUM')} ${pad(span, 14)}  ${'    '} ${role.padEnd(8)} ${pad(formatBytes(sum.bytes), 10)} ${pad(rate(sum.bitsPerSecond), 14)}`);
-    }
+  // A sum per role that has more than one stream (a stream's sent and received lines are one stream).
+  for (const role of ['sent', 'received'] as const) {
+    const sum = i.sum[role];
+    if (i.streams.filter((s) => s.role === role).length > 1) lines.push(`${streamName('SUM')} ${pad(span, 14)}  ${'    '} ${role.padEnd(8)} ${pad(formatBytes(sum.bytes), 10)} ${pad(rate(sum.bitsPerSecond), 14)}`);
   }
   return `${lines.join('\n')}${i.omitted ? '  (omitted)' : ''}`;
 }
@@ -60,10 +61,12 @@ function figureLine(f: StreamFigures, role: string): string {
 
 /**
  * The HTML page's throughput over time: one series per stream and role, from the interval
- * reports (absolute times, so they line up with the log's intervals).
+ * reports (absolute times, so they line up with the log's intervals); and for UDP, each
+ * receiving stream's jitter and loss per interval, this side's and the server's alike.
  */
 class StreamSeries {
   readonly #slots = new Map<string, TransferSlot[]>();
+  readonly #udp = new Map<string, { t: number[]; jitterMs: number[]; lost: number[]; packets: number[] }>();
   #startMs = Date.now();
 
   start(): void {
@@ -76,7 +79,19 @@ class StreamSeries {
       const list = this.#slots.get(key) ?? [];
       list.push({ startMs: this.#startMs + i.start * 1000, endMs: this.#startMs + i.end * 1000, bytes: s.bytes });
       this.#slots.set(key, list);
+      if (s.role === 'received' && s.jitterMs !== undefined) {
+        const u = this.#udp.get(key) ?? { t: [], jitterMs: [], lost: [], packets: [] };
+        u.t.push(Math.round(i.start * 1000) / 1000);
+        u.jitterMs.push(s.jitterMs);
+        u.lost.push(s.lost ?? 0);
+        u.packets.push(s.packets ?? 0);
+        this.#udp.set(key, u);
+      }
     }
+  }
+
+  udp(): UdpSeries[] {
+    return [...this.#udp].map(([label, u]) => ({ label, ...u }));
   }
 
   logs(): TransferLog[] {
@@ -148,7 +163,11 @@ export default defineCommand({
       { command: 'perf', target: positionals[0]!, proto: values.udp ? 'udp' : 'tcp', streams: values.parallel, reverse: values.reverse, bidir: values.bidir, ...(values.udp ? { rate: values.bitrate } : {}) },
       undefined,
       io.stdout,
-      () => series.logs(),
+      () => ({
+        transfers: series.logs(),
+        udp: series.udp(),
+        values: values.udp ? { name: 'Transit-time difference', rate: 'datagrams/s' } : { name: 'Round-trip time (TCP_INFO)', rate: null },
+      }),
     );
     const logging = values['hdr-log'] !== undefined || values.html !== undefined;
     const intervalMs = values.interval > 0 ? values.interval : logging ? values['log-interval'] : 0;
