@@ -390,6 +390,34 @@ describe('socketkit proxy (CLI)', () => {
     assert.equal((await proxy.waitExit()).code, 143, 'SIGTERM: 128 + 15');
   });
 
+  it('says which engine relays: native by default, js with a toxic or a dump, or when asked; --engine native with a toxic is refused', { skip: nativeSkip }, async (t) => {
+    const echo = await startManagedEchoServer(v4);
+    t.after(() => echo.close(0));
+    const up = formatEndpoint(echo.endpoint);
+    for (const [args, engine, reason] of [
+      [[], 'native', undefined],
+      [['--toxic', 'latency:latency=1'], 'js', 'toxics runs on the js engine only'],
+      [['--dump', 'hex'], 'js', 'the dump runs on the js engine only'],
+      [['--engine', 'js'], 'js', undefined],
+    ] as const) {
+      const proxy = spawnCli(['proxy', '127.0.0.1:0', up, '--json', ...args], t);
+      const listening = JSON.parse(await proxy.stdout.waitFor(/"event":"listening"/)) as { address: string; engine: string; engineReason?: string };
+      assert.equal(listening.engine, engine, args.join(' '));
+      assert.equal(listening.engineReason, reason, args.join(' '));
+      const r = await runCli(['echo', listening.address, 'Hola mundo!']);
+      assert.equal(r.code, 0, r.stderr);
+      proxy.kill('SIGTERM');
+      assert.equal((await proxy.waitExit()).code, 143);
+    }
+    const bad = await runCli(['proxy', '127.0.0.1:0', up, '--engine', 'native', '--toxic', 'latency:latency=1']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /native engine cannot run: toxics/);
+    const version = await runCli(['--version']);
+    assert.match(version.stdout.toString(), /^proxy engine: native /m);
+    const off = await runCli(['--version'], { env: { ...process.env, SOCKETKIT_NATIVE: '0' } });
+    assert.match(off.stdout.toString(), /^proxy engine: js \(turned off by SOCKETKIT_NATIVE=0\)/m);
+  });
+
   it('an upstream that refuses: the client is reset and one coded line is printed, even with -q', async (t) => {
     const port = REFUSING_PORT;
     const proxy = spawnCli(['proxy', '127.0.0.1:0', `127.0.0.1:${port}`, '--json'], t);

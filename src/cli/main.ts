@@ -4,6 +4,7 @@
  */
 import { chooseEngine, describeEngine } from '../native/engine-choice.js';
 import { nativeEchoStatus } from '../native/echo-engine.js';
+import { nativeRelayStatus } from '../native/proxy-engine.js';
 import { loadEngineStatus } from '../load/native.js';
 import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
@@ -149,6 +150,7 @@ export async function main(argv: readonly string[], io: CommandIO = processIO())
     io.stdout.write(`socketkit ${version()}\nnative helper: ${native.available ? 'yes (sendfile for raw sends, reset detection for raw receives)' : `no, ${native.reason ?? 'unavailable'}`}\n`);
     io.stdout.write(`echo-server engine: ${describeEngine(chooseEngine(undefined, nativeEchoStatus(), []))} (TLS and PSK servers run on js)\n`);
     io.stdout.write(`load engine: ${describeEngine(chooseEngine(undefined, loadEngineStatus(), []))} (TLS, PSK and --print run on js)\n`);
+    io.stdout.write(`proxy engine: ${describeEngine(chooseEngine(undefined, nativeRelayStatus(), []))} (toxics, --dump, TLS and --api run on js)\n`);
     return 0;
   }
   // Known before the arguments are parsed, so that a usage error is JSON too.
