@@ -32,7 +32,8 @@
  *   handed to JS in one threadsafe-function call per pass with ends. Nothing crosses per chunk.
  *
  * JS API
- *   proxyEngineStart(threads, maxSlots, pipeSize, onEnds) -> handle
+ *   proxyEngineStart(threads, maxSlots, pipeSize, turnBytes, onEnds) -> handle (pipeSize 0: the
+ *     system's default; turnBytes 0: 1 MiB, what a connection moves before the others' turn)
  *     onEnds(records: Float64Array, final: boolean): records of REC_FIELDS numbers per end:
  *     id, slot, reason (0 clean, 1 client side failed, 2 upstream side failed, 3 stopped),
  *     errno, then the slot's counters (fromClient, toUpstream, fromUpstream, toClient).
@@ -66,7 +67,7 @@
 #define PX_MAX_THREADS 64
 #define PX_MAX_SLOTS (1 << 20)
 #define PX_REC_FIELDS 8
-/* Bytes one connection may move per turn before the others get theirs. */
+/* Bytes one connection may move per turn before the others get theirs (by default). */
 #define PX_TURN_BYTES (1 << 20)
 
 enum { PX_CLEAN = 0, PX_CLIENT_FAILED = 1, PX_UPSTREAM_FAILED = 2, PX_STOPPED = 3 };
@@ -130,6 +131,7 @@ typedef struct px_engine {
   int nthreads;
   uint32_t max_slots;
   int pipe_size;
+  size_t turn_bytes;
   px_counters *counters; /* max_slots of them: written by the owning thread, read by JS */
   px_conn **by_slot;     /* max_slots: each entry touched only by the thread that owns the connection */
   uint16_t *owner;       /* max_slots: the thread of the slot's connection (the JS thread's only) */
@@ -300,7 +302,7 @@ static int px_pump(px_worker *w, px_conn *c) {
           return -1;
         }
       }
-      if (!d->eof && d->in_pipe == 0 && d->pre == NULL && c->rd[src] && moved < PX_TURN_BYTES) {
+      if (!d->eof && d->in_pipe == 0 && d->pre == NULL && c->rd[src] && moved < w->eng->turn_bytes) {
         ssize_t n = splice(c->fd[src], NULL, d->pw, NULL, (size_t)w->eng->pipe_size, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
         if (n > 0) {
           d->in_pipe = (uint32_t)n;
@@ -338,12 +340,16 @@ static int px_pump(px_worker *w, px_conn *c) {
       px_conn_end(w, c, PX_CLEAN, 0);
       return -1;
     }
-    if (moved >= PX_TURN_BYTES) break;
+    if (moved >= w->eng->turn_bytes) break;
   }
   px_publish(w->eng, c);
-  /* Work left: a source that may still have bytes, with room for them. */
+  /*
+   * Work left, which no edge will announce: bytes held for a destination that may take them (the
+   * turn ended right after a read), or a source that may still have bytes, with room for them.
+   */
   for (int k = 0; k < 2; k++) {
     px_dir *d = &c->d[k];
+    if ((d->pre != NULL || d->in_pipe > 0) && c->wr[1 - k]) return 1;
     if (!d->eof && d->in_pipe == 0 && d->pre == NULL && c->rd[k]) return 1;
   }
   return 0;
@@ -565,14 +571,15 @@ static px_engine *px_get(napi_env env, napi_value v) {
 }
 
 static napi_value px_js_start(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  int32_t threads, slots, pipe_size;
+  size_t argc = 5;
+  napi_value argv[5];
+  int32_t threads, slots, pipe_size, turn;
   napi_valuetype t;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 || napi_get_value_int32(env, argv[0], &threads) != napi_ok || threads < 1 ||
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 || napi_get_value_int32(env, argv[0], &threads) != napi_ok || threads < 1 ||
       threads > PX_MAX_THREADS || napi_get_value_int32(env, argv[1], &slots) != napi_ok || slots < 1 || slots > PX_MAX_SLOTS ||
-      napi_get_value_int32(env, argv[2], &pipe_size) != napi_ok || pipe_size < 0 || napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function) {
-    PX_THROW("ERR_INVALID_ARG", "proxyEngineStart(threads, maxSlots, pipeSize, onEnds): bad arguments");
+      napi_get_value_int32(env, argv[2], &pipe_size) != napi_ok || pipe_size < 0 || napi_get_value_int32(env, argv[3], &turn) != napi_ok || turn < 0 ||
+      napi_typeof(env, argv[4], &t) != napi_ok || t != napi_function) {
+    PX_THROW("ERR_INVALID_ARG", "proxyEngineStart(threads, maxSlots, pipeSize, turnBytes, onEnds): bad arguments");
   }
   px_engine *e = calloc(1, sizeof *e);
   if (e == NULL) PX_THROW("ERR_NATIVE", "out of memory");
@@ -587,6 +594,7 @@ static napi_value px_js_start(napi_env env, napi_callback_info info) {
   e->nthreads = threads;
   e->max_slots = (uint32_t)slots;
   e->pipe_size = pipe_size;
+  e->turn_bytes = turn > 0 ? (size_t)turn : PX_TURN_BYTES;
   if (pipe_size == 0) {
     /* The bytes one splice from a socket may move: what an empty pipe holds by default. */
     int p[2];
@@ -600,7 +608,7 @@ static napi_value px_js_start(napi_env env, napi_callback_info info) {
   }
   napi_value name;
   if (napi_create_string_utf8(env, "socketkit.proxyEngine", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_threadsafe_function(env, argv[3], NULL, name, 0, 1, NULL, NULL, NULL, px_call_js, &e->tsfn) != napi_ok) {
+      napi_create_threadsafe_function(env, argv[4], NULL, name, 0, 1, NULL, NULL, NULL, px_call_js, &e->tsfn) != napi_ok) {
     px_engine_free(e);
     PX_THROW("ERR_NATIVE", "could not create the engine's callback");
   }

@@ -290,6 +290,21 @@ describe('proxy relay, what only the native engine does', { skip: nativeSkip }, 
     assert.equal(close?.event === 'close' && close.bytesDown, 24);
   });
 
+  it('a turn that ends right after a read still delivers it (no edge announces a writable destination): 16 MiB in 4 KiB turns', { timeout: 30_000 }, async (t) => {
+    // The engine stops a connection after turnBytes moved, to give the others their turn; if
+    // it then waited for an edge with bytes in its pipe and the destination writable, a client
+    // that had sent everything (its window full, nothing more arriving) stalled for good.
+    const up = await startTestServer(v4, (s) => {
+      let n = 0;
+      s.on('data', (d: Buffer) => (n += d.length));
+      s.once('end', () => s.end(String(n)));
+    }, t);
+    const p = await proxyTo(t, up.endpoint, v4, undefined, { engine: 'native', engineTuning: { turnBytes: 4096 } });
+    const c = await rawConnect(p.endpoint);
+    c.end(Buffer.alloc(16 * 1024 * 1024, 3));
+    assert.equal((await readAll(c)).toString(), String(16 * 1024 * 1024));
+  });
+
   it("counts the engine's bytes in the server's statistics, live and after the close", async (t) => {
     const echo = await startManagedEchoServer(v4);
     t.after(() => echo.close(0));

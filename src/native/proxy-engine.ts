@@ -14,7 +14,7 @@ declare const relayBrand: unique symbol;
 type RelayHandle = { readonly [relayBrand]: true };
 
 interface ProxyEngineModule {
-  proxyEngineStart(threads: number, maxSlots: number, pipeSize: number, onEnds: (records: Float64Array, final: boolean) => void): RelayHandle;
+  proxyEngineStart(threads: number, maxSlots: number, pipeSize: number, turnBytes: number, onEnds: (records: Float64Array, final: boolean) => void): RelayHandle;
   /** 0, or a negative errno (the descriptors stay the caller's either way). */
   proxyEngineAdd(handle: RelayHandle, clientFd: number, upstreamFd: number, id: number, slot: number, prefixToUpstream: Buffer | null, prefixToClient: Buffer | null): number;
   proxyEngineClose(handle: RelayHandle, slot: number, id: number): void;
@@ -38,6 +38,16 @@ export function nativeRelayStatus(): NativeStatus {
   const helper = nativeStatus();
   if (!helper.available) return helper;
   return relayModule() ? helper : { available: false, reason: 'the native helper was built without the relay engine (rebuild it: node scripts/build-native.js)' };
+}
+
+/** How the engine runs (the defaults suit; for tests and benchmarks). */
+export interface NativeRelayTuning {
+  /** Engine threads (default 1). */
+  readonly threads?: number;
+  /** Bytes per direction's pipe (default 0: the system's, 64 KiB on Linux). */
+  readonly pipeSize?: number;
+  /** Bytes a connection moves before the others get their turn (default 0: 1 MiB). */
+  readonly turnBytes?: number;
 }
 
 /** Bytes each way, as the engine counted them ("from": what it read, prefixes not included; "to": all it wrote). */
@@ -69,13 +79,12 @@ export class NativeRelay extends EventEmitter {
   #nextSlot = 0;
   #stopped = false;
 
-  /** @param pipeSize bytes per direction's pipe (0: the system's default, 64 KiB on Linux). */
-  constructor(threads = 1, pipeSize = 0) {
+  constructor(tuning: NativeRelayTuning = {}) {
     super();
     const m = relayModule();
     if (m === undefined) throw new Error(nativeRelayStatus().reason ?? 'the native relay is not available');
     this.#m = m;
-    this.#handle = m.proxyEngineStart(threads, NATIVE_RELAY_SLOTS, pipeSize, (records) => this.#ends(records));
+    this.#handle = m.proxyEngineStart(tuning.threads ?? 1, NATIVE_RELAY_SLOTS, tuning.pipeSize ?? 0, tuning.turnBytes ?? 0, (records) => this.#ends(records));
   }
 
   /** Connections the engine relays now. */

@@ -11,7 +11,7 @@ import { relayProtocol, ProxyConnection, type RelayOptions } from './relay.js';
 import { ToxicSet, type ToxicChange } from './live.js';
 import type { ToxicConfig } from './toxic.js';
 import { SocketkitError } from '../core/errors.js';
-import { NativeRelay, nativeRelayStatus } from '../native/proxy-engine.js';
+import { NativeRelay, nativeRelayStatus, type NativeRelayTuning } from '../native/proxy-engine.js';
 import type { Socket } from 'node:net';
 import { EventEmitter, once } from 'node:events';
 
@@ -26,6 +26,8 @@ export interface ProxyOptions extends Omit<ManagedServerOptions, 'protocol' | 'a
    * ERR_INVALID_ARG when 'native' is asked for and the native helper lacks the engine.
    */
   readonly engine?: 'native' | 'js';
+  /** How the native engine runs (threads, pipe size, turn): for tests and benchmarks; the defaults suit. */
+  readonly engineTuning?: NativeRelayTuning;
 }
 
 /** A running proxy. */
@@ -99,14 +101,14 @@ const CLOSE_REPORTS_MS = 5_000;
 
 /** Starts a proxy listening on `listen` that relays every connection to `upstream`. */
 export async function startProxy(listen: Endpoint, upstream: Endpoint, options: ProxyOptions = {}): Promise<ProxyServer> {
-  const { toxics: initial, upstreamTransport, connectTimeoutMs, highWaterMark, dump, random, onProxyEvent, engine: engineName, ...server } = options;
+  const { toxics: initial, upstreamTransport, connectTimeoutMs, highWaterMark, dump, random, onProxyEvent, engine: engineName, engineTuning, ...server } = options;
   const toxics = new ToxicSet(initial ?? []);
   const connections = new Set<ProxyConnection>();
   let engine: NativeRelay | undefined;
   if (engineName === 'native') {
     const status = nativeRelayStatus();
     if (!status.available) throw new SocketkitError('ERR_INVALID_ARG', `the native engine cannot run: ${status.reason ?? 'not available'}`);
-    engine = new NativeRelay();
+    engine = new NativeRelay(engineTuning);
   }
   // The engine's bytes do not show in the client sockets' counters: the idle sweep and the statistics get them here.
   const byClient = new WeakMap<Socket, ProxyConnection>();
