@@ -10,13 +10,22 @@
  *   origin, so an instance counts (and says, once a second) the messages that never arrived.
  * - A subscriber that falls behind is cut off by Redis (`client-output-buffer-limit pubsub`,
  *   32 MiB at once or 8 MiB for 60 s by default). The client resubscribes; what was published
- *   meanwhile is lost, and the instance says that Redis closed its subscription alone. To keep
- *   subscribers from falling behind, an instance holding its senders for one of its clients
- *   tells the others (hold / release messages on CHANNEL:hold, read on a connection of their
- *   own so that they never wait behind data), and they hold theirs too.
- * - Publishing never waits: past half of `maxPendingBytes` on their way to Redis the broker
- *   holds its senders (for a bounded time); beyond all of it messages are dropped and counted,
- *   so a slow or absent Redis cannot grow our memory.
+ *   meanwhile is lost, and the instance says that Redis closed its subscription alone.
+ * - Flow control across instances is by credit, so that what is on its way between two
+ *   instances is bounded and a receiver on one instance that keeps up is never overrun by a
+ *   sender on another. Every data message carries the byte offset of its end in its origin's
+ *   stream. Each instance tells every origin it hears from how far it may publish: the offset it
+ *   has delivered to its own clients' queues plus its window (`window`, a quarter of its queue
+ *   size), in grants on CHANNEL:credit (sent and read on connections of their own, so that they
+ *   never wait behind data). An instance holding its senders for one of its own clients sends no
+ *   grants meanwhile, so the others stop within a window. An instance past the grant of any
+ *   other (or with half of `maxPendingBytes` on its way to Redis) says so from `publish`, and the
+ *   broker holds its senders. An instance whose grant stops us for `holdMs` (the broker's
+ *   bound, as for a client) is waited for no longer until it catches up; grants are repeated
+ *   once a second, and an instance not heard from for a few seconds (gone without saying so)
+ *   is forgotten.
+ * - Publishing never waits: beyond `maxPendingBytes` on their way to Redis messages are
+ *   dropped and counted, so a slow or absent Redis cannot grow our memory.
  *
  * When Redis goes away the instance keeps serving its own clients, says so once, reconnects
  * with backoff (0.1 s doubling to 5 s) and says when it is back. Chat names claimed in Redis
@@ -33,13 +42,25 @@ export const DEFAULT_REDIS_MAX_PENDING = 8 * 1024 * 1024;
 const NAME_TTL_S = 60;
 const RENEW_MS = 20_000;
 const ORIGIN_BYTES = 8;
-/** Origin, then the kind (1 byte), then a 4-byte sequence number (data only). */
-const HEADER_BYTES = ORIGIN_BYTES + 5;
+/** Offsets are 6-byte unsigned integers (256 TiB per origin). */
+const OFFSET_BYTES = 6;
+/** Data: origin, kind (1 byte), sequence number (4 bytes), the offset of the message's end. */
+const HEADER_BYTES = ORIGIN_BYTES + 1 + 4 + OFFSET_BYTES;
+/** Grant: origin (the granter), kind, the origin granted to, the offset it may publish up to. */
+const GRANT_BYTES = ORIGIN_BYTES + 1 + ORIGIN_BYTES + OFFSET_BYTES;
 const KIND_DATA = 0;
-/** An instance is holding its senders back for a client catching up: hold yours too. */
-const KIND_HOLD = 1;
-/** ... and it has caught up. */
-const KIND_RELEASE = 2;
+/** On the credit channel: an instance lets another publish up to an offset. */
+const KIND_GRANT = 3;
+/** On the credit channel: an instance leaves (wait for it no longer). */
+const KIND_BYE = 4;
+/** A receiving instance's window when the broker sets none: a quarter of the default queue. */
+export const DEFAULT_REDIS_WINDOW = 256 * 1024;
+/** Grants are repeated this often, so that a living instance is told from a gone one. */
+const GRANT_REPEAT_MS = 1000;
+/** An instance that has said nothing for this long is not waited for. */
+const REMOTE_STALE_MS = 3500;
+/** An origin that has published nothing for this long is no longer granted to. */
+const SOURCE_IDLE_MS = 60_000;
 
 export interface RedisStatus {
   readonly up: boolean;
@@ -124,10 +145,11 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
   const reconnectStrategy = (retries: number, cause: Error): number | Error => (started ? Math.min(100 * 2 ** retries, 5000) : cause);
   const pub = createClient({ url, disableOfflineQueue: true, socket: { reconnectStrategy, connectTimeout: 5000 } });
   const sub = pub.duplicate();
-  // Holds and releases travel on their own channel and connection: on the data connection they
-  // would wait behind everything on its way (an instance also gets its own messages back).
+  // Grants travel on their own channel and connections: on the data connections they would wait
+  // behind everything on its way (an instance also gets its own messages back).
   const ctl = pub.duplicate();
-  const holdChannel = `${channel}:hold`;
+  const ctlPub = pub.duplicate();
+  const creditChannel = `${channel}:credit`;
   // Each connection's own state: publishing and the chat directory need `pub` alone, so an
   // instance whose subscription Redis closed goes on publishing meanwhile.
   let pubUp = false;
@@ -163,6 +185,7 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
   };
   // The control connection's trouble is the others' too; they say it.
   ctl.on('error', () => undefined);
+  ctlPub.on('error', () => undefined);
   pub.on('error', (err: unknown) => down('pub', err));
   sub.on('error', (err: unknown) => down('sub', err));
   pub.on('ready', () => ready('pub'));
@@ -171,8 +194,9 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
     await pub.connect();
     await sub.connect();
     await ctl.connect();
+    await ctlPub.connect();
   } catch (err) {
-    for (const c of [pub, sub, ctl]) {
+    for (const c of [pub, sub, ctl, ctlPub]) {
       try {
         c.destroy();
       } catch {
@@ -187,12 +211,83 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
   pubUp = true;
   subUp = true;
 
-  // Publishing: a backlog of at most maxPending bytes; past half of it publish() says so (the
-  // broker then holds its senders back for a while), past all of it messages are dropped.
+  // Publishing: a backlog of at most maxPending bytes; past half of it, or past another
+  // instance's grant, publish() says so (the broker then holds its senders back for a while);
+  // past all of the backlog messages are dropped.
   const highWater = Math.max(1, Math.floor(maxPending / 2));
   let pendingBytes = 0;
   let needDrain = false;
   let onDrain: (() => void) | undefined;
+  /** The offset of the end of this instance's last message published. */
+  let offset = 0;
+  /**
+   * Every other instance heard from: how far it lets us publish, when it last said so, and
+   * whether it is waited for no longer (it let us send no more for `holdMs`; until it catches up).
+   */
+  const grants = new Map<string, { limit: number; seen: number; released: boolean }>();
+  let minGrant = Infinity;
+  let holdMs = 500;
+  /** While the window of another instance stops us: the timer that stops waiting for it. */
+  let windowTimer: NodeJS.Timeout | undefined;
+  const recomputeGrant = (): void => {
+    minGrant = Infinity;
+    for (const g of grants.values()) {
+      if (g.released && g.limit > offset) g.released = false;
+      if (!g.released && g.limit < minGrant) minGrant = g.limit;
+    }
+    if (windowTimer !== undefined && offset < minGrant) {
+      clearTimeout(windowTimer);
+      windowTimer = undefined;
+    }
+  };
+  const checkDrain = (): void => {
+    if (needDrain && pendingBytes <= highWater / 2 && offset < minGrant) {
+      needDrain = false;
+      onDrain?.();
+    }
+  };
+  /** Stops waiting for the instances whose window has stopped us for `holdMs`. */
+  const releaseWindows = (): void => {
+    windowTimer = undefined;
+    for (const g of grants.values()) if (g.limit <= offset) g.released = true;
+    recomputeGrant();
+    checkDrain();
+  };
+  // Receiving: for every origin heard from, the offset delivered to our clients' queues and the
+  // grant last sent to it.
+  let window = DEFAULT_REDIS_WINDOW;
+  const sources = new Map<string, { origin: Buffer; end: number; granted: number; seen: number }>();
+  /** Our broker holds its senders for one of its clients: no grants meanwhile. */
+  let holding = false;
+  let grantsDue = false;
+  const sendGrant = (src: { origin: Buffer; granted: number }): void => {
+    const message = Buffer.allocUnsafe(GRANT_BYTES);
+    origin.copy(message, 0);
+    message[ORIGIN_BYTES] = KIND_GRANT;
+    src.origin.copy(message, ORIGIN_BYTES + 1);
+    message.writeUIntBE(src.granted, ORIGIN_BYTES + 1 + ORIGIN_BYTES, OFFSET_BYTES);
+    // A grant lost (Redis away) is repeated within a second.
+    ctlPub.publish(creditChannel, message).catch(() => undefined);
+  };
+  /**
+   * Sends the grants that moved by an eighth of the window or more; `all`: every grant (while
+   * holding, the last ones again, not moved: we are here, but not ready for more).
+   */
+  const flushGrants = (all: boolean): void => {
+    grantsDue = false;
+    for (const src of sources.values()) {
+      const limit = src.end + window;
+      if (!holding && limit > src.granted + (all ? 0 : window / 8)) src.granted = limit;
+      else if (!all) continue;
+      sendGrant(src);
+    }
+  };
+  const grantSoon = (): void => {
+    if (grantsDue || holding) return;
+    grantsDue = true;
+    // After the messages of this read are all delivered: one grant for them.
+    setImmediate(() => flushGrants(false));
+  };
   let dropped = 0;
   let published = 0;
   // Every message: origin (8 bytes), kind (1 byte), sequence number (4 bytes, per origin),
@@ -202,7 +297,6 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
   let lost = 0;
   let received = 0;
   let onData: ((data: Buffer) => void) | undefined;
-  let onRemoteHold: ((from: string, on: boolean) => void) | undefined;
   await sub.subscribe(
     channel,
     (message: Buffer) => {
@@ -219,19 +313,66 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
       lastSeq.set(from, n);
       received++;
       onData?.(message.subarray(HEADER_BYTES));
+      // Delivered to our clients' queues (or dropped for them): the sender may go on.
+      let src = sources.get(from);
+      if (src === undefined) sources.set(from, (src = { origin: Buffer.from(message.subarray(0, ORIGIN_BYTES)), end: 0, granted: 0, seen: 0 }));
+      src.end = message.readUIntBE(ORIGIN_BYTES + 5, OFFSET_BYTES);
+      src.seen = performance.now();
+      grantSoon();
     },
     true,
   );
 
   await ctl.subscribe(
-    holdChannel,
+    creditChannel,
     (message: Buffer) => {
-      if (message.length < HEADER_BYTES || message.subarray(0, ORIGIN_BYTES).equals(origin)) return;
+      if (message.length < ORIGIN_BYTES + 1 || message.subarray(0, ORIGIN_BYTES).equals(origin)) return;
+      const from = message.toString('hex', 0, ORIGIN_BYTES);
       const kind = message[ORIGIN_BYTES];
-      if (kind === KIND_HOLD || kind === KIND_RELEASE) onRemoteHold?.(message.toString('hex', 0, ORIGIN_BYTES), kind === KIND_HOLD);
+      if (kind === KIND_BYE) {
+        if (grants.delete(from)) {
+          recomputeGrant();
+          checkDrain();
+        }
+        return;
+      }
+      if (kind !== KIND_GRANT || message.length < GRANT_BYTES || !message.subarray(ORIGIN_BYTES + 1, ORIGIN_BYTES + 1 + ORIGIN_BYTES).equals(origin)) return;
+      const limit = message.readUIntBE(ORIGIN_BYTES + 1 + ORIGIN_BYTES, OFFSET_BYTES);
+      const g = grants.get(from);
+      const now = performance.now();
+      if (g === undefined) grants.set(from, { limit, seen: now, released: false });
+      else {
+        g.seen = now;
+        // Grants only grow; an older one overtaken by a newer is ignored.
+        if (limit <= g.limit) return;
+        g.limit = limit;
+      }
+      recomputeGrant();
+      checkDrain();
     },
     true,
   );
+
+  // Once a second: grants repeated (so that the others know we are here), instances gone
+  // silent forgotten, origins long idle no longer granted to. (An instance that stops us is
+  // waited for `holdMs` at most, like a client: see releaseWindows.)
+  const creditTimer = setInterval(() => {
+    const now = performance.now();
+    for (const [id, src] of sources) if (now - src.seen > SOURCE_IDLE_MS) sources.delete(id);
+    flushGrants(true);
+    let forgot = false;
+    for (const [id, g] of grants) {
+      if (now - g.seen > REMOTE_STALE_MS) {
+        grants.delete(id);
+        forgot = true;
+      }
+    }
+    if (forgot) {
+      recomputeGrant();
+      checkDrain();
+    }
+  }, GRANT_REPEAT_MS);
+  creditTimer.unref();
 
   // Losses are said at most once a second, with how many since the last time.
   let saidDropped = 0;
@@ -319,11 +460,20 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
     closed = true;
     clearInterval(renew);
     clearInterval(lossTimer);
+    clearInterval(creditTimer);
+    clearTimeout(windowTimer);
+    // The others wait for our grants no longer.
+    if (pubUp) {
+      const bye = Buffer.alloc(ORIGIN_BYTES + 1);
+      origin.copy(bye, 0);
+      bye[ORIGIN_BYTES] = KIND_BYE;
+      await settledWithin(1000, [ctlPub.publish(creditChannel, bye)]);
+    }
     // Names go back (a Redis that stopped answering gets 2 s for that), then the sockets go:
     // what is still on its way is lost, as pub/sub loses it anyway.
     if (pubUp) await settledWithin(2000, [...owned.keys()].map((name) => pub.del(nameKey(name))));
     owned.clear();
-    for (const c of [ctl, sub, pub]) {
+    for (const c of [ctl, ctlPub, sub, pub]) {
       try {
         c.destroy();
       } catch {
@@ -359,6 +509,8 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
       message[ORIGIN_BYTES] = KIND_DATA;
       message.writeUInt32BE(seq, ORIGIN_BYTES + 1);
       seq = (seq + 1) >>> 0;
+      offset += data.byteLength;
+      message.writeUIntBE(offset, ORIGIN_BYTES + 5, OFFSET_BYTES);
       message.set(data, HEADER_BYTES);
       pendingBytes += message.length;
       published++;
@@ -370,11 +522,13 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
         })
         .finally(() => {
           pendingBytes -= message.length;
-          if (needDrain && pendingBytes <= highWater / 2) {
-            needDrain = false;
-            onDrain?.();
-          }
+          checkDrain();
         });
+      if (offset >= minGrant) {
+        needDrain = true;
+        if (holdMs === 0) releaseWindows();
+        else windowTimer ??= setTimeout(releaseWindows, holdMs).unref();
+      }
       if (pendingBytes > highWater) needDrain = true;
       return !needDrain;
     },
@@ -385,14 +539,13 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
       onDrain = listener;
     },
     hold(on: boolean): void {
-      if (!pubUp) return;
-      const message = Buffer.alloc(HEADER_BYTES);
-      origin.copy(message, 0);
-      message[ORIGIN_BYTES] = on ? KIND_HOLD : KIND_RELEASE;
-      pub.publish(holdChannel, message).catch((err: unknown) => down('pub', err));
+      holding = on;
+      // Caught up: the grants held back go out now.
+      if (!on) flushGrants(false);
     },
-    onRemoteHold(listener: (from: string, on: boolean) => void): void {
-      onRemoteHold = listener;
+    setFlow(flow: { readonly window: number; readonly holdMs: number }): void {
+      window = Math.max(1, Math.floor(flow.window));
+      holdMs = Math.max(0, flow.holdMs);
     },
     close,
   };
