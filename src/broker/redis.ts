@@ -42,8 +42,14 @@ export const DEFAULT_REDIS_MAX_PENDING = 8 * 1024 * 1024;
 const NAME_TTL_S = 60;
 const RENEW_MS = 20_000;
 const ORIGIN_BYTES = 8;
-/** Offsets are 6-byte unsigned integers (256 TiB per origin). */
+/** Offsets are 6-byte unsigned integers, counted modulo 2^48 (they wrap after 256 TiB). */
 const OFFSET_BYTES = 6;
+const OFFSET_MOD = 2 ** 48;
+/** `a - b` for offsets that wrap: within ±2^47 (windows are far smaller). */
+function ahead(a: number, b: number): number {
+  const d = (a - b + OFFSET_MOD) % OFFSET_MOD;
+  return d >= OFFSET_MOD / 2 ? d - OFFSET_MOD : d;
+}
 /** Data: origin, kind (1 byte), sequence number (4 bytes), the offset of the message's end. */
 const HEADER_BYTES = ORIGIN_BYTES + 1 + 4 + OFFSET_BYTES;
 /** Grant: origin (the granter), kind, the origin granted to, the offset it may publish up to. */
@@ -218,30 +224,33 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
   let pendingBytes = 0;
   let needDrain = false;
   let onDrain: (() => void) | undefined;
-  /** The offset of the end of this instance's last message published. */
+  /** The offset of the end of this instance's last message published (modulo 2^48). */
   let offset = 0;
   /**
    * Every other instance heard from: how far it lets us publish, when it last said so, and
    * whether it is waited for no longer (it let us send no more for `holdMs`; until it catches up).
    */
   const grants = new Map<string, { limit: number; seen: number; released: boolean }>();
-  let minGrant = Infinity;
+  /** The grant that stops us first (undefined: none does). */
+  let minGrant: number | undefined;
+  /** Whether the grants let us publish no more. */
+  const stopped = (): boolean => minGrant !== undefined && ahead(offset, minGrant) >= 0;
   let holdMs = 500;
   /** While the window of another instance stops us: the timer that stops waiting for it. */
   let windowTimer: NodeJS.Timeout | undefined;
   const recomputeGrant = (): void => {
-    minGrant = Infinity;
+    minGrant = undefined;
     for (const g of grants.values()) {
-      if (g.released && g.limit > offset) g.released = false;
-      if (!g.released && g.limit < minGrant) minGrant = g.limit;
+      if (g.released && ahead(g.limit, offset) > 0) g.released = false;
+      if (!g.released && (minGrant === undefined || ahead(g.limit, minGrant) < 0)) minGrant = g.limit;
     }
-    if (windowTimer !== undefined && offset < minGrant) {
+    if (windowTimer !== undefined && !stopped()) {
       clearTimeout(windowTimer);
       windowTimer = undefined;
     }
   };
   const checkDrain = (): void => {
-    if (needDrain && pendingBytes <= highWater / 2 && offset < minGrant) {
+    if (needDrain && pendingBytes <= highWater / 2 && !stopped()) {
       needDrain = false;
       onDrain?.();
     }
@@ -249,18 +258,20 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
   /** Stops waiting for the instances whose window has stopped us for `holdMs`. */
   const releaseWindows = (): void => {
     windowTimer = undefined;
-    for (const g of grants.values()) if (g.limit <= offset) g.released = true;
+    for (const g of grants.values()) if (ahead(offset, g.limit) >= 0) g.released = true;
     recomputeGrant();
     checkDrain();
   };
   // Receiving: for every origin heard from, the offset delivered to our clients' queues and the
   // grant last sent to it.
   let window = DEFAULT_REDIS_WINDOW;
-  const sources = new Map<string, { origin: Buffer; end: number; granted: number; seen: number }>();
+  /** `granted` undefined: none sent yet. */
+  const sources = new Map<string, { origin: Buffer; end: number; granted: number | undefined; seen: number }>();
   /** Our broker holds its senders for one of its clients: no grants meanwhile. */
   let holding = false;
   let grantsDue = false;
-  const sendGrant = (src: { origin: Buffer; granted: number }): void => {
+  const sendGrant = (src: { origin: Buffer; granted: number | undefined }): void => {
+    if (src.granted === undefined) return;
     const message = Buffer.allocUnsafe(GRANT_BYTES);
     origin.copy(message, 0);
     message[ORIGIN_BYTES] = KIND_GRANT;
@@ -276,8 +287,8 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
   const flushGrants = (all: boolean): void => {
     grantsDue = false;
     for (const src of sources.values()) {
-      const limit = src.end + window;
-      if (!holding && limit > src.granted + (all ? 0 : window / 8)) src.granted = limit;
+      const limit = (src.end + window) % OFFSET_MOD;
+      if (!holding && (src.granted === undefined || ahead(limit, src.granted) > (all ? 0 : window / 8))) src.granted = limit;
       else if (!all) continue;
       sendGrant(src);
     }
@@ -315,7 +326,7 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
       onData?.(message.subarray(HEADER_BYTES));
       // Delivered to our clients' queues (or dropped for them): the sender may go on.
       let src = sources.get(from);
-      if (src === undefined) sources.set(from, (src = { origin: Buffer.from(message.subarray(0, ORIGIN_BYTES)), end: 0, granted: 0, seen: 0 }));
+      if (src === undefined) sources.set(from, (src = { origin: Buffer.from(message.subarray(0, ORIGIN_BYTES)), end: 0, granted: undefined, seen: 0 }));
       src.end = message.readUIntBE(ORIGIN_BYTES + 5, OFFSET_BYTES);
       src.seen = performance.now();
       grantSoon();
@@ -344,7 +355,7 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
       else {
         g.seen = now;
         // Grants only grow; an older one overtaken by a newer is ignored.
-        if (limit <= g.limit) return;
+        if (ahead(limit, g.limit) <= 0) return;
         g.limit = limit;
       }
       recomputeGrant();
@@ -509,7 +520,7 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
       message[ORIGIN_BYTES] = KIND_DATA;
       message.writeUInt32BE(seq, ORIGIN_BYTES + 1);
       seq = (seq + 1) >>> 0;
-      offset += data.byteLength;
+      offset = (offset + data.byteLength) % OFFSET_MOD;
       message.writeUIntBE(offset, ORIGIN_BYTES + 5, OFFSET_BYTES);
       message.set(data, HEADER_BYTES);
       pendingBytes += message.length;
@@ -524,7 +535,7 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
           pendingBytes -= message.length;
           checkDrain();
         });
-      if (offset >= minGrant) {
+      if (stopped()) {
         needDrain = true;
         if (holdMs === 0) releaseWindows();
         else windowTimer ??= setTimeout(releaseWindows, holdMs).unref();
