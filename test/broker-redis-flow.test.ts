@@ -116,11 +116,11 @@ describe('brokers joined by Redis: flow and loss', () => {
     }
     const everyone = [local, ...remote];
     await waitUntil(() => one.b.clients === 2 && two.b.clients === remote.length, 'clients joined');
-    sender.socket.write('x');
-    await waitUntil(() => everyone.every((r) => r.bytes === 1), 'the first byte across');
+    // No first message to warm up: the instances know of each other from the start (hello), so
+    // the very first burst is within the window too.
     const total = 96 * 1024 * 1024;
     await blast(sender.socket, total);
-    await waitUntil(() => everyone.every((r) => r.closed || r.bytes === total + 1), 'every receiver has everything', 60_000);
+    await waitUntil(() => everyone.every((r) => r.closed || r.bytes === total), 'every receiver has everything', 60_000);
     assert.deepEqual(
       everyone.map((r) => r.closed),
       everyone.map(() => false),
@@ -128,7 +128,7 @@ describe('brokers joined by Redis: flow and loss', () => {
     );
     assert.deepEqual(
       everyone.map((r) => r.bytes),
-      everyone.map(() => total + 1),
+      everyone.map(() => total),
     );
     assert.equal(one.j.bridge.dropped, 0);
     assert.equal(two.j.bridge.lost, 0);

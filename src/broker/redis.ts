@@ -59,14 +59,18 @@ const KIND_DATA = 0;
 const KIND_GRANT = 3;
 /** On the credit channel: an instance leaves (wait for it no longer). */
 const KIND_BYE = 4;
+/** On the credit channel: an instance has started (with its offset): grant to it, and say you are here. */
+const KIND_HELLO = 5;
+/** On the credit channel, once a second and in answer to a hello: an instance is here (with its offset). */
+const KIND_HERE = 6;
+/** Hello and here: origin, kind, offset. */
+const HELLO_BYTES = ORIGIN_BYTES + 1 + OFFSET_BYTES;
 /** A receiving instance's window when the broker sets none: a quarter of the default queue. */
 export const DEFAULT_REDIS_WINDOW = 256 * 1024;
-/** Grants are repeated this often, so that a living instance is told from a gone one. */
-const GRANT_REPEAT_MS = 1000;
-/** An instance that has said nothing for this long is not waited for. */
+/** Grants and heres are repeated this often, so that a living instance is told from a gone one. */
+const CREDIT_REPEAT_MS = 1000;
+/** An instance that has said nothing for this long is gone: not waited for, not granted to. */
 const REMOTE_STALE_MS = 3500;
-/** An origin that has published nothing for this long is no longer granted to. */
-const SOURCE_IDLE_MS = 60_000;
 
 export interface RedisStatus {
   readonly up: boolean;
@@ -289,12 +293,28 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
     for (const src of sources.values()) {
       const limit = (src.end + window) % OFFSET_MOD;
       if (!holding && (src.granted === undefined || ahead(limit, src.granted) > (all ? 0 : window / 8))) src.granted = limit;
+      // Holding: an instance new to us learns that we are here, and that it may send nothing yet.
+      else if (src.granted === undefined) src.granted = src.end;
       else if (!all) continue;
       sendGrant(src);
     }
   };
+  /** An instance heard from (data, hello, here): known as a source from now on. */
+  const source = (from: string, message: Buffer, end: number): { end: number; seen: number; granted: number | undefined } => {
+    let src = sources.get(from);
+    if (src === undefined) sources.set(from, (src = { origin: Buffer.from(message.subarray(0, ORIGIN_BYTES)), end, granted: undefined, seen: 0 }));
+    src.seen = performance.now();
+    return src;
+  };
+  const sayHere = (kind: number): void => {
+    const message = Buffer.allocUnsafe(HELLO_BYTES);
+    origin.copy(message, 0);
+    message[ORIGIN_BYTES] = kind;
+    message.writeUIntBE(offset, ORIGIN_BYTES + 1, OFFSET_BYTES);
+    ctlPub.publish(creditChannel, message).catch(() => undefined);
+  };
   const grantSoon = (): void => {
-    if (grantsDue || holding) return;
+    if (grantsDue) return;
     grantsDue = true;
     // After the messages of this read are all delivered: one grant for them.
     setImmediate(() => flushGrants(false));
@@ -325,10 +345,8 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
       received++;
       onData?.(message.subarray(HEADER_BYTES));
       // Delivered to our clients' queues (or dropped for them): the sender may go on.
-      let src = sources.get(from);
-      if (src === undefined) sources.set(from, (src = { origin: Buffer.from(message.subarray(0, ORIGIN_BYTES)), end: 0, granted: undefined, seen: 0 }));
-      src.end = message.readUIntBE(ORIGIN_BYTES + 5, OFFSET_BYTES);
-      src.seen = performance.now();
+      const end = message.readUIntBE(ORIGIN_BYTES + 5, OFFSET_BYTES);
+      source(from, message, end).end = end;
       grantSoon();
     },
     true,
@@ -341,10 +359,18 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
       const from = message.toString('hex', 0, ORIGIN_BYTES);
       const kind = message[ORIGIN_BYTES];
       if (kind === KIND_BYE) {
+        sources.delete(from);
         if (grants.delete(from)) {
           recomputeGrant();
           checkDrain();
         }
+        return;
+      }
+      if ((kind === KIND_HELLO || kind === KIND_HERE) && message.length >= HELLO_BYTES) {
+        // Its offset counts only for an instance new to us (else data on its way may be behind it).
+        const src = source(from, message, message.readUIntBE(ORIGIN_BYTES + 1, OFFSET_BYTES));
+        if (src.granted === undefined) grantSoon();
+        if (kind === KIND_HELLO) sayHere(KIND_HERE);
         return;
       }
       if (kind !== KIND_GRANT || message.length < GRANT_BYTES || !message.subarray(ORIGIN_BYTES + 1, ORIGIN_BYTES + 1 + ORIGIN_BYTES).equals(origin)) return;
@@ -364,12 +390,13 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
     true,
   );
 
-  // Once a second: grants repeated (so that the others know we are here), instances gone
-  // silent forgotten, origins long idle no longer granted to. (An instance that stops us is
-  // waited for `holdMs` at most, like a client: see releaseWindows.)
+  // Once a second: here, and our grants repeated (so that the others know we are here), and
+  // instances gone silent forgotten. (An instance that stops us is waited for `holdMs` at most,
+  // like a client: see releaseWindows.)
   const creditTimer = setInterval(() => {
     const now = performance.now();
-    for (const [id, src] of sources) if (now - src.seen > SOURCE_IDLE_MS) sources.delete(id);
+    for (const [id, src] of sources) if (now - src.seen > REMOTE_STALE_MS) sources.delete(id);
+    sayHere(KIND_HERE);
     flushGrants(true);
     let forgot = false;
     for (const [id, g] of grants) {
@@ -382,8 +409,10 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
       recomputeGrant();
       checkDrain();
     }
-  }, GRANT_REPEAT_MS);
+  }, CREDIT_REPEAT_MS);
   creditTimer.unref();
+  // The others learn of us now, before our clients send anything, and grant to us (and we to them).
+  sayHere(KIND_HELLO);
 
   // Losses are said at most once a second, with how many since the last time.
   let saidDropped = 0;
