@@ -150,7 +150,9 @@ export class BrokerHub {
   /** Takes `who` out of `#behind`; true when it was there. */
   #forget(who: Laggard): boolean {
     if (!this.#behind.delete(who)) return false;
-    if (who !== 'bridge' && --this.#clientsBehind === 0) this.#bridge?.hold?.(false);
+    if (who === 'bridge') return true;
+    this.#clientsBehind--;
+    if (this.#clientsBehind === 0) this.#bridge?.hold?.(false);
     return true;
   }
 
