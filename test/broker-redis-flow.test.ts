@@ -1,6 +1,6 @@
 // Brokers joined by a real Redis (issue 18), what test/broker-redis.test.ts does not cover: flow
 // control across instances (a slow reader on one instance loses nothing to a sender on
-// another), and what pub/sub does not promise made visible: Redis closing the subscription of an
+// another, and receivers that keep up are not cut off at the default queue size), and what pub/sub does not promise made visible: Redis closing the subscription of an
 // instance that fell behind (client-output-buffer-limit pubsub) is said, the instance
 // resubscribes, and the messages that never arrived are counted from the gaps in their numbers.
 import { describe, it } from 'node:test';
@@ -42,9 +42,10 @@ function portOf(b: Broker): number {
   return b.endpoint.kind === 'inet' ? b.endpoint.port : 0;
 }
 
-async function joined(t: CleanupContext, url: string, maxQueue: number, holdMs?: number): Promise<{ b: Broker; j: RedisJoin }> {
+/** A broker joined through Redis; `maxQueue` undefined: the default (1 MiB). */
+async function joined(t: CleanupContext, url: string, maxQueue: number | undefined, holdMs?: number): Promise<{ b: Broker; j: RedisJoin }> {
   const j = await connectRedisBridge(url, { channel: 'flow' });
-  const b = await startBroker(LOOPBACK, { maxQueue, bridge: j.bridge, ...(holdMs !== undefined ? { holdMs } : {}) });
+  const b = await startBroker(LOOPBACK, { bridge: j.bridge, ...(maxQueue !== undefined ? { maxQueue } : {}), ...(holdMs !== undefined ? { holdMs } : {}) });
   t.after(() => b.close(0));
   return { b, j };
 }
@@ -63,12 +64,12 @@ describe('brokers joined by Redis: flow and loss', () => {
     const port = await freePort();
     await startRedis(t, redis, port);
     const url = `redis://127.0.0.1:${port}`;
-    // The hold crosses Redis in a moment, but what is already on its way still arrives: the
-    // queue on the receiving side must hold that much (a few MiB), so it is 16 MiB here. The
-    // hold bound is long (10 s), so that a loaded machine, where the reader catches up slowly,
-    // does not release the hold before it has (what the bound does is tested in broker-flow).
-    const one = await joined(t, url, 16 * 1024 * 1024, 10_000);
-    const two = await joined(t, url, 16 * 1024 * 1024, 10_000);
+    // The hold bound is long (10 s), so that a loaded machine, where the reader catches up
+    // slowly, does not release the hold before it has (what the bound does is tested in
+    // broker-flow). The queues are small (256 KiB): what is on its way between the instances
+    // is bounded by the receiving side's window, a quarter of its queue.
+    const one = await joined(t, url, 256 * 1024, 10_000);
+    const two = await joined(t, url, 256 * 1024, 10_000);
     const sender = await peer(t, portOf(one.b));
     const slow = await peer(t, portOf(two.b));
     slow.socket.on('data', () => {
@@ -86,6 +87,49 @@ describe('brokers joined by Redis: flow and loss', () => {
     assert.equal(slow.bytes, total + 1);
     assert.ok(one.b.relay.held > 0, 'the sending instance held its sender back');
     assert.equal(two.b.relay.slowDisconnects, 0);
+    assert.equal(one.j.bridge.dropped, 0);
+    assert.equal(two.j.bridge.lost, 0);
+  });
+
+  it('a fast sender on one instance cuts off none of the receivers that keep up on another, at the default queue size', { timeout: 90_000 }, async (t) => {
+    const redis = requireTool(t, 'redis-server', 'redis-server');
+    if (!redis) return;
+    const port = await freePort();
+    await startRedis(t, redis, port);
+    const url = `redis://127.0.0.1:${port}`;
+    // Default --max-queue (1 MiB). Before the window, what was on its way through Redis when the
+    // receiving instance said "hold" (several MiB: the publisher's backlog, Redis's output
+    // buffer, the kernel's) overran the receivers that read slower than the sender wrote.
+    const one = await joined(t, url, undefined, 10_000);
+    const two = await joined(t, url, undefined, 10_000);
+    const sender = await peer(t, portOf(one.b));
+    const local = await peer(t, portOf(one.b));
+    const remote: Peer[] = [];
+    for (let i = 0; i < 6; i++) remote.push(await peer(t, portOf(two.b)));
+    // Half of them read slower than the sender writes (a pause after each read), and keep reading.
+    for (const [i, r] of remote.entries()) {
+      if (i % 2 === 0) continue;
+      r.socket.on('data', () => {
+        r.socket.pause();
+        setTimeout(() => r.socket.resume(), 1 + (i % 3));
+      });
+    }
+    const everyone = [local, ...remote];
+    await waitUntil(() => one.b.clients === 2 && two.b.clients === remote.length, 'clients joined');
+    // No first message to warm up: the instances know of each other from the start (hello), so
+    // the very first burst is within the window too.
+    const total = 96 * 1024 * 1024;
+    await blast(sender.socket, total);
+    await waitUntil(() => everyone.every((r) => r.closed || r.bytes === total), 'every receiver has everything', 60_000);
+    assert.deepEqual(
+      everyone.map((r) => r.closed),
+      everyone.map(() => false),
+      `cut off (slow consumer): ${one.b.relay.slowDisconnects} here, ${two.b.relay.slowDisconnects} there`,
+    );
+    assert.deepEqual(
+      everyone.map((r) => r.bytes),
+      everyone.map(() => total),
+    );
     assert.equal(one.j.bridge.dropped, 0);
     assert.equal(two.j.bridge.lost, 0);
   });

@@ -7,6 +7,7 @@
  * the other instances is down the instance keeps serving its own clients. A bridge whose
  * backlog is high says so (`publish` returns false, then calls the `onDrain` listener once it
  * is low again), and the broker holds its senders back for a bounded time, as for a client.
+ * The same holds when another instance has not taken what is on its way to it (see `setWindow`).
  */
 export interface BrokerBridge {
   /**
@@ -18,12 +19,18 @@ export interface BrokerBridge {
   /** Called once the backlog is low again after `publish` returned false. Set once, by the broker. */
   onDrain?(listener: () => void): void;
   /**
-   * Tells the other instances that this one holds its senders back while one of its clients
-   * catches up (`true`), or no longer does (`false`): flow control across instances.
+   * This instance holds its senders back while one of its clients catches up (`true`), or no
+   * longer does (`false`): the bridge then lets the other instances send no more than is on its
+   * way already (its window), so that a client here that keeps up is not overrun from elsewhere.
    */
   hold?(on: boolean): void;
-  /** Called when another instance (`from`) holds or releases. Set once, by the broker. */
-  onRemoteHold?(listener: (from: string, on: boolean) => void): void;
+  /**
+   * Flow control, set once by the broker. `window`: the most bytes from each other instance
+   * that may be on their way here beyond what was handed to `subscribe`'s listener (the others
+   * stop publishing past it). `holdMs`: how long this instance waits for another that lets it
+   * send no more before it stops waiting for that one (until it catches up); 0: never waits.
+   */
+  setFlow?(flow: { readonly window: number; readonly holdMs: number }): void;
   /** Called with what the other instances published. Set once, by the broker. */
   subscribe(onData: (data: Buffer) => void): void;
   /** Leaves the other instances. */

@@ -14,9 +14,12 @@
  * to it. So one client that never reads costs the others one pause of `holdMs` at most, then
  * none. `holdMs` 0 turns flow control off (a write is never waited for).
  *
- * Across instances (a bridge with `hold`): while this instance holds its senders for one of its
- * own clients, it tells the others to hold theirs, and they do, under the same bound; so a
- * receiver on one instance that keeps up loses nothing to a sender on another.
+ * Across instances (a bridge with `hold`): the bridge bounds what may be on its way from each
+ * other instance to this one (its window: a quarter of `maxQueue`, so that a client past half
+ * its queue has room for all of it), and while this instance holds its senders for one of its
+ * own clients it lets the others send no more; their bridges then say they are behind, and they
+ * hold their senders, under the same bound. So a receiver on one instance that keeps up loses
+ * nothing to a sender on another.
  *
  * Only the sockets joined with `flow: true` (the byte and framed brokers) are paused; the chat
  * sequences its own reads and is held by nothing.
@@ -36,12 +39,8 @@ export interface HubOptions {
   readonly holdMs?: number;
 }
 
-/** What the hub waits for: a client's socket, the bridge's backlog, or another instance (`remote:ID`). */
-type Laggard = Socket | 'bridge' | `remote:${string}`;
-
-function isRemote(who: Laggard): who is `remote:${string}` {
-  return typeof who === 'string' && who !== 'bridge';
-}
+/** What the hub waits for: a client's socket, or the bridge (its backlog, or another instance's window). */
+type Laggard = Socket | 'bridge';
 
 export class BrokerHub {
   readonly counters: OutboxCounters = newOutboxCounters();
@@ -59,8 +58,8 @@ export class BrokerHub {
   readonly #holdMs: number;
   #paused = false;
   #timer: NodeJS.Timeout | undefined;
-  /** Laggards of this instance in `#behind` (not other instances'): while any, the others are told to hold. */
-  #localBehind = 0;
+  /** Clients in `#behind` (not the bridge): while any, the other instances are held too. */
+  #clientsBehind = 0;
 
   constructor(options: HubOptions) {
     this.#maxQueue = options.maxQueue;
@@ -70,11 +69,9 @@ export class BrokerHub {
     this.#holdMs = options.holdMs ?? DEFAULT_BROKER_HOLD_MS;
     this.#bridge?.subscribe((data) => this.#deliver(undefined, data));
     this.#bridge?.onDrain?.(() => this.#caughtUp('bridge'));
-    this.#bridge?.onRemoteHold?.((from, on) => {
-      if (this.#holdMs === 0) return;
-      if (on) this.#fellBehind(`remote:${from}`);
-      else this.#caughtUp(`remote:${from}`);
-    });
+    // What may be on its way from another instance when this one holds: a client past half its
+    // queue still has room for it (and for a chunk or two being read meanwhile).
+    this.#bridge?.setFlow?.({ window: Math.max(1, Math.floor(options.maxQueue / 4)), holdMs: this.#holdMs });
   }
 
   /** Clients connected now. */
@@ -135,7 +132,8 @@ export class BrokerHub {
   #fellBehind(who: Laggard): void {
     if (this.#behind.has(who) || this.#released.has(who)) return;
     this.#behind.set(who, performance.now());
-    if (!isRemote(who) && this.#localBehind++ === 0) this.#bridge?.hold?.(true);
+    // Not for the bridge: an instance waiting for another's window must not hold that one back.
+    if (who !== 'bridge' && this.#clientsBehind++ === 0) this.#bridge?.hold?.(true);
     if (!this.#paused) {
       this.#paused = true;
       this.counters.held++;
@@ -152,7 +150,9 @@ export class BrokerHub {
   /** Takes `who` out of `#behind`; true when it was there. */
   #forget(who: Laggard): boolean {
     if (!this.#behind.delete(who)) return false;
-    if (!isRemote(who) && --this.#localBehind === 0) this.#bridge?.hold?.(false);
+    if (who === 'bridge') return true;
+    this.#clientsBehind--;
+    if (this.#clientsBehind === 0) this.#bridge?.hold?.(false);
     return true;
   }
 

@@ -10,13 +10,22 @@
  *   origin, so an instance counts (and says, once a second) the messages that never arrived.
  * - A subscriber that falls behind is cut off by Redis (`client-output-buffer-limit pubsub`,
  *   32 MiB at once or 8 MiB for 60 s by default). The client resubscribes; what was published
- *   meanwhile is lost, and the instance says that Redis closed its subscription alone. To keep
- *   subscribers from falling behind, an instance holding its senders for one of its clients
- *   tells the others (hold / release messages on CHANNEL:hold, read on a connection of their
- *   own so that they never wait behind data), and they hold theirs too.
- * - Publishing never waits: past half of `maxPendingBytes` on their way to Redis the broker
- *   holds its senders (for a bounded time); beyond all of it messages are dropped and counted,
- *   so a slow or absent Redis cannot grow our memory.
+ *   meanwhile is lost, and the instance says that Redis closed its subscription alone.
+ * - Flow control across instances is by credit, so that what is on its way between two
+ *   instances is bounded and a receiver on one instance that keeps up is never overrun by a
+ *   sender on another. Every data message carries the byte offset of its end in its origin's
+ *   stream. Each instance tells every origin it hears from how far it may publish: the offset it
+ *   has delivered to its own clients' queues plus its window (`window`, a quarter of its queue
+ *   size), in grants on CHANNEL:credit (sent and read on connections of their own, so that they
+ *   never wait behind data). An instance holding its senders for one of its own clients sends no
+ *   grants meanwhile, so the others stop within a window. An instance past the grant of any
+ *   other (or with half of `maxPendingBytes` on its way to Redis) says so from `publish`, and the
+ *   broker holds its senders. An instance whose grant stops us for `holdMs` (the broker's
+ *   bound, as for a client) is waited for no longer until it catches up; grants are repeated
+ *   once a second, and an instance not heard from for a few seconds (gone without saying so)
+ *   is forgotten.
+ * - Publishing never waits: beyond `maxPendingBytes` on their way to Redis messages are
+ *   dropped and counted, so a slow or absent Redis cannot grow our memory.
  *
  * When Redis goes away the instance keeps serving its own clients, says so once, reconnects
  * with backoff (0.1 s doubling to 5 s) and says when it is back. Chat names claimed in Redis
@@ -33,13 +42,35 @@ export const DEFAULT_REDIS_MAX_PENDING = 8 * 1024 * 1024;
 const NAME_TTL_S = 60;
 const RENEW_MS = 20_000;
 const ORIGIN_BYTES = 8;
-/** Origin, then the kind (1 byte), then a 4-byte sequence number (data only). */
-const HEADER_BYTES = ORIGIN_BYTES + 5;
+/** Offsets are 6-byte unsigned integers, counted modulo 2^48 (they wrap after 256 TiB). */
+const OFFSET_BYTES = 6;
+const OFFSET_MOD = 2 ** 48;
+/** `a - b` for offsets that wrap: within ±2^47 (windows are far smaller). */
+function ahead(a: number, b: number): number {
+  const d = (a - b + OFFSET_MOD) % OFFSET_MOD;
+  return d >= OFFSET_MOD / 2 ? d - OFFSET_MOD : d;
+}
+/** Data: origin, kind (1 byte), sequence number (4 bytes), the offset of the message's end. */
+const HEADER_BYTES = ORIGIN_BYTES + 1 + 4 + OFFSET_BYTES;
+/** Grant: origin (the granter), kind, the origin granted to, the offset it may publish up to. */
+const GRANT_BYTES = ORIGIN_BYTES + 1 + ORIGIN_BYTES + OFFSET_BYTES;
 const KIND_DATA = 0;
-/** An instance is holding its senders back for a client catching up: hold yours too. */
-const KIND_HOLD = 1;
-/** ... and it has caught up. */
-const KIND_RELEASE = 2;
+/** On the credit channel: an instance lets another publish up to an offset. */
+const KIND_GRANT = 3;
+/** On the credit channel: an instance leaves (wait for it no longer). */
+const KIND_BYE = 4;
+/** On the credit channel: an instance has started (with its offset): grant to it, and say you are here. */
+const KIND_HELLO = 5;
+/** On the credit channel, once a second and in answer to a hello: an instance is here (with its offset). */
+const KIND_HERE = 6;
+/** Hello and here: origin, kind, offset. */
+const HELLO_BYTES = ORIGIN_BYTES + 1 + OFFSET_BYTES;
+/** A receiving instance's window when the broker sets none: a quarter of the default queue. */
+export const DEFAULT_REDIS_WINDOW = 256 * 1024;
+/** Grants and heres are repeated this often, so that a living instance is told from a gone one. */
+const CREDIT_REPEAT_MS = 1000;
+/** An instance that has said nothing for this long is gone: not waited for, not granted to. */
+const REMOTE_STALE_MS = 3500;
 
 export interface RedisStatus {
   readonly up: boolean;
@@ -124,10 +155,11 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
   const reconnectStrategy = (retries: number, cause: Error): number | Error => (started ? Math.min(100 * 2 ** retries, 5000) : cause);
   const pub = createClient({ url, disableOfflineQueue: true, socket: { reconnectStrategy, connectTimeout: 5000 } });
   const sub = pub.duplicate();
-  // Holds and releases travel on their own channel and connection: on the data connection they
-  // would wait behind everything on its way (an instance also gets its own messages back).
+  // Grants travel on their own channel and connections: on the data connections they would wait
+  // behind everything on its way (an instance also gets its own messages back).
   const ctl = pub.duplicate();
-  const holdChannel = `${channel}:hold`;
+  const ctlPub = pub.duplicate();
+  const creditChannel = `${channel}:credit`;
   // Each connection's own state: publishing and the chat directory need `pub` alone, so an
   // instance whose subscription Redis closed goes on publishing meanwhile.
   let pubUp = false;
@@ -163,6 +195,7 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
   };
   // The control connection's trouble is the others' too; they say it.
   ctl.on('error', () => undefined);
+  ctlPub.on('error', () => undefined);
   pub.on('error', (err: unknown) => down('pub', err));
   sub.on('error', (err: unknown) => down('sub', err));
   pub.on('ready', () => ready('pub'));
@@ -171,8 +204,9 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
     await pub.connect();
     await sub.connect();
     await ctl.connect();
+    await ctlPub.connect();
   } catch (err) {
-    for (const c of [pub, sub, ctl]) {
+    for (const c of [pub, sub, ctl, ctlPub]) {
       try {
         c.destroy();
       } catch {
@@ -187,12 +221,104 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
   pubUp = true;
   subUp = true;
 
-  // Publishing: a backlog of at most maxPending bytes; past half of it publish() says so (the
-  // broker then holds its senders back for a while), past all of it messages are dropped.
+  // Publishing: a backlog of at most maxPending bytes; past half of it, or past another
+  // instance's grant, publish() says so (the broker then holds its senders back for a while);
+  // past all of the backlog messages are dropped.
   const highWater = Math.max(1, Math.floor(maxPending / 2));
   let pendingBytes = 0;
   let needDrain = false;
   let onDrain: (() => void) | undefined;
+  /** The offset of the end of this instance's last message published (modulo 2^48). */
+  let offset = 0;
+  /**
+   * Every other instance heard from: how far it lets us publish, when it last said so, and
+   * whether it is waited for no longer (it let us send no more for `holdMs`; until it catches up).
+   */
+  const grants = new Map<string, { limit: number; seen: number; released: boolean }>();
+  /** The grant that stops us first (undefined: none does). */
+  let minGrant: number | undefined;
+  /** Whether the grants let us publish no more. */
+  const stopped = (): boolean => minGrant !== undefined && ahead(offset, minGrant) >= 0;
+  let holdMs = 500;
+  /** While the window of another instance stops us: the timer that stops waiting for it. */
+  let windowTimer: NodeJS.Timeout | undefined;
+  const recomputeGrant = (): void => {
+    minGrant = undefined;
+    for (const g of grants.values()) {
+      if (g.released && ahead(g.limit, offset) > 0) g.released = false;
+      if (!g.released && (minGrant === undefined || ahead(g.limit, minGrant) < 0)) minGrant = g.limit;
+    }
+    if (windowTimer !== undefined && !stopped()) {
+      clearTimeout(windowTimer);
+      windowTimer = undefined;
+    }
+  };
+  const checkDrain = (): void => {
+    if (needDrain && pendingBytes <= highWater / 2 && !stopped()) {
+      needDrain = false;
+      onDrain?.();
+    }
+  };
+  /** Stops waiting for the instances whose window has stopped us for `holdMs`. */
+  const releaseWindows = (): void => {
+    windowTimer = undefined;
+    for (const g of grants.values()) if (ahead(offset, g.limit) >= 0) g.released = true;
+    recomputeGrant();
+    checkDrain();
+  };
+  // Receiving: for every origin heard from, the offset delivered to our clients' queues and the
+  // grant last sent to it.
+  let window = DEFAULT_REDIS_WINDOW;
+  /** `granted` undefined: none sent yet. */
+  const sources = new Map<string, { origin: Buffer; end: number; granted: number | undefined; seen: number }>();
+  /** Our broker holds its senders for one of its clients: no grants meanwhile. */
+  let holding = false;
+  let grantsDue = false;
+  const sendGrant = (src: { origin: Buffer; granted: number | undefined }): void => {
+    if (src.granted === undefined) return;
+    const message = Buffer.allocUnsafe(GRANT_BYTES);
+    origin.copy(message, 0);
+    message[ORIGIN_BYTES] = KIND_GRANT;
+    src.origin.copy(message, ORIGIN_BYTES + 1);
+    message.writeUIntBE(src.granted, ORIGIN_BYTES + 1 + ORIGIN_BYTES, OFFSET_BYTES);
+    // A grant lost (Redis away) is repeated within a second.
+    ctlPub.publish(creditChannel, message).catch(() => undefined);
+  };
+  /**
+   * Sends the grants that moved by an eighth of the window or more; `all`: every grant (while
+   * holding, the last ones again, not moved: we are here, but not ready for more).
+   */
+  const flushGrants = (all: boolean): void => {
+    grantsDue = false;
+    for (const src of sources.values()) {
+      const limit = (src.end + window) % OFFSET_MOD;
+      if (!holding && (src.granted === undefined || ahead(limit, src.granted) > (all ? 0 : window / 8))) src.granted = limit;
+      // Holding: an instance new to us learns that we are here, and that it may send nothing yet.
+      else if (src.granted === undefined) src.granted = src.end;
+      else if (!all) continue;
+      sendGrant(src);
+    }
+  };
+  /** An instance heard from (data, hello, here): known as a source from now on. */
+  const source = (from: string, message: Buffer, end: number): { end: number; seen: number; granted: number | undefined } => {
+    let src = sources.get(from);
+    if (src === undefined) sources.set(from, (src = { origin: Buffer.from(message.subarray(0, ORIGIN_BYTES)), end, granted: undefined, seen: 0 }));
+    src.seen = performance.now();
+    return src;
+  };
+  const sayHere = (kind: number): void => {
+    const message = Buffer.allocUnsafe(HELLO_BYTES);
+    origin.copy(message, 0);
+    message[ORIGIN_BYTES] = kind;
+    message.writeUIntBE(offset, ORIGIN_BYTES + 1, OFFSET_BYTES);
+    ctlPub.publish(creditChannel, message).catch(() => undefined);
+  };
+  const grantSoon = (): void => {
+    if (grantsDue) return;
+    grantsDue = true;
+    // After the messages of this read are all delivered: one grant for them.
+    setImmediate(() => flushGrants(false));
+  };
   let dropped = 0;
   let published = 0;
   // Every message: origin (8 bytes), kind (1 byte), sequence number (4 bytes, per origin),
@@ -202,7 +328,6 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
   let lost = 0;
   let received = 0;
   let onData: ((data: Buffer) => void) | undefined;
-  let onRemoteHold: ((from: string, on: boolean) => void) | undefined;
   await sub.subscribe(
     channel,
     (message: Buffer) => {
@@ -219,19 +344,75 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
       lastSeq.set(from, n);
       received++;
       onData?.(message.subarray(HEADER_BYTES));
+      // Delivered to our clients' queues (or dropped for them): the sender may go on.
+      const end = message.readUIntBE(ORIGIN_BYTES + 5, OFFSET_BYTES);
+      source(from, message, end).end = end;
+      grantSoon();
     },
     true,
   );
 
   await ctl.subscribe(
-    holdChannel,
+    creditChannel,
     (message: Buffer) => {
-      if (message.length < HEADER_BYTES || message.subarray(0, ORIGIN_BYTES).equals(origin)) return;
+      if (message.length < ORIGIN_BYTES + 1 || message.subarray(0, ORIGIN_BYTES).equals(origin)) return;
+      const from = message.toString('hex', 0, ORIGIN_BYTES);
       const kind = message[ORIGIN_BYTES];
-      if (kind === KIND_HOLD || kind === KIND_RELEASE) onRemoteHold?.(message.toString('hex', 0, ORIGIN_BYTES), kind === KIND_HOLD);
+      if (kind === KIND_BYE) {
+        sources.delete(from);
+        if (grants.delete(from)) {
+          recomputeGrant();
+          checkDrain();
+        }
+        return;
+      }
+      if ((kind === KIND_HELLO || kind === KIND_HERE) && message.length >= HELLO_BYTES) {
+        // Its offset counts only for an instance new to us (else data on its way may be behind it).
+        const src = source(from, message, message.readUIntBE(ORIGIN_BYTES + 1, OFFSET_BYTES));
+        if (src.granted === undefined) grantSoon();
+        if (kind === KIND_HELLO) sayHere(KIND_HERE);
+        return;
+      }
+      if (kind !== KIND_GRANT || message.length < GRANT_BYTES || !message.subarray(ORIGIN_BYTES + 1, ORIGIN_BYTES + 1 + ORIGIN_BYTES).equals(origin)) return;
+      const limit = message.readUIntBE(ORIGIN_BYTES + 1 + ORIGIN_BYTES, OFFSET_BYTES);
+      const g = grants.get(from);
+      const now = performance.now();
+      if (g === undefined) grants.set(from, { limit, seen: now, released: false });
+      else {
+        g.seen = now;
+        // Grants only grow; an older one overtaken by a newer is ignored.
+        if (ahead(limit, g.limit) <= 0) return;
+        g.limit = limit;
+      }
+      recomputeGrant();
+      checkDrain();
     },
     true,
   );
+
+  // Once a second: here, and our grants repeated (so that the others know we are here), and
+  // instances gone silent forgotten. (An instance that stops us is waited for `holdMs` at most,
+  // like a client: see releaseWindows.)
+  const creditTimer = setInterval(() => {
+    const now = performance.now();
+    for (const [id, src] of sources) if (now - src.seen > REMOTE_STALE_MS) sources.delete(id);
+    sayHere(KIND_HERE);
+    flushGrants(true);
+    let forgot = false;
+    for (const [id, g] of grants) {
+      if (now - g.seen > REMOTE_STALE_MS) {
+        grants.delete(id);
+        forgot = true;
+      }
+    }
+    if (forgot) {
+      recomputeGrant();
+      checkDrain();
+    }
+  }, CREDIT_REPEAT_MS);
+  creditTimer.unref();
+  // The others learn of us now, before our clients send anything, and grant to us (and we to them).
+  sayHere(KIND_HELLO);
 
   // Losses are said at most once a second, with how many since the last time.
   let saidDropped = 0;
@@ -319,11 +500,20 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
     closed = true;
     clearInterval(renew);
     clearInterval(lossTimer);
+    clearInterval(creditTimer);
+    clearTimeout(windowTimer);
+    // The others wait for our grants no longer.
+    if (pubUp) {
+      const bye = Buffer.alloc(ORIGIN_BYTES + 1);
+      origin.copy(bye, 0);
+      bye[ORIGIN_BYTES] = KIND_BYE;
+      await settledWithin(1000, [ctlPub.publish(creditChannel, bye)]);
+    }
     // Names go back (a Redis that stopped answering gets 2 s for that), then the sockets go:
     // what is still on its way is lost, as pub/sub loses it anyway.
     if (pubUp) await settledWithin(2000, [...owned.keys()].map((name) => pub.del(nameKey(name))));
     owned.clear();
-    for (const c of [ctl, sub, pub]) {
+    for (const c of [ctl, ctlPub, sub, pub]) {
       try {
         c.destroy();
       } catch {
@@ -359,6 +549,8 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
       message[ORIGIN_BYTES] = KIND_DATA;
       message.writeUInt32BE(seq, ORIGIN_BYTES + 1);
       seq = (seq + 1) >>> 0;
+      offset = (offset + data.byteLength) % OFFSET_MOD;
+      message.writeUIntBE(offset, ORIGIN_BYTES + 5, OFFSET_BYTES);
       message.set(data, HEADER_BYTES);
       pendingBytes += message.length;
       published++;
@@ -370,11 +562,13 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
         })
         .finally(() => {
           pendingBytes -= message.length;
-          if (needDrain && pendingBytes <= highWater / 2) {
-            needDrain = false;
-            onDrain?.();
-          }
+          checkDrain();
         });
+      if (stopped()) {
+        needDrain = true;
+        if (holdMs === 0) releaseWindows();
+        else windowTimer ??= setTimeout(releaseWindows, holdMs).unref();
+      }
       if (pendingBytes > highWater) needDrain = true;
       return !needDrain;
     },
@@ -385,14 +579,13 @@ export async function connectRedisBridge(url: string, options: RedisBridgeOption
       onDrain = listener;
     },
     hold(on: boolean): void {
-      if (!pubUp) return;
-      const message = Buffer.alloc(HEADER_BYTES);
-      origin.copy(message, 0);
-      message[ORIGIN_BYTES] = on ? KIND_HOLD : KIND_RELEASE;
-      pub.publish(holdChannel, message).catch((err: unknown) => down('pub', err));
+      holding = on;
+      // Caught up: the grants held back go out now.
+      if (!on) flushGrants(false);
     },
-    onRemoteHold(listener: (from: string, on: boolean) => void): void {
-      onRemoteHold = listener;
+    setFlow(flow: { readonly window: number; readonly holdMs: number }): void {
+      window = Math.max(1, Math.floor(flow.window));
+      holdMs = Math.max(0, flow.holdMs);
     },
     close,
   };
