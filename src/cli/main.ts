@@ -3,9 +3,6 @@
  * (`socketkit: <message> (<CODE>)`, non-zero exit, no stack trace unless --debug).
  */
 import { chooseEngine, describeEngine } from '../native/engine-choice.js';
-import { nativeEchoStatus } from '../native/echo-engine.js';
-import { nativeRelayStatus } from '../native/proxy-engine.js';
-import { loadEngineStatus } from '../load/native.js';
 import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { COMMANDS } from './registry.js';
@@ -146,6 +143,12 @@ export async function main(argv: readonly string[], io: CommandIO = processIO())
     return name === undefined ? EXIT_FAILURE : 0;
   }
   if (name === '--version' || name === '-V') {
+    // Loaded here only: every other command starts without the engines' modules (and the histogram library the load engine brings).
+    const [{ nativeEchoStatus }, { nativeRelayStatus }, { loadEngineStatus }] = await Promise.all([
+      import('../native/echo-engine.js'),
+      import('../native/proxy-engine.js'),
+      import('../load/native.js'),
+    ]);
     const native = nativeStatus();
     io.stdout.write(`socketkit ${version()}\nnative helper: ${native.available ? 'yes (sendfile for raw sends, reset detection for raw receives)' : `no, ${native.reason ?? 'unavailable'}`}\n`);
     io.stdout.write(`echo-server engine: ${describeEngine(chooseEngine(undefined, nativeEchoStatus(), []))} (TLS and PSK servers run on js)\n`);
