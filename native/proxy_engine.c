@@ -59,6 +59,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "modules.h"
@@ -69,6 +70,8 @@
 #define PX_REC_FIELDS 8
 /* Bytes one connection may move per turn before the others get theirs (by default). */
 #define PX_TURN_BYTES (1 << 20)
+/* A read past TCP's urgent mark, where splice stops (see px_past_mark). */
+#define PX_SCRATCH (64 * 1024)
 
 enum { PX_CLEAN = 0, PX_CLIENT_FAILED = 1, PX_UPSTREAM_FAILED = 2, PX_STOPPED = 3 };
 /* The slot counters, in this order. */
@@ -98,6 +101,7 @@ typedef struct px_conn {
   bool rd[2];   /* the descriptor may have bytes (or an end) to read */
   bool wr[2];   /* the descriptor may take bytes */
   bool tcp[2];
+  bool urg[2];  /* urgent data was announced (EPOLLPRI) and its mark not yet passed */
   px_dir d[2];  /* d[k] reads fd[k] and writes fd[1 - k] */
   double id;
   uint32_t slot;
@@ -123,6 +127,9 @@ typedef struct {
   px_conn *conns;             /* owned by the thread */
   px_conn *again;             /* connections that used their turn with work left */
   px_conn *dead;              /* ended this pass, freed at its end */
+  px_conn **by_slot;          /* max_slots: this thread's connections by slot (its own table: a
+                                 slot may pass to another thread while a stale close is queued here) */
+  uint8_t *scratch;           /* PX_SCRATCH bytes: reads past TCP's urgent mark */
   double *ends;
   size_t nends, capends;
 } px_worker;
@@ -133,7 +140,6 @@ typedef struct px_engine {
   int pipe_size;
   size_t turn_bytes;
   px_counters *counters; /* max_slots of them: written by the owning thread, read by JS */
-  px_conn **by_slot;     /* max_slots: each entry touched only by the thread that owns the connection */
   uint16_t *owner;       /* max_slots: the thread of the slot's connection (the JS thread's only) */
   _Atomic unsigned next;
   napi_threadsafe_function tsfn;
@@ -212,7 +218,7 @@ static void px_conn_end(px_worker *w, px_conn *c, int reason, int err) {
   px_engine *e = w->eng;
   for (int k = 0; k < 2; k++) epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd[k], NULL);
   px_publish(e, c);
-  if (e->by_slot[c->slot] == c) e->by_slot[c->slot] = NULL;
+  if (w->by_slot[c->slot] == c) w->by_slot[c->slot] = NULL;
   if (c->prev) c->prev->next = c->next;
   else w->conns = c->next;
   if (c->next) c->next->prev = c->prev;
@@ -250,8 +256,29 @@ static int px_reset_error(int fd) {
   return err;
 }
 
-static bool px_is_reset_errno(int err) {
-  return err == ECONNRESET || err == EPIPE || err == ECONNABORTED;
+/*
+ * TCP urgent data (MSG_OOB): splice(2) stops at the urgent mark and never consumes the urgent
+ * byte, so it answers EAGAIN for ever (or 0, once a FIN is queued) with the rest of the stream
+ * unread. recv(2) steps over the byte, as Node's reads (the js engine) do: once EPOLLPRI has
+ * announced urgent data (so no other read pays for the check), at the mark, one
+ * recv into the scratch buffer, and what it read goes out first as the direction's prefix.
+ * Returns the bytes read (> 0), 0 when not at the mark (or nothing to read), or -errno.
+ */
+static ssize_t px_past_mark(px_worker *w, px_conn *c, int src) {
+  int at_mark = 0;
+  if (!c->urg[src] || ioctl(c->fd[src], SIOCATMARK, &at_mark) != 0 || !at_mark) return 0;
+  c->urg[src] = false; /* past this mark; another urgent byte raises EPOLLPRI again */
+  ssize_t n = recv(c->fd[src], w->scratch, PX_SCRATCH, MSG_DONTWAIT);
+  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -errno;
+  if (n == 0) return 0;
+  px_dir *d = &c->d[src];
+  d->pre = malloc((size_t)n);
+  if (d->pre == NULL) return -ENOMEM;
+  memcpy(d->pre, w->scratch, (size_t)n);
+  d->pre_len = (uint32_t)n;
+  d->pre_off = 0;
+  d->in += (uint64_t)n;
+  return n;
 }
 
 /*
@@ -304,7 +331,16 @@ static int px_pump(px_worker *w, px_conn *c) {
       }
       if (!d->eof && d->in_pipe == 0 && d->pre == NULL && c->rd[src] && moved < w->eng->turn_bytes) {
         ssize_t n = splice(c->fd[src], NULL, d->pw, NULL, (size_t)w->eng->pipe_size, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
-        if (n > 0) {
+        int read_errno = n < 0 ? errno : 0;
+        ssize_t past = n == 0 || read_errno == EAGAIN || read_errno == EWOULDBLOCK ? px_past_mark(w, c, src) : 0;
+        if (past < 0) {
+          px_conn_end(w, c, src == 0 ? PX_CLIENT_FAILED : PX_UPSTREAM_FAILED, (int)-past);
+          return -1;
+        }
+        if (past > 0) {
+          moved += (size_t)past;
+          progress = true;
+        } else if (n > 0) {
           d->in_pipe = (uint32_t)n;
           d->in += (uint64_t)n;
           moved += (size_t)n;
@@ -317,12 +353,12 @@ static int px_pump(px_worker *w, px_conn *c) {
           }
           d->eof = true;
           progress = true;
-        } else if (errno == EINTR) {
+        } else if (read_errno == EINTR) {
           progress = true;
-        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        } else if (read_errno == EAGAIN || read_errno == EWOULDBLOCK) {
           c->rd[src] = false;
         } else {
-          px_conn_end(w, c, src == 0 ? PX_CLIENT_FAILED : PX_UPSTREAM_FAILED, errno);
+          px_conn_end(w, c, src == 0 ? PX_CLIENT_FAILED : PX_UPSTREAM_FAILED, read_errno);
           return -1;
         }
       }
@@ -360,9 +396,9 @@ static void px_take(px_worker *w, px_conn *c) {
   c->next = w->conns;
   if (w->conns) w->conns->prev = c;
   w->conns = c;
-  e->by_slot[c->slot] = c;
+  w->by_slot[c->slot] = c;
   for (int k = 0; k < 2; k++) {
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = (uint64_t)(uintptr_t)c | (uint64_t)k};
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET, .data.u64 = (uint64_t)(uintptr_t)c | (uint64_t)k};
     if (epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd[k], &ev) != 0) {
       px_conn_end(w, c, k == 0 ? PX_CLIENT_FAILED : PX_UPSTREAM_FAILED, errno);
       return;
@@ -379,7 +415,8 @@ static void px_take(px_worker *w, px_conn *c) {
 
 static void px_event(px_worker *w, px_conn *c, int k, uint32_t events) {
   if (c->dead) return;
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->rd[k] = true;
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) c->rd[k] = true;
+  if ((events & EPOLLPRI) && c->tcp[k]) c->urg[k] = true;
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) c->wr[k] = true;
   if (events & EPOLLERR) {
     int err = 0;
@@ -447,7 +484,7 @@ static void *px_worker_main(void *arg) {
             px_take(w, q->add);
           }
         } else {
-          px_conn *c = e->by_slot[q->slot];
+          px_conn *c = w->by_slot[q->slot];
           if (c != NULL && c->id == q->id) px_conn_end(w, c, PX_STOPPED, 0);
         }
         free(q);
@@ -531,7 +568,11 @@ static void px_engine_stop(px_engine *e) {
     if (w->wake >= 0) close(w->wake);
     w->ep = w->wake = -1;
     free(w->ends);
+    free(w->by_slot);
+    free(w->scratch);
     w->ends = NULL;
+    w->by_slot = NULL;
+    w->scratch = NULL;
     pthread_mutex_destroy(&w->mu);
   }
   napi_release_threadsafe_function(e->tsfn, napi_tsfn_release);
@@ -540,7 +581,6 @@ static void px_engine_stop(px_engine *e) {
 static void px_engine_free(px_engine *e) {
   free(e->workers);
   free(e->counters);
-  free(e->by_slot);
   free(e->owner);
   free(e);
 }
@@ -585,9 +625,8 @@ static napi_value px_js_start(napi_env env, napi_callback_info info) {
   if (e == NULL) PX_THROW("ERR_NATIVE", "out of memory");
   e->workers = calloc((size_t)threads, sizeof *e->workers);
   e->counters = calloc((size_t)slots, sizeof *e->counters);
-  e->by_slot = calloc((size_t)slots, sizeof *e->by_slot);
   e->owner = calloc((size_t)slots, sizeof *e->owner);
-  if (e->workers == NULL || e->counters == NULL || e->by_slot == NULL || e->owner == NULL) {
+  if (e->workers == NULL || e->counters == NULL || e->owner == NULL) {
     px_engine_free(e);
     PX_THROW("ERR_NATIVE", "out of memory");
   }
@@ -618,9 +657,11 @@ static napi_value px_js_start(napi_env env, napi_callback_info info) {
     w->eng = e;
     w->ep = epoll_create1(EPOLL_CLOEXEC);
     w->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->by_slot = calloc((size_t)slots, sizeof *w->by_slot);
+    w->scratch = malloc(PX_SCRATCH);
     pthread_mutex_init(&w->mu, NULL);
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
-    if (w->ep < 0 || w->wake < 0 || epoll_ctl(w->ep, EPOLL_CTL_ADD, w->wake, &ev) < 0 || pthread_create(&w->thread, NULL, px_worker_main, w) != 0) {
+    if (w->ep < 0 || w->wake < 0 || w->by_slot == NULL || w->scratch == NULL || epoll_ctl(w->ep, EPOLL_CTL_ADD, w->wake, &ev) < 0 || pthread_create(&w->thread, NULL, px_worker_main, w) != 0) {
       for (int j = i + 1; j < threads; j++) {
         e->workers[j].ep = e->workers[j].wake = -1;
         pthread_mutex_init(&e->workers[j].mu, NULL);
@@ -670,6 +711,9 @@ static napi_value px_js_add(napi_env env, napi_callback_info info) {
   }
   int r = 0;
   px_conn *c = calloc(1, sizeof *c);
+  /* No descriptor yet (calloc's zeros would be fd 0 to px_conn_free). */
+  if (c != NULL)
+    for (int k = 0; k < 2; k++) c->fd[k] = c->d[k].pr = c->d[k].pw = -1;
   if (e->stopped) {
     r = -ESHUTDOWN;
   } else if (c == NULL || pre_len[0] > UINT32_MAX || pre_len[1] > UINT32_MAX) {
@@ -678,7 +722,6 @@ static napi_value px_js_add(napi_env env, napi_callback_info info) {
     c->id = id;
     c->slot = slot;
     int fds[2] = {cfd, ufd};
-    for (int k = 0; k < 2; k++) c->fd[k] = c->d[k].pr = c->d[k].pw = -1;
     for (int k = 0; k < 2 && r == 0; k++) {
       c->fd[k] = fcntl(fds[k], F_DUPFD_CLOEXEC, 0);
       if (c->fd[k] < 0) {

@@ -12,7 +12,7 @@ import { nativeStatus } from '../src/native/helper.js';
 import { nativeRelayStatus } from '../src/native/proxy-engine.js';
 import { endedByReset } from '../src/net/socket-state.js';
 import { formatEndpoint, type Endpoint } from '../src/net/endpoint.js';
-import { REQUIRE_TOOLS, ndjson, runCli, spawnCli } from './helpers/cli.js';
+import { REQUIRE_TOOLS, ndjson, requireTool, run, runCli, spawnCli } from './helpers/cli.js';
 import { REFUSING_PORT, freePort, rawConnect, readAll, startTestServer, waitForListening, waitUntil } from './helpers/net.js';
 import { tempDir, type CleanupContext } from './helpers/tmp.js';
 
@@ -187,6 +187,32 @@ for (const engine of ['js', 'native'] as const) describe(`proxy relay, ${engine}
     assert.equal(e.event === 'close' && e.code, 'ERR_CONN_REFUSED');
   });
 
+  it('TCP urgent data (MSG_OOB) does not stop the stream: the bytes around it pass, as recv() reads them', { timeout: 30_000 }, async (t) => {
+    const python = requireTool(t, 'python3', 'python3');
+    if (python === undefined) return;
+    const echo = await startManagedEchoServer(v4);
+    t.after(() => echo.close(0));
+    const p = await relay(t, echo.endpoint);
+    const port = p.endpoint.kind === 'inet' ? p.endpoint.port : 0;
+    // abc, then one urgent byte, then def and 64 KiB more (splice stops at the urgent mark).
+    const script = [
+      'import socket, sys',
+      `s = socket.create_connection(("127.0.0.1", ${port}))`,
+      's.sendall(b"abc"); s.send(b"!", socket.MSG_OOB); s.sendall(b"def" + b"x" * 65536)',
+      'buf = b""',
+      'while len(buf) < 65542:',
+      '    d = s.recv(65536)',
+      '    if not d: break',
+      '    buf += d',
+      's.shutdown(socket.SHUT_WR)',
+      'while s.recv(65536): pass',
+      'sys.stdout.write("%d %s" % (len(buf), buf[:6].decode()))',
+    ].join('\n');
+    const r = await run(python, ['-c', script], { timeoutMs: 20_000 });
+    assert.equal(r.code, 0, r.stderr.toString());
+    assert.equal(r.stdout.toString(), '65542 abcdef');
+  });
+
   it('a client that never reads: the proxy stops reading the upstream, its buffers stay bounded', async (t) => {
     let written = 0;
     let blocked = false;
@@ -303,6 +329,22 @@ describe('proxy relay, what only the native engine does', { skip: nativeSkip }, 
     const c = await rawConnect(p.endpoint);
     c.end(Buffer.alloc(16 * 1024 * 1024, 3));
     assert.equal((await readAll(c)).toString(), String(16 * 1024 * 1024));
+  });
+
+  it('a connection the engine cannot take (no slot free) is relayed in JS, with the bytes Node had read', { timeout: 30_000 }, async (t) => {
+    const echo = await startManagedEchoServer(v4);
+    t.after(() => echo.close(0));
+    const p = await proxyTo(t, echo.endpoint, v4, undefined, { engine: 'native', engineTuning: { maxConnections: 1 } });
+    const a = await rawConnect(p.endpoint);
+    a.write('first');
+    await once(a, 'data');
+    const b = await rawConnect(p.endpoint);
+    const payload = Buffer.alloc(2 * 1024 * 1024, 'b');
+    b.end(payload);
+    const got = await readAll(b);
+    assert.ok(got.equals(payload), `the second connection got ${got.length} of ${payload.length} bytes back`);
+    assert.deepEqual([...p.connections].map((x) => x.engine), ['native']);
+    a.destroy();
   });
 
   it("counts the engine's bytes in the server's statistics, live and after the close", async (t) => {

@@ -48,6 +48,8 @@ export interface NativeRelayTuning {
   readonly pipeSize?: number;
   /** Bytes a connection moves before the others get their turn (default 0: 1 MiB). */
   readonly turnBytes?: number;
+  /** Most connections on the engine at once; more stay in JS (default NATIVE_RELAY_SLOTS). */
+  readonly maxConnections?: number;
 }
 
 /** Bytes each way, as the engine counted them ("from": what it read, prefixes not included; "to": all it wrote). */
@@ -77,6 +79,7 @@ export class NativeRelay extends EventEmitter {
   readonly #slotOf = new Map<number, number>();
   readonly #free: number[] = [];
   #nextSlot = 0;
+  readonly #slots: number;
   #stopped = false;
 
   constructor(tuning: NativeRelayTuning = {}) {
@@ -84,7 +87,8 @@ export class NativeRelay extends EventEmitter {
     const m = relayModule();
     if (m === undefined) throw new Error(nativeRelayStatus().reason ?? 'the native relay is not available');
     this.#m = m;
-    this.#handle = m.proxyEngineStart(tuning.threads ?? 1, NATIVE_RELAY_SLOTS, tuning.pipeSize ?? 0, tuning.turnBytes ?? 0, (records) => this.#ends(records));
+    this.#slots = Math.max(1, Math.min(NATIVE_RELAY_SLOTS, tuning.maxConnections ?? NATIVE_RELAY_SLOTS));
+    this.#handle = m.proxyEngineStart(tuning.threads ?? 1, this.#slots, tuning.pipeSize ?? 0, tuning.turnBytes ?? 0, (records) => this.#ends(records));
   }
 
   /** Connections the engine relays now. */
@@ -101,7 +105,7 @@ export class NativeRelay extends EventEmitter {
    */
   add(clientFd: number, upstreamFd: number, id: number, prefix: { readonly toUpstream: Buffer; readonly toClient: Buffer }, onEnd: (end: RelayEnd) => void): boolean {
     if (this.#stopped) return false;
-    const slot = this.#free.pop() ?? (this.#nextSlot < NATIVE_RELAY_SLOTS ? this.#nextSlot++ : undefined);
+    const slot = this.#free.pop() ?? (this.#nextSlot < this.#slots ? this.#nextSlot++ : undefined);
     if (slot === undefined) return false;
     const r = this.#m.proxyEngineAdd(this.#handle, clientFd, upstreamFd, id, slot, prefix.toUpstream.length > 0 ? prefix.toUpstream : null, prefix.toClient.length > 0 ? prefix.toClient : null);
     if (r < 0) {

@@ -75,5 +75,9 @@ export function takeOverReading(socket: Socket): Buffer | undefined {
 export function resumeReading(socket: Socket, taken: Buffer): void {
   const handle = (socket as unknown as { _handle?: ReadingHandle })._handle;
   if (handle !== undefined) handle.reading = false;
+  // The last read() that emptied the buffer asked for more (the stream's own `reading` flag),
+  // and no read will come to clear it: cleared here, or the stream never asks again.
+  const state = (socket as unknown as { _readableState?: { reading?: boolean } })._readableState;
+  if (state !== undefined) state.reading = false;
   if (taken.length > 0) socket.unshift(taken);
 }
