@@ -4,8 +4,7 @@
  *
  * - `node dist/bench/transfer-peer.js serve FILE [--hash H] [--sync]`: serves FILE to one
  *   client on 127.0.0.1, prints `{"port":N}` once it listens, then the summary as JSON.
- *   `--sync` reads synchronously (`syncReads: true`) instead of ahead on the thread pool;
- *   `--no-sendfile` writes DATA from the read buffer (`sendfile: false`) instead of by sendfile(2).
+ *   `--sync` reads synchronously (`syncReads: true`) instead of ahead on the thread pool.
  * - `node dist/bench/transfer-peer.js get PORT DIR [--hash H] [--sync]`: downloads into
  *   DIR (as `get --dir`), prints the summary as JSON. `--sync` writes synchronously from each
  *   read (`overlapWrites: false`, the path before issue 17) instead of the overlapped writer.
@@ -22,9 +21,6 @@ const [mode, a, b, ...rest] = process.argv.slice(2);
 const flag = (name: string): boolean => rest.includes(name) || b === name;
 const hashAt = [b, ...rest].indexOf('--hash');
 const hashArg = hashAt >= 0 ? [b, ...rest][hashAt + 1] : undefined;
-const chunkAt = [b, ...rest].indexOf('--chunk');
-/** `--chunk BYTES`: the sender's read and DATA size (`chunkSize`). */
-const chunk = chunkAt >= 0 ? Number([b, ...rest][chunkAt + 1]) : undefined;
 const hash: HashName | undefined = isHashName(hashArg) ? hashArg : undefined;
 
 if (mode === 'serve' && a !== undefined) {
@@ -35,9 +31,8 @@ if (mode === 'serve' && a !== undefined) {
   process.stdout.write(`${JSON.stringify({ port: (server.address() as { port: number }).port })}\n`);
   const [socket] = (await once(server, 'connection')) as [Socket];
   server.close();
-  const link = new Link(socket, { peer: 'client' });
-  const summary = await runSender(link, entries, { ...(hash ? { hash } : {}), ...(flag('--sync') ? { syncReads: true } : {}), ...(flag('--no-sendfile') ? { sendfile: false } : {}), ...(chunk !== undefined ? { chunkSize: chunk } : {}) });
-  process.stdout.write(`${JSON.stringify({ ...summary, sendfileBytes: link.sendfileBytes, sendfileHandoffs: link.sendfileHandoffs })}\n`);
+  const summary = await runSender(new Link(socket, { peer: 'client' }), entries, { ...(hash ? { hash } : {}), ...(flag('--sync') ? { syncReads: true } : {}) });
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
 } else if (mode === 'get' && a !== undefined && b !== undefined) {
   const receiver = new Receiver({ dir: b, syncWrites: true, overlapWrites: !flag('--sync'), ...(hash ? { hash } : {}) });
   const port = Number(a);
@@ -53,6 +48,6 @@ if (mode === 'serve' && a !== undefined) {
   const summary = await receiver.run(link);
   process.stdout.write(`${JSON.stringify(summary)}\n`);
 } else {
-  process.stderr.write('usage: transfer-peer serve FILE [--hash H] [--sync] [--no-sendfile] [--chunk BYTES] | get PORT DIR [--hash H] [--sync]\n');
+  process.stderr.write('usage: transfer-peer serve FILE [--hash H] [--sync] | get PORT DIR [--hash H] [--sync]\n');
   process.exitCode = 2;
 }

@@ -10,12 +10,10 @@
  * sink while the read that brought them is current.
  */
 import { once, setMaxListeners } from 'node:events';
-import type { FileHandle } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { FrameDecoder, writeFrame } from '../codec/index.js';
 import { waitDrain } from '../net/write.js';
-import { canSendfile, sendfileRange } from './zero-copy.js';
 import { DEFAULT_RECEIVE_QUEUE_BYTES, DEFAULT_RECEIVE_QUEUE_MESSAGES, DEFAULT_STALL_TIMEOUT_MS, MAX_CONTROL_BYTES, QUEUED_MESSAGE_OVERHEAD, TRANSFER_MAGIC } from './constants.js';
 import {
   type ControlMessage,
@@ -214,15 +212,6 @@ export class Link {
   /** A sink call's promise has not settled yet. */
   #sinkPending = false;
   readonly #timer: NodeJS.Timeout;
-  /**
-   * Set while a DATA frame's payload goes by sendfile (see `sendFileData`): frames written
-   * meanwhile (control messages, keepalives) wait here and follow the payload, in order.
-   */
-  #deferred: Uint8Array[] | undefined;
-  /** File bytes sent by sendfile(2) on this link (see `sendFileData`). */
-  #sendfileBytes = 0;
-  /** Times a sendfile found the socket full and waited through Node's own write. */
-  #sendfileHandoffs = 0;
 
   /**
    * Opens a connection whose every read lands in one buffer the link owns and reuses (no
@@ -354,7 +343,6 @@ export class Link {
    */
   sendData(bytes: Uint8Array, onWritten: () => void): void {
     if (this.#failure) throw this.#failure;
-    if (this.#deferred !== undefined) throw new SocketkitError('ERR_INTERNAL', 'DATA written while a sendfile is in flight');
     const s = this.socket;
     s.cork();
     s.write(dataPrefix(bytes.byteLength));
@@ -364,68 +352,6 @@ export class Link {
     });
     s.uncork();
     this.#lastWrite = performance.now();
-  }
-
-  /**
-   * Whether `sendFileData` can be used: the native helper is built and the socket is plain TCP
-   * or Unix (not TLS).
-   */
-  get canSendfile(): boolean {
-    return canSendfile(this.socket);
-  }
-
-  /** File bytes this link has sent with sendfile(2). */
-  get sendfileBytes(): number {
-    return this.#sendfileBytes;
-  }
-
-  /** Times a sendfile on this link found the socket full for longer than it waits on the thread pool (see `sendfileRange`). */
-  get sendfileHandoffs(): number {
-    return this.#sendfileHandoffs;
-  }
-
-  /**
-   * Sends bytes `[position, position + length)` of the open file `fh` as one DATA message: the
-   * 5-byte prefix through Node, then the payload with sendfile(2) from the page cache, after
-   * everything queued before it (no copy from user space into the socket). Frames written
-   * meanwhile wait and go out after the payload; nothing else may call this, nor `sendData`,
-   * until it settles. Resolves once the kernel has taken the payload: it waits for room in the
-   * socket, so at most one call in flight is the backpressure. `fh` must stay open until then.
-   *
-   * A payload cut short (the file shrank, the connection failed) leaves the frame unfinished, so
-   * the link fails.
-   *
-   * @throws SocketkitError the link's failure, or the one that cut the payload.
-   */
-  async sendFileData(fh: FileHandle, position: number, length: number, path: string): Promise<void> {
-    if (this.#failure) throw this.#failure;
-    if (this.#deferred !== undefined) throw new SocketkitError('ERR_INTERNAL', 'a sendfile is already in flight on this link');
-    const s = this.socket;
-    s.write(dataPrefix(length));
-    this.#deferred = [];
-    let cut: SocketkitError | undefined;
-    try {
-      const { handoffs } = await sendfileRange(s, fh, position, position + length, {
-        path,
-        peer: this.peer,
-        onSent: () => (this.#lastProgress = performance.now()),
-        failure: () => this.#failure,
-      });
-      this.#sendfileBytes += length;
-      this.#sendfileHandoffs += handoffs;
-    } catch (err) {
-      cut = this.#failure ?? toSocketkitError(err, path);
-    } finally {
-      const queued = this.#deferred;
-      this.#deferred = undefined;
-      if (cut === undefined) for (const frame of queued) this.#write(frame);
-    }
-    this.#lastWrite = performance.now();
-    if (cut !== undefined) {
-      // The frame is unfinished: nothing more can be said on this connection.
-      this.fail(cut, false);
-      throw this.#failure ?? cut;
-    }
   }
 
   /** Resolves once the socket's write buffer has room (control messages piling up on a peer that does not read). */
@@ -494,8 +420,7 @@ export class Link {
     this.#setFailure(e);
     this.#stopTimer();
     const s = this.socket;
-    // In the middle of a DATA frame sent by sendfile, an ERROR would land inside its payload.
-    if (tellPeer && this.#deferred === undefined && !s.destroyed && s.writable) {
+    if (tellPeer && !s.destroyed && s.writable) {
       writeFrame(s, encodeControl({ type: 'error', code: e.code, message: e.message }));
       s.end();
       // The ERROR must reach the peer before the connection goes: closing with unread bytes
@@ -577,10 +502,6 @@ export class Link {
   #write(payload: Uint8Array): void {
     const s = this.socket;
     if (s.destroyed || !s.writable) return;
-    if (this.#deferred !== undefined) {
-      this.#deferred.push(payload);
-      return;
-    }
     writeFrame(s, payload);
     this.#lastWrite = performance.now();
   }

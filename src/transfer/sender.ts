@@ -48,13 +48,6 @@ export interface SenderOptions {
    * SHA-256 unless the receiver asks for XXH3-128.
    */
   readonly hash?: HashName;
-  /**
-   * Send the bytes of DATA messages with sendfile(2) from the page cache when the link can
-   * (`Link.canSendfile`: the native helper is built, the socket is not TLS), hashing from the
-   * read buffer as before: no copy from user space into the socket. Default true; false, or
-   * without the helper, or over TLS, the read buffer itself is written.
-   */
-  readonly sendfile?: boolean;
   /** Checks the peer's hello before anything else (a server that takes one client refuses its others here). */
   readonly checkHello?: (hello: Hello) => Promise<void>;
   /**
@@ -265,7 +258,6 @@ export async function runSender(link: Link, entries: readonly TransferEntry[], o
     const byteWindow = joined !== undefined ? joined.rangeSize : Number.POSITIVE_INFINITY;
 
     const openFile = options.openFile ?? openForReading;
-    const useSendfile = options.sendfile !== false && link.canSendfile;
     const pool = new BufferPool(options.chunkSize ?? DEFAULT_CHUNK_SIZE, options.readAhead ?? DEFAULT_READ_AHEAD);
     const pieces: Piece[] = [];
     const bytesOf = (p: Piece): number => (p.range ? p.range[1] - p.range[0] : p.entry.size);
@@ -311,7 +303,7 @@ export async function runSender(link: Link, entries: readonly TransferEntry[], o
         if (reply.offset > length) throw protocolError(`receiver holds ${reply.offset} bytes of ${entry.path}${piece.range ? `'s range [${piece.range[0]}, ${piece.range[1]})` : ''}, which has ${length}`);
         // The file is recorded as sent when its END goes out, inside sendFile: its RESULT can
         // arrive while sendFile still closes the file, and must find it.
-        const io = { pool, emit, openFile, syncReads: options.syncReads ?? false, hash, sendfile: useSendfile, ...(file !== undefined ? { file, session } : {}) };
+        const io = { pool, emit, openFile, syncReads: options.syncReads ?? false, hash, ...(file !== undefined ? { file, session } : {}) };
         const sent = await sendFile(link, id, piece, reply, io, (o) => outstanding.set(id, o));
         transferred += sent.transferred;
         if (!sent.ok) fail(entry, sent.error.code, sent.error.message, file);
@@ -342,8 +334,6 @@ interface FileIo {
   readonly openFile: (path: string) => Promise<FileHandle>;
   readonly syncReads: boolean;
   readonly hash: HashName;
-  /** DATA payloads go by `Link.sendFileData` (sendfile) instead of from the read buffer. */
-  readonly sendfile: boolean;
   /** A range's file and its session (parallel streams). */
   readonly file?: RangedFile;
   readonly session?: SendSession;
@@ -373,8 +363,6 @@ async function sendFile(
   const started = performance.now();
   let fh: FileHandle | undefined;
   let transferred = 0;
-  /** The DATA payload being sent by sendfile, when `io.sendfile`. */
-  let inFlight: Promise<void> | undefined;
   try {
     try {
       fh = await io.openFile(entry.source);
@@ -417,18 +405,7 @@ async function sendFile(
     for await (const chunk of readChunks(fh, base + offset, end, pool, entry.source, { sync: io.syncReads })) {
       hash.update(chunk);
       whole?.feed(position, chunk);
-      if (io.sendfile) {
-        // The buffer was only for the hash: it goes back at once, for the next read ahead. The
-        // previous payload's sendfile ran on the thread pool while this chunk was hashed; this
-        // one's prefix may go only once it is done.
-        const length = chunk.byteLength;
-        pool.release(chunk);
-        if (inFlight !== undefined) await link.guard(inFlight);
-        inFlight = link.sendFileData(fh, position, length, entry.source);
-        inFlight.catch(() => undefined);
-      } else {
-        link.sendData(chunk, () => pool.release(chunk));
-      }
+      link.sendData(chunk, () => pool.release(chunk));
       position += chunk.byteLength;
       transferred += chunk.byteLength;
       if (file === undefined) emit({ event: 'file-progress', path: entry.path, size: entry.size, bytes: position });
@@ -437,8 +414,6 @@ async function sendFile(
         file.emit?.({ event: 'file-progress', path: entry.path, size: entry.size, bytes: Math.min(entry.size, file.sent) });
       }
     }
-    if (inFlight !== undefined) await link.guard(inFlight);
-    inFlight = undefined;
     // The range is all here (it is our own file): the whole-file digest may read it back.
     whole?.complete(base, end);
     const sha256 = hash.digest();
@@ -446,16 +421,11 @@ async function sendFile(
     link.send({ type: 'end', id, sha256 });
     return { ok: true, transferred };
   } catch (err) {
-    // A payload still going by sendfile is finished before ABORT (or the link has failed).
-    await inFlight?.catch(() => undefined);
-    inFlight = undefined;
     if (link.failure) throw link.failure;
     const error = toSocketkitError(err, entry.source);
     link.send({ type: 'abort', id, code: error.code, message: error.message });
     return { ok: false, error, transferred };
   } finally {
-    // sendfile reads `fh` until its call settles: close only after.
-    await inFlight?.catch(() => undefined);
     await fh?.close().catch(() => undefined);
   }
 }
