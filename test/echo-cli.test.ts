@@ -8,11 +8,10 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseEndpoint, formatEndpoint, type Endpoint } from '../src/net/endpoint.js';
 import { startEchoServer } from '../src/echo/server.js';
 import { BIN, runCli, runMain, spawnCli, type Spawned } from './helpers/cli.js';
-import { freePort, hasIPv6, rawConnect, readAll, startTestServer, unansweredEndpoint } from './helpers/net.js';
+import { freePort, hasIPv6, rawConnect, readAll, refusedSoon, startTestServer, unansweredEndpoint } from './helpers/net.js';
 import { tempDir, type CleanupContext } from './helpers/tmp.js';
 
 const v4: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
@@ -29,22 +28,6 @@ function errorCode(stderr: string): string {
   const m = /^socketkit: .+ \((ERR_[A-Z_]+)\)$/.exec(lines[0]!);
   assert.ok(m, `not 'socketkit: <message> (<CODE>)': ${lines[0]}`);
   return m[1]!;
-}
-
-/** Resolves once connecting to `ep` is refused; fails if it is still accepted after 5 s. */
-async function refusedSoon(ep: Endpoint): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    try {
-      const s = await rawConnect(ep);
-      s.destroy();
-    } catch (err) {
-      assert.equal((err as NodeJS.ErrnoException).code, 'ECONNREFUSED');
-      return;
-    }
-    assert.ok(Date.now() < deadline, `${formatEndpoint(ep)} still accepts connections while stopping`);
-    await sleep(20);
-  }
 }
 
 /** Starts `socketkit echo-server ADDR ...` and waits until it is listening; returns where. */

@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   IdleCompactor,
   IdleSweeper,
@@ -26,7 +25,7 @@ import { formatEndpoint, parseEndpoint, type Endpoint } from '../src/net/endpoin
 import { main } from '../src/cli/main.js';
 import { runLoad } from '../src/load/index.js';
 import { LineWatcher, spawnCli, spawnProcess } from './helpers/cli.js';
-import { rawConnect, readAll, waitUntil } from './helpers/net.js';
+import { rawConnect, readAll, refusedSoon, waitUntil } from './helpers/net.js';
 import { tempDir, type CleanupContext } from './helpers/tmp.js';
 
 const v4: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
@@ -56,21 +55,6 @@ function closed(socket: Socket): Promise<void> {
     if (socket.destroyed) resolve();
     else socket.once('close', () => resolve());
   });
-}
-
-/** Polls (at most 5 s) until connecting to `ep` is refused. */
-async function refusedSoon(ep: Endpoint): Promise<void> {
-  for (let i = 0; i < 250; i++) {
-    try {
-      const s = await rawConnect(ep);
-      s.destroy();
-    } catch (err) {
-      assert.equal((err as { code?: string }).code, 'ECONNREFUSED');
-      return;
-    }
-    await sleep(20);
-  }
-  assert.fail(`${formatEndpoint(ep)} still accepts connections`);
 }
 
 async function client(ep: Endpoint, t: CleanupContext): Promise<Socket> {

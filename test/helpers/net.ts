@@ -8,7 +8,7 @@
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Endpoint } from '../../src/net/endpoint.js';
+import { formatEndpoint, type Endpoint } from '../../src/net/endpoint.js';
 import type { CleanupContext } from './tmp.js';
 
 let ipv6: Promise<boolean> | undefined;
@@ -255,4 +255,27 @@ export function roundTripMs(s: Socket, text: string, timeoutMs = 10_000): Promis
     s.once('close', onClose);
     s.write(text);
   });
+}
+
+/**
+ * Resolves once connecting to `ep` is refused; fails if it is still accepted after 5 s. A
+ * connection that reached the backlog as the listening socket closed is reset rather than served
+ * (seen in CI): the listener is going, so it looks again until it refuses.
+ */
+export async function refusedSoon(ep: Endpoint): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    try {
+      const s = await rawConnect(ep);
+      s.destroy();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ECONNRESET') {
+        if (code !== 'ECONNREFUSED') throw err;
+        return;
+      }
+    }
+    if (Date.now() >= deadline) throw new Error(`${formatEndpoint(ep)} still accepts connections while stopping`);
+    await sleep(20);
+  }
 }
