@@ -9,7 +9,8 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN, requireTool, run, spawnProcess } from './helpers/cli.js';
+import { BIN, requireTool, run, spawnProcess, type Spawned } from './helpers/cli.js';
+import { freePort } from './helpers/net.js';
 import { tempDir } from './helpers/tmp.js';
 
 const SIZE = 100 * 1024 * 1024;
@@ -21,18 +22,19 @@ async function shaFile(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-async function listeningOn(port: number): Promise<void> {
+/** True once something listens on the port; false if `rx` exits first (the port was taken: another test's, in CI). */
+async function listeningOn(port: number, rx: Spawned): Promise<boolean> {
+  let exited = false;
+  void rx.exited.then(() => (exited = true));
   const deadline = Date.now() + 10_000;
   for (;;) {
     const r = await run('ss', ['-Hltn', `sport = :${port}`], { timeoutMs: 2_000 });
-    if (r.stdout.toString().includes(`:${port}`)) return;
+    if (r.stdout.toString().includes(`:${port}`)) return true;
+    if (exited) return false;
     if (Date.now() > deadline) throw new Error(`nothing listening on port ${port}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
-
-let nextPort = 20_000 + (process.pid % 20_000);
-const port = (): number => nextPort++;
 
 describe('100 MB through connect and listen, with other tools on the far side', { timeout: 300_000 }, () => {
   // One 100 MB file for the whole suite, removed at its end.
@@ -51,11 +53,17 @@ describe('100 MB through connect and listen, with other tools on the far side', 
 
   /** Runs the receiver (a shell line with {P}), then the sender, and checks what the receiver wrote. */
   async function pair(t: Parameters<typeof tempDir>[0], receiver: string, sender: string): Promise<void> {
-    const p = port();
     const out = join(tempDir(t), 'out.bin');
-    // The receiver's stdin is at its end from the start: listen half-closes at once (nc -N waits for that).
-    const rx = spawnProcess('sh', ['-c', `exec ${receiver.replaceAll('{P}', String(p))} > ${out} < /dev/null`], t);
-    await listeningOn(p);
+    let p = 0;
+    let rx: Spawned | undefined;
+    // A port free a moment ago may be taken by the time the receiver binds it: then another.
+    for (let attempt = 0; attempt < 5 && rx === undefined; attempt++) {
+      p = await freePort();
+      // The receiver's stdin is at its end from the start: listen half-closes at once (nc -N waits for that).
+      const candidate = spawnProcess('sh', ['-c', `exec ${receiver.replaceAll('{P}', String(p))} > ${out} < /dev/null`], t);
+      if (await listeningOn(p, candidate)) rx = candidate;
+    }
+    assert.ok(rx !== undefined, 'the receiver could not listen on any of 5 free ports');
     const tx = await run('sh', ['-c', `${sender.replaceAll('{P}', String(p))} < ${src}`], { timeoutMs: 120_000 });
     assert.equal(tx.code, 0, tx.stderr);
     const { code } = await rx.waitExit(60_000);
