@@ -56,6 +56,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include "end_records.h"
 #include "modules.h"
 
 #define ECHO_CHUNK (64 * 1024)
@@ -100,8 +101,7 @@ typedef struct worker {
   bool stop;           /* under mu */
   conn_t *conns;       /* owned by the thread */
   uint8_t *chunk;
-  double *ends;        /* records of this pass */
-  size_t nends, capends;
+  skn_end_records ends; /* records of this pass */
   /* Counters: written by the thread only, read by JS. */
   _Atomic uint64_t c_open, c_round_trips, c_bytes_in, c_bytes_out, c_idle_closed;
   uint64_t open, round_trips, bytes_in, bytes_out, idle_closed;
@@ -121,12 +121,6 @@ typedef struct engine {
   worker_t *workers;
 } engine_t;
 
-typedef struct batch {
-  size_t n;
-  bool final;
-  double rec[];
-} batch_t;
-
 static int64_t now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -136,33 +130,18 @@ static int64_t now_ms(void) {
 /* ---- Connection ends, reported in batches. */
 
 static void push_end(worker_t *w, conn_t *c, int reason, int64_t idle_ms, int64_t now) {
-  if (w->nends + REC_FIELDS > w->capends) {
-    size_t cap = w->capends ? w->capends * 2 : 64 * REC_FIELDS;
-    double *p = realloc(w->ends, cap * sizeof *p);
-    if (p == NULL) return; /* out of memory: this end goes unreported; the counters still hold */
-    w->ends = p;
-    w->capends = cap;
-  }
-  double *r = w->ends + w->nends;
+  double *r = skn_end_record(&w->ends, REC_FIELDS);
+  if (r == NULL) return; /* out of memory: this end goes unreported; the counters still hold */
   r[0] = c->id;
   r[1] = (double)c->bytes_in;
   r[2] = (double)c->bytes_out;
   r[3] = (double)(now - c->started_ms);
   r[4] = reason;
   r[5] = (double)idle_ms;
-  w->nends += REC_FIELDS;
 }
 
 static void flush_ends(worker_t *w, bool final) {
-  if (w->nends == 0 && !final) return;
-  batch_t *b = malloc(sizeof *b + w->nends * sizeof(double));
-  if (b != NULL) {
-    b->n = w->nends;
-    b->final = final;
-    if (w->nends) memcpy(b->rec, w->ends, w->nends * sizeof(double));
-    if (napi_call_threadsafe_function(w->eng->tsfn, b, napi_tsfn_nonblocking) != napi_ok) free(b);
-  }
-  w->nends = 0;
+  skn_end_flush(&w->ends, w->eng->tsfn, final);
 }
 
 static void publish(worker_t *w) {
@@ -540,24 +519,6 @@ static void *worker_main(void *arg) {
 
 /* ---- JS side. */
 
-static void call_js(napi_env env, napi_value cb, void *context, void *data) {
-  (void)context;
-  batch_t *b = data;
-  if (env != NULL && cb != NULL) {
-    napi_value ab, arr, argv[2], global;
-    void *p;
-    if (napi_create_arraybuffer(env, b->n * sizeof(double), &p, &ab) == napi_ok) {
-      if (b->n) memcpy(p, b->rec, b->n * sizeof(double));
-      if (napi_create_typedarray(env, napi_float64_array, b->n, ab, 0, &arr) == napi_ok && napi_get_boolean(env, b->final, &argv[1]) == napi_ok &&
-          napi_get_global(env, &global) == napi_ok) {
-        argv[0] = arr;
-        napi_call_function(env, global, cb, 2, argv, NULL);
-      }
-    }
-  }
-  free(b);
-}
-
 static void engine_stop(engine_t *e) {
   if (e->stopped) return;
   e->stopped = true;
@@ -586,9 +547,8 @@ static void engine_stop(engine_t *e) {
     if (w->wake >= 0) close(w->wake);
     w->ep = w->wake = -1;
     free(w->chunk);
-    free(w->ends);
+    skn_end_free(&w->ends);
     w->chunk = NULL;
-    w->ends = NULL;
     pthread_mutex_destroy(&w->mu);
   }
   napi_release_threadsafe_function(e->tsfn, napi_tsfn_release);
@@ -656,7 +616,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   e->env = env;
   napi_value name;
   if (napi_create_string_utf8(env, "socketkit.echoEngine", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_threadsafe_function(env, argv[5], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &e->tsfn) != napi_ok) {
+      napi_create_threadsafe_function(env, argv[5], NULL, name, 0, 1, NULL, NULL, NULL, skn_end_call_js, &e->tsfn) != napi_ok) {
     engine_free(e);
     THROW("ERR_NATIVE", "could not create the engine's callback");
   }

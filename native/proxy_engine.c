@@ -62,6 +62,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "end_records.h"
 #include "modules.h"
 
 #define PX_MAX_EVENTS 256
@@ -130,8 +131,7 @@ typedef struct {
   px_conn **by_slot;          /* max_slots: this thread's connections by slot (its own table: a
                                  slot may pass to another thread while a stale close is queued here) */
   uint8_t *scratch;           /* PX_SCRATCH bytes: reads past TCP's urgent mark */
-  double *ends;
-  size_t nends, capends;
+  skn_end_records ends; /* records of this pass */
 } px_worker;
 
 typedef struct px_engine {
@@ -147,23 +147,11 @@ typedef struct px_engine {
   px_worker *workers;
 } px_engine;
 
-typedef struct {
-  size_t n;
-  bool final;
-  double rec[];
-} px_batch;
-
 /* ---- Ends, reported in batches. */
 
 static void px_push_end(px_worker *w, px_conn *c, int reason, int err) {
-  if (w->nends + PX_REC_FIELDS > w->capends) {
-    size_t cap = w->capends ? w->capends * 2 : 64 * PX_REC_FIELDS;
-    double *p = realloc(w->ends, cap * sizeof *p);
-    if (p == NULL) return; /* out of memory: JS still has the counters, and its sockets' close */
-    w->ends = p;
-    w->capends = cap;
-  }
-  double *r = w->ends + w->nends;
+  double *r = skn_end_record(&w->ends, PX_REC_FIELDS);
+  if (r == NULL) return; /* out of memory: JS still has the counters, and its sockets' close */
   r[0] = c->id;
   r[1] = c->slot;
   r[2] = reason;
@@ -172,19 +160,10 @@ static void px_push_end(px_worker *w, px_conn *c, int reason, int err) {
   r[5] = (double)c->d[0].out;
   r[6] = (double)c->d[1].in;
   r[7] = (double)c->d[1].out;
-  w->nends += PX_REC_FIELDS;
 }
 
 static void px_flush_ends(px_worker *w, bool final) {
-  if (w->nends == 0 && !final) return;
-  px_batch *b = malloc(sizeof *b + w->nends * sizeof(double));
-  if (b != NULL) {
-    b->n = w->nends;
-    b->final = final;
-    if (w->nends) memcpy(b->rec, w->ends, w->nends * sizeof(double));
-    if (napi_call_threadsafe_function(w->eng->tsfn, b, napi_tsfn_nonblocking) != napi_ok) free(b);
-  }
-  w->nends = 0;
+  skn_end_flush(&w->ends, w->eng->tsfn, final);
 }
 
 static void px_publish(px_engine *e, px_conn *c) {
@@ -295,31 +274,18 @@ static int px_pump(px_worker *w, px_conn *c) {
       px_dir *d = &c->d[k];
       int src = k, dst = 1 - k;
       /* The prefix first, then the pipe. */
-      while (d->pre != NULL && c->wr[dst]) {
-        ssize_t n = send(c->fd[dst], d->pre + d->pre_off, d->pre_len - d->pre_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      while ((d->pre != NULL || d->in_pipe > 0) && c->wr[dst]) {
+        ssize_t n = d->pre != NULL ? send(c->fd[dst], d->pre + d->pre_off, d->pre_len - d->pre_off, MSG_NOSIGNAL | MSG_DONTWAIT)
+                                   : splice(d->pr, NULL, c->fd[dst], NULL, d->in_pipe, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
         if (n > 0) {
-          d->pre_off += (uint32_t)n;
           d->out += (uint64_t)n;
           progress = true;
-          if (d->pre_off == d->pre_len) {
+          if (d->pre == NULL) {
+            d->in_pipe -= (uint32_t)n;
+          } else if ((d->pre_off += (uint32_t)n) == d->pre_len) {
             free(d->pre);
             d->pre = NULL;
           }
-        } else if (n < 0 && errno == EINTR) {
-          continue;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-          c->wr[dst] = false;
-        } else {
-          px_conn_end(w, c, dst == 0 ? PX_CLIENT_FAILED : PX_UPSTREAM_FAILED, n < 0 ? errno : EPIPE);
-          return -1;
-        }
-      }
-      while (d->pre == NULL && d->in_pipe > 0 && c->wr[dst]) {
-        ssize_t n = splice(d->pr, NULL, c->fd[dst], NULL, d->in_pipe, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
-        if (n > 0) {
-          d->in_pipe -= (uint32_t)n;
-          d->out += (uint64_t)n;
-          progress = true;
         } else if (n < 0 && errno == EINTR) {
           continue;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -392,7 +358,6 @@ static int px_pump(px_worker *w, px_conn *c) {
 }
 
 static void px_take(px_worker *w, px_conn *c) {
-  px_engine *e = w->eng;
   c->next = w->conns;
   if (w->conns) w->conns->prev = c;
   w->conns = c;
@@ -437,7 +402,6 @@ static void px_event(px_worker *w, px_conn *c, int k, uint32_t events) {
 
 static void *px_worker_main(void *arg) {
   px_worker *w = arg;
-  px_engine *e = w->eng;
   struct epoll_event evs[PX_MAX_EVENTS];
   bool stop = false;
   while (!stop) {
@@ -523,24 +487,6 @@ static bool px_enqueue(px_worker *w, px_cmd *cmd) {
 
 /* ---- The JS side. */
 
-static void px_call_js(napi_env env, napi_value cb, void *context, void *data) {
-  (void)context;
-  px_batch *b = data;
-  if (env != NULL && cb != NULL) {
-    napi_value ab, arr, argv[2], global;
-    void *p;
-    if (napi_create_arraybuffer(env, b->n * sizeof(double), &p, &ab) == napi_ok) {
-      if (b->n) memcpy(p, b->rec, b->n * sizeof(double));
-      if (napi_create_typedarray(env, napi_float64_array, b->n, ab, 0, &arr) == napi_ok && napi_get_boolean(env, b->final, &argv[1]) == napi_ok &&
-          napi_get_global(env, &global) == napi_ok) {
-        argv[0] = arr;
-        napi_call_function(env, global, cb, 2, argv, NULL);
-      }
-    }
-  }
-  free(b);
-}
-
 static void px_engine_stop(px_engine *e) {
   if (e->stopped) return;
   e->stopped = true;
@@ -567,10 +513,9 @@ static void px_engine_stop(px_engine *e) {
     if (w->ep >= 0) close(w->ep);
     if (w->wake >= 0) close(w->wake);
     w->ep = w->wake = -1;
-    free(w->ends);
+    skn_end_free(&w->ends);
     free(w->by_slot);
     free(w->scratch);
-    w->ends = NULL;
     w->by_slot = NULL;
     w->scratch = NULL;
     pthread_mutex_destroy(&w->mu);
@@ -647,7 +592,7 @@ static napi_value px_js_start(napi_env env, napi_callback_info info) {
   }
   napi_value name;
   if (napi_create_string_utf8(env, "socketkit.proxyEngine", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_threadsafe_function(env, argv[4], NULL, name, 0, 1, NULL, NULL, NULL, px_call_js, &e->tsfn) != napi_ok) {
+      napi_create_threadsafe_function(env, argv[4], NULL, name, 0, 1, NULL, NULL, NULL, skn_end_call_js, &e->tsfn) != napi_ok) {
     px_engine_free(e);
     PX_THROW("ERR_NATIVE", "could not create the engine's callback");
   }

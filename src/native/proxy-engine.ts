@@ -6,7 +6,6 @@
  * and connects, then hands both descriptors over (see ProxyConnection), keeps Node's sockets open
  * but idle for the managed server's bookkeeping, and closes them when the engine reports the end.
  */
-import { EventEmitter, once } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import { nativeModule, nativeStatus, type NativeStatus } from './helper.js';
 
@@ -71,8 +70,8 @@ export interface RelayEnd extends RelayCounts {
 const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
 const HOW = ['clean', 'client', 'upstream', 'stopped'] as const;
 
-/** One engine: threads, and the connections handed to them. Emits 'idle' when its last connection has ended. */
-export class NativeRelay extends EventEmitter {
+/** One engine: threads, and the connections handed to them. */
+export class NativeRelay {
   readonly #m: ProxyEngineModule;
   readonly #handle: RelayHandle;
   readonly #waiting = new Map<number, (end: RelayEnd) => void>();
@@ -83,17 +82,11 @@ export class NativeRelay extends EventEmitter {
   #stopped = false;
 
   constructor(tuning: NativeRelayTuning = {}) {
-    super();
     const m = relayModule();
     if (m === undefined) throw new Error(nativeRelayStatus().reason ?? 'the native relay is not available');
     this.#m = m;
     this.#slots = Math.max(1, Math.min(NATIVE_RELAY_SLOTS, tuning.maxConnections ?? NATIVE_RELAY_SLOTS));
     this.#handle = m.proxyEngineStart(tuning.threads ?? 1, this.#slots, tuning.pipeSize ?? 0, tuning.turnBytes ?? 0, (records) => this.#ends(records));
-  }
-
-  /** Connections the engine relays now. */
-  get size(): number {
-    return this.#waiting.size;
   }
 
   /**
@@ -131,12 +124,6 @@ export class NativeRelay extends EventEmitter {
     if (slot !== undefined && !this.#stopped) this.#m.proxyEngineClose(this.#handle, slot, id);
   }
 
-  /** Resolves once no connection is left on the engine (rejects when `signal` aborts first). */
-  async idle(signal?: AbortSignal): Promise<void> {
-    if (this.#waiting.size === 0) return;
-    await once(this, 'idle', signal ? { signal } : {});
-  }
-
   /** Ends every connection (reported as stopped) and the threads. Idempotent. */
   stop(): void {
     if (this.#stopped) return;
@@ -164,6 +151,5 @@ export class NativeRelay extends EventEmitter {
         toClient: r[i + 7]!,
       });
     }
-    if (this.#waiting.size === 0) this.emit('idle');
   }
 }
