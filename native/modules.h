@@ -14,6 +14,7 @@ typedef napi_value (*skn_register_fn)(napi_env env, napi_value exports);
 napi_value skn_register_echo_engine(napi_env env, napi_value exports);
 napi_value skn_register_load_engine(napi_env env, napi_value exports);
 napi_value skn_register_perf_io(napi_env env, napi_value exports);
+napi_value skn_register_perf_stream(napi_env env, napi_value exports);
 napi_value skn_register_proxy_engine(napi_env env, napi_value exports);
 napi_value skn_register_splice(napi_env env, napi_value exports);
 napi_value skn_register_tcp_info(napi_env env, napi_value exports);
@@ -22,6 +23,7 @@ static const skn_register_fn skn_modules[] = {
     skn_register_echo_engine,
     skn_register_load_engine,
     skn_register_perf_io,
+    skn_register_perf_stream,
     skn_register_proxy_engine,
     skn_register_splice,
     skn_register_tcp_info,

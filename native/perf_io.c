@@ -1,35 +1,6 @@
 /*
- * The throughput test's TCP I/O loops (socketkit perf, perf-server), on the libuv thread pool.
- *
- * Receiving: reads a socket into one reused buffer per pool thread, counting and dropping the bytes.
- *
- * Node's own reads allocate a fresh 64 KiB buffer per read and hand each to JS, so a receiving
- * core spends about three times iperf3's CPU per byte. This does what iperf3's receiver does:
- * read(2) into the same buffer over and over, and nothing else. The bytes are copied once, by the
- * kernel, like iperf3's (no MSG_TRUNC: the test measures what a reader pays).
- *
- * JS API:
- *   recvDrop(fd, maxBytes, waitMs, callback(errno, bytes, eof))
- *     On the thread pool: recv(2) from the non-blocking socket `fd` until `maxBytes` were read,
- *     the peer's end of stream (eof = true), an error (errno), or `waitMs` have passed since the
- *     call began (the socket is polled for data until then, so a busy stream never waits for a
- *     round trip through JS, and no call holds a pool thread longer than that).
- *     `fd` must be a private duplicate (see dup in socketkit_native.c) and the socket must not
- *     be read by libuv meanwhile (the caller pauses it).
- *
- * Sending (-Z): sendfile(2) from a small file of zeros, over and over, as iperf3 -Z does.
- *   sendZeros(out, file, fileSize, maxBytes, waitMs, callback(errno, bytes))
- *     On the thread pool: sendfile(out, file, ...) from offset 0 to fileSize and again, until
- *     `maxBytes` were sent, an error, or the socket stayed full `waitMs` after the call began
- *     (polled for room until then). The sendfile helper in socketkit_native.c sends one range of a
- *     file and stops at its end; a test sends the same pages for seconds, so here the loop stays
- *     in C and a call hands back only for progress reports.
- *     `out` must be a private duplicate of the socket, with nothing queued in Node's write queue.
- *
- * Sending (plain): send(2) of one zeroed buffer of `length` bytes (-l) over and over, as iperf3's
- * sender writes its buffer: the kernel copies each write, as it does iperf3's.
- *   sendRepeat(out, length, maxBytes, waitMs, callback(errno, bytes))
- *     Like sendZeros, with send(2) instead of sendfile(2).
+ * The throughput test's paced UDP sender (socketkit perf --udp), on the libuv thread pool. The TCP
+ * streams' loops are in perf_stream.c.
  *
  * Paced UDP (--udp -b RATE): datagrams evenly spaced at the target rate, on the thread pool.
  *   udpConnect(address, port, family, sndbuf) -> fd or -errno
@@ -63,80 +34,9 @@
 #include <netinet/in.h>
 #ifdef __linux__
 #include <sys/prctl.h>
-#include <sys/sendfile.h>
 #endif
 
-#define RECV_CHUNK (128 * 1024)
-
-typedef struct {
-  int fd;
-  int64_t max_bytes;
-  int wait_ms;
-  int64_t got;
-  int err;
-  bool eof;
-  napi_ref callback;
-  napi_async_work work;
-} recv_job_t;
-
-/* One scratch buffer per pool thread, made on first use and kept (pool threads live as long as the process). */
-static __thread char* scratch;
-
-static int64_t recv_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void recv_execute(napi_env env, void* data) {
-  (void)env;
-  recv_job_t* job = data;
-  if (scratch == NULL) scratch = malloc(RECV_CHUNK);
-  if (scratch == NULL) {
-    job->err = ENOMEM;
-    return;
-  }
-  const int64_t deadline = recv_now_ms() + job->wait_ms;
-  while (job->got < job->max_bytes) {
-    size_t want = RECV_CHUNK;
-    if ((int64_t)want > job->max_bytes - job->got) want = (size_t)(job->max_bytes - job->got);
-    ssize_t n = recv(job->fd, scratch, want, MSG_DONTWAIT);
-    if (n > 0) {
-      job->got += n;
-    } else if (n == 0) {
-      job->eof = true;
-      break;
-    } else if (errno == EINTR) {
-      continue;
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      int64_t left = deadline - recv_now_ms();
-      if (left <= 0) break;
-      struct pollfd p = {.fd = job->fd, .events = POLLIN | POLLRDHUP, .revents = 0};
-      int r = poll(&p, 1, (int)left);
-      if (r > 0 || (r < 0 && errno == EINTR)) continue; /* data, an end or an error: recv says which */
-      break;
-    } else {
-      job->err = errno;
-      break;
-    }
-  }
-}
-
-static void recv_complete(napi_env env, napi_status status, void* data) {
-  recv_job_t* job = data;
-  napi_value cb, global, argv[3];
-  if (status == napi_cancelled) job->err = ECANCELED;
-  if (napi_get_reference_value(env, job->callback, &cb) == napi_ok && napi_get_global(env, &global) == napi_ok &&
-      napi_create_int32(env, job->err, &argv[0]) == napi_ok && napi_create_double(env, (double)job->got, &argv[1]) == napi_ok &&
-      napi_get_boolean(env, job->eof, &argv[2]) == napi_ok) {
-    napi_call_function(env, global, cb, 3, argv, NULL);
-  }
-  napi_delete_reference(env, job->callback);
-  napi_delete_async_work(env, job->work);
-  free(job);
-}
-
-static bool recv_int_arg(napi_env env, napi_value v, double max, int64_t* out) {
+static bool int_arg(napi_env env, napi_value v, double max, int64_t* out) {
   double d;
   if (napi_get_value_double(env, v, &d) != napi_ok || d != d || d < 0 || d > max || d != (double)(int64_t)d) return false;
   *out = (int64_t)d;
@@ -166,200 +66,7 @@ static bool queue_job(napi_env env, napi_value cb, const char* name, napi_async_
   return false;
 }
 
-static napi_value js_recv_drop(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  napi_valuetype t;
-  int64_t fd = 0, max_bytes = 0, wait_ms = 0;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 || napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function ||
-      !recv_int_arg(env, argv[0], INT32_MAX, &fd) || !recv_int_arg(env, argv[1], 9007199254740991.0, &max_bytes) || !recv_int_arg(env, argv[2], 60000, &wait_ms)) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "recvDrop(fd, maxBytes, waitMs, callback): non-negative integers and a function");
-    return NULL;
-  }
-  recv_job_t* job = calloc(1, sizeof *job);
-  if (job == NULL) {
-    napi_throw_error(env, "ERR_NATIVE", "socketkit native: out of memory");
-    return NULL;
-  }
-  job->fd = (int)fd;
-  job->max_bytes = max_bytes;
-  job->wait_ms = (int)wait_ms;
-  if (!queue_job(env, argv[3], "recvDrop", recv_execute, recv_complete, job, &job->callback, &job->work)) free(job);
-  return NULL;
-}
-
-typedef struct {
-  int out_fd;
-  int in_fd;
-  int64_t file_size;
-  int64_t max_bytes;
-  int wait_ms;
-  int64_t sent;
-  int err;
-  napi_ref callback;
-  napi_async_work work;
-} zeros_job_t;
-
-static void zeros_execute(napi_env env, void* data) {
-  (void)env;
-  zeros_job_t* job = data;
-#ifdef __linux__
-  const int64_t deadline = recv_now_ms() + job->wait_ms;
-  off_t off = 0;
-  while (job->sent < job->max_bytes) {
-    if (off >= job->file_size) off = 0;
-    int64_t want = job->file_size - off;
-    if (want > job->max_bytes - job->sent) want = job->max_bytes - job->sent;
-    ssize_t n = sendfile(job->out_fd, job->in_fd, &off, (size_t)want);
-    if (n > 0) {
-      job->sent += n;
-    } else if (n == 0) {
-      job->err = EIO; /* the file is shorter than it was said to be */
-      break;
-    } else if (errno == EINTR) {
-      continue;
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      int64_t left = deadline - recv_now_ms();
-      if (left <= 0) break;
-      struct pollfd p = {.fd = job->out_fd, .events = POLLOUT, .revents = 0};
-      int r = poll(&p, 1, (int)left);
-      if (r > 0 || (r < 0 && errno == EINTR)) continue;
-      break;
-    } else {
-      job->err = errno;
-      break;
-    }
-  }
-#else
-  job->err = ENOSYS;
-#endif
-}
-
-static void zeros_complete(napi_env env, napi_status status, void* data) {
-  zeros_job_t* job = data;
-  napi_value cb, global, argv[2];
-  if (status == napi_cancelled) job->err = ECANCELED;
-  if (napi_get_reference_value(env, job->callback, &cb) == napi_ok && napi_get_global(env, &global) == napi_ok &&
-      napi_create_int32(env, job->err, &argv[0]) == napi_ok && napi_create_double(env, (double)job->sent, &argv[1]) == napi_ok) {
-    napi_call_function(env, global, cb, 2, argv, NULL);
-  }
-  napi_delete_reference(env, job->callback);
-  napi_delete_async_work(env, job->work);
-  free(job);
-}
-
-static napi_value js_send_zeros(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  napi_valuetype t;
-  int64_t out_fd = 0, in_fd = 0, file_size = 0, max_bytes = 0, wait_ms = 0;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6 || napi_typeof(env, argv[5], &t) != napi_ok || t != napi_function ||
-      !recv_int_arg(env, argv[0], INT32_MAX, &out_fd) || !recv_int_arg(env, argv[1], INT32_MAX, &in_fd) || !recv_int_arg(env, argv[2], 0x7ffff000, &file_size) ||
-      file_size == 0 || !recv_int_arg(env, argv[3], 9007199254740991.0, &max_bytes) || !recv_int_arg(env, argv[4], 60000, &wait_ms)) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "sendZeros(out, file, fileSize, maxBytes, waitMs, callback): non-negative integers (fileSize above 0) and a function");
-    return NULL;
-  }
-  zeros_job_t* job = calloc(1, sizeof *job);
-  if (job == NULL) {
-    napi_throw_error(env, "ERR_NATIVE", "socketkit native: out of memory");
-    return NULL;
-  }
-  job->out_fd = (int)out_fd;
-  job->in_fd = (int)in_fd;
-  job->file_size = file_size;
-  job->max_bytes = max_bytes;
-  job->wait_ms = (int)wait_ms;
-  if (!queue_job(env, argv[5], "sendZeros", zeros_execute, zeros_complete, job, &job->callback, &job->work)) free(job);
-  return NULL;
-}
-
 /* Sleep only when the next datagram is this far away (µs), and wake this long before it. */
-typedef struct {
-  int out_fd;
-  int64_t length;
-  int64_t max_bytes;
-  int wait_ms;
-  int64_t sent;
-  int err;
-  napi_ref callback;
-  napi_async_work work;
-} repeat_job_t;
-
-static __thread char* zeros_buf;
-static __thread size_t zeros_cap;
-
-static void repeat_execute(napi_env env, void* data) {
-  (void)env;
-  repeat_job_t* job = data;
-  if (zeros_cap < (size_t)job->length) {
-    free(zeros_buf);
-    zeros_buf = calloc(1, (size_t)job->length);
-    zeros_cap = zeros_buf == NULL ? 0 : (size_t)job->length;
-    if (zeros_buf == NULL) {
-      job->err = ENOMEM;
-      return;
-    }
-  }
-  const int64_t deadline = recv_now_ms() + job->wait_ms;
-  while (job->sent < job->max_bytes) {
-    size_t want = (size_t)job->length;
-    if ((int64_t)want > job->max_bytes - job->sent) want = (size_t)(job->max_bytes - job->sent);
-    ssize_t n = send(job->out_fd, zeros_buf, want, MSG_NOSIGNAL);
-    if (n > 0) {
-      job->sent += n;
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      int64_t left = deadline - recv_now_ms();
-      if (left <= 0) break;
-      struct pollfd p = {.fd = job->out_fd, .events = POLLOUT, .revents = 0};
-      int r = poll(&p, 1, (int)left);
-      if (r > 0 || (r < 0 && errno == EINTR)) continue;
-      break;
-    } else {
-      job->err = n < 0 ? errno : EIO;
-      break;
-    }
-  }
-}
-
-static void repeat_complete(napi_env env, napi_status status, void* data) {
-  repeat_job_t* job = data;
-  napi_value cb, global, argv[2];
-  if (status == napi_cancelled) job->err = ECANCELED;
-  if (napi_get_reference_value(env, job->callback, &cb) == napi_ok && napi_get_global(env, &global) == napi_ok &&
-      napi_create_int32(env, job->err, &argv[0]) == napi_ok && napi_create_double(env, (double)job->sent, &argv[1]) == napi_ok) {
-    napi_call_function(env, global, cb, 2, argv, NULL);
-  }
-  napi_delete_reference(env, job->callback);
-  napi_delete_async_work(env, job->work);
-  free(job);
-}
-
-static napi_value js_send_repeat(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  napi_valuetype t;
-  int64_t out_fd = 0, length = 0, max_bytes = 0, wait_ms = 0;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 || napi_typeof(env, argv[4], &t) != napi_ok || t != napi_function ||
-      !recv_int_arg(env, argv[0], INT32_MAX, &out_fd) || !recv_int_arg(env, argv[1], 16 * 1024 * 1024, &length) || length == 0 ||
-      !recv_int_arg(env, argv[2], 9007199254740991.0, &max_bytes) || !recv_int_arg(env, argv[3], 60000, &wait_ms)) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "sendRepeat(out, length 1..16 MiB, maxBytes, waitMs, callback)");
-    return NULL;
-  }
-  repeat_job_t* job = calloc(1, sizeof *job);
-  if (job == NULL) {
-    napi_throw_error(env, "ERR_NATIVE", "socketkit native: out of memory");
-    return NULL;
-  }
-  job->out_fd = (int)out_fd;
-  job->length = length;
-  job->max_bytes = max_bytes;
-  job->wait_ms = (int)wait_ms;
-  if (!queue_job(env, argv[4], "sendRepeat", repeat_execute, repeat_complete, job, &job->callback, &job->work)) free(job);
-  return NULL;
-}
-
 #define PACE_SLEEP_US 30.0
 #define PACE_WAKE_EARLY_US 60.0
 
@@ -383,7 +90,7 @@ static napi_value js_udp_connect(napi_env env, napi_callback_info info) {
   size_t alen = 0;
   int64_t port = 0, family = 0, sndbuf = 0;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 || napi_get_value_string_utf8(env, argv[0], addr, sizeof addr, &alen) != napi_ok ||
-      !recv_int_arg(env, argv[1], 65535, &port) || !recv_int_arg(env, argv[2], 6, &family) || !recv_int_arg(env, argv[3], INT32_MAX, &sndbuf) || (family != 4 && family != 6)) {
+      !int_arg(env, argv[1], 65535, &port) || !int_arg(env, argv[2], 6, &family) || !int_arg(env, argv[3], INT32_MAX, &sndbuf) || (family != 4 && family != 6)) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "udpConnect(address, port, family 4|6, sndbuf)");
     return NULL;
   }
@@ -542,8 +249,8 @@ static napi_value js_udp_paced(napi_env env, napi_callback_info info) {
   size_t ta_len = 0;
   void* ta_data = NULL;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 10 || napi_typeof(env, argv[9], &t) != napi_ok || t != napi_function ||
-      !recv_int_arg(env, argv[0], INT32_MAX, &fd) || !recv_int_arg(env, argv[1], 65507, &length) || length < 24 || !recv_int_arg(env, argv[2], 4294967295.0, &tag) ||
-      !recv_int_arg(env, argv[3], 65535, &stream) || !recv_int_arg(env, argv[4], 9007199254740991.0, &seq_from) || !recv_int_arg(env, argv[5], 1e9, &count) ||
+      !int_arg(env, argv[0], INT32_MAX, &fd) || !int_arg(env, argv[1], 65507, &length) || length < 24 || !int_arg(env, argv[2], 4294967295.0, &tag) ||
+      !int_arg(env, argv[3], 65535, &stream) || !int_arg(env, argv[4], 9007199254740991.0, &seq_from) || !int_arg(env, argv[5], 1e9, &count) ||
       napi_get_value_double(env, argv[6], &start_us) != napi_ok || napi_get_value_double(env, argv[7], &gap_us) != napi_ok || !(gap_us > 0) ||
       napi_is_typedarray(env, argv[8], &is_ta) != napi_ok || !is_ta || napi_get_typedarray_info(env, argv[8], &tat, &ta_len, &ta_data, NULL, NULL) != napi_ok ||
       tat != napi_float64_array || ta_len < (size_t)count) {
@@ -578,9 +285,6 @@ static napi_value js_udp_paced(napi_env env, napi_callback_info info) {
 
 napi_value skn_register_perf_io(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-      {"recvDrop", NULL, js_recv_drop, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"sendZeros", NULL, js_send_zeros, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"sendRepeat", NULL, js_send_repeat, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpConnect", NULL, js_udp_connect, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpPaced", NULL, js_udp_paced, NULL, NULL, NULL, napi_enumerable, NULL},
       {"monoUs", NULL, js_mono_us, NULL, NULL, NULL, napi_enumerable, NULL},

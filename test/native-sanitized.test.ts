@@ -18,7 +18,7 @@ import { tempDir } from './helpers/tmp.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The scenarios run under the sanitizers (compiled test files, from the package root). */
-const SCENARIOS = ['dist/test/echo-engines.test.js', 'dist/test/echo-engine-memory.test.js', 'dist/test/zero-copy.test.js', 'dist/test/proxy-relay.test.js', 'dist/test/relay-splice.test.js'];
+const SCENARIOS = ['dist/test/echo-engines.test.js', 'dist/test/echo-engine-memory.test.js', 'dist/test/zero-copy.test.js', 'dist/test/proxy-relay.test.js', 'dist/test/relay-splice.test.js', 'dist/test/perf-native.test.js', 'dist/test/perf-tcp.test.js'];
 
 describe('the native helper under ASan and UBSan', () => {
   it('builds every native/*.c with -fsanitize=address,undefined and runs the engine scenarios clean', { timeout: 400_000 }, async (t) => {

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { runPerf } from '../src/perf/client.js';
 import { startPerfServer } from '../src/perf/server.js';
-import { perfIo, tcpInfoAvailable } from '../src/perf/native.js';
+import { nativeStreamsAvailable, tcpInfoAvailable } from '../src/perf/native.js';
 import { join } from 'node:path';
 import { tempDir } from './helpers/tmp.js';
 import { Evenness, pacerKind } from '../src/perf/udp-sender.js';
@@ -54,6 +54,26 @@ describe('perf with the native helper', { timeout: 60_000 }, () => {
     }
   });
 
+  it('native streams count as they go: every interval holds bytes from every stream, and -t stops them on time', async (t) => {
+    const s = await startPerfServer(LOOP);
+    t.after(() => s.close(0));
+    for (const zeroCopy of [false, true]) {
+      const intervals: PerfInterval[] = [];
+      const r = await runPerf(s.endpoint, { streams: 2, durationMs: 1200, intervalMs: 300, zeroCopy, onInterval: (i) => intervals.push(i) });
+      assert.ok(r.seconds > 1.0 && r.seconds < 3, `seconds ${r.seconds}`);
+      const full = intervals.filter((i) => i.end - i.start >= 0.25);
+      assert.ok(full.length >= 3, `${full.length} full intervals`);
+      for (const i of full) {
+        const sent = i.streams.filter((x) => x.role === 'sent');
+        assert.equal(sent.length, 2);
+        for (const x of sent) assert.ok(x.bytes > 0, `zeroCopy ${zeroCopy}: interval ${i.start}-${i.end} stream ${x.stream} moved nothing`);
+      }
+      const counted = intervals.reduce((a, i) => a + i.sum.sent.bytes, 0);
+      const total = r.sent.reduce((a, f) => a + f.bytes, 0);
+      assert.ok(counted <= total && counted > 0.5 * total, `intervals counted ${counted} of ${total}`);
+    }
+  });
+
   it('over a Unix socket too (sendfile and reads of a Unix stream), every byte counted', async (t) => {
     const dir = tempDir(t);
     const s = await startPerfServer({ kind: 'unix', path: join(dir, 'perf.sock') });
@@ -61,7 +81,7 @@ describe('perf with the native helper', { timeout: 60_000 }, () => {
     const bytes = 20_000_000 + 3;
     const r = await runPerf(s.endpoint, { bidir: true, streams: 2, bytes, zeroCopy: true });
     assert.equal(r.bytes, 2 * bytes);
-    assert.equal(r.zeroCopy, perfIo() !== undefined);
+    assert.equal(r.zeroCopy, nativeStreamsAvailable());
     assert.ok(r.sent.every((f) => f.tcp === undefined), 'no TCP_INFO on a Unix socket');
   });
 

@@ -11,7 +11,9 @@ export class StreamMeter {
   readonly dir: 'up' | 'down';
   /** Whether this side sends or receives the stream. */
   readonly role: 'sent' | 'received';
-  bytes = 0;
+  #bytes = 0;
+  /** While a native loop moves this stream's bytes: what it moved so far (see follow). */
+  #live: (() => number) | undefined;
   /** UDP receivers: the datagram statistics. */
   udp: UdpReceiverStats | undefined;
   /** TCP senders: reads the socket's TCP_INFO (undefined without the native helper). */
@@ -25,6 +27,40 @@ export class StreamMeter {
     this.stream = stream;
     this.dir = dir;
     this.role = role;
+  }
+
+  /** Bytes sent or received so far. */
+  get bytes(): number {
+    return this.#live === undefined ? this.#bytes : this.#bytes + this.#live();
+  }
+
+  set bytes(value: number) {
+    this.#bytes = this.#live === undefined ? value : value - this.#live();
+  }
+
+  /** Counts `moved()` (bytes a native loop moved since this call) in, until unfollow(its final count). */
+  follow(moved: () => number): void {
+    this.#live = moved;
+  }
+
+  /**
+   * Runs `fn` with the native loop's count left out, as of the loop's start: a test that starts
+   * on the stream's first bytes (and marks its meters then) counts every byte of the stream,
+   * though the loop had moved more by the time JS heard of the first ones.
+   */
+  asOfFollow(fn: () => void): void {
+    const live = this.#live;
+    this.#live = undefined;
+    try {
+      fn();
+    } finally {
+      this.#live = live;
+    }
+  }
+
+  unfollow(moved: number): void {
+    this.#live = undefined;
+    this.#bytes += moved;
   }
 
   /** The warm-up ends now (`performance.now()`): results count from here. */

@@ -29,10 +29,10 @@ interface TcpInfoModule {
   tcpInfo(fd: number): TcpInfo | number;
 }
 
-interface PerfIoModule {
-  recvDrop(fd: number, maxBytes: number, waitMs: number, callback: (errno: number, bytes: number, eof: boolean) => void): void;
-  sendZeros(out: number, file: number, fileSize: number, maxBytes: number, waitMs: number, callback: (errno: number, bytes: number) => void): void;
-  sendRepeat(out: number, length: number, maxBytes: number, waitMs: number, callback: (errno: number, bytes: number) => void): void;
+interface PerfStreamModule {
+  perfStreamStart(mode: number, fd: number, fileFd: number, fileSize: number, length: number, maxBytes: number, callback: (errno: number, bytes: number, eof: boolean, done: boolean) => void): number;
+  perfStreamBytes(id: number): number;
+  perfStreamStop(id: number): void;
 }
 
 /** TCP_INFO of a plain TCP socket, or undefined (no helper, TLS, a Unix socket, closed). */
@@ -49,11 +49,93 @@ export function tcpInfoAvailable(): boolean {
   return nativeModule<TcpInfoModule>(['tcpInfo']) !== undefined;
 }
 
-/** The native receiver and senders (native/perf_io.c), or undefined without the helper. */
-export function perfIo(): (PerfIoModule & { dup(fd: number): number; close(fd: number): void }) | undefined {
-  const m = nativeModule<PerfIoModule>(['recvDrop', 'sendZeros', 'sendRepeat']);
-  const h = nativeHelper();
-  return m === undefined || h === undefined
-    ? undefined
-    : { recvDrop: m.recvDrop.bind(m), sendZeros: m.sendZeros.bind(m), sendRepeat: m.sendRepeat.bind(m), dup: h.dup.bind(h), close: h.close.bind(h) };
+/** What a native stream's thread does (native/perf_stream.c). */
+export type NativeStreamLoop =
+  | { readonly kind: 'receive' }
+  | { readonly kind: 'sendfile'; readonly file: number; readonly fileSize: number }
+  | { readonly kind: 'send'; readonly length: number };
+
+/** How a native stream ended: `stopped` after stop(), else at the peer's end (`eof`) or an error (`errno`). */
+export interface NativeStreamEnd {
+  readonly errno: number;
+  readonly bytes: number;
+  readonly eof: boolean;
+  readonly stopped: boolean;
+}
+
+const LOOP_MODE = { receive: 0, sendfile: 1, send: 2 } as const;
+
+/**
+ * One TCP stream's loop on a thread of its own (native/perf_stream.c), on a private duplicate of
+ * the socket's descriptor, closed when the loop has ended. Progress is read with bytes().
+ */
+export class NativeStream {
+  readonly #m: PerfStreamModule;
+  #id = -1;
+  #stopped = false;
+  #final: NativeStreamEnd | undefined;
+  #settle: ((end: NativeStreamEnd) => void) | undefined;
+  /** Settles (never rejects) when the loop is over and its descriptor closed. */
+  readonly ended: Promise<NativeStreamEnd>;
+
+  private constructor(m: PerfStreamModule) {
+    this.#m = m;
+    this.ended = new Promise<NativeStreamEnd>((resolve) => (this.#settle = resolve));
+  }
+
+  /**
+   * Starts `loop` on `socket` (plain TCP or Unix, with a descriptor), sending at most `maxBytes`
+   * (0: no limit); `onFirstBytes` runs once when a receiver's first bytes arrive. Undefined
+   * without the helper, without a descriptor, or when no thread could be started: the caller
+   * then moves the bytes with Node.
+   */
+  static start(socket: Socket, loop: NativeStreamLoop, maxBytes: number, onFirstBytes?: () => void): NativeStream | undefined {
+    const m = nativeModule<PerfStreamModule>(['perfStreamStart', 'perfStreamBytes', 'perfStreamStop']);
+    const h = nativeHelper();
+    const fd = socketFd(socket);
+    if (m === undefined || h === undefined || fd === undefined) return undefined;
+    const own = h.dup(fd);
+    if (own < 0) return undefined;
+    const stream = new NativeStream(m);
+    stream.#id = m.perfStreamStart(
+      LOOP_MODE[loop.kind],
+      own,
+      loop.kind === 'sendfile' ? loop.file : 0,
+      loop.kind === 'sendfile' ? loop.fileSize : 0,
+      loop.kind === 'send' ? loop.length : 0,
+      maxBytes,
+      (errno, bytes, eof, done) => {
+        if (!done) {
+          onFirstBytes?.();
+          return;
+        }
+        // The slot is free from here on: nothing may name its id again.
+        h.close(own);
+        stream.#final = { errno, bytes, eof, stopped: stream.#stopped && errno === 0 && !eof };
+        stream.#settle?.(stream.#final);
+      },
+    );
+    if (stream.#id < 0) {
+      h.close(own);
+      return undefined;
+    }
+    return stream;
+  }
+
+  /** Bytes the loop moved so far. */
+  bytes(): number {
+    return this.#final?.bytes ?? this.#m.perfStreamBytes(this.#id);
+  }
+
+  /** Ends the loop at its next step (`ended` then says stopped); nothing once it has ended. */
+  stop(): void {
+    if (this.#final !== undefined) return;
+    this.#stopped = true;
+    this.#m.perfStreamStop(this.#id);
+  }
+}
+
+/** Whether TCP streams run on native threads in this process (the helper with perf_stream.c). */
+export function nativeStreamsAvailable(): boolean {
+  return nativeHelper() !== undefined && nativeModule<PerfStreamModule>(['perfStreamStart', 'perfStreamBytes', 'perfStreamStop']) !== undefined;
 }

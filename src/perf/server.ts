@@ -242,7 +242,10 @@ class ServerTest {
       for (const m of this.#meters) m.mark(now);
     };
     if (this.params.omitMs > 0) this.#omitTimer = setTimeout(mark, this.params.omitMs);
-    else mark();
+    // Without a warm-up every byte of the test counts, also what native loops read before the
+    // JS thread heard of the start (a stream's first bytes may start the test, and a thread may
+    // read a short stream whole by then).
+    else for (const m of this.#meters) m.asOfFollow(() => m.mark(startAt));
     if (this.params.intervalMs >= PERF_LIMITS.intervalMs) this.#reporter = new IntervalReporter(this.#meters, startAt, this.params.intervalMs, this.params.omitMs, (i, index) => this.#interval(i, index));
     const until = startAt + this.params.omitMs + this.params.durationMs;
     const down = this.#plan.filter((p) => p.dir === 'down');
