@@ -8,8 +8,9 @@
  *     Opens COUNT receivers on 127.0.0.1, round-robin over the ports (receiver i on
  *     ports[(i + first) % n], FIRST from SOCKETKIT_BENCH_PEER_FIRST, default 0), and counts the
  *     bytes each is sent. Prints `{"ready":COUNT}` once all are connected; then, for every line
- *     read on stdin, one JSON line `{"at":EPOCH_MS,"bytes":[...],"closed":[...]}` (per receiver:
- *     bytes received so far, whether the broker closed it). Exits when stdin ends.
+ *     read on stdin, one JSON line `{"at":EPOCH_MS,"bytes":[...],"closed":[...],"reads":N}` (per
+ *     receiver: bytes received so far, whether the broker closed it; N: reads so far over all of
+ *     them). Exits when stdin ends.
  *
  *   node dist/bench/broker-peer.js send PORT SIZE
  *     Opens one sender. Prints `{"ready":1}`; then reads commands on stdin, one a line:
@@ -41,17 +42,21 @@ async function receivers(ports: readonly number[], count: number): Promise<void>
   const first = Number(process.env['SOCKETKIT_BENCH_PEER_FIRST'] ?? 0);
   const bytes = new Array<number>(count).fill(0);
   const closed = new Array<boolean>(count).fill(false);
+  let reads = 0;
   const sockets: Socket[] = [];
   for (let i = 0; i < count; i++) {
     const s = await open(ports[(i + first) % ports.length]!);
-    s.on('data', (c: Buffer) => (bytes[i] = bytes[i]! + c.length));
+    s.on('data', (c: Buffer) => {
+      bytes[i] = bytes[i]! + c.length;
+      reads++;
+    });
     s.on('error', () => undefined);
     s.once('close', () => (closed[i] = true));
     sockets.push(s);
   }
   say({ ready: count });
   const lines = createInterface({ input: process.stdin });
-  lines.on('line', () => say({ at: performance.timeOrigin + performance.now(), bytes, closed }));
+  lines.on('line', () => say({ at: performance.timeOrigin + performance.now(), bytes, closed, reads }));
   lines.once('close', () => {
     for (const s of sockets) s.destroy();
   });

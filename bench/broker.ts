@@ -20,10 +20,28 @@
  * Run: `node dist/bench/broker.js` (or `npm run bench` with SOCKETKIT_BENCH_ONLY=broker).
  * SOCKETKIT_BENCH_BROKER_SECONDS: seconds per round (default 2); SOCKETKIT_BENCH_BROKER_ROUNDS:
  * rounds (default 3); SOCKETKIT_BENCH_BROKER_ARGS: extra arguments for `socketkit broker`
- * (e.g. `--max-queue 4MiB`).
+ * (e.g. `--max-queue 4MiB`); SOCKETKIT_BENCH_BROKER_SIZES: message sizes (default `64,4096`);
+ * SOCKETKIT_BENCH_BROKER_SETUPS: which setups, a comma list of
+ * `ncat`, `socketkit`, `redis` (default all three); SOCKETKIT_BENCH_BROKER_BASELINE: the path of
+ * another build's `bin/socketkit.js`, run beside as one more setup (`baseline broker`), to
+ * compare a change with the code before it in the same rounds (SOCKETKIT_BENCH_BROKER_BASELINE_ENV:
+ * `NAME=VALUE ...` in its environment alone; SOCKETKIT_BENCH_BROKER_BASELINE_CMD: any other broker
+ * command instead, which prints `{"address":"127.0.0.1:PORT"}` once it
+ * listens); SOCKETKIT_BENCH_BROKER_VERBOSE=1: each round's figures as it ends.
+ *
+ * CPU accounting: over each round's sending window the bench reads every party's CPU time
+ * (user + system, all threads, from /proc/PID/stat: the broker or ncat, Redis, the sender, the
+ * two receiver processes) and the machine's (/proc/stat), and prints CPU seconds per delivered
+ * GB (10^9 bytes) for each party, medians of the rounds (Linux only; zeros elsewhere). With tick
+ * accounting the kernel charges loopback TCP's receive processing (softirq) to the process whose
+ * write or read ran it, so a broker's writes carry most of the receiving side's TCP work. When
+ * the cores are full, delivered bytes/s go as the inverse of the CPU all parties take per byte,
+ * so the table ends with the ceiling: the ratio to ncat that a broker costing no CPU at all could
+ * reach, ncat's whole CPU per GB (ncat, sender, receivers, ksoftirqd) over this row's receivers +
+ * sender (+ Redis) per GB.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,8 +56,45 @@ const PEER = fileURLToPath(new URL('./broker-peer.js', import.meta.url));
 const RECEIVERS = 100;
 const RECEIVER_PROCESSES = 2;
 const EXTRA_ARGS = (process.env['SOCKETKIT_BENCH_BROKER_ARGS'] ?? '').split(/\s+/).filter(Boolean);
+const BASELINE_CMD = process.env['SOCKETKIT_BENCH_BROKER_BASELINE_CMD'];
+const BASELINE = process.env['SOCKETKIT_BENCH_BROKER_BASELINE'] ?? (BASELINE_CMD !== undefined ? '' : undefined);
+/** `NAME=VALUE ...`: environment for the baseline broker alone. */
+const BASELINE_ENV = Object.fromEntries(
+  (process.env['SOCKETKIT_BENCH_BROKER_BASELINE_ENV'] ?? '')
+    .split(/\s+/)
+    .filter((x) => x.includes('='))
+    .map((x) => [x.slice(0, x.indexOf('=')), x.slice(x.indexOf('=') + 1)]),
+);
+const VERBOSE = process.env['SOCKETKIT_BENCH_BROKER_VERBOSE'] === '1';
+const ONLY = (process.env['SOCKETKIT_BENCH_BROKER_SETUPS'] ?? 'ncat,socketkit,redis').split(',').map((x) => x.trim());
 
-export type BrokerSetup = 'ncat --broker' | 'socketkit broker' | 'socketkit x2 + redis';
+export type BrokerSetup = 'ncat --broker' | 'socketkit broker' | 'baseline broker' | 'socketkit x2 + redis';
+
+/** CPU seconds per delivered GB (10^9 bytes) of each party, medians over the rounds. */
+export interface BrokerCpu {
+  /** The broker (both instances with Redis), or ncat: user and system time. */
+  readonly brokerUser: number;
+  readonly brokerSys: number;
+  readonly redis: number;
+  readonly sender: number;
+  /** Both receiver processes together. */
+  readonly receivers: number;
+  /** The kernel's softirq threads (network receive processing deferred to them). */
+  readonly ksoftirqd: number;
+  /** Everything else busy on the machine meanwhile (other work on a shared machine), per delivered GB. */
+  readonly others: number;
+  /** CPU seconds per second the parties (and ksoftirqd) took, and everything else did. */
+  readonly partyCores: number;
+  readonly otherCores: number;
+  /** Mean bytes per read at the receivers. */
+  readonly readSize: number;
+  /**
+   * The best a broker costing no CPU could do against ncat: ncat's whole cost per GB (ncat,
+   * its sender and receivers, ksoftirqd) over this row's receivers + sender (+ Redis) per GB.
+   * With the same CPU to share, delivered bytes/s go as the inverse of the CPU per byte.
+   */
+  readonly ceilingVsNcat: number;
+}
 
 export interface BrokerBenchRow {
   readonly setup: BrokerSetup;
@@ -55,6 +110,7 @@ export interface BrokerBenchRow {
   /** Most receivers the broker cut off in a round. */
   readonly maxCutOff: number;
   readonly rounds: number;
+  readonly cpu: BrokerCpu;
 }
 
 export interface BrokerBenchResult {
@@ -71,6 +127,100 @@ interface Round {
   readonly cutOff: number;
   /** Messages the sender sent in the round (probes included). */
   readonly sent: number;
+  /** Over the sending window. */
+  readonly cpu: RoundCpu;
+}
+
+/** CPU seconds of each party over one round's sending window, and what was delivered in it. */
+interface RoundCpu {
+  readonly brokerUser: number;
+  readonly brokerSys: number;
+  readonly redis: number;
+  readonly sender: number;
+  readonly receivers: number;
+  readonly ksoftirqd: number;
+  readonly machineBusy: number;
+  readonly seconds: number;
+  readonly bytes: number;
+  readonly reads: number;
+}
+
+const TICK = 100; // USER_HZ: /proc's clock ticks per second on Linux
+
+/** User and system CPU seconds of `pid` so far (all its threads); zeros once it is gone. */
+function cpuOf(pid: number): { user: number; sys: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(f[11]) / TICK, sys: Number(f[12]) / TICK };
+  } catch {
+    return { user: 0, sys: 0 };
+  }
+}
+
+/** The machine's busy CPU seconds so far (all but idle and iowait), from /proc/stat; 0 without it. */
+function machineBusy(): number {
+  try {
+    const f = readFileSync('/proc/stat', 'latin1').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+    return (f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!) / TICK;
+  } catch {
+    return 0;
+  }
+}
+
+/** The kernel's ksoftirqd/N threads (none without /proc). */
+let ksoftirqd: number[] | undefined;
+function ksoftirqdPids(): number[] {
+  if (ksoftirqd !== undefined) return ksoftirqd;
+  ksoftirqd = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    return ksoftirqd;
+  }
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/comm`, 'latin1').startsWith('ksoftirqd/')) ksoftirqd.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ksoftirqd;
+}
+
+interface Pids {
+  readonly brokers: readonly number[];
+  readonly redis?: number;
+}
+
+interface CpuSample {
+  readonly at: number;
+  readonly brokers: { user: number; sys: number };
+  readonly redis: number;
+  readonly sender: number;
+  readonly receivers: number;
+  readonly ksoftirqd: number;
+  readonly machine: number;
+}
+
+function sampleCpu(pids: Pids, sender: number, receivers: readonly number[]): CpuSample {
+  const sum = (xs: readonly number[]): { user: number; sys: number } =>
+    xs.map(cpuOf).reduce((a, b) => ({ user: a.user + b.user, sys: a.sys + b.sys }), { user: 0, sys: 0 });
+  const total = (xs: readonly number[]): number => {
+    const c = sum(xs);
+    return c.user + c.sys;
+  };
+  return {
+    at: performance.now(),
+    brokers: sum(pids.brokers),
+    redis: pids.redis !== undefined ? total([pids.redis]) : 0,
+    sender: total([sender]),
+    receivers: total(receivers),
+    ksoftirqd: total(ksoftirqdPids()),
+    machine: machineBusy(),
+  };
 }
 
 function openSocket(port: number): Promise<Socket> {
@@ -113,13 +263,16 @@ async function startByPort(name: string, cmd: string, args: readonly string[], p
   return { child, port, pid: child.pid!, stop };
 }
 
-function socketkitBroker(redisPort?: number): Promise<RunningServer> {
-  return startServer({
+function socketkitBroker(redisPort?: number, cli = CLI, env: Record<string, string> = {}): Promise<RunningServer> {
+  const spec = {
     name: 'socketkit broker',
     cmd: process.execPath,
-    args: [CLI, 'broker', '127.0.0.1:0', '--json', '-q', ...EXTRA_ARGS, ...(redisPort !== undefined ? ['--redis', `redis://127.0.0.1:${redisPort}`] : [])],
+    args: [cli, 'broker', '127.0.0.1:0', '--json', '-q', ...EXTRA_ARGS, ...(redisPort !== undefined ? ['--redis', `redis://127.0.0.1:${redisPort}`] : [])],
     port: /"address":"127\.0\.0\.1:(\d+)"/,
-  });
+  };
+  const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  // `env` execs node: the PID stays the broker's.
+  return vars.length ? startServer(spec, { cmd: 'env', args: [...vars, spec.cmd, ...spec.args] }) : startServer(spec);
 }
 
 /** A client process of bench/broker-peer.ts: commands on its stdin, one JSON answer a line. */
@@ -187,6 +340,8 @@ interface Snapshot {
   readonly at: number;
   readonly bytes: readonly number[];
   readonly closed: readonly boolean[];
+  /** Reads ('data' events) over all its receivers so far. */
+  readonly reads: number;
 }
 
 async function snapshot(groups: readonly Peer[]): Promise<Snapshot[]> {
@@ -202,7 +357,7 @@ function totalBytes(snaps: readonly Snapshot[]): number {
  * One round against brokers on `ports`: the sender on ports[0], the receivers in
  * RECEIVER_PROCESSES processes, round-robin over the ports.
  */
-async function round(ports: readonly number[], size: number, ms: number): Promise<Round> {
+async function round(ports: readonly number[], pids: Pids, size: number, ms: number): Promise<Round> {
   const groups: Peer[] = [];
   let sender: Peer | undefined;
   try {
@@ -226,9 +381,25 @@ async function round(ports: readonly number[], size: number, ms: number): Promis
       if (all) break;
       if (Date.now() > deadline) throw new Error('a receiver did not get the probe within 10 s');
     }
+    const receiverPids = groups.map((g) => g.child.pid!);
+    const senderPid = sender.child.pid!;
     const before = await snapshot(groups);
+    const cpu0 = sampleCpu(pids, senderPid, receiverPids);
     const { sent } = await sender.ask<{ sent: number; ms: number }>(`go ${ms}`);
     const after = await snapshot(groups);
+    const cpu1 = sampleCpu(pids, senderPid, receiverPids);
+    const cpu: RoundCpu = {
+      brokerUser: cpu1.brokers.user - cpu0.brokers.user,
+      brokerSys: cpu1.brokers.sys - cpu0.brokers.sys,
+      redis: cpu1.redis - cpu0.redis,
+      sender: cpu1.sender - cpu0.sender,
+      receivers: cpu1.receivers - cpu0.receivers,
+      ksoftirqd: cpu1.ksoftirqd - cpu0.ksoftirqd,
+      machineBusy: cpu1.machine - cpu0.machine,
+      seconds: (cpu1.at - cpu0.at) / 1000,
+      bytes: totalBytes(after) - totalBytes(before),
+      reads: after.reduce((a, x) => a + x.reads, 0) - before.reduce((a, x) => a + x.reads, 0),
+    };
     // Each receiver process's own clock: delivered/s is summed over the processes.
     let delivered = 0;
     for (let g = 0; g < groups.length; g++) {
@@ -262,7 +433,7 @@ async function round(ports: readonly number[], size: number, ms: number): Promis
         }
       }
     }
-    return { delivered, lost, lossy, cutOff, sent };
+    return { delivered, lost, lossy, cutOff, sent, cpu };
   } finally {
     await Promise.all([sender?.close(), ...groups.map((g) => g.close())]);
   }
@@ -278,17 +449,42 @@ function fmt(n: number): string {
   return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-';
 }
 
+const parties = (c: RoundCpu): number => c.brokerUser + c.brokerSys + c.redis + c.sender + c.receivers + c.ksoftirqd;
+
+function cpuRow(rs: readonly Round[], ncat: readonly Round[]): BrokerCpu {
+  const per = (f: (c: RoundCpu) => number): number => median(rs.map((r) => (f(r.cpu) / r.cpu.bytes) * 1e9));
+  const ncatPerGB = median(ncat.map((r) => (parties(r.cpu) / r.cpu.bytes) * 1e9));
+  return {
+    brokerUser: per((c) => c.brokerUser),
+    brokerSys: per((c) => c.brokerSys),
+    redis: per((c) => c.redis),
+    sender: per((c) => c.sender),
+    receivers: per((c) => c.receivers),
+    ksoftirqd: per((c) => c.ksoftirqd),
+    others: per((c) => Math.max(0, c.machineBusy - parties(c))),
+    partyCores: median(rs.map((r) => parties(r.cpu) / r.cpu.seconds)),
+    otherCores: median(rs.map((r) => Math.max(0, r.cpu.machineBusy - parties(r.cpu)) / r.cpu.seconds)),
+    readSize: median(rs.map((r) => r.cpu.bytes / Math.max(1, r.cpu.reads))),
+    ceilingVsNcat: ncat.length ? ncatPerGB / median(rs.map((r) => ((r.cpu.receivers + r.cpu.sender + r.cpu.redis) / r.cpu.bytes) * 1e9)) : NaN,
+  };
+}
+
 /** Runs the comparison and prints the table with `log`; resolves with every figure. */
 export async function benchBroker(options: { readonly durationMs?: number; readonly rounds?: number; readonly log?: (line: string) => void } = {}): Promise<BrokerBenchResult> {
   const log = options.log ?? ((line: string) => console.log(line));
   const ms = options.durationMs ?? Number(process.env['SOCKETKIT_BENCH_BROKER_SECONDS'] ?? 2) * 1000;
   const rounds = Math.max(1, options.rounds ?? Number(process.env['SOCKETKIT_BENCH_BROKER_ROUNDS'] ?? 3));
-  const sizes = [64, 4096];
-  const haveNcat = spawnSync('ncat', ['--version']).status === 0;
-  const haveRedis = spawnSync('redis-server', ['--version']).status === 0;
-  const setups: BrokerSetup[] = [...(haveNcat ? (['ncat --broker'] as const) : []), 'socketkit broker', ...(haveRedis ? (['socketkit x2 + redis'] as const) : [])];
-  if (!haveNcat) log('(ncat not found: its rows are skipped)');
-  if (!haveRedis) log('(redis-server not found: the Redis rows are skipped)');
+  const sizes = (process.env['SOCKETKIT_BENCH_BROKER_SIZES'] ?? '64,4096').split(',').map(Number);
+  const haveNcat = ONLY.includes('ncat') && spawnSync('ncat', ['--version']).status === 0;
+  const haveRedis = ONLY.includes('redis') && spawnSync('redis-server', ['--version']).status === 0;
+  const setups: BrokerSetup[] = [
+    ...(haveNcat ? (['ncat --broker'] as const) : []),
+    ...(ONLY.includes('socketkit') ? (['socketkit broker'] as const) : []),
+    ...(BASELINE !== undefined ? (['baseline broker'] as const) : []),
+    ...(haveRedis ? (['socketkit x2 + redis'] as const) : []),
+  ];
+  if (ONLY.includes('ncat') && !haveNcat) log('(ncat not found: its rows are skipped)');
+  if (ONLY.includes('redis') && !haveRedis) log('(redis-server not found: the Redis rows are skipped)');
   log(`Broker fan-out on loopback: 1 sender, ${RECEIVERS} receivers, plain bytes, ${rounds} interleaved rounds of ${ms / 1000} s, a fresh broker per round`);
 
   const results = new Map<string, Round[]>();
@@ -305,19 +501,34 @@ export async function benchBroker(options: { readonly durationMs?: number; reado
           const started: RunningServer[] = [];
           try {
             let ports: number[];
+            let pids: Pids;
             if (setup === 'ncat --broker') {
               const port = await freePort();
               started.push(await startByPort('ncat', 'ncat', ['-l', '--broker', '--max-conns', '1000', '127.0.0.1', String(port)], port));
               ports = [port];
-            } else if (setup === 'socketkit broker') {
-              started.push(await socketkitBroker());
+              pids = { brokers: [started[0]!.pid] };
+            } else if (setup === 'socketkit broker' || setup === 'baseline broker') {
+              started.push(await (setup !== 'baseline broker'
+                  ? socketkitBroker()
+                  : BASELINE_CMD !== undefined
+                    ? startServer({ name: 'baseline broker', cmd: BASELINE_CMD.split(/\s+/)[0]!, args: BASELINE_CMD.split(/\s+/).slice(1), port: /"address":"127\.0\.0\.1:(\d+)"/ })
+                    : socketkitBroker(undefined, BASELINE, BASELINE_ENV)));
               ports = [started[0]!.port];
+              pids = { brokers: [started[0]!.pid] };
             } else {
               started.push(await socketkitBroker(redis!.port));
               started.push(await socketkitBroker(redis!.port));
               ports = started.map((s) => s.port);
+              pids = { brokers: started.map((s) => s.pid), redis: redis!.pid };
             }
-            const one = await round(ports, size, ms);
+            const one = await round(ports, pids, size, ms);
+            if (VERBOSE) {
+              const c = one.cpu;
+              const g = (x: number): string => ((x / c.bytes) * 1e9).toFixed(3);
+              log(
+                `  round ${r + 1} ${setup} ${size} B: ${(c.bytes / c.seconds / 1e9).toFixed(2)} GB/s over ${c.seconds.toFixed(2)} s; CPU-s/GB broker ${g(c.brokerUser)}+${g(c.brokerSys)} redis ${g(c.redis)} sender ${g(c.sender)} receivers ${g(c.receivers)} ksoftirqd ${g(c.ksoftirqd)} machine ${g(c.machineBusy)}; ${(parties(c) / c.seconds).toFixed(2)} cores`,
+              );
+            }
             const key = `${setup}|${size}`;
             results.set(key, [...(results.get(key) ?? []), one]);
           } catch (err) {
@@ -340,16 +551,18 @@ export async function benchBroker(options: { readonly durationMs?: number; reado
     const ncatRate = median((results.get(`ncat --broker|${size}`) ?? []).map((x) => x.delivered));
     for (const setup of setups) {
       const rs = results.get(`${setup}|${size}`) ?? [];
+      if (rs.length === 0) continue;
       const d = rs.map((x) => x.delivered);
       const row: BrokerBenchRow = {
         setup,
         size,
-        deliveredPerSecond: rs.length ? median(d) : NaN,
-        spread: rs.length ? Math.max(...d) / Math.min(...d) : NaN,
+        deliveredPerSecond: median(d),
+        spread: Math.max(...d) / Math.min(...d),
         maxLost: rs.reduce((m, x) => Math.max(m, x.lost), 0),
         maxLossy: rs.reduce((m, x) => Math.max(m, x.lossy), 0),
         maxCutOff: rs.reduce((m, x) => Math.max(m, x.cutOff), 0),
         rounds: rs.length,
+        cpu: cpuRow(rs, results.get(`ncat --broker|${size}`) ?? []),
       };
       rows.push(row);
       const vs = row.deliveredPerSecond / ncatRate;
@@ -360,6 +573,24 @@ export async function benchBroker(options: { readonly durationMs?: number; reado
     }
   }
   log('(delivered: messages/s summed over the receivers, median of the rounds; spread: fastest / slowest round; lost: most messages one still-connected receiver missed after the drain; lossy: still-connected receivers that missed any; cut off: receivers the broker closed; * below the 2x goal)');
+
+  log('');
+  log('CPU seconds per delivered GB (10^9 bytes) over the sending window, medians of the rounds');
+  log(
+    `${'setup'.padEnd(22)}${'size'.padStart(6)}${'brk usr'.padStart(8)}${'brk sys'.padStart(8)}${'redis'.padStart(7)}${'sender'.padStart(7)}${'recvrs'.padStart(7)}${'softirqd'.padStart(9)}${'others'.padStart(7)}` +
+      `${'cores'.padStart(6)}${'+other'.padStart(7)}${'read B'.padStart(8)}${'GB/s'.padStart(6)}${'ceiling'.padStart(9)}`,
+  );
+  const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '-');
+  for (const row of rows) {
+    const c = row.cpu;
+    log(
+      `${row.setup.padEnd(22)}${String(row.size).padStart(6)}${f2(c.brokerUser).padStart(8)}${f2(c.brokerSys).padStart(8)}${f2(c.redis).padStart(7)}${f2(c.sender).padStart(7)}${f2(c.receivers).padStart(7)}${f2(c.ksoftirqd).padStart(9)}${f2(c.others).padStart(7)}` +
+        `${f2(c.partyCores).padStart(6)}${f2(c.otherCores).padStart(7)}${fmt(c.readSize).padStart(8)}${((row.deliveredPerSecond * row.size) / 1e9).toFixed(2).padStart(6)}${(Number.isFinite(c.ceilingVsNcat) ? `${c.ceilingVsNcat.toFixed(2)}x` : '-').padStart(9)}`,
+    );
+  }
+  log(
+    "(brk: the broker process(es), or ncat; recvrs: both receiver processes; softirqd: the kernel's ksoftirqd threads; others: the rest of the machine's busy time, not this benchmark's; cores: CPU seconds per second the benchmark's processes and ksoftirqd took; +other: what the rest took; read B: mean bytes per read at the receivers; ceiling: the best ratio to ncat a broker costing no CPU could reach, ncat's whole CPU per GB over this row's receivers + sender + Redis)",
+  );
   return { name: 'broker', rows };
 }
 
