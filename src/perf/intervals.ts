@@ -116,7 +116,9 @@ export class IntervalReporter {
     const ends = this.#meters.map((m) => m.endedAt);
     const now = ends.every((e) => e !== undefined) && ends.length > 0 ? Math.min(performance.now(), Math.max(...ends.map((e) => e ?? 0))) : performance.now();
     const moved = this.#meters.some((m, i) => m.bytes !== this.#last[i]!.bytes);
-    if (moved && now - this.#from >= Math.max(minMs, 1)) this.#report(now);
+    // stop(0) reports what moved however short the interval: a native loop's last bytes may
+    // come in under a millisecond after the last tick, and the intervals must hold every byte.
+    if (moved && (minMs === 0 || now - this.#from >= minMs)) this.#report(Math.max(now, this.#from));
   }
 }
 
