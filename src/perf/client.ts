@@ -306,7 +306,7 @@ export async function runPerf(ep: Endpoint, options: PerfOptions = {}): Promise<
         if (!meter?.udp) return;
         const at = performance.now();
         meter.udp.record(h.seq, h.sendUs, at * 1000, msg.length);
-        meter.bytes += msg.length;
+        meter.add(msg.length);
         lastArrival.set(h.stream, at);
         udpWake?.();
       };

@@ -73,8 +73,10 @@ export class IntervalReporter {
     if (seconds <= 0) return;
     const streams = this.#meters.map((m, i): IntervalStream => {
       const last = this.#last[i]!;
-      const bytes = m.bytes - last.bytes;
-      last.bytes = m.bytes;
+      // Read once: a native loop's count moves between two reads, and the bytes between them would be in no interval.
+      const count = m.bytes;
+      const bytes = count - last.bytes;
+      last.bytes = count;
       const base = { stream: m.stream, dir: m.dir, role: m.role, bytes, bitsPerSecond: bitsPerSecond(bytes, seconds) };
       if (!m.udp) {
         const t = m.role === 'sent' ? m.sampleTcp() : undefined;

@@ -34,8 +34,12 @@ export class StreamMeter {
     return this.#live === undefined ? this.#bytes : this.#bytes + this.#live();
   }
 
-  set bytes(value: number) {
-    this.#bytes = this.#live === undefined ? value : value - this.#live();
+  /**
+   * Counts `n` more bytes. An add, not a setter: `bytes += n` reads a native loop's live count
+   * and would leave out whatever it moved between the read and the write.
+   */
+  add(n: number): void {
+    this.#bytes += n;
   }
 
   /** Counts `moved()` (bytes a native loop moved since this call) in, until unfollow(its final count). */

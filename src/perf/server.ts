@@ -225,7 +225,7 @@ class ServerTest {
     if (!meter?.udp) return;
     const at = performance.now();
     meter.udp.record(seq, sendUs, at * 1000, size);
-    meter.bytes += size;
+    meter.add(size);
     this.#lastArrival.set(stream, at);
     if (this.#udpDone) this.#drainUdp();
   }

@@ -126,10 +126,13 @@ export async function sendTcp(socket: Socket, meter: StreamMeter, options: TcpSe
     while (more()) {
       if (signal.aborted) throw stopped(signal);
       const n = Math.min(ZEROS_FILE_SIZE, budget - meter.bytes);
-      const base = meter.bytes;
+      let counted = 0;
       await sendfileRange(socket, zeros, 0, n, {
         path: 'zeros',
-        onSent: (sent) => (meter.bytes = base + sent),
+        onSent: (sent) => {
+          meter.add(sent - counted);
+          counted = sent;
+        },
         failure: () => (signal.aborted ? stopped(signal) : undefined),
       });
     }
@@ -142,7 +145,7 @@ export async function sendTcp(socket: Socket, meter: StreamMeter, options: TcpSe
       if (socket.destroyed) throw new SocketkitError('ERR_CONN_CLOSED', 'connection closed while sending');
       const left = budget - meter.bytes;
       const chunk = left < length ? buf.subarray(0, left) : buf;
-      meter.bytes += chunk.length;
+      meter.add(chunk.length);
       sinceYield += chunk.length;
       if (!socket.write(chunk)) {
         await waitDrain(socket);
@@ -190,7 +193,7 @@ export function receiveTcp(socket: Socket, meter: StreamMeter, first: Buffer | u
   };
   if (first && first.length > 0) {
     arrived();
-    meter.bytes += first.length;
+    meter.add(first.length);
   }
   // Node's own reading of a paused socket goes on until its buffer holds its high-water mark
   // (one read of 64 KiB), then stops; nothing ever takes those bytes out of its buffer, so the
@@ -225,7 +228,7 @@ export function receiveTcp(socket: Socket, meter: StreamMeter, first: Buffer | u
 function receiveWithNode(socket: Socket, meter: StreamMeter, name: string, arrived: () => void): Promise<void> {
   socket.on('data', (chunk: Buffer) => {
     arrived();
-    meter.bytes += chunk.length;
+    meter.add(chunk.length);
   });
   return new Promise<void>((resolve, reject) => {
     let ended = false;

@@ -244,7 +244,7 @@ async function sendPacedNative(native: PacerModule, target: NonNullable<PacedSen
       );
       for (let i = 0; i < sent; i++) even.record(s0 + (k0 + i) * gapUs, times[i]!);
       k += sent;
-      meter.bytes += sent * length;
+      meter.add(sent * length);
       if (errno !== 0) throw new SocketkitError('ERR_IO', `UDP send failed (errno ${errno})`);
     }
   } finally {
@@ -311,7 +311,7 @@ function sendPacedLoop(meter: StreamMeter, options: PacedSendOptions): Promise<P
         even.record(due, now);
         inFlight++;
         socket.send(buf, onSent);
-        meter.bytes += length;
+        meter.add(length);
         k++;
         burst++;
       }
