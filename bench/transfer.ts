@@ -64,6 +64,12 @@ import { freePort } from './processes.js';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = `${ROOT}bin/socketkit.js`;
 const PEER = fileURLToPath(new URL('./transfer-peer.js', import.meta.url));
+const FRAMED_BOUND = `${ROOT}bench/c/bin/framed_bound`;
+
+/** Builds bench/c/framed_bound (it needs OpenSSL's headers, so it is not in make's default target). */
+function buildFramedBound(): boolean {
+  return spawnSync('make', ['-s', '-C', `${ROOT}bench/c`, 'bound'], { stdio: 'ignore' }).status === 0;
+}
 
 export type TransferTool =
   | 'sha256'
@@ -77,7 +83,9 @@ export type TransferTool =
   | 'framed sync I/O'
   | 'framed xxh128'
   | 'framed -P 4'
-  | 'rsync -W';
+  | 'rsync -W'
+  | 'C framed SHA-256'
+  | 'C framed, no hash';
 
 /** One tool's runs. Rates in bytes per second. */
 export interface TransferBenchRow {
@@ -316,6 +324,27 @@ async function once(tool: TransferTool, file: string, bytes: number, work: strin
         await rm(out, { recursive: true, force: true });
       }
     }
+    case 'C framed SHA-256':
+    case 'C framed, no hash': {
+      // The bound a native data loop would reach (bench/c/framed_bound.c): timed from the sender's start to the receiver's end.
+      const port = await freePort();
+      const out = join(work, 'c-out');
+      const hash = tool === 'C framed SHA-256' ? 'sha256' : 'none';
+      const recv = run(cores.recv, FRAMED_BOUND, ['recv', String(port), out, hash]);
+      try {
+        await listeningOn(port);
+        const t0 = performance.now();
+        const sent = await run(cores.send, FRAMED_BOUND, ['send', String(port), file, hash]).done;
+        const got = await recv.done;
+        const ms = performance.now() - t0;
+        if (sent.code !== 0 || got.code !== 0) throw new Error(`${tool}: ${sent.stderr}${got.stderr}`);
+        if (lastJson(got.stdout)['bytes'] !== bytes) throw new Error(`${tool}: ${got.stdout}`);
+        return bytes / (ms / 1000);
+      } finally {
+        recv.kill();
+        await rm(out, { force: true });
+      }
+    }
     case 'rsync -W': {
       // A daemon for the file's folder, as root without chroot; the client copies the one file, whole.
       const port = await freePort();
@@ -413,6 +442,8 @@ async function benchMode(options: TransferBenchOptions, pin: boolean): Promise<T
       'framed overlap',
       'framed sync I/O',
       'framed xxh128',
+      'C framed SHA-256',
+      'C framed, no hash',
     ] as const
   ).filter(
     (t) => (t !== 'framed baseline' || baseline !== undefined) && (only === undefined || only.includes(t.replace(',', ''))),
@@ -429,6 +460,7 @@ async function benchMode(options: TransferBenchOptions, pin: boolean): Promise<T
       if (t === 'nc' && !have('nc', '-h')) failures.set(t, 'nc not installed');
       else if (t === 'iperf3 -Z' && !have('iperf3', '--version')) failures.set(t, 'iperf3 not installed');
       else if (t === 'rsync -W' && !have('rsync', '--version')) failures.set(t, 'rsync not installed');
+      else if (t.startsWith('C framed') && !buildFramedBound()) failures.set(t, 'bench/c/framed_bound.c did not build (make -C bench/c bound needs libssl-dev)');
       return !failures.has(t);
     });
     for (let rep = 0; rep < reps; rep++) {
@@ -482,6 +514,9 @@ async function benchMode(options: TransferBenchOptions, pin: boolean): Promise<T
   ratio('framed xxh128 / framed overlap (SHA-256)', 'framed xxh128', 'framed overlap');
   ratio('socketkit framed / rsync -W', 'socketkit framed', 'rsync -W', 1.5);
   ratio('framed -P 4 / socketkit framed', 'framed -P 4', 'socketkit framed', 1);
+  ratio('C framed SHA-256 / rsync -W', 'C framed SHA-256', 'rsync -W');
+  ratio('socketkit framed / C framed SHA-256', 'socketkit framed', 'C framed SHA-256');
+  ratio('framed xxh128 / C framed, no hash', 'framed xxh128', 'C framed, no hash');
   return { name: 'transfer', bytes, pinned: pin, rows, ratios };
 }
 
