@@ -77,6 +77,7 @@ export type TransferTool =
   | 'iperf3 -Z'
   | 'socketkit raw'
   | 'raw, no sendfile'
+  | 'raw into a file'
   | 'socketkit framed'
   | 'framed baseline'
   | 'framed overlap'
@@ -293,16 +294,20 @@ async function once(tool: TransferTool, file: string, bytes: number, work: strin
       return j.end.sum_received.bits_per_second / 8;
     }
     case 'socketkit raw':
-    case 'raw, no sendfile': {
-      const server = await serve(cores.send, [file, '--raw', '-q'], tool === 'socketkit raw' ? process.env : { ...process.env, SOCKETKIT_NATIVE: '0' });
+    case 'raw, no sendfile':
+    case 'raw into a file': {
+      const server = await serve(cores.send, [file, '--raw', '-q'], tool === 'raw, no sendfile' ? { ...process.env, SOCKETKIT_NATIVE: '0' } : process.env);
+      // 'raw into a file' writes where the framed rows write (the bench folder, tmpfs when it fits), not to /dev/null.
+      const dest = tool === 'raw into a file' ? join(work, 'raw-out.bin') : '/dev/null';
       try {
-        const c = await run(cores.recv, process.execPath, [BIN, 'get', `127.0.0.1:${server.port}`, '--raw', '-o', '/dev/null', '--json']).done;
+        const c = await run(cores.recv, process.execPath, [BIN, 'get', `127.0.0.1:${server.port}`, '--raw', '-o', dest, '--json']).done;
         if (c.code !== 0) throw new Error(`${tool}: ${c.stderr}`);
         const j = lastJson(c.stdout);
         if (j['bytes'] !== bytes) throw new Error(`${tool}: received ${String(j['bytes'])} bytes of ${bytes}`);
         return bytes / Number(j['seconds']);
       } finally {
         await server.done;
+        if (dest !== '/dev/null') await rm(dest, { force: true });
       }
     }
     case 'framed overlap':
@@ -436,6 +441,7 @@ async function benchMode(options: TransferBenchOptions, pin: boolean): Promise<T
       'rsync -W',
       'socketkit raw',
       'raw, no sendfile',
+      'raw into a file',
       'socketkit framed',
       'framed -P 4',
       'framed baseline',
@@ -511,6 +517,7 @@ async function benchMode(options: TransferBenchOptions, pin: boolean): Promise<T
   ratio('socketkit framed / baseline', 'socketkit framed', 'framed baseline');
   ratio('framed overlap / framed sync I/O', 'framed overlap', 'framed sync I/O');
   ratio('framed xxh128 / socketkit raw', 'framed xxh128', 'socketkit raw', 0.6);
+  ratio('framed xxh128 / raw into a file', 'framed xxh128', 'raw into a file');
   ratio('framed xxh128 / framed overlap (SHA-256)', 'framed xxh128', 'framed overlap');
   ratio('socketkit framed / rsync -W', 'socketkit framed', 'rsync -W', 1.5);
   ratio('framed -P 4 / socketkit framed', 'framed -P 4', 'socketkit framed', 1);

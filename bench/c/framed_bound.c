@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
       total += n;
     }
     read_full(s, theirs, 32);
-    if (fsync(out) < 0) die("fsync");
+    if (fsync(out) < 0 && errno != EINVAL) die("fsync"); /* EINVAL: OUT is /dev/null */
     close(out);
     if (hash) EVP_DigestFinal_ex(ctx, digest, &dlen);
     printf("{\"bytes\":%lld,\"sha256\":\"", total);
