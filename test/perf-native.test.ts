@@ -74,6 +74,21 @@ describe('perf with the native helper', { timeout: 60_000 }, () => {
     }
   });
 
+  it('an idle timeout shorter than the test: the bytes native loops move count as activity, on the data and the control connections', async (t) => {
+    const s = await startPerfServer(LOOP, { idleTimeoutMs: 400 });
+    t.after(() => s.close(0));
+    // The control connection is silent for the whole test, and the data connections' bytes move on
+    // private descriptors: neither may be taken for idle while the streams move.
+    for (const mode of [{}, { reverse: true }, { bidir: true, streams: 2 }, { proto: 'udp' as const, rate: 5_000_000 }]) {
+      const r = await runPerf(s.endpoint, { ...mode, durationMs: 1500 });
+      assert.ok(r.bytes > 0, JSON.stringify(mode));
+    }
+    const stats = s.managed.stats();
+    assert.equal(stats.idleClosed, 0);
+    // The native loops' bytes are the data connections' own in the server's statistics.
+    assert.ok(stats.bytesIn > 100_000_000 && stats.bytesOut > 100_000_000, JSON.stringify(stats));
+  });
+
   it('over a Unix socket too (sendfile and reads of a Unix stream), every byte counted', async (t) => {
     const dir = tempDir(t);
     const s = await startPerfServer({ kind: 'unix', path: join(dir, 'perf.sock') });

@@ -97,24 +97,33 @@ export class NativeStream {
     const own = h.dup(fd);
     if (own < 0) return undefined;
     const stream = new NativeStream(m);
-    stream.#id = m.perfStreamStart(
-      LOOP_MODE[loop.kind],
-      own,
-      loop.kind === 'sendfile' ? loop.file : 0,
-      loop.kind === 'sendfile' ? loop.fileSize : 0,
-      loop.kind === 'send' ? loop.length : 0,
-      maxBytes,
-      (errno, bytes, eof, done) => {
-        if (!done) {
-          onFirstBytes?.();
-          return;
-        }
-        // The slot is free from here on: nothing may name its id again.
+    // Arguments outside the helper's checks throw: the duplicate descriptor must not outlive that.
+    const startLoop = (callback: Parameters<PerfStreamModule['perfStreamStart']>[6]): number => {
+      try {
+        return m.perfStreamStart(
+          LOOP_MODE[loop.kind],
+          own,
+          loop.kind === 'sendfile' ? loop.file : 0,
+          loop.kind === 'sendfile' ? loop.fileSize : 0,
+          loop.kind === 'send' ? loop.length : 0,
+          maxBytes,
+          callback,
+        );
+      } catch (err) {
         h.close(own);
-        stream.#final = { errno, bytes, eof, stopped: stream.#stopped && errno === 0 && !eof };
-        stream.#settle?.(stream.#final);
-      },
-    );
+        throw err;
+      }
+    };
+    stream.#id = startLoop((errno, bytes, eof, done) => {
+      if (!done) {
+        onFirstBytes?.();
+        return;
+      }
+      // The slot is free from here on: nothing may name its id again.
+      h.close(own);
+      stream.#final = { errno, bytes, eof, stopped: stream.#stopped && errno === 0 && !eof };
+      stream.#settle?.(stream.#final);
+    });
     if (stream.#id < 0) {
       h.close(own);
       return undefined;

@@ -31,7 +31,7 @@ import {
   type TestParams,
 } from './protocol.js';
 import { StreamMeter, total } from './meter.js';
-import { receiveTcp, sendTcp } from './tcp.js';
+import { movedOffSocket, receiveTcp, sendTcp } from './tcp.js';
 import { UdpReceiverStats } from './udp-receiver.js';
 import { sendPaced } from './udp-sender.js';
 import { IntervalReporter, type PerfInterval } from './intervals.js';
@@ -66,7 +66,7 @@ export type PerfServerEvent =
   | ({ readonly event: 'test-interval'; readonly test: string; readonly peer: string } & PerfInterval)
   | { readonly event: 'test-failed'; readonly test: string; readonly peer: string; readonly code: string; readonly message: string };
 
-export interface PerfServerOptions extends Omit<ManagedServerOptions, 'protocol'> {
+export interface PerfServerOptions extends Omit<ManagedServerOptions, 'protocol' | 'activity'> {
   readonly onTest?: (e: PerfServerEvent) => void;
   /** Serve UDP tests too (a UDP socket on the same port). Default true for TCP addresses. */
   readonly udp?: boolean;
@@ -129,6 +129,11 @@ class ServerTest {
 
   get tag(): number {
     return testTag(this.id);
+  }
+
+  /** Bytes the test's streams moved so far, every direction: the control connection's progress while it is silent. */
+  moved(): number {
+    return this.#meters.reduce((a, m) => a + m.bytes, 0);
   }
 
   #send(m: Parameters<typeof encodeControl>[0]): void {
@@ -398,8 +403,13 @@ export async function startPerfServer(ep: Endpoint, options: PerfServerOptions =
   const byTag = new Map<number, ServerTest>();
   const ctx: { tests: Map<string, ServerTest>; byTag: Map<number, ServerTest>; udpPort: number | undefined; onTest: ServerContext['onTest'] } = { tests, byTag, udpPort: undefined, onTest };
   let nextId = 1;
+  /** Each test's control connection: silent while its streams run, so their bytes are its progress. */
+  const controls = new WeakMap<Socket, ServerTest>();
   const managed = await startServer(ep, {
     ...rest,
+    // Native loops move a stream's bytes on a private descriptor: they are its data connection's
+    // own (the idle sweep, the statistics), and the progress of its test's control connection.
+    activity: { progress: (socket) => controls.get(socket)?.moved() ?? 0, busy: () => false, moved: movedOffSocket },
     protocol: () => (socket) => {
       const id = nextId++;
       const splitter = new LineSplitter();
@@ -423,6 +433,7 @@ export async function startPerfServer(ep: Endpoint, options: PerfServerOptions =
           if (tests.has(hello.test) || byTag.has(testTag(hello.test))) throw new SocketkitError('ERR_PERF_PROTOCOL', 'throughput test protocol: a test id already in use');
           const { kind: _kind, test: testId, ...params } = hello;
           const test = new ServerTest(testId, params, socket, peerOf(socket, ep, id), ctx);
+          controls.set(socket, test);
           tests.set(testId, test);
           byTag.set(test.tag, test);
           const lines = new LineSplitter();

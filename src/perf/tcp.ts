@@ -65,6 +65,20 @@ async function zerosFile(): Promise<FileHandle> {
   return (await zeros).fh;
 }
 
+/** The native loop moving each socket's bytes on a private descriptor (kept after the loop ends: its final count). */
+const offSocket = new WeakMap<Socket, { readonly stream: NativeStream; readonly dir: 'read' | 'written' }>();
+
+/**
+ * Bytes a native loop moved on `socket`'s private descriptor, which its own counters
+ * (`bytesRead`, `bytesWritten`) do not show: for the server's idle sweep and statistics.
+ */
+export function movedOffSocket(socket: Socket): { readonly read: number; readonly written: number } {
+  const o = offSocket.get(socket);
+  if (o === undefined) return { read: 0, written: 0 };
+  const n = o.stream.bytes();
+  return o.dir === 'read' ? { read: n, written: 0 } : { read: 0, written: n };
+}
+
 function stopped(signal: AbortSignal): SocketkitError {
   return signal.reason instanceof SocketkitError ? signal.reason : new SocketkitError('ERR_ABORTED', 'throughput test stopped');
 }
@@ -82,6 +96,7 @@ async function sendNative(socket: Socket, loop: NativeStreamLoop, meter: StreamM
   if (bytes > 0 && left <= 0) return true;
   const stream = NativeStream.start(socket, loop, left);
   if (stream === undefined) return false;
+  offSocket.set(socket, { stream, dir: 'written' });
   meter.follow(() => stream.bytes());
   let closed = false;
   const stop = (): void => stream.stop();
@@ -204,6 +219,7 @@ export function receiveTcp(socket: Socket, meter: StreamMeter, first: Buffer | u
     socket.resume();
     return receiveWithNode(socket, meter, name, arrived);
   }
+  offSocket.set(socket, { stream, dir: 'read' });
   const held = (): number => socket.readableLength;
   if (held() > 0) arrived();
   meter.follow(() => stream.bytes() + held());
