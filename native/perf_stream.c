@@ -18,8 +18,12 @@
  *     mode 2: send(2) a zeroed buffer of `length` bytes into `fd`, again and again.
  *     A sender stops after `maxBytes` (0: no limit), on an error, or on a stop. `fd` must be a
  *     private duplicate of a non-blocking socket that nothing else reads (or, for a sender,
- *     writes) meanwhile; it stays the caller's, open until the final callback has run. The
- *     thread waits with poll(2) on the socket and on a stop eventfd, never spinning.
+ *     writes) meanwhile; once the call returned an id, it is the helper's: the thread closes it
+ *     when its loop has ended, before the final callback (on an error return it stays the
+ *     caller's). The thread waits with poll(2) on the socket and on a stop eventfd, never spinning.
+ *     When the calling environment goes away (a Worker terminated) while a loop runs, the loop
+ *     is stopped and ends without calling back: its thread closes its descriptors and frees its
+ *     slot itself, and never touches the threadsafe function Node has deleted.
  *     callback(0, bytes, false, false) once when a receiver's first bytes arrived; then once
  *     callback(errno, bytes, eof, true) at the end (errno 0 and eof false after a stop).
  *   perfStreamBytes(id) -> bytes moved so far (until the final callback; then the slot is reused).
@@ -64,7 +68,17 @@ typedef struct {
   bool eof;
   napi_threadsafe_function tsfn;
   bool used;
+  /* Counts the slot's uses: a finalizer names the use it belongs to. */
+  uint32_t gen;
+  /* The environment's threadsafe function was finalized while the loop ran (ps_lock). */
+  bool gone;
 } ps_stream;
+
+/* What the threadsafe function's finalizer gets: the slot and the use. */
+typedef struct {
+  int id;
+  uint32_t gen;
+} ps_token;
 
 static ps_stream ps_streams[PS_MAX_STREAMS];
 static pthread_mutex_t ps_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -98,8 +112,11 @@ static int ps_receive(ps_stream* s) {
       ps_add(s, n);
       if (!told) {
         told = true;
-        /* The first bytes: JS hears of them at once (a server's test may start on them). */
-        napi_call_threadsafe_function(s->tsfn, NULL, napi_tsfn_blocking);
+        /* The first bytes: JS hears of them at once (a server's test may start on them). Under
+         * the lock: the function may have been finalized with its environment (then JS is gone). */
+        pthread_mutex_lock(&ps_lock);
+        if (!s->gone) napi_call_threadsafe_function(s->tsfn, NULL, napi_tsfn_nonblocking);
+        pthread_mutex_unlock(&ps_lock);
       }
     } else if (n == 0) {
       s->eof = true;
@@ -154,16 +171,47 @@ static int ps_send(ps_stream* s) {
 
 static void* ps_thread(void* arg) {
   ps_stream* s = arg;
-  /* Taken first: once the final call has run on the JS thread, the slot may be reused. */
-  napi_threadsafe_function tsfn = s->tsfn;
 #ifdef __linux__
   s->err = s->mode == PS_RECV ? ps_receive(s) : ps_send(s);
 #else
   s->err = ENOSYS;
 #endif
-  napi_call_threadsafe_function(tsfn, s, napi_tsfn_blocking);
-  napi_release_threadsafe_function(tsfn, napi_tsfn_release);
+  close(s->fd);
+  s->fd = -1;
+  /* Under the lock, so the finalizer cannot delete the function between the check and the calls;
+   * once the final call is queued the slot is JS's to free, and nothing here touches it again. */
+  pthread_mutex_lock(&ps_lock);
+  if (!s->gone) {
+    napi_call_threadsafe_function(s->tsfn, s, napi_tsfn_nonblocking);
+    napi_release_threadsafe_function(s->tsfn, napi_tsfn_release);
+  } else {
+    if (s->stop_fd >= 0) close(s->stop_fd);
+    s->stop_fd = -1;
+    s->used = false;
+  }
+  pthread_mutex_unlock(&ps_lock);
   return NULL;
+}
+
+/*
+ * On the JS thread, when the threadsafe function is finalized: after the final call in the
+ * normal course (the slot is then free, or someone else's: the use tells), or when its
+ * environment is torn down while the loop runs: the loop is stopped, and its thread cleans up.
+ */
+static void ps_finalize(napi_env env, void* data, void* hint) {
+  (void)env;
+  (void)hint;
+  ps_token* t = data;
+  pthread_mutex_lock(&ps_lock);
+  ps_stream* s = &ps_streams[t->id];
+  if (s->used && s->gen == t->gen) {
+    s->gone = true;
+    __atomic_store_n(&s->stopping, true, __ATOMIC_RELEASE);
+    uint64_t one = 1;
+    if (s->stop_fd >= 0) (void)!write(s->stop_fd, &one, sizeof one);
+  }
+  pthread_mutex_unlock(&ps_lock);
+  free(t);
 }
 
 static void ps_free_slot(ps_stream* s) {
@@ -227,6 +275,8 @@ static napi_value js_perf_stream_start(napi_env env, napi_callback_info info) {
     if (!ps_streams[i].used) {
       id = i;
       ps_streams[i].used = true;
+      ps_streams[i].gone = false;
+      ps_streams[i].gen++;
       break;
     }
   }
@@ -246,8 +296,12 @@ static napi_value js_perf_stream_start(napi_env env, napi_callback_info info) {
   s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   int err = s->stop_fd < 0 ? errno : 0;
   napi_value name;
+  ps_token* token = err == 0 ? malloc(sizeof *token) : NULL;
+  if (err == 0 && token == NULL) err = ENOMEM;
+  if (token != NULL) *token = (ps_token){.id = id, .gen = s->gen};
   if (err == 0 && (napi_create_string_utf8(env, "socketkit perf stream", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-                   napi_create_threadsafe_function(env, argv[6], NULL, name, 0, 1, NULL, NULL, NULL, ps_call_js, &s->tsfn) != napi_ok)) {
+                   napi_create_threadsafe_function(env, argv[6], NULL, name, 0, 1, token, ps_finalize, NULL, ps_call_js, &s->tsfn) != napi_ok)) {
+    free(token);
     err = ENOMEM;
   } else if (err == 0) {
     pthread_attr_t attr;

@@ -35,6 +35,7 @@
 #define _FILE_OFFSET_BITS 64
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -242,7 +243,20 @@ static napi_value js_socket_error(napi_env env, napi_callback_info info) {
  */
 #include "modules.h"
 
+/*
+ * The addon stays mapped for the life of the process. Node unloads an addon (dlclose) when the
+ * last environment that loaded it goes away, a terminated Worker for one; a thread of ours that
+ * is still winding down (a perf stream's, an engine's) would then run unmapped code. Opening
+ * ourselves once more with RTLD_NODELETE makes every dlclose leave the code in place.
+ */
+static void pin_addon(void) {
+  Dl_info self;
+  /* Each environment's load adds a reference that is never closed; with RTLD_NODELETE even the last dlclose keeps the code. */
+  if (dladdr((void*)pin_addon, &self) != 0 && self.dli_fname != NULL) (void)dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
+  pin_addon();
   napi_property_descriptor props[] = {
       {"sendfile", NULL, js_sendfile, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dup", NULL, js_dup, NULL, NULL, NULL, napi_enumerable, NULL},

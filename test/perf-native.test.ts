@@ -12,7 +12,8 @@ import { tempDir } from './helpers/tmp.js';
 import { Evenness, pacerKind } from '../src/perf/udp-sender.js';
 import type { PerfInterval } from '../src/perf/intervals.js';
 import type { Endpoint } from '../src/net/endpoint.js';
-import { ndjson, runCli, spawnCli } from './helpers/cli.js';
+import { ndjson, run, runCli, spawnCli } from './helpers/cli.js';
+import { writeFileSync } from 'node:fs';
 
 const LOOP: Endpoint = { kind: 'inet', host: '127.0.0.1', port: 0 };
 
@@ -87,6 +88,50 @@ describe('perf with the native helper', { timeout: 60_000 }, () => {
     assert.equal(stats.idleClosed, 0);
     // The native loops' bytes are the data connections' own in the server's statistics.
     assert.ok(stats.bytesIn > 100_000_000 && stats.bytesOut > 100_000_000, JSON.stringify(stats));
+  });
+
+  it('a Worker terminated while its native loops run: no crash, and the loops stop and close their connections', async (t) => {
+    if (!nativeStreamsAvailable()) {
+      t.skip('the native helper is not built: no native loops to outlive a Worker');
+      return;
+    }
+    // In a child process, so that a use of the Worker's freed threadsafe function fails this test, not the file.
+    const dir = tempDir(t, 'sk-perf-worker-');
+    const native = new URL('../src/perf/native.js', import.meta.url).href;
+    const script = join(dir, 'worker-teardown.mjs');
+    writeFileSync(
+      script,
+      [
+        `import { Worker } from 'node:worker_threads';`,
+        `import { createServer } from 'node:net';`,
+        `import { once } from 'node:events';`,
+        `const server = createServer().listen(0, '127.0.0.1');`,
+        `await once(server, 'listening');`,
+        `const port = server.address().port;`,
+        `const code = \`import { connect } from 'node:net'; import { parentPort } from 'node:worker_threads'; import { once } from 'node:events';`,
+        `const { NativeStream } = await import(${JSON.stringify(native)});`,
+        `const streams = [];`,
+        `for (const kind of ['receive', 'send']) { const s = connect(${'$'}{port}, '127.0.0.1'); await once(s, 'connect'); if (kind === 'receive') s.pause();`,
+        `  streams.push(NativeStream.start(s, kind === 'receive' ? { kind } : { kind, length: 65536 }, 0)); }`,
+        `parentPort.postMessage(streams.every((x) => x !== undefined) ? 'started' : 'no native loop');\`;`,
+        `const peers = [];`,
+        `server.on('connection', (c) => { peers.push(c); c.on('data', () => undefined); c.on('error', () => undefined); });`,
+        `const w = new Worker(code, { eval: true });`,
+        `const [msg] = await once(w, 'message');`,
+        `if (msg !== 'started') throw new Error(msg);`,
+        `while (peers.length < 2) await once(server, 'connection');`,
+        `await w.terminate();`,
+        `// The peer of the receiving loop writes after the Worker is gone: the thread wakes to a stopped loop.`,
+        `peers[0].write(Buffer.alloc(1 << 20));`,
+        `// Closed, with a FIN or a reset (the sender's peer had unread bytes): either way the loop's descriptor is gone.`,
+        `await Promise.all(peers.map((p) => (p.closed ? undefined : new Promise((resolve) => p.once('close', resolve)))));`,
+        `console.log('closed');`,
+        `server.close();`,
+      ].join('\n'),
+    );
+    const r = await run(process.execPath, [script], { timeoutMs: 20_000 });
+    assert.equal(r.code, 0, `exit ${r.code ?? r.signal}: ${r.stderr}`);
+    assert.equal(r.stdout.toString().trim(), 'closed');
   });
 
   it('over a Unix socket too (sendfile and reads of a Unix stream), every byte counted', async (t) => {

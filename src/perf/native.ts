@@ -119,8 +119,8 @@ export class NativeStream {
         onFirstBytes?.();
         return;
       }
-      // The slot is free from here on: nothing may name its id again.
-      h.close(own);
+      // The slot is free from here on: nothing may name its id again. The helper closed the
+      // duplicate descriptor when the loop ended (it owns it once the start succeeded).
       stream.#final = { errno, bytes, eof, stopped: stream.#stopped && errno === 0 && !eof };
       stream.#settle?.(stream.#final);
     });
