@@ -66,9 +66,12 @@ const BIN = `${ROOT}bin/socketkit.js`;
 const PEER = fileURLToPath(new URL('./transfer-peer.js', import.meta.url));
 const FRAMED_BOUND = `${ROOT}bench/c/bin/framed_bound`;
 
-/** Builds bench/c/framed_bound (it needs OpenSSL's headers, so it is not in make's default target). */
+let framedBoundBuilt: boolean | undefined;
+
+/** Builds bench/c/framed_bound once (it needs OpenSSL's headers, so it is not in make's default target). */
 function buildFramedBound(): boolean {
-  return spawnSync('make', ['-s', '-C', `${ROOT}bench/c`, 'bound'], { stdio: 'ignore' }).status === 0;
+  framedBoundBuilt ??= spawnSync('make', ['-s', '-C', `${ROOT}bench/c`, 'bound'], { stdio: 'ignore' }).status === 0;
+  return framedBoundBuilt;
 }
 
 export type TransferTool =

@@ -169,6 +169,13 @@ static int ps_send(ps_stream* s) {
   return err;
 }
 
+/* Frees the slot (its stop eventfd closed); the caller holds ps_lock. */
+static void ps_free_slot_locked(ps_stream* s) {
+  if (s->stop_fd >= 0) close(s->stop_fd);
+  s->stop_fd = -1;
+  s->used = false;
+}
+
 static void* ps_thread(void* arg) {
   ps_stream* s = arg;
 #ifdef __linux__
@@ -185,9 +192,7 @@ static void* ps_thread(void* arg) {
     napi_call_threadsafe_function(s->tsfn, s, napi_tsfn_nonblocking);
     napi_release_threadsafe_function(s->tsfn, napi_tsfn_release);
   } else {
-    if (s->stop_fd >= 0) close(s->stop_fd);
-    s->stop_fd = -1;
-    s->used = false;
+    ps_free_slot_locked(s);
   }
   pthread_mutex_unlock(&ps_lock);
   return NULL;
@@ -216,9 +221,7 @@ static void ps_finalize(napi_env env, void* data, void* hint) {
 
 static void ps_free_slot(ps_stream* s) {
   pthread_mutex_lock(&ps_lock);
-  if (s->stop_fd >= 0) close(s->stop_fd);
-  s->stop_fd = -1;
-  s->used = false;
+  ps_free_slot_locked(s);
   pthread_mutex_unlock(&ps_lock);
 }
 

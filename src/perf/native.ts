@@ -97,24 +97,7 @@ export class NativeStream {
     const own = h.dup(fd);
     if (own < 0) return undefined;
     const stream = new NativeStream(m);
-    // Arguments outside the helper's checks throw: the duplicate descriptor must not outlive that.
-    const startLoop = (callback: Parameters<PerfStreamModule['perfStreamStart']>[6]): number => {
-      try {
-        return m.perfStreamStart(
-          LOOP_MODE[loop.kind],
-          own,
-          loop.kind === 'sendfile' ? loop.file : 0,
-          loop.kind === 'sendfile' ? loop.fileSize : 0,
-          loop.kind === 'send' ? loop.length : 0,
-          maxBytes,
-          callback,
-        );
-      } catch (err) {
-        h.close(own);
-        throw err;
-      }
-    };
-    stream.#id = startLoop((errno, bytes, eof, done) => {
+    const onCall = (errno: number, bytes: number, eof: boolean, done: boolean): void => {
       if (!done) {
         onFirstBytes?.();
         return;
@@ -123,7 +106,15 @@ export class NativeStream {
       // duplicate descriptor when the loop ended (it owns it once the start succeeded).
       stream.#final = { errno, bytes, eof, stopped: stream.#stopped && errno === 0 && !eof };
       stream.#settle?.(stream.#final);
-    });
+    };
+    const file = loop.kind === 'sendfile' ? loop : undefined;
+    try {
+      stream.#id = m.perfStreamStart(LOOP_MODE[loop.kind], own, file?.file ?? 0, file?.fileSize ?? 0, loop.kind === 'send' ? loop.length : 0, maxBytes, onCall);
+    } catch (err) {
+      // Arguments outside the helper's checks throw: the duplicate descriptor must not outlive that.
+      h.close(own);
+      throw err;
+    }
     if (stream.#id < 0) {
       h.close(own);
       return undefined;
