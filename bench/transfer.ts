@@ -28,6 +28,10 @@
  *   and renames it): the tool people use for verified copies.
  * - `framed -P 4`: as `socketkit framed`, over four connections (`get -P 4`): the file in 64 MiB
  *   ranges, each verified with XXH3-128, and the whole file's SHA-256 checked at the end.
+ * - `shaped -P 1`, `shaped -P 4`: `socketkit framed` of a smaller file (the first 256 MiB worth,
+ *   a file of its own) through `socketkit proxy --toxic bandwidth:rate=100000`, which holds every
+ *   connection to 100 MB/s (per-flow shaping, as on many real paths): where parallel streams pay.
+ *   The proxy is not pinned.
  *
  * Both tables, pinned and unpinned, come from one run (SOCKETKIT_BENCH_TRANSFER_PIN=both, the default).
  *
@@ -89,7 +93,14 @@ export type TransferTool =
   | 'framed -P 4'
   | 'rsync -W'
   | 'C framed SHA-256'
-  | 'C framed, no hash';
+  | 'C framed, no hash'
+  | 'shaped -P 1'
+  | 'shaped -P 4';
+
+/** The shaped rows: each connection held to this many KB/s by the proxy's bandwidth toxic. */
+const SHAPED_RATE_KBPS = 100_000;
+/** The shaped rows move at most this much (at 100 MB/s per connection, 2 GiB would take 21 s a run). */
+const SHAPED_MAX_BYTES = 256 * 1024 * 1024;
 
 /** One tool's runs. Rates in bytes per second. */
 export interface TransferBenchRow {
@@ -186,15 +197,20 @@ function lastJson(stdout: string): Record<string, unknown> {
 }
 
 /** Starts `socketkit serve ... --once --listen 127.0.0.1:0 --json` and resolves with its port once it listens. */
-async function serve(core: number | undefined, args: readonly string[], env: NodeJS.ProcessEnv = process.env, bin = BIN): Promise<{ port: number; done: Promise<Proc>; kill: () => void }> {
-  const [c, a] = pinned(core, process.execPath, [bin, 'serve', ...args, '--once', '--listen', '127.0.0.1:0', '--json']);
+function serve(core: number | undefined, args: readonly string[], env: NodeJS.ProcessEnv = process.env, bin = BIN): Promise<{ port: number; done: Promise<Proc>; kill: () => void }> {
+  return startListening(core, [bin, 'serve', ...args, '--once', '--listen', '127.0.0.1:0', '--json'], env);
+}
+
+/** Starts a socketkit command that prints a JSON `listening` event with its address (serve, proxy), and resolves with its port. */
+async function startListening(core: number | undefined, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<{ port: number; done: Promise<Proc>; kill: () => void }> {
+  const [c, a] = pinned(core, process.execPath, [...args]);
   const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let stdout = '';
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
   const done = new Promise<Proc>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr, ms: 0 })));
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 10_000);
+    const timer = setTimeout(() => reject(new Error(`${args[1] ?? 'socketkit'} did not start: ${stderr}`)), 10_000);
     child.stdout.setEncoding('utf8').on('data', (s: string) => {
       stdout += s;
       const m = /"event":"listening"[^\n]*"address":"127\.0\.0\.1:(\d+)"/.exec(stdout);
@@ -203,7 +219,7 @@ async function serve(core: number | undefined, args: readonly string[], env: Nod
         resolve(Number(m[1]));
       }
     });
-    child.on('close', () => reject(new Error(`serve exited: ${stderr}`)));
+    child.on('close', () => reject(new Error(`${args[1] ?? 'socketkit'} exited: ${stderr}`)));
   });
   return { port, done, kill: () => child.kill('SIGKILL') };
 }
@@ -259,6 +275,11 @@ for (let n = 0; n < total; n += buf.length) g.update(n + buf.length <= total ? b
 g.digest();
 process.stdout.write(String((performance.now() - t0) / 1000));
 `;
+
+/** The shaped rows' file, and its size. */
+const shapedFile = (work: string): string => join(work, 'shaped.bin');
+const shapedBytes = (bytes: number): number => Math.min(bytes, SHAPED_MAX_BYTES);
+const isShaped = (tool: TransferTool): boolean => tool.startsWith('shaped');
 
 /** One run of one tool: its rate in bytes per second. */
 async function once(tool: TransferTool, file: string, bytes: number, work: string, cores: { send?: number; recv?: number }, baseline: string | undefined): Promise<number> {
@@ -372,6 +393,25 @@ async function once(tool: TransferTool, file: string, bytes: number, work: strin
         await rm(out, { recursive: true, force: true });
       }
     }
+    case 'shaped -P 1':
+    case 'shaped -P 4': {
+      const size = shapedBytes(bytes);
+      const out = join(work, 'received');
+      await rm(out, { recursive: true, force: true });
+      const server = await serve(cores.send, [shapedFile(work), '-q']);
+      const proxy = await startListening(undefined, [BIN, 'proxy', '127.0.0.1:0', `127.0.0.1:${server.port}`, '--toxic', `bandwidth:rate=${SHAPED_RATE_KBPS}`, '--json']);
+      try {
+        const c = await run(cores.recv, process.execPath, [BIN, 'get', `127.0.0.1:${proxy.port}`, '--dir', out, '--json', '-P', tool === 'shaped -P 4' ? '4' : '1']).done;
+        if (c.code !== 0) throw new Error(`${tool}: ${c.stderr}`);
+        const j = lastJson(c.stdout);
+        if (j['files'] !== 1 || j['bytes'] !== size) throw new Error(`${tool}: ${c.stdout.slice(-300)}`);
+        return size / Number(j['seconds']);
+      } finally {
+        proxy.kill();
+        await Promise.all([server.done, proxy.done]);
+        await rm(out, { recursive: true, force: true });
+      }
+    }
     case 'socketkit framed':
     case 'framed -P 4':
     case 'framed baseline': {
@@ -453,6 +493,8 @@ async function benchMode(options: TransferBenchOptions, pin: boolean): Promise<T
       'framed xxh128',
       'C framed SHA-256',
       'C framed, no hash',
+      'shaped -P 1',
+      'shaped -P 4',
     ] as const
   ).filter(
     (t) => (t !== 'framed baseline' || baseline !== undefined) && (only === undefined || only.includes(t.replace(',', ''))),
@@ -465,6 +507,7 @@ async function benchMode(options: TransferBenchOptions, pin: boolean): Promise<T
     if (baseline !== undefined) log(`baseline: ${baseline}`);
     log(`native helper: ${native.available ? 'yes (socketkit raw sends with sendfile)' : `no, ${native.reason ?? '?'} (socketkit raw reads and writes)`}`);
     await makeFile(file, bytes);
+    if (tools.some(isShaped)) await makeFile(shapedFile(work), shapedBytes(bytes));
     const usable = tools.filter((t) => {
       if (t === 'nc' && !have('nc', '-h')) failures.set(t, 'nc not installed');
       else if (t === 'iperf3 -Z' && !have('iperf3', '--version')) failures.set(t, 'iperf3 not installed');
@@ -473,7 +516,9 @@ async function benchMode(options: TransferBenchOptions, pin: boolean): Promise<T
       return !failures.has(t);
     });
     for (let rep = 0; rep < reps; rep++) {
-      for (const tool of usable) {
+      // Every other round in the opposite order: a tool is not always the one that follows a
+      // given other (a big tmpfs file just freed, a page cache just filled), nor always first.
+      for (const tool of rep % 2 === 0 ? usable : [...usable].reverse()) {
         if (failures.has(tool)) continue;
         try {
           runs.get(tool)!.push(await once(tool, file, bytes, work, cores, baseline));
@@ -494,7 +539,7 @@ async function benchMode(options: TransferBenchOptions, pin: boolean): Promise<T
       log(`${tool.padEnd(18)}${'-'.padStart(11)}${'-'.padStart(9)}   ${failures.get(tool) ?? 'no runs'}`);
       continue;
     }
-    const row: TransferBenchRow = { tool, bytes, runs: r, best: Math.max(...r), median: median(r) };
+    const row: TransferBenchRow = { tool, bytes: isShaped(tool) ? shapedBytes(bytes) : bytes, runs: r, best: Math.max(...r), median: median(r) };
     rows.push(row);
     log(`${tool.padEnd(18)}${gbps(row.best).padStart(11)}${gbps(row.median).padStart(9)}   ${r.map(gbps).join(' ')}${failures.has(tool) ? `  (then failed: ${failures.get(tool)})` : ''}`);
   }
@@ -527,6 +572,7 @@ async function benchMode(options: TransferBenchOptions, pin: boolean): Promise<T
   ratio('C framed SHA-256 / rsync -W', 'C framed SHA-256', 'rsync -W');
   ratio('socketkit framed / C framed SHA-256', 'socketkit framed', 'C framed SHA-256');
   ratio('framed xxh128 / C framed, no hash', 'framed xxh128', 'C framed, no hash');
+  ratio('shaped -P 4 / shaped -P 1', 'shaped -P 4', 'shaped -P 1');
   return { name: 'transfer', bytes, pinned: pin, rows, ratios };
 }
 
