@@ -28,8 +28,8 @@
  *   and renames it): the tool people use for verified copies.
  * - `framed -P 4`: as `socketkit framed`, over four connections (`get -P 4`): the file in 64 MiB
  *   ranges, each verified with XXH3-128, and the whole file's SHA-256 checked at the end.
- * - `shaped -P 1`, `shaped -P 4`: `socketkit framed` of a smaller file (the first 256 MiB worth,
- *   a file of its own) through `socketkit proxy --toxic bandwidth:rate=100000`, which holds every
+ * - `shaped -P 1`, `shaped -P 4`: `socketkit framed` of a smaller file (256 MiB at most, a file
+ *   of its own, in four ranges with -P 4) through `socketkit proxy --toxic bandwidth:rate=100000`, which holds every
  *   connection to 100 MB/s (per-flow shaping, as on many real paths): where parallel streams pay.
  *   The proxy is not pinned.
  *
@@ -210,7 +210,10 @@ async function startListening(core: number | undefined, args: readonly string[],
   child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
   const done = new Promise<Proc>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr, ms: 0 })));
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${args[1] ?? 'socketkit'} did not start: ${stderr}`)), 10_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${args[1] ?? 'socketkit'} did not start: ${stderr}`));
+    }, 10_000);
     child.stdout.setEncoding('utf8').on('data', (s: string) => {
       stdout += s;
       const m = /"event":"listening"[^\n]*"address":"127\.0\.0\.1:(\d+)"/.exec(stdout);
@@ -219,7 +222,10 @@ async function startListening(core: number | undefined, args: readonly string[],
         resolve(Number(m[1]));
       }
     });
-    child.on('close', () => reject(new Error(`${args[1] ?? 'socketkit'} exited: ${stderr}`)));
+    child.on('close', () => {
+      clearTimeout(timer);
+      reject(new Error(`${args[1] ?? 'socketkit'} exited: ${stderr}`));
+    });
   });
   return { port, done, kill: () => child.kill('SIGKILL') };
 }
@@ -280,6 +286,8 @@ process.stdout.write(String((performance.now() - t0) / 1000));
 const shapedFile = (work: string): string => join(work, 'shaped.bin');
 const shapedBytes = (bytes: number): number => Math.min(bytes, SHAPED_MAX_BYTES);
 const isShaped = (tool: TransferTool): boolean => tool.startsWith('shaped');
+/** Its ranges with -P 4: four, one per connection (the default 64 MiB for 256 MiB; a smaller SOCKETKIT_BENCH_TRANSFER_SIZE still splits). */
+const shapedRange = (size: number): number => Math.max(64 * 1024, Math.ceil(size / 4));
 
 /** One run of one tool: its rate in bytes per second. */
 async function once(tool: TransferTool, file: string, bytes: number, work: string, cores: { send?: number; recv?: number }, baseline: string | undefined): Promise<number> {
@@ -399,16 +407,21 @@ async function once(tool: TransferTool, file: string, bytes: number, work: strin
       const out = join(work, 'received');
       await rm(out, { recursive: true, force: true });
       const server = await serve(cores.send, [shapedFile(work), '-q']);
-      const proxy = await startListening(undefined, [BIN, 'proxy', '127.0.0.1:0', `127.0.0.1:${server.port}`, '--toxic', `bandwidth:rate=${SHAPED_RATE_KBPS}`, '--json']);
+      let proxy: Awaited<ReturnType<typeof startListening>> | undefined;
       try {
-        const c = await run(cores.recv, process.execPath, [BIN, 'get', `127.0.0.1:${proxy.port}`, '--dir', out, '--json', '-P', tool === 'shaped -P 4' ? '4' : '1']).done;
+        proxy = await startListening(undefined, [BIN, 'proxy', '127.0.0.1:0', `127.0.0.1:${server.port}`, '--toxic', `bandwidth:rate=${SHAPED_RATE_KBPS}`, '--json']);
+        const c = await run(cores.recv, process.execPath, [BIN, 'get', `127.0.0.1:${proxy.port}`, '--dir', out, '--json', ...(tool === 'shaped -P 4' ? ['-P', '4', '--range-size', String(shapedRange(size))] : [])]).done;
         if (c.code !== 0) throw new Error(`${tool}: ${c.stderr}`);
         const j = lastJson(c.stdout);
         if (j['files'] !== 1 || j['bytes'] !== size) throw new Error(`${tool}: ${c.stdout.slice(-300)}`);
         return size / Number(j['seconds']);
+      } catch (err) {
+        // A server whose client never came would wait for ever.
+        server.kill();
+        throw err;
       } finally {
-        proxy.kill();
-        await Promise.all([server.done, proxy.done]);
+        proxy?.kill();
+        await Promise.all([server.done, proxy?.done]);
         await rm(out, { recursive: true, force: true });
       }
     }
