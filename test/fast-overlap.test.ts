@@ -86,12 +86,13 @@ describe('overlapped file sink', () => {
     }
   });
 
-  it('keeps one write in flight, asks the caller to wait once every buffer is taken, and reuses its buffers', async () => {
+  it('keeps one write in flight, asks the caller to wait while one buffer is left besides the one filling, and reuses its buffers', async () => {
     const h = heldHandle();
-    const sink = new OverlapFileSink(h.fh, { path: 'fake', position: 100, bufferSize: 10, buffers: 3 });
-    // Two buffers full and queued (one in flight), the third being filled: no room for more.
+    const sink = new OverlapFileSink(h.fh, { path: 'fake', position: 100, bufferSize: 10, buffers: 4 });
+    // Two buffers full and queued (one in flight), the third being filled, the fourth the spare: wait.
     assert.equal(sink.write(Buffer.alloc(10, 1)), true);
-    assert.equal(sink.write(Buffer.alloc(10, 2)), false, 'two full buffers of three: wait');
+    assert.equal(sink.write(Buffer.alloc(10, 2)), false, 'two full buffers of four: wait');
+    // What the caller still holds when told goes in all the same (the rest of a read).
     sink.write(Buffer.alloc(5, 3));
     await settle();
     assert.equal(h.held.length, 1, 'one write at a time');

@@ -216,19 +216,24 @@ async function readThroughReusedBuffer(chunks: readonly Uint8Array[], direct: bo
   const data: Buffer[] = [];
   let directBytes = 0;
   let sink: DataSink | undefined;
+  // Which read the fake socket is delivering (the sink may be called only during one).
+  let read = 0;
   if (direct) {
     let calls = 0;
-    let behind = false;
+    let behind = 0;
+    let behindSince = -1;
     sink = (bytes) => {
-      // A consumer that is behind is given nothing more until it has caught up (the link queues).
-      assert.equal(behind, false, 'direct called while its last promise was pending');
+      // A consumer that is behind is given the rest of the read during which it fell behind,
+      // and nothing of a later read until it has caught up (the link queues those).
+      assert.ok(behind === 0 || read === behindSince, 'direct called with a later read while a promise was pending');
       directBytes += bytes.byteLength;
       data.push(Buffer.from(bytes));
       // Every other call, the consumer is behind for a moment: DATA must queue meanwhile.
       if (direct !== 'sometimes-behind' || ++calls % 2 !== 0) return undefined;
-      behind = true;
+      behind++;
+      behindSince = read;
       return new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-        behind = false;
+        behind--;
       });
     };
   }
@@ -244,6 +249,7 @@ async function readThroughReusedBuffer(chunks: readonly Uint8Array[], direct: bo
   const feeding = (async () => {
     for (const c of chunks) {
       shared.set(c);
+      read++;
       onread!.callback(c.byteLength, shared);
       shared.fill(0xee); // the next read lands here
       await new Promise((resolve) => setImmediate(resolve));
@@ -330,6 +336,17 @@ describe('link reading (DATA fast path and codec path)', () => {
       if (direct) assert.ok(sawDirect > 0, 'some DATA went the direct way');
     });
   }
+
+  it('a sink that falls behind takes the rest of that read: nothing of it is copied into the queue', async () => {
+    const datas = [Buffer.alloc(100, 1), Buffer.alloc(200, 2), Buffer.alloc(300, 3)];
+    const w = sampleStream(datas);
+    // The hello and the offer first, then (the consumer waiting in next()) one read with the three payloads.
+    const head = Buffer.concat([...encodeFrame(encodeHello('sender', { entries: 1 })), ...encodeFrame(encodeControl({ type: 'offer', id: 0, kind: 'file', path: 'f', size: 1, mode: 0o644, mtimeMs: 0 }))]).byteLength;
+    const r = await readThroughReusedBuffer([w.subarray(0, head), w.subarray(head)], 'sometimes-behind');
+    assert.deepEqual(r.data, Buffer.concat(datas));
+    assert.deepEqual(r.types, ['offer', 'end', 'done']);
+    assert.equal(r.directBytes, 600, 'the third payload, after the sink fell behind on the second, went to the sink too');
+  });
 
   it('refuses a DATA frame above the frame limit before buffering it', async () => {
     const socket = fakeSocket();

@@ -71,8 +71,11 @@ export const DEFAULT_SINK_HIGH_WATER = 8 * 1024 * 1024;
  */
 export const DEFAULT_WRITE_BUFFER_SIZE = 2 * 1024 * 1024;
 
-/** Buffers of {@link DEFAULT_WRITE_BUFFER_SIZE} an overlapped writer keeps: 8 MiB, as a file sink's high-water mark. */
-export const DEFAULT_WRITE_BUFFERS = 4;
+/**
+ * Buffers of {@link DEFAULT_WRITE_BUFFER_SIZE} an overlapped writer keeps: 10 MiB, up to three
+ * waiting for their write, one filling, and one spare for the rest of a read past the limit.
+ */
+export const DEFAULT_WRITE_BUFFERS = 5;
 
 /** Finalisations (flush, fsync, verify, rename) a receiver runs at once while it receives the next files. */
 export const DEFAULT_FINALIZE_CONCURRENCY = 4;

@@ -302,10 +302,11 @@ export interface OverlapFileSinkOptions {
  *
  * The copy costs the calling thread about a tenth of what a synchronous write does (memory to
  * memory, in cache), and the write runs on another core when there is one. The memory is
- * bounded by the buffers: `write()` returns false once none is free, and the caller awaits
- * `drained()`. (A chunk larger than the room left after a true return still goes in, into a
- * buffer made for it and dropped after its write: a caller that honours false adds at most one
- * chunk.) The first error (ENOSPC, EIO...) sticks: later calls throw it.
+ * bounded by the buffers: `write()` returns false while only one is left besides the one being
+ * filled, and the caller awaits `drained()`; that one is the room for what the caller still holds
+ * when it is told (a link's sink takes the rest of its read, up to one read buffer). (A chunk
+ * larger than the room left still goes in, into a buffer made for it and dropped after its write.)
+ * The first error (ENOSPC, EIO...) sticks: later calls throw it.
  */
 export class OverlapFileSink implements ChunkSink {
   readonly #fh: FileHandle;
@@ -330,7 +331,7 @@ export class OverlapFileSink implements ChunkSink {
     this.#path = options.path;
     this.#position = options.position;
     this.#size = options.bufferSize ?? DEFAULT_WRITE_BUFFER_SIZE;
-    this.#count = Math.max(2, options.buffers ?? DEFAULT_WRITE_BUFFERS);
+    this.#count = Math.max(3, options.buffers ?? DEFAULT_WRITE_BUFFERS);
   }
 
   /** The first write error, if any. */
@@ -375,9 +376,9 @@ export class OverlapFileSink implements ChunkSink {
     return this.#until(true);
   }
 
-  /** Room for another chunk without waiting: a free buffer, or one not made yet. */
+  /** Room for another chunk without waiting: two buffers besides the full ones (the one filling, and a spare). */
   #hasRoom(): boolean {
-    return this.#ready.length < this.#count - 1;
+    return this.#ready.length < this.#count - 2;
   }
 
   #until(all: boolean): Promise<void> {

@@ -83,8 +83,10 @@ export function sniffSkftHello(head: Uint8Array): 'skft' | 'raw' | 'more' {
  * Takes file bytes at once, while the read that brought them is current. It must be done with
  * `bytes` when it returns (hashed, written synchronously): they may be a view of a read buffer
  * that the next read overwrites. It returns a promise when the consumer is behind; the link then
- * stops reading, and DATA is queued as usual until the promise settles. It throws (or the
- * promise rejects) to fail the link.
+ * stops reading, gives it the rest of the current read all the same (it must take that much past
+ * its limit: queueing it would copy every byte once more), and calls it again only once the
+ * promise has settled and the consumer is back in `next()`. It throws (or the promise rejects)
+ * to fail the link.
  *
  * The link calls it only while its consumer waits in `next()` with nothing queued, so messages
  * and file bytes reach the consumer in the order they were sent.
@@ -211,6 +213,14 @@ export class Link {
   readonly #sink: DataSink | undefined;
   /** A sink call's promise has not settled yet. */
   #sinkPending = false;
+  /**
+   * The read during which the sink fell behind: the rest of it still goes to the sink (which
+   * takes it into its own buffers anyway) instead of into the queue, which would copy it once
+   * more. So a sink holds at most one read beyond its limit.
+   */
+  #sinkPendingRead: Buffer | undefined;
+  /** Which sink promise is the latest: only its settling resumes the reads. */
+  #sinkCall = 0;
   readonly #timer: NodeJS.Timeout;
 
   /**
@@ -314,6 +324,13 @@ export class Link {
     if (this.#ended) return Promise.resolve(null);
     return new Promise((resolve, reject) => {
       this.#waiter = { resolve, reject };
+      // With a sink, reads resume only now, with the queue empty and the consumer waiting: what
+      // they bring then goes to the sink, not into the queue (a copy of every byte, in a loop
+      // that lasts while the sink is the slower side).
+      if (this.#sink !== undefined && !this.#failure && !this.#sinkPending && (this.#held !== undefined || this.socket.isPaused())) {
+        this.#release();
+        this.#wake();
+      }
     });
   }
 
@@ -551,8 +568,9 @@ export class Link {
         const bytes = chunk.subarray(at, at + n);
         at += n;
         this.#lastProgress = performance.now();
-        // The consumer waits with nothing queued: hand the bytes over now.
-        if (this.#sink !== undefined && !this.#sinkPending && this.#waiter !== undefined && this.#queueHead === this.#queue.length) this.#handOver(this.#sink, bytes);
+        // The consumer waits with nothing queued: hand the bytes over now (also the rest of the
+        // read during which the sink fell behind).
+        if (this.#sink !== undefined && (!this.#sinkPending || this.#sinkPendingRead === chunk) && this.#waiter !== undefined && this.#queueHead === this.#queue.length) this.#handOver(this.#sink, bytes, chunk);
         else this.#enqueue({ type: 'data', bytes: this.#keep(bytes) }, n);
         if (this.#full()) break;
         continue;
@@ -660,8 +678,11 @@ export class Link {
     }
   }
 
-  /** Gives file bytes to the sink; a consumer that is behind pauses the socket until it catches up. */
-  #handOver(sink: DataSink, bytes: Uint8Array): void {
+  /**
+   * Gives file bytes (of the read `chunk`) to the sink; a consumer that is behind pauses the
+   * socket until it catches up.
+   */
+  #handOver(sink: DataSink, bytes: Uint8Array, chunk: Buffer): void {
     let wait: Promise<void> | undefined;
     try {
       wait = sink(bytes);
@@ -670,15 +691,23 @@ export class Link {
       return;
     }
     if (wait === undefined) return;
+    const call = ++this.#sinkCall;
     this.#sinkPending = true;
+    this.#sinkPendingRead = chunk;
     this.socket.pause();
     wait.then(
       () => {
+        if (call !== this.#sinkCall) return;
         this.#sinkPending = false;
-        if (!this.#failure && this.#held === undefined && this.#queuedBytes <= this.#queueLimit / 2) this.socket.resume();
+        this.#sinkPendingRead = undefined;
+        // Anything queued meanwhile is the consumer's first; its next() with the queue empty resumes.
+        if (!this.#failure && this.#held === undefined && this.#queueHead === this.#queue.length) this.socket.resume();
       },
       (err: unknown) => {
-        this.#sinkPending = false;
+        if (call === this.#sinkCall) {
+          this.#sinkPending = false;
+          this.#sinkPendingRead = undefined;
+        }
         this.fail(err);
       },
     );
@@ -705,6 +734,7 @@ export class Link {
     this.#queuedBytes -= size;
     if (
       !this.#failure &&
+      this.#sink === undefined &&
       (this.#held !== undefined || this.socket.isPaused()) &&
       this.#queuedBytes <= this.#queueLimit / 2 &&
       this.#queue.length - this.#queueHead <= this.#queueCountLimit / 2
