@@ -348,6 +348,73 @@ describe('link reading (DATA fast path and codec path)', () => {
     assert.equal(r.directBytes, 600, 'the third payload, after the sink fell behind on the second, went to the sink too');
   });
 
+  it('a sink behind while the queue fills up: the bytes held back are taken once it catches up (a feeder that honours pause)', async () => {
+    // One read: DATA (the sink falls behind on it), then more messages than the queue takes (more
+    // than one 16 KiB decoding slice of them), so the rest is held back; the consumer empties the
+    // queue and waits in next() before the sink's promise settles. Found in review: the link
+    // stayed paused for ever.
+    const head = Buffer.concat([...encodeFrame(encodeHello('sender', { entries: 1 })), ...encodeFrame(encodeControl({ type: 'offer', id: 0, kind: 'file', path: 'f', size: 1, mode: 0o644, mtimeMs: 0 }))]);
+    const ends = 600;
+    const body = Buffer.concat([
+      dataPrefix(100),
+      Buffer.alloc(100, 1),
+      ...Array.from({ length: ends }, (_, i) => Buffer.concat(encodeFrame(encodeControl({ type: 'end', id: i, sha256: SHA })))),
+      dataPrefix(50),
+      Buffer.alloc(50, 2),
+      ...encodeFrame(encodeControl({ type: 'done' })),
+    ]);
+    const socket = fakeSocket();
+    let settle: (() => void) | undefined;
+    let calls = 0;
+    const direct: Buffer[] = [];
+    const sink: DataSink = (bytes) => {
+      direct.push(Buffer.from(bytes));
+      if (++calls > 1) return undefined;
+      return new Promise<void>((resolve) => (settle = resolve));
+    };
+    let onread: OnRead | undefined;
+    const link = await Link.open(
+      (o) => {
+        onread = o;
+        return Promise.resolve(socket as unknown as Socket);
+      },
+      { peer: 'test', stallTimeoutMs: 0, readBufferSize: body.byteLength, queueMessages: 10, data: sink },
+    );
+    const deliver = (c: Uint8Array): void => {
+      onread!.buffer.set(c);
+      onread!.callback(c.byteLength, onread!.buffer);
+      onread!.buffer.fill(0xee);
+    };
+    try {
+      deliver(head);
+      await link.readHello();
+      assert.equal((await link.next())?.type, 'offer');
+      const waiting = link.next();
+      deliver(body);
+      assert.ok(socket.isPaused(), 'the sink is behind and the queue is full: no more reads');
+      const types: string[] = [];
+      const data: Buffer[] = [];
+      const take = (m: Message | null): void => {
+        assert.ok(m !== null);
+        if (m.type === 'data') data.push(Buffer.from(m.bytes));
+        else types.push(m.type);
+      };
+      take(await waiting);
+      // The queue drained; the consumer waits again while the sink is still behind.
+      for (let m = link.poll(); m !== undefined; m = link.poll()) take(m);
+      const last = link.next();
+      await new Promise((resolve) => setImmediate(resolve));
+      settle!();
+      take(await last);
+      while (types.at(-1) !== 'done') take(await link.next());
+      assert.equal(types.filter((t) => t === 'end').length, ends);
+      assert.deepEqual(Buffer.concat([...direct, ...data]), Buffer.concat([Buffer.alloc(100, 1), Buffer.alloc(50, 2)]));
+      assert.ok(!socket.isPaused(), 'reading again once the consumer caught up');
+    } finally {
+      link.destroy();
+    }
+  });
+
   it('refuses a DATA frame above the frame limit before buffering it', async () => {
     const socket = fakeSocket();
     const link = new Link(socket as unknown as Socket, { peer: 'test', stallTimeoutMs: 0, maxFrameSize: 1024 });

@@ -700,8 +700,16 @@ export class Link {
         if (call !== this.#sinkCall) return;
         this.#sinkPending = false;
         this.#sinkPendingRead = undefined;
-        // Anything queued meanwhile is the consumer's first; its next() with the queue empty resumes.
-        if (!this.#failure && this.#held === undefined && this.#queueHead === this.#queue.length) this.socket.resume();
+        // Anything queued meanwhile is the consumer's first; its next() with the queue empty
+        // resumes. A consumer already waiting there (while the sink was pending, so it did not
+        // release) gets what was held back, the end, and the reads now.
+        if (this.#failure || this.#queueHead !== this.#queue.length) return;
+        if (this.#waiter !== undefined) {
+          this.#release();
+          this.#wake();
+        } else if (this.#held === undefined) {
+          this.socket.resume();
+        }
       },
       (err: unknown) => {
         if (call === this.#sinkCall) {
