@@ -22,7 +22,7 @@
  * file (the page cache) as each range completes.
  */
 import { constants as fsc } from 'node:fs';
-import { open, readFile, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { SocketkitError, toSocketkitError } from '../core/errors.js';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_RANGE_SIZE } from './constants.js';
@@ -281,6 +281,16 @@ export function rangesPath(target: string): string {
   return join(dirname(target), `.${basename(target)}.sk-ranges`);
 }
 
+/** Where a new record is written before it is renamed over the old one. */
+function newRangesPath(target: string): string {
+  return `${rangesPath(target)}.new`;
+}
+
+/** Removes the record of held ranges, and a new one that was not renamed into place yet. */
+export async function removeRanges(target: string): Promise<void> {
+  await Promise.all([unlink(rangesPath(target)), unlink(newRangesPath(target))].map((p) => p.catch(() => undefined)));
+}
+
 /** Reads the record of held ranges; anything unreadable or for another size holds nothing. */
 export async function readRanges(target: string, size: number): Promise<Array<[number, number]> | undefined> {
   let text: string;
@@ -361,18 +371,27 @@ export class Assembly {
     return this.save();
   }
 
-  /** Writes the record of held ranges (in order: one write at a time). */
+  /**
+   * Writes the record of held ranges (in order: one write at a time), into a new file renamed
+   * over the old one: a receiver killed in the middle leaves the old record or the new, never
+   * a truncated one (which would hold nothing, and the resume would send every range again).
+   */
   save(): Promise<void> {
     const text = JSON.stringify({ size: this.size, held: this.held });
-    const path = rangesPath(this.target);
-    this.#saving = this.#saving.then(() => writeFile(path, text, { mode: 0o600, flag: fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | (fsc.O_NOFOLLOW ?? 0) })).catch(() => undefined);
+    const fresh = newRangesPath(this.target);
+    this.#saving = this.#saving
+      .then(async () => {
+        await writeFile(fresh, text, { mode: 0o600, flag: fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | (fsc.O_NOFOLLOW ?? 0) });
+        await rename(fresh, rangesPath(this.target));
+      })
+      .catch(() => undefined);
     return this.#saving;
   }
 
   /** Removes the record (the file is placed, or nothing of it is kept). */
   async forget(): Promise<void> {
     await this.#saving;
-    await unlink(rangesPath(this.target)).catch(() => undefined);
+    await removeRanges(this.target);
   }
 }
 

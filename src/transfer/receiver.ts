@@ -29,7 +29,7 @@ import { checkWirePath, resolveUnder, unsafePath } from './paths.js';
 import { adoptForResume, lstatOrUndefined, partialPath, place, receivedMode, removeIfEmpty, syncDir } from './place.js';
 import { agreeHash, checkDigest, clean, hashHello, negotiateVersion, protocolError, type Message, type OfferMessage, type Hello, type ParallelInfo } from './protocol.js';
 import { createDigest, HASH_LABELS, type FileDigest, type HashName } from './digest.js';
-import { Assemblies, Assembly, heldFrom, OrderedDigest, RANGE_HASH, rangesPath, readBackFrom, readRanges, checkRange, insertExtent } from './parallel.js';
+import { Assemblies, Assembly, heldFrom, OrderedDigest, RANGE_HASH, readBackFrom, readRanges, removeRanges, checkRange, insertExtent } from './parallel.js';
 
 /** Options of {@link runReceiver}. */
 export interface ReceiverOptions {
@@ -771,7 +771,7 @@ export class Receiver {
       cur.fh = undefined;
       await place(part, target, this.#options.force ?? false);
       // A record of ranges left by an earlier parallel attempt is now out of date.
-      await unlink(rangesPath(target)).catch(() => undefined);
+      await removeRanges(target);
       await syncDir(dirname(target));
     } finally {
       await cur.fh?.close().catch(() => undefined);
