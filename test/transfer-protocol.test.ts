@@ -161,10 +161,14 @@ function fakeSocket(): Duplex {
   });
 }
 
+/** Frames for: a sender's hello, then an offer. */
+function sampleHead(): Buffer {
+  return Buffer.concat([...encodeFrame(encodeHello('sender', { entries: 1 })), ...encodeFrame(encodeControl({ type: 'offer', id: 0, kind: 'file', path: 'f', size: 1, mode: 0o644, mtimeMs: 0 }))]);
+}
+
 /** Frames for: hello, an offer, then DATA frames of `payloads`, an END, DONE. */
 function sampleStream(payloads: readonly Uint8Array[]): Uint8Array {
-  const parts: Uint8Array[] = [...encodeFrame(encodeHello('sender', { entries: 1 }))];
-  parts.push(...encodeFrame(encodeControl({ type: 'offer', id: 0, kind: 'file', path: 'f', size: 1, mode: 0o644, mtimeMs: 0 })));
+  const parts: Uint8Array[] = [sampleHead()];
   for (const p of payloads) parts.push(dataPrefix(p.byteLength), p);
   parts.push(...encodeFrame(encodeControl({ type: 'end', id: 0, sha256: SHA })));
   parts.push(...encodeFrame(encodeControl({ type: 'noop' })));
@@ -341,7 +345,7 @@ describe('link reading (DATA fast path and codec path)', () => {
     const datas = [Buffer.alloc(100, 1), Buffer.alloc(200, 2), Buffer.alloc(300, 3)];
     const w = sampleStream(datas);
     // The hello and the offer first, then (the consumer waiting in next()) one read with the three payloads.
-    const head = Buffer.concat([...encodeFrame(encodeHello('sender', { entries: 1 })), ...encodeFrame(encodeControl({ type: 'offer', id: 0, kind: 'file', path: 'f', size: 1, mode: 0o644, mtimeMs: 0 }))]).byteLength;
+    const head = sampleHead().byteLength;
     const r = await readThroughReusedBuffer([w.subarray(0, head), w.subarray(head)], 'sometimes-behind');
     assert.deepEqual(r.data, Buffer.concat(datas));
     assert.deepEqual(r.types, ['offer', 'end', 'done']);
@@ -353,7 +357,7 @@ describe('link reading (DATA fast path and codec path)', () => {
     // than one 16 KiB decoding slice of them), so the rest is held back; the consumer empties the
     // queue and waits in next() before the sink's promise settles. Found in review: the link
     // stayed paused for ever.
-    const head = Buffer.concat([...encodeFrame(encodeHello('sender', { entries: 1 })), ...encodeFrame(encodeControl({ type: 'offer', id: 0, kind: 'file', path: 'f', size: 1, mode: 0o644, mtimeMs: 0 }))]);
+    const head = sampleHead();
     const ends = 600;
     const body = Buffer.concat([
       dataPrefix(100),

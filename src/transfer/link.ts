@@ -211,14 +211,13 @@ export class Link {
    * without a queue entry or a promise, and (with the link's own read buffer) without a copy.
    */
   readonly #sink: DataSink | undefined;
-  /** A sink call's promise has not settled yet. */
-  #sinkPending = false;
   /**
-   * The read during which the sink fell behind: the rest of it still goes to the sink (which
-   * takes it into its own buffers anyway) instead of into the queue, which would copy it once
-   * more. So a sink holds at most one read beyond its limit.
+   * While a sink call's promise has not settled: the read during which the sink fell behind. The
+   * rest of that read still goes to the sink (which takes it into its own buffers anyway) instead
+   * of into the queue, which would copy it once more. So a sink holds at most one read beyond its
+   * limit.
    */
-  #sinkPendingRead: Buffer | undefined;
+  #sinkBehindIn: Buffer | undefined;
   /** Which sink promise is the latest: only its settling resumes the reads. */
   #sinkCall = 0;
   readonly #timer: NodeJS.Timeout;
@@ -327,7 +326,7 @@ export class Link {
       // With a sink, reads resume only now, with the queue empty and the consumer waiting: what
       // they bring then goes to the sink, not into the queue (a copy of every byte, in a loop
       // that lasts while the sink is the slower side).
-      if (this.#sink !== undefined && !this.#failure && !this.#sinkPending && (this.#held !== undefined || this.socket.isPaused())) {
+      if (this.#sink !== undefined && !this.#failure && this.#sinkBehindIn === undefined && (this.#held !== undefined || this.socket.isPaused())) {
         this.#release();
         this.#wake();
       }
@@ -570,7 +569,7 @@ export class Link {
         this.#lastProgress = performance.now();
         // The consumer waits with nothing queued: hand the bytes over now (also the rest of the
         // read during which the sink fell behind).
-        if (this.#sink !== undefined && (!this.#sinkPending || this.#sinkPendingRead === chunk) && this.#waiter !== undefined && this.#queueHead === this.#queue.length) this.#handOver(this.#sink, bytes, chunk);
+        if (this.#sink !== undefined && (this.#sinkBehindIn === undefined || this.#sinkBehindIn === chunk) && this.#waiter !== undefined && this.#queueHead === this.#queue.length) this.#handOver(this.#sink, bytes, chunk);
         else this.#enqueue({ type: 'data', bytes: this.#keep(bytes) }, n);
         if (this.#full()) break;
         continue;
@@ -628,7 +627,7 @@ export class Link {
       this.#endPending = false;
       this.#onEnd();
     }
-    if (!this.#failure && !this.#sinkPending) this.socket.resume();
+    if (!this.#failure && this.#sinkBehindIn === undefined) this.socket.resume();
   }
 
   /** The codec's path: every frame `bytes` completes, parsed and queued. */
@@ -692,14 +691,12 @@ export class Link {
     }
     if (wait === undefined) return;
     const call = ++this.#sinkCall;
-    this.#sinkPending = true;
-    this.#sinkPendingRead = chunk;
+    this.#sinkBehindIn = chunk;
     this.socket.pause();
     wait.then(
       () => {
         if (call !== this.#sinkCall) return;
-        this.#sinkPending = false;
-        this.#sinkPendingRead = undefined;
+        this.#sinkBehindIn = undefined;
         // Anything queued meanwhile is the consumer's first; its next() with the queue empty
         // resumes. A consumer already waiting there (while the sink was pending, so it did not
         // release) gets what was held back, the end, and the reads now.
@@ -712,10 +709,7 @@ export class Link {
         }
       },
       (err: unknown) => {
-        if (call === this.#sinkCall) {
-          this.#sinkPending = false;
-          this.#sinkPendingRead = undefined;
-        }
+        if (call === this.#sinkCall) this.#sinkBehindIn = undefined;
         this.fail(err);
       },
     );
